@@ -1,0 +1,148 @@
+"""Release folders: ``model.safetensors`` + ``config.json`` in timm's Hub format.
+
+A release folder is the single source of truth for the architecture, class
+names, preprocessing (``pretrained_cfg``) and calibration temperature. It loads
+with ``timm.create_model("local-dir:DIR", pretrained=True)`` and uploads to the
+Hub unchanged; a Hub id (``hf-hub:user/repo`` or ``user/repo``) is downloaded to
+the local cache and then goes through the same local-folder code.
+
+Folders are written to a temporary sibling and renamed into place, so a crash
+never leaves a half-written release behind.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from timm.models import save_for_hf
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+class CheckpointError(ValueError):
+    """A release folder is missing, damaged, or not the model the caller expects."""
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_release(
+    model: torch.nn.Module,
+    directory: str | os.PathLike,
+    label_names: list[str],
+    *,
+    temperature: float = 1.0,
+    extra: dict[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write ``model`` as a release folder at ``directory`` (replacing it atomically)."""
+    directory = Path(directory)
+    if len(label_names) != model.num_classes:
+        raise CheckpointError(f"{len(label_names)} label names for a model with {model.num_classes} outputs")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        # A copy in contiguous memory (safetensors refuses channels_last views), fp16 if asked.
+        source = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+        if half:
+            source = source.half()
+        cfg = model.pretrained_cfg
+        data_config = {k: cfg[k] for k in ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std") if k in cfg}
+        model_config = {"label_names": list(label_names), "temperature": float(temperature), **(extra or {})}
+        save_for_hf(source, str(staging), model_config=model_config, safe_serialization=True, data_config=data_config)
+        config_path = staging / CONFIG
+        config = json.loads(config_path.read_text())
+        config["weights_sha256"] = sha256_file(staging / WEIGHTS)
+        config["weights_dtype"] = "float16" if half else "float32"
+        config_path.write_text(json.dumps(config, indent=2))
+        _replace_dir(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def _replace_dir(staging: Path, directory: Path) -> None:
+    old = None
+    if directory.exists():
+        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        directory.rename(old)
+    staging.rename(directory)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def resolve_release(name_or_path: str | os.PathLike) -> Path:
+    """A local folder as is; ``hf-hub:user/repo`` or ``user/repo`` downloaded to the Hub cache."""
+    text = str(name_or_path)
+    if text.startswith("local-dir:"):
+        text = text[len("local-dir:"):]
+    path = Path(text)
+    if path.is_dir():
+        return path
+    repo_id = text[len("hf-hub:"):] if text.startswith("hf-hub:") else text
+    if text.startswith("hf-hub:") or (text.count("/") == 1 and not path.exists() and not text.startswith((".", "/"))):
+        from huggingface_hub import snapshot_download
+        try:
+            return Path(snapshot_download(repo_id, allow_patterns=[WEIGHTS, CONFIG, "README.md"]))
+        except Exception as err:  # offline, missing repo, auth: one clear line
+            raise CheckpointError(f"cannot fetch {repo_id!r} from the Hugging Face Hub ({type(err).__name__}: {err})") from None
+    raise CheckpointError(f"no release folder at {text}")
+
+
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    path = Path(directory) / CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{directory} is not a release folder: {CONFIG} is missing")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err})") from None
+    for key in ("architecture", "num_classes", "label_names", "pretrained_cfg"):
+        if key not in config:
+            raise CheckpointError(f"{path} lacks {key!r}")
+    return config
+
+
+def verify_release(directory: str | os.PathLike, expected_labels: list[str] | None = None) -> dict[str, Any]:
+    """Check weights against the recorded sha256 and the class list against the caller's; return the config."""
+    directory = Path(directory)
+    config = read_config(directory)
+    weights = directory / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"{directory} lacks {WEIGHTS}")
+    recorded = config.get("weights_sha256")
+    if recorded and sha256_file(weights) != recorded:
+        raise CheckpointError(f"{weights} does not match the sha256 in {CONFIG}: the weights are damaged or were replaced")
+    labels = list(config["label_names"])
+    if len(labels) != config["num_classes"]:
+        raise CheckpointError(f"{CONFIG}: {len(labels)} label names for {config['num_classes']} classes")
+    if expected_labels is not None and labels != list(expected_labels):
+        raise CheckpointError(f"the model's classes {labels} differ from the expected {list(expected_labels)}")
+    return config
+
+
+def load_release(
+    name_or_path: str | os.PathLike, expected_labels: list[str] | None = None
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Verify and load a release folder (or Hub id); returns ``(model in eval mode, config)``."""
+    directory = resolve_release(name_or_path)
+    config = verify_release(directory, expected_labels)
+    model = timm.create_model(f"local-dir:{directory.resolve()}", pretrained=True)
+    model.float().eval()
+    return model, config

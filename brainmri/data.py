@@ -1,0 +1,213 @@
+"""Dataset folders → a decoded, resized uint8 cache, class lists and splits.
+
+Layout (Kaggle's): ``ROOT/<class name>/<image file>``; classes are the sorted
+folder names. Every file is decoded once through :mod:`brainmri.imageio` and
+:class:`brainmri.transforms.Preprocess`; the result (``N x S x S`` uint8 plus
+per-file facts: sha256, original size and mode, perceptual hash) is kept in an
+ignored cache folder keyed by the file list, the preprocessing and this
+module's version, so later runs start in seconds. Unreadable files are
+reported with their path and reason and skipped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+from .imageio import ImageLoadError, load_grayscale
+from .transforms import Preprocess
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 2
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"}
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BRAINMRI_CACHE", Path.cwd() / ".cache" / "brainmri"))
+
+
+def list_classes(root: str | os.PathLike) -> list[str]:
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no dataset folder at {root}")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise ValueError(f"{root} has no class folders (expected ROOT/<class>/<image>)")
+    return classes
+
+
+def check_classes(found: list[str], label_names: list[str], *, allow_subset: bool) -> None:
+    """Folder classes must equal the model's labels (training) or be a subset (evaluation)."""
+    unknown = [c for c in found if c not in label_names]
+    if unknown:
+        raise ValueError(f"class folders {unknown} are not among the model's labels {label_names}")
+    if not allow_subset and list(found) != list(label_names):
+        raise ValueError(f"class folders {found} differ from the model's labels {label_names}")
+
+
+@dataclass
+class ImageSet:
+    """Decoded images of one folder, ready for training or evaluation."""
+
+    root: Path
+    classes: list[str]
+    paths: list[str]  # relative to root
+    labels: np.ndarray  # int64 index into `classes`
+    images: np.ndarray  # N x S x S uint8, what the model sees before normalisation
+    sha256: list[str]
+    phash: np.ndarray  # N uint64 perceptual hashes
+    sizes: np.ndarray  # N x 2 (width, height) of the original file
+    modes: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, index) -> "ImageSet":
+        index = np.asarray(index, dtype=np.int64)
+        return ImageSet(self.root, self.classes, [self.paths[i] for i in index], self.labels[index],
+                        self.images[index], [self.sha256[i] for i in index], self.phash[index],
+                        self.sizes[index], [self.modes[i] for i in index], list(self.skipped))
+
+    def relabel(self, label_names: list[str]) -> "ImageSet":
+        """Re-index labels into a model's ``label_names`` (for folders lacking some classes)."""
+        check_classes(self.classes, label_names, allow_subset=True)
+        mapping = np.array([label_names.index(c) for c in self.classes], dtype=np.int64)
+        out = self.subset(np.arange(len(self)))
+        out.labels, out.classes = mapping[self.labels], list(label_names)
+        return out
+
+
+def _list_files(root: Path, classes: list[str]) -> list[tuple[str, int]]:
+    files = []
+    for index, name in enumerate(classes):
+        for path in sorted((root / name).rglob("*")):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                files.append((str(path.relative_to(root)), index))
+    return files
+
+
+def _cache_key(root: Path, files: list[tuple[str, int]], preprocess: Preprocess) -> str:
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{preprocess}".encode())
+    for rel, label in files:
+        stat = (root / rel).stat()
+        digest.update(f"{rel}|{label}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def _decode(root: Path, rel: str, preprocess: Preprocess):
+    path = root / rel
+    try:
+        data = path.read_bytes()
+        gray = load_grayscale(path)
+    except (ImageLoadError, OSError) as err:
+        return None, str(err)
+    except Exception as err:  # a damaged file must never stop a run
+        return None, f"{type(err).__name__}: {err}"
+    try:  # original size and mode: the shortcut the audit shows
+        with Image.open(path) as probe:
+            size, mode = probe.size, probe.mode
+    except OSError:
+        size, mode = (gray.shape[1], gray.shape[0]), "DICOM"
+    fitted = preprocess.fit(gray)
+    phash = int(str(imagehash.phash(Image.fromarray(fitted))), 16)
+    return (fitted, hashlib.sha256(data).hexdigest(), phash, size, mode), None
+
+
+def load_folder(
+    root: str | os.PathLike,
+    preprocess: Preprocess,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    classes: list[str] | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> ImageSet:
+    """Decode (or read from cache) every image under ``root``; unreadable files are skipped and reported."""
+    root = Path(root)
+    classes = classes or list_classes(root)
+    files = _list_files(root, classes)
+    if not files:
+        raise ValueError(f"no image files under {root}")
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = _cache_key(root, files, preprocess)
+    cached = _read_cache(cache_dir, key, root, classes)
+    if cached is not None:
+        return cached
+
+    from tqdm.auto import tqdm
+
+    workers = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(tqdm(pool.map(lambda f: _decode(root, f[0], preprocess), files), total=len(files),
+                            desc=f"decoding {root.name}", disable=None if progress else True, leave=False))
+    keep, skipped = [], []
+    for (rel, label), (value, error) in zip(files, results):
+        if error is not None:
+            skipped.append((rel, error))
+            log.warning("skipping unreadable image %s: %s", root / rel, error)
+        else:
+            keep.append((rel, label, value))
+    if not keep:
+        raise ValueError(f"none of the {len(files)} files under {root} could be read")
+    size = preprocess.image_size
+    images = np.stack([v[0] for _, _, v in keep]) if keep else np.zeros((0, size, size), np.uint8)
+    image_set = ImageSet(
+        root=root, classes=classes, paths=[r for r, _, _ in keep],
+        labels=np.array([lab for _, lab, _ in keep], dtype=np.int64), images=images,
+        sha256=[v[1] for _, _, v in keep], phash=np.array([v[2] for _, _, v in keep], dtype=np.uint64),
+        sizes=np.array([v[3] for _, _, v in keep], dtype=np.int64), modes=[v[4] for _, _, v in keep],
+        skipped=skipped,
+    )
+    _write_cache(cache_dir, key, image_set)
+    return image_set
+
+
+def _read_cache(cache_dir: Path, key: str, root: Path, classes: list[str]) -> ImageSet | None:
+    meta_path, array_path = cache_dir / f"{key}.json", cache_dir / f"{key}.npy"
+    if not (meta_path.is_file() and array_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        images = np.load(array_path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    for rel, reason in meta["skipped"]:
+        log.warning("skipping unreadable image %s: %s", root / rel, reason)
+    return ImageSet(root, classes, meta["paths"], np.array(meta["labels"], dtype=np.int64), np.asarray(images),
+                    meta["sha256"], np.array([int(h, 16) for h in meta["phash"]], dtype=np.uint64),
+                    np.array(meta["sizes"], dtype=np.int64), meta["modes"], [tuple(s) for s in meta["skipped"]])
+
+
+def _write_cache(cache_dir: Path, key: str, s: ImageSet) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".{key}.{os.getpid()}.npy"
+    np.save(tmp, s.images, allow_pickle=False)
+    os.replace(tmp, cache_dir / f"{key}.npy")
+    meta = {"paths": s.paths, "labels": s.labels.tolist(), "sha256": s.sha256,
+            "phash": [f"{int(h):016x}" for h in s.phash], "sizes": s.sizes.tolist(), "modes": s.modes,
+            "skipped": [list(x) for x in s.skipped]}
+    tmp = cache_dir / f".{key}.{os.getpid()}.json"
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, cache_dir / f"{key}.json")
+
+
+def split_train_val(image_set: ImageSet, groups: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, stratified split that keeps each near-duplicate group on one side."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if not 0 < val_fraction < 0.5:
+        raise ValueError("val_fraction must be between 0 and 0.5")
+    n_splits = max(2, round(1 / val_fraction))
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    train_index, val_index = next(folds.split(np.zeros(len(image_set)), image_set.labels, groups))
+    return np.sort(train_index), np.sort(val_index)

@@ -1,0 +1,169 @@
+"""One entry point that turns any supported input into the same grayscale array.
+
+Every caller (training cache, evaluation, app, heatmap overlay) goes through
+:func:`load_grayscale`, so the same file always gives the same pixels.
+
+Supported: JPEG, PNG, BMP, TIFF, WebP, GIF (first frame of a still image) in
+modes 1, L, LA, P, PA, RGB, RGBA, CMYK, I, I;16, F; EXIF orientation is applied;
+the format is read from the bytes, not the file name. DICOM (``.dcm`` or the
+``DICM`` magic) is read with pydicom: modality rescale, VOI window, MONOCHROME1
+inversion. Only pixel data is used; no DICOM tag other than those is read.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Pillow's decompression-bomb guard stays on; we lower its ceiling to a size a
+# brain slice never reaches (about 8k x 8k) and turn its warning into an error.
+MAX_PIXELS = 64_000_000
+MAX_BYTES = 25 * 1024 * 1024
+MIN_SIDE = 16
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
+
+
+class ImageLoadError(ValueError):
+    """The input is not an image this project can read; the message says why."""
+
+
+def load_grayscale(source: ImageSource, *, max_bytes: int = MAX_BYTES) -> np.ndarray:
+    """Return an ``H x W`` uint8 grayscale array for a path, bytes, PIL image or array."""
+    if isinstance(source, Image.Image):
+        return _pil_to_gray(source)
+    if isinstance(source, np.ndarray):
+        return _array_to_gray(source)
+    data = _read_bytes(source, max_bytes)
+    if _is_dicom(data, source):
+        return _dicom_to_gray(data)
+    return _pil_to_gray(_open_pil(data))
+
+
+def _read_bytes(source, max_bytes: int) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageLoadError(f"no such file: {path.name}")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImageLoadError(f"file is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+        data = path.read_bytes()
+    else:
+        raise ImageLoadError(f"cannot read an image from a {type(source).__name__}")
+    if not data:
+        raise ImageLoadError("the file is empty")
+    if len(data) > max_bytes:
+        raise ImageLoadError(f"file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+    return data
+
+
+def _is_dicom(data: bytes, source) -> bool:
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return True
+    return isinstance(source, (str, os.PathLike)) and str(source).lower().endswith(".dcm")
+
+
+def _open_pil(data: bytes) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS
+            try:
+                image = Image.open(io.BytesIO(data))
+                _check_size(*image.size)
+                if getattr(image, "n_frames", 1) > 1:
+                    raise ImageLoadError("animated or multi-page images are not supported; upload one slice")
+                image.load()
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(f"image is too large (over {MAX_PIXELS // 1_000_000} megapixels)") from None
+    except UnidentifiedImageError:
+        raise ImageLoadError("not a recognised image file (JPEG, PNG, BMP, TIFF, WebP or DICOM)") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageLoadError(f"the image file is damaged or truncated ({err})") from None
+    return ImageOps.exif_transpose(image)
+
+
+def _check_size(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageLoadError(f"image is too large ({width}x{height} pixels)")
+    if min(width, height) < MIN_SIDE:
+        raise ImageLoadError(f"image is too small ({width}x{height} pixels); a slice needs at least {MIN_SIDE} px a side")
+
+
+def _pil_to_gray(image: Image.Image) -> np.ndarray:
+    _check_size(*image.size)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return _array_to_gray(np.asarray(image))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent pixels are background: composite on black, the scan's own background.
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, image)
+    return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+
+
+def _array_to_gray(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        array = array[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    elif array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise ImageLoadError(f"expected a 2-D image, got an array of shape {array.shape}")
+    _check_size(array.shape[1], array.shape[0])
+    if array.dtype == np.uint8:
+        return array.copy()
+    return _rescale_to_uint8(array.astype(np.float64))
+
+
+def _rescale_to_uint8(array: np.ndarray) -> np.ndarray:
+    """Min-max stretch of a wide-range image (16-bit, float, DICOM) to 0..255."""
+    finite = np.isfinite(array)
+    if not finite.any():
+        raise ImageLoadError("the image holds no finite pixel values")
+    array = np.where(finite, array, np.nanmin(np.where(finite, array, np.inf)))
+    low, high = float(array.min()), float(array.max())
+    if high <= low:
+        return np.zeros(array.shape, dtype=np.uint8)
+    return np.round((array - low) * (255.0 / (high - low))).astype(np.uint8)
+
+
+def _dicom_to_gray(data: bytes) -> np.ndarray:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as err:
+        raise ImageLoadError(f"not a readable DICOM file ({err})") from None
+    if "PixelData" not in ds:
+        raise ImageLoadError("the DICOM file holds no pixel data")
+    try:
+        pixels = ds.pixel_array
+    except Exception as err:  # pydicom raises many types for codecs and malformed data
+        raise ImageLoadError(f"cannot decode the DICOM pixel data ({type(err).__name__}: {err})") from None
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if frames > 1:
+        pixels = pixels[frames // 2]  # the middle slice of a multi-frame series
+    if pixels.ndim == 3 and pixels.shape[-1] == 3:
+        return _array_to_gray(pixels)
+    pixels = apply_modality_lut(pixels, ds).astype(np.float64)
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        pixels = apply_voi_lut(pixels, ds).astype(np.float64)
+    gray = _array_to_gray(pixels)
+    if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
+        gray = 255 - gray
+    return gray

@@ -1,0 +1,130 @@
+"""Figures (matplotlib, Agg backend): training curves, data views, evaluation plots."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def training_curves(history: list[dict[str, Any]], path) -> Path:
+    epochs = [r["epoch"] + 1 for r in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], label="train (augmented, smoothed labels)")
+    ax_loss.plot(epochs, [r.get("val_loss", np.nan) for r in history], label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    ax_acc.plot(epochs, [r["train_acc"] for r in history], label="train (augmented)")
+    ax_acc.plot(epochs, [r.get("val_acc", np.nan) for r in history], label="validation")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
+
+
+def image_grid(images: list[np.ndarray], titles: list[str], path, *, columns: int = 8, suptitle: str = "") -> Path:
+    rows = max(1, math.ceil(len(images) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.8), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, title in zip(axes.flat, images, titles):
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
+        ax.set_title(title, fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return _save(fig, path)
+
+
+def augmented_batch(batch, preprocess, path) -> Path:
+    """Undo normalisation of one augmented training batch and draw it."""
+    import torch
+
+    mean = torch.tensor(preprocess.mean).view(1, -1, 1, 1)
+    std = torch.tensor(preprocess.std).view(1, -1, 1, 1)
+    pixels = ((batch.float().cpu() * std + mean)[:, 0] * 255).clamp(0, 255).byte().numpy()
+    return image_grid(list(pixels), [""] * len(pixels), path, suptitle="One augmented training batch")
+
+
+def confusion(matrix: np.ndarray, labels: list[str], path, *, normalize: bool) -> Path:
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    values = matrix.astype(float)
+    if normalize:
+        values = values / np.maximum(values.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ConfusionMatrixDisplay(values, display_labels=labels).plot(ax=ax, cmap="Blues", colorbar=False,
+                                                               values_format=".2f" if normalize else "d")
+    ax.set_title("Confusion matrix" + (" (row-normalised)" if normalize else " (counts)"))
+    return _save(fig, path)
+
+
+def roc_curves(y_true: np.ndarray, probs: np.ndarray, labels: list[str], path) -> Path:
+    from sklearn.metrics import RocCurveDisplay
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for index, label in enumerate(labels):
+        positives = y_true == index
+        if positives.any() and not positives.all():
+            RocCurveDisplay.from_predictions(positives, probs[:, index], name=label, ax=ax)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set_title("One-vs-rest ROC")
+    return _save(fig, path)
+
+
+def reliability_diagram(rel: dict[str, list[float]], ece: float, path) -> Path:
+    edges = np.array(rel["edges"])
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.bar(centres, np.nan_to_num(rel["accuracy"]), width=edges[1] - edges[0], edgecolor="k", alpha=0.7, label="accuracy")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect calibration")
+    ax.set(xlabel="confidence (top-1 probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
+           title=f"Reliability diagram (ECE = {ece:.3f})")
+    ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def class_counts(counts: dict[str, dict[str, int]], path) -> Path:
+    splits = list(counts)
+    classes = sorted({c for s in counts.values() for c in s})
+    x = np.arange(len(classes))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for offset, split in enumerate(splits):
+        bars = ax.bar(x + offset * 0.4 - 0.2, [counts[split].get(c, 0) for c in classes], width=0.4, label=split)
+        ax.bar_label(bars, fontsize=8)
+    ax.set_xticks(x, classes)
+    ax.set(ylabel="images", title="Images per class and split")
+    ax.legend()
+    return _save(fig, path)
+
+
+def sizes_and_modes(sizes: np.ndarray, modes: list[str], labels: np.ndarray, classes: list[str], path) -> Path:
+    fig, (ax_size, ax_mode) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for index, name in enumerate(classes):
+        chosen = labels == index
+        ax_size.scatter(sizes[chosen, 0], sizes[chosen, 1], s=6, alpha=0.4, label=name)
+    ax_size.set(xlabel="width (px)", ylabel="height (px)", title="Original image size by class", xscale="log", yscale="log")
+    ax_size.legend(markerscale=3)
+    all_modes = sorted(set(modes))
+    bottom = np.zeros(len(classes))
+    for mode in all_modes:
+        share = np.array([np.mean([m == mode for m, lab in zip(modes, labels) if lab == i]) if (labels == i).any() else 0
+                          for i in range(len(classes))])
+        ax_mode.bar(classes, share, bottom=bottom, label=f"mode {mode}")
+        bottom += share
+    ax_mode.set(ylabel="share of images", title="Colour mode by class")
+    ax_mode.legend()
+    fig.suptitle("Class-correlated image sizes and modes: a shortcut the pipeline removes")
+    return _save(fig, path)

@@ -1,0 +1,462 @@
+"""Training: the report's two-phase recipe and a from-scratch recipe, resumable, DDP-ready.
+
+The loop reads batches from the in-memory uint8 cache (:mod:`brainmri.data`),
+augments the whole batch at once (:mod:`brainmri.augment`) and steps the model
+in channels_last (bf16 autocast where the CPU or GPU supports it). After every
+epoch it validates on the held-out part of Training, writes ``last.pt`` (resume
+state, tensors only, written then renamed) and keeps the best release folder by
+validation loss. Testing is never read here.
+
+Under ``torchrun --nproc_per_node N`` each process takes 1/N of every global
+batch; gradients are averaged by DDP, so the global batch and schedule are
+those of one process, and only rank 0 writes.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import plots
+from .augment import AugmentConfig, augment_batch
+from .calibration import fit_temperature
+from .checkpoint import load_release, save_release
+from .data import check_classes, list_classes, load_folder, split_train_val
+from .dedup import duplicate_groups, find_pairs
+from .model import create_model, head_parameters
+from .transforms import Preprocess
+
+log = logging.getLogger(__name__)
+
+RECIPES: dict[str, dict[str, Any]] = {
+    # The research report: Adam, batch 32, head at 1e-3 then everything at 1e-4, early stopping.
+    "report": dict(optimizer="adam", lr=1e-4, head_lr=1e-3, head_epochs=2, weight_decay=0.0, warmup_epochs=0,
+                   schedule="constant", label_smoothing=0.0, augment="report", ema_decay=0.0, patience=5),
+    # Without ImageNet weights: AdamW, warm-up + cosine, label smoothing, stronger augmentation, EMA.
+    "scratch": dict(optimizer="adamw", lr=2e-3, head_lr=0.0, head_epochs=0, weight_decay=0.05, warmup_epochs=3,
+                    schedule="cosine", label_smoothing=0.1, augment="strong", ema_decay=0.998, patience=0),
+}
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    arch: str = "convnext_tiny"
+    pretrained: bool = True
+    init: str | None = None
+    image_size: int = 224
+    recipe: str = "report"
+    epochs: int = 50
+    batch_size: int = 32
+    optimizer: str | None = None
+    lr: float | None = None
+    head_lr: float | None = None
+    head_epochs: int | None = None
+    weight_decay: float | None = None
+    warmup_epochs: int | None = None
+    schedule: str | None = None
+    label_smoothing: float | None = None
+    augment: str | None = None
+    ema_decay: float | None = None
+    patience: int | None = None
+    drop_rate: float = 0.3
+    drop_path_rate: float = 0.0
+    ls_init_value: float | None = None
+    val_fraction: float = 0.1
+    seed: int = 0
+    steps_per_epoch: int | None = None  # cap, for smoke tests
+    bf16: str = "auto"  # auto | on | off
+    channels_last: bool = True
+    threads: int | None = None
+    cache_dir: str | None = None
+    resume: bool = False
+    half_weights: bool = False
+    model_args: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> "TrainConfig":
+        """Fill every unset recipe field from the named recipe."""
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}; choose {sorted(RECIPES)}")
+        values = asdict(self)
+        for key, default in RECIPES[self.recipe].items():
+            if values.get(key) is None:
+                values[key] = default
+        return TrainConfig(**values)
+
+
+# ----------------------------------------------------------------------------- distributed
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device("cpu")
+    if world <= 1:
+        return Dist(device=device)
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), device=device)
+
+
+def rank_slice(global_batch: int, dist: Dist) -> slice:
+    """This rank's contiguous share of a global batch (equal shares; the batch must divide)."""
+    if global_batch % dist.world:
+        raise ValueError(f"global batch {global_batch} does not divide over {dist.world} processes")
+    share = global_batch // dist.world
+    return slice(dist.rank * share, (dist.rank + 1) * share)
+
+
+# ----------------------------------------------------------------------------- steps
+
+def use_bf16(setting: str, device: torch.device) -> bool:
+    if setting == "off":
+        return False
+    if device.type == "cuda":
+        supported = torch.cuda.is_bf16_supported()
+    else:
+        supported = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if setting == "on" and not supported:
+        log.warning("bf16 asked for but not supported on %s; using fp32", device)
+    return supported
+
+
+def train_step(model, optimizer, inputs, targets, *, label_smoothing: float = 0.0, bf16: bool = False,
+               loss_scale: float = 1.0) -> tuple[float, int]:
+    """One forward/backward/step; returns (mean loss on this batch, correct predictions)."""
+    with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(inputs)
+    loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    (loss * loss_scale).backward()
+    optimizer.step()
+    return float(loss.detach()), int((logits.detach().argmax(1) == targets).sum())
+
+
+@torch.inference_mode()
+def predict_logits(model, images: np.ndarray, preprocess: Preprocess, *, batch_size: int = 64,
+                   device: torch.device = torch.device("cpu"), bf16: bool = False, channels_last: bool = True) -> torch.Tensor:
+    """Logits for fitted uint8 images (N x S x S), in eval mode."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).unsqueeze(1).to(device)
+        x = preprocess.normalize(chunk)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out.append(model(x).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "cosine":
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return 1.0
+
+
+# ----------------------------------------------------------------------------- the run
+
+class Trainer:
+    """Owns one run folder: data, model, optimiser, history; ``run()`` trains to the end."""
+
+    def __init__(self, cfg: TrainConfig, dist: Dist | None = None):
+        self.cfg = cfg.resolved()
+        self.dist = dist or setup_distributed()
+        self.out = Path(self.cfg.out)
+        self.device = self.dist.device
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        self.bf16 = use_bf16(self.cfg.bf16, self.device)
+        self.aug = AugmentConfig.named(self.cfg.augment)
+        self.history: list[dict[str, Any]] = []
+        self.best_loss = math.inf
+        self.bad_epochs = 0
+        self.start_epoch = 0
+        self.seconds = 0.0
+
+    # -- setup
+    def _build_model(self):
+        c = self.cfg
+        if c.init:
+            model, config = load_release(c.init)
+            self.label_names = list(config["label_names"])
+            return model
+        args = dict(c.model_args)
+        if c.ls_init_value is not None:
+            args["ls_init_value"] = c.ls_init_value
+        if c.drop_path_rate:
+            args["drop_path_rate"] = c.drop_path_rate
+        return create_model(c.arch, num_classes=len(self.classes), pretrained=c.pretrained, drop_rate=c.drop_rate,
+                            image_size=c.image_size, **args)
+
+    def setup(self) -> None:
+        c = self.cfg
+        root = Path(c.data)
+        train_root = root / "Training" if (root / "Training").is_dir() else root
+        self.classes = list_classes(train_root)
+        self.label_names = self.classes
+        torch.manual_seed(c.seed)
+        self.model = self._build_model()
+        check_classes(self.classes, self.label_names, allow_subset=False)
+        self.preprocess = Preprocess.from_model(self.model)
+        full = load_folder(train_root, self.preprocess, cache_dir=c.cache_dir, classes=self.classes,
+                           progress=self.dist.main)
+        self.skipped = full.skipped
+        groups = duplicate_groups(len(full), find_pairs(full.phash, full.images, full.sha256))
+        train_index, val_index = split_train_val(full, groups, c.val_fraction, c.seed)
+        self.train_set, self.val_set = full.subset(train_index), full.subset(val_index)
+        self.train_images = torch.from_numpy(np.ascontiguousarray(self.train_set.images))
+        self.train_labels = torch.from_numpy(self.train_set.labels)
+
+        self.model.to(self.device)
+        if c.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.ema = None
+        if c.ema_decay:
+            from timm.utils import ModelEmaV3
+            self.ema = ModelEmaV3(self.model, decay=c.ema_decay, device=self.device)
+        self.net = self.model
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+        self.steps_per_epoch = len(self.train_set) // c.batch_size
+        if c.steps_per_epoch:
+            self.steps_per_epoch = min(self.steps_per_epoch, c.steps_per_epoch)
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"{len(self.train_set)} training images are fewer than one batch of {c.batch_size}")
+        self.head_epochs = min(c.head_epochs, c.epochs)
+        self.optimizer = self._make_optimizer(head_only=self.head_epochs > 0)
+        if c.resume and (self.out / "last.pt").is_file():
+            self._load_state()
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "args.json").write_text(json.dumps(asdict(c), indent=2))
+            self._write_split()
+
+    def _make_optimizer(self, head_only: bool):
+        c = self.cfg
+        params = head_parameters(self.model) if head_only else list(self.model.parameters())
+        lr = c.head_lr if head_only else c.lr
+        if c.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=lr, weight_decay=c.weight_decay)
+        else:
+            decay = [p for p in params if p.ndim > 1]
+            no_decay = [p for p in params if p.ndim <= 1]
+            opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
+                                     {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+        for group in opt.param_groups:
+            group["base_lr"] = lr
+        return opt
+
+    def _write_split(self) -> None:
+        with open(self.out / "split.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", "label", "split"])
+            for name, s in (("train", self.train_set), ("val", self.val_set)):
+                for path, label in zip(s.paths, s.labels):
+                    writer.writerow([path, self.classes[label], name])
+
+    # -- state
+    def _state(self, epoch: int) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "ema": self.ema.module.state_dict() if self.ema else {}, "epoch": epoch,
+                "best_loss": self.best_loss, "bad_epochs": self.bad_epochs, "seconds": self.seconds,
+                "history": json.dumps(self.history)}
+
+    def _save_state(self, epoch: int) -> None:
+        tmp = self.out / f".last.pt.{os.getpid()}"
+        torch.save(self._state(epoch), tmp)
+        os.replace(tmp, self.out / "last.pt")
+
+    def _load_state(self) -> None:
+        state = torch.load(self.out / "last.pt", map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.start_epoch = int(state["epoch"]) + 1
+        if self.start_epoch >= self.head_epochs and self.head_epochs:
+            self.optimizer = self._make_optimizer(head_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema and state["ema"]:
+            self.ema.module.load_state_dict(state["ema"])
+        self.best_loss, self.bad_epochs = float(state["best_loss"]), int(state["bad_epochs"])
+        self.seconds = float(state["seconds"])
+        self.history = json.loads(state["history"])
+        log.info("resumed %s at epoch %d", self.out, self.start_epoch)
+
+    # -- epochs
+    def _batches(self, epoch: int):
+        """Deterministic per epoch (seed, epoch): a resumed run sees the same batches."""
+        gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.train_set), generator=gen)
+        share = rank_slice(self.cfg.batch_size, self.dist)
+        for step in range(self.steps_per_epoch):
+            index = order[step * self.cfg.batch_size:(step + 1) * self.cfg.batch_size]
+            images = self.train_images[index].unsqueeze(1).float().div_(255)
+            images = augment_batch(images, self.aug, gen)[share]
+            x = self.preprocess.normalize(images.to(self.device))
+            if self.cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.train_labels[index][share].to(self.device)
+
+    def train_one_epoch(self, epoch: int) -> dict[str, float]:
+        from tqdm.auto import tqdm
+
+        c = self.cfg
+        self.net.train()
+        torch.manual_seed(c.seed * 7919 + epoch)  # dropout / drop-path
+        phase_epochs = c.epochs - self.head_epochs
+        in_head_phase = epoch < self.head_epochs
+        total_loss = correct = seen = 0
+        start = time.perf_counter()
+        bar = tqdm(self._batches(epoch), total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{c.epochs}",
+                   disable=None if self.dist.main else True, leave=False)
+        for step, (x, y) in enumerate(bar):
+            if not in_head_phase:
+                global_step = (epoch - self.head_epochs) * self.steps_per_epoch + step
+                factor = lr_factor(global_step, phase_epochs * self.steps_per_epoch,
+                                   c.warmup_epochs * self.steps_per_epoch, c.schedule)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = group["base_lr"] * factor
+            loss, hits = train_step(self.net, self.optimizer, x, y, label_smoothing=c.label_smoothing, bf16=self.bf16)
+            if self.ema is not None and not in_head_phase:
+                self.ema.update(self.model, step=global_step)
+            total_loss += loss * len(y)
+            correct += hits
+            seen += len(y)
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+        seconds = time.perf_counter() - start
+        return {"train_loss": total_loss / seen, "train_acc": correct / seen,
+                "train_img_s": seen * self.dist.world / seconds, "train_seconds": seconds}
+
+    def eval_model(self):
+        return self.ema.module if self.ema is not None and self.history and self.history[-1]["epoch"] >= self.head_epochs else self.model
+
+    def validate(self, model=None) -> dict[str, float]:
+        model = model or self.eval_model()
+        logits = predict_logits(model, self.val_set.images, self.preprocess, device=self.device, bf16=self.bf16,
+                                channels_last=self.cfg.channels_last)
+        labels = torch.from_numpy(self.val_set.labels)
+        return {"val_loss": float(F.cross_entropy(logits, labels)),
+                "val_acc": float((logits.argmax(1) == labels).float().mean())}
+
+    def run(self) -> dict[str, Any]:
+        c = self.cfg
+        self.setup()
+        if self.dist.main and self.start_epoch == 0:
+            sample = next(self._batches(0))[0][:32]
+            plots.augmented_batch(sample, self.preprocess, self.out / "augmented_batch.png")
+        for epoch in range(self.start_epoch, c.epochs):
+            if epoch == self.head_epochs and self.head_epochs and epoch > 0:
+                self.optimizer = self._make_optimizer(head_only=False)
+            stats = self.train_one_epoch(epoch)
+            self.seconds += stats["train_seconds"]
+            row = {"epoch": epoch, "phase": "head" if epoch < self.head_epochs else "full",
+                   "lr": self.optimizer.param_groups[0]["lr"], **stats}
+            self.history.append(row)
+            row.update(self.validate())
+            improved = row["val_loss"] < self.best_loss
+            if improved:
+                self.best_loss, self.bad_epochs = row["val_loss"], 0
+                if self.dist.main:
+                    self._save_release(self.eval_model(), epoch, row)
+            elif epoch >= self.head_epochs:
+                self.bad_epochs += 1
+            row["best"] = improved
+            if self.dist.main:
+                self._save_state(epoch)
+                self._write_history()
+                log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+            if c.patience and self.bad_epochs >= c.patience:
+                log.info("early stop: validation loss has not improved for %d epochs", c.patience)
+                break
+        summary = self.finish()
+        return summary
+
+    def _save_release(self, model, epoch: int, row: dict[str, Any]) -> None:
+        c = self.cfg
+        extra = {"brainmri": {"recipe": c.recipe, "epoch": epoch + 1, "val_loss": row["val_loss"],
+                              "val_acc": row["val_acc"], "seed": c.seed, "image_size": c.image_size,
+                              "train_images": len(self.train_set), "val_images": len(self.val_set),
+                              "data": Path(c.data).name, "pretrained": bool(c.pretrained and not c.init)}}
+        save_release(model, self.out / "release", self.label_names, extra=extra, half=c.half_weights)
+
+    def _write_history(self) -> None:
+        keys = list(dict.fromkeys(k for row in self.history for k in row))
+        with open(self.out / "epochs.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.history)
+        plots.training_curves(self.history, self.out / "curves.png")
+
+    def finish(self) -> dict[str, Any]:
+        """Calibrate the best release on validation, measure loop vs bare step, write summary.json."""
+        summary: dict[str, Any] = {"epochs_run": len(self.history), "train_seconds": round(self.seconds, 1),
+                                   "best_val_loss": self.best_loss, "skipped_files": self.skipped}
+        if self.dist.main and (self.out / "release").is_dir():
+            best, config = load_release(self.out / "release")
+            best.to(self.device)
+            logits = predict_logits(best, self.val_set.images, self.preprocess, device=self.device)
+            temperature = fit_temperature(logits, torch.from_numpy(self.val_set.labels))
+            extra = {k: v for k, v in config.items() if k == "brainmri"}
+            extra["brainmri"]["train_seconds"] = round(self.seconds, 1)
+            save_release(best, self.out / "release", self.label_names, temperature=temperature, extra=extra,
+                         half=self.cfg.half_weights)
+            summary["temperature"] = temperature
+        loop = [r["train_img_s"] for r in self.history if r["phase"] == "full"] or [r["train_img_s"] for r in self.history]
+        summary["loop_img_s"] = float(np.median(loop)) if loop else None
+        summary["bare_step_img_s"] = self.bare_step_speed()
+        if summary["loop_img_s"] and summary["bare_step_img_s"]:
+            summary["loop_vs_bare"] = summary["loop_img_s"] / summary["bare_step_img_s"]
+        if self.dist.main:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+            print(f"training loop {summary['loop_img_s']:.1f} img/s, bare forward/backward/step "
+                  f"{summary['bare_step_img_s']:.1f} img/s ({100 * summary.get('loop_vs_bare', 0):.0f} %)")
+        return summary
+
+    def bare_step_speed(self, steps: int = 6) -> float:
+        """img/s of forward/backward/step alone, on batches made in advance from the same data."""
+        import copy
+        model = copy.deepcopy(self.model).train()
+        net = model
+        if self.dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            net = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+        batches = [b for _, b in zip(range(steps), self._batches(0))]
+        train_step(net, opt, *batches[0], bf16=self.bf16)  # warm-up
+        start = time.perf_counter()
+        for x, y in batches[1:]:
+            train_step(net, opt, x, y, bf16=self.bf16)
+        seconds = time.perf_counter() - start
+        return (len(batches) - 1) * self.cfg.batch_size / seconds
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    names = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in values.items() if k in names})

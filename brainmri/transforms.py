@@ -1,0 +1,104 @@
+"""The one preprocessing path: grayscale array → the exact pixels the model sees.
+
+Shortcut guard. In the Kaggle dataset image size, aspect ratio and colour mode
+depend on the class (most "notumor" slices come from a different source than
+the tumour slices). A plain resize would squash non-square images differently
+per class, and RGB/palette files would keep a tint. So every image is:
+
+1. converted to one grayscale channel (colour mode gone, see ``imageio``),
+2. padded to a square on black, the scan's own background (aspect ratio gone),
+3. resized to the model's input size (absolute size gone),
+
+then replicated to three channels and normalised with the release folder's
+``pretrained_cfg`` mean/std. Geometry and normalisation come from timm's
+``resolve_model_data_config`` / ``create_transform``, never from constants here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from timm.data import create_transform, resolve_data_config
+
+
+def pad_to_square(gray: np.ndarray) -> np.ndarray:
+    """Centre ``gray`` on a black square canvas whose side is its longer side."""
+    height, width = gray.shape
+    side = max(height, width)
+    if height == width:
+        return gray
+    canvas = np.zeros((side, side), dtype=gray.dtype)
+    top, left = (side - height) // 2, (side - width) // 2
+    canvas[top:top + height, left:left + width] = gray
+    return canvas
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Geometry and normalisation resolved from a model's ``pretrained_cfg``."""
+
+    input_size: tuple[int, int, int]
+    interpolation: str
+    crop_pct: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_mode: str = "center"
+
+    @classmethod
+    def from_config(cls, pretrained_cfg: dict[str, Any]) -> "Preprocess":
+        cfg = resolve_data_config(pretrained_cfg=pretrained_cfg, use_test_size=True)
+        return cls(
+            input_size=tuple(cfg["input_size"]),
+            interpolation=cfg["interpolation"],
+            crop_pct=float(cfg["crop_pct"]),
+            mean=tuple(cfg["mean"]),
+            std=tuple(cfg["std"]),
+            crop_mode=cfg.get("crop_mode", "center"),
+        )
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module) -> "Preprocess":
+        return cls.from_config(model.pretrained_cfg)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.input_size[-1])
+
+    @cached_property
+    def _geometry(self):
+        """timm's eval transform without its tensor conversion: Resize + CenterCrop on PIL."""
+        transform = create_transform(
+            input_size=self.input_size, interpolation=self.interpolation, crop_pct=self.crop_pct,
+            crop_mode=self.crop_mode, mean=self.mean, std=self.std, is_training=False,
+        )
+        return [t for t in transform.transforms if "Tensor" not in type(t).__name__ and type(t).__name__ != "Normalize"]
+
+    def fit(self, gray: np.ndarray) -> np.ndarray:
+        """Grayscale ``H x W`` uint8 → square uint8 at the model's input size (what the model sees)."""
+        image = Image.fromarray(pad_to_square(gray), mode="L")
+        for step in self._geometry:
+            image = step(image)
+        fitted = np.asarray(image, dtype=np.uint8)
+        if fitted.shape != tuple(self.input_size[1:]):
+            raise ValueError(f"preprocessing produced {fitted.shape}, expected {self.input_size[1:]}")
+        return fitted
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """``B x 1 x H x W`` (uint8, or float in [0, 1]) → ``B x C x H x W`` float, normalised."""
+        if batch.dtype == torch.uint8:
+            batch = batch.float().div_(255)
+        channels = self.input_size[0]
+        mean = torch.tensor(self.mean, device=batch.device, dtype=batch.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=batch.device, dtype=batch.dtype).view(1, -1, 1, 1)
+        return (batch.expand(-1, channels, -1, -1) - mean) / std
+
+    def to_tensor(self, fitted: list[np.ndarray] | np.ndarray) -> torch.Tensor:
+        """Fitted uint8 image(s) → normalised model input batch."""
+        array = np.stack(fitted) if isinstance(fitted, list) else np.asarray(fitted)
+        if array.ndim == 2:
+            array = array[None]
+        return self.normalize(torch.from_numpy(np.ascontiguousarray(array)).unsqueeze(1))

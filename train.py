@@ -1,0 +1,165 @@
+#!/usr/bin/env python
+"""Train, evaluate, audit and publish brain-tumour MRI classifiers.
+
+    python train.py train    --data DATA --out runs/NAME [--no-pretrained --recipe scratch]
+    python train.py evaluate --checkpoint DIR --data DATA --out DIR
+    python train.py audit    --data DATA [--out DIR]
+    python train.py push     --checkpoint DIR --repo-id USER/NAME
+    python train.py export   --checkpoint DIR --format onnx [--out FILE]
+
+DATA is a Kaggle-layout folder (DATA/Training/<class>/..., DATA/Testing/<class>/...)
+or a single folder of class sub-folders. Training never reads Testing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model; writes a run folder with a release/ folder")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", required=True, help="dataset root (with Training/) or a folder of class folders")
+    g.add_argument("--out", required=True, help="run folder (arguments, epochs.csv, curves, release/, last.pt)")
+    g.add_argument("--val-fraction", type=float, default=0.1)
+    g.add_argument("--cache-dir", default=None, help="decoded-image cache (default .cache/brainmri)")
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", default="convnext_tiny", help="any timm architecture name")
+    g.add_argument("--pretrained", dest="pretrained", action="store_true", default=True,
+                   help="start from ImageNet weights via the Hugging Face Hub (default)")
+    g.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random initialisation")
+    g.add_argument("--init", default=None, help="start from a local release folder (or Hub id)")
+    g.add_argument("--image-size", type=int, default=224)
+    g.add_argument("--drop-rate", type=float, default=0.3)
+    g.add_argument("--drop-path-rate", type=float, default=0.0)
+    g.add_argument("--ls-init-value", type=float, default=None, help="ConvNeXt layer-scale init (1.0 helps from scratch)")
+    g = p.add_argument_group("recipe (unset values come from --recipe)")
+    g.add_argument("--recipe", default="report", choices=["report", "scratch"],
+                   help="report: Adam, head 1e-3 then all 1e-4, early stopping; scratch: AdamW, warm-up+cosine, "
+                        "label smoothing, strong augmentation, EMA")
+    g.add_argument("--epochs", type=int, default=50)
+    g.add_argument("--batch-size", type=int, default=32, help="global batch (split over torchrun processes)")
+    g.add_argument("--lr", type=float, default=None)
+    g.add_argument("--head-lr", type=float, default=None)
+    g.add_argument("--head-epochs", type=int, default=None)
+    g.add_argument("--weight-decay", type=float, default=None)
+    g.add_argument("--warmup-epochs", type=int, default=None)
+    g.add_argument("--schedule", choices=["constant", "cosine"], default=None)
+    g.add_argument("--label-smoothing", type=float, default=None)
+    g.add_argument("--augment", choices=["report", "strong", "none"], default=None)
+    g.add_argument("--ema-decay", type=float, default=None, help="0 disables the weight EMA")
+    g.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (0: off)")
+    g.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("machine")
+    g.add_argument("--bf16", choices=["auto", "on", "off"], default="auto")
+    g.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    g.add_argument("--threads", type=int, default=None)
+    g.add_argument("--steps-per-epoch", type=int, default=None, help="cap steps per epoch (smoke tests)")
+    g.add_argument("--half-weights", action="store_true", help="store the release weights in fp16")
+    g.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    g.add_argument("--no-evaluate", dest="evaluate", action="store_false",
+                   help="skip evaluating the release on DATA/Testing at the end")
+
+
+def cmd_train(args) -> int:
+    from brainmri.training import Trainer, config_from_dict
+
+    values = vars(args).copy()
+    evaluate = values.pop("evaluate")
+    trainer = Trainer(config_from_dict(values))
+    trainer.run()
+    testing = Path(args.data) / "Testing"
+    if evaluate and trainer.dist.main and testing.is_dir() and (Path(args.out) / "release").is_dir():
+        from brainmri.evaluation import evaluate_release
+        evaluate_release(Path(args.out) / "release", args.data, Path(args.out) / "evaluation", cache_dir=args.cache_dir)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from brainmri.evaluation import evaluate_release
+
+    metrics = evaluate_release(args.checkpoint, args.data, args.out, cache_dir=args.cache_dir, gallery=not args.no_gallery)
+    for name, m in metrics.items():
+        if isinstance(m, dict) and "accuracy" in m:
+            print(f"{name:6s} n={m['n']:5d}  accuracy {m['accuracy']:.4f} [{m['accuracy_ci95'][0]:.4f}, "
+                  f"{m['accuracy_ci95'][1]:.4f}]  macro-F1 {m['macro_f1']:.4f}  macro AUC {m['roc_auc']['macro']:.4f}  "
+                  f"ECE {m['ece']:.4f}")
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from brainmri.audit import run_audit
+
+    report = run_audit(args.data, args.out, cache_dir=args.cache_dir)
+    print(json.dumps(report["summary"], indent=2))
+    return 0
+
+
+def cmd_push(args) -> int:
+    from brainmri.hub import push_release
+
+    url = push_release(args.checkpoint, args.repo_id, private=args.private, token=args.token)
+    print(url)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from brainmri.export import export_onnx
+
+    path = export_onnx(args.checkpoint, args.out or Path(args.checkpoint) / "model.onnx")
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+
+    p = sub.add_parser("evaluate", help="metrics and figures on Testing (full and de-duplicated)")
+    p.add_argument("--checkpoint", required=True, help="release folder or Hub id")
+    p.add_argument("--data", required=True, help="dataset root (Training/ + Testing/) or one folder of class folders")
+    p.add_argument("--out", required=True)
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--no-gallery", action="store_true", help="skip the Grad-CAM gallery")
+
+    p = sub.add_parser("audit", help="exact and near duplicates within and across Training and Testing")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", default="runs/audit")
+    p.add_argument("--cache-dir", default=None)
+
+    p = sub.add_parser("push", help="upload a release folder to the Hugging Face Hub")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--repo-id", required=True)
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--token", default=None, help="default: the token saved by `hf auth login` or HF_TOKEN")
+
+    p = sub.add_parser("export", help="export a release folder to ONNX")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    command = args.command
+    del args.command, args.verbose
+    from brainmri.checkpoint import CheckpointError
+    from brainmri.model import PretrainedUnavailable
+    try:
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "audit": cmd_audit,
+                "push": cmd_push, "export": cmd_export}[command](args)
+    except (PretrainedUnavailable, CheckpointError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
