@@ -5,7 +5,6 @@
     python train.py evaluate --checkpoint DIR --data DATA --out DIR
     python train.py audit    --data DATA [--out DIR]
     python train.py push     --checkpoint DIR --repo-id USER/NAME
-    python train.py export   --checkpoint DIR --format onnx [--out FILE]
 
 DATA is a Kaggle-layout folder (DATA/Training/<class>/..., DATA/Testing/<class>/...)
 or a single folder of class sub-folders. Training never reads Testing.
@@ -106,14 +105,6 @@ def cmd_push(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
-    from brainmri.export import export_onnx
-
-    path = export_onnx(args.checkpoint, args.out or Path(args.checkpoint) / "model.onnx")
-    print(path)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -138,10 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true")
     p.add_argument("--token", default=None, help="default: the token saved by `hf auth login` or HF_TOKEN")
 
-    p = sub.add_parser("export", help="export a release folder to ONNX")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.add_argument("--out", default=None)
     return parser
 
 
@@ -155,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     from brainmri.model import PretrainedUnavailable
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "audit": cmd_audit,
-                "push": cmd_push, "export": cmd_export}[command](args)
+                "push": cmd_push}[command](args)
     except (PretrainedUnavailable, CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

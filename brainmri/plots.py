@@ -61,9 +61,9 @@ def augmented_batch(batch, preprocess, path) -> Path:
 def confusion(matrix: np.ndarray, labels: list[str], path, *, normalize: bool) -> Path:
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    values = matrix.astype(float)
+    values = matrix.astype(int)
     if normalize:
-        values = values / np.maximum(values.sum(1, keepdims=True), 1)
+        values = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ConfusionMatrixDisplay(values, display_labels=labels).plot(ax=ax, cmap="Blues", colorbar=False,
                                                                values_format=".2f" if normalize else "d")
