@@ -101,4 +101,4 @@ class Preprocess:
         array = np.stack(fitted) if isinstance(fitted, list) else np.asarray(fitted)
         if array.ndim == 2:
             array = array[None]
-        return self.normalize(torch.from_numpy(np.ascontiguousarray(array)).unsqueeze(1))
+        return self.normalize(torch.from_numpy(np.array(array, dtype=np.uint8)).unsqueeze(1))

@@ -1,0 +1,81 @@
+import json
+
+import numpy as np
+import pytest
+
+from brainmri import data as data_module
+from brainmri.audit import AUDIT_PREPROCESS, dedup_paths, run_audit
+from brainmri.data import check_classes, list_classes, load_folder, split_train_val
+from brainmri.dedup import duplicate_groups, find_pairs
+from brainmri.transforms import Preprocess
+from conftest import CLASSES
+
+PRE = Preprocess(input_size=(3, 32, 32), interpolation="bicubic", crop_pct=1.0, mean=(0.5,) * 3, std=(0.5,) * 3)
+
+
+def test_classes_come_from_sorted_folders(dataset):
+    assert list_classes(dataset / "Training") == CLASSES
+    check_classes(CLASSES[:2], CLASSES, allow_subset=True)
+    with pytest.raises(ValueError, match="differ"):
+        check_classes(CLASSES[:2], CLASSES, allow_subset=False)
+    with pytest.raises(ValueError, match="not among"):
+        check_classes(["cat"], CLASSES, allow_subset=True)
+
+
+def test_corrupt_files_are_reported_and_skipped(dataset, tmp_path, caplog):
+    image_set = load_folder(dataset / "Training", PRE, cache_dir=tmp_path)
+    assert len(image_set) == 4 * 24
+    assert [p for p, _ in image_set.skipped] == ["notumor/corrupt.jpg"]
+    assert "corrupt.jpg" in caplog.text
+    assert image_set.images.shape == (96, 32, 32) and image_set.images.dtype == np.uint8
+    assert np.bincount(image_set.labels).tolist() == [24, 24, 24, 24]
+
+
+def test_cache_is_reused_and_keyed_by_preprocessing(dataset, tmp_path, monkeypatch):
+    first = load_folder(dataset / "Testing", PRE, cache_dir=tmp_path)
+    monkeypatch.setattr(data_module, "_decode", lambda *a: pytest.fail("decoded again"))
+    second = load_folder(dataset / "Testing", PRE, cache_dir=tmp_path)
+    assert second.paths == first.paths and np.array_equal(second.images, first.images)
+    monkeypatch.undo()
+    other = load_folder(dataset / "Testing", AUDIT_PREPROCESS, cache_dir=tmp_path)
+    assert other.images.shape[1:] == (128, 128)
+
+
+def test_split_is_stratified_seeded_and_keeps_groups_together(dataset, cache_dir):
+    image_set = load_folder(dataset / "Training", PRE, cache_dir=cache_dir)
+    groups = np.arange(len(image_set))
+    groups[:6] = 0  # six images that must stay on one side
+    train, val = split_train_val(image_set, groups, 0.25, seed=0)
+    assert len(set(train) & set(val)) == 0 and len(train) + len(val) == len(image_set)
+    counts = np.bincount(image_set.labels[val], minlength=4)
+    assert counts.min() >= 3  # every class in validation
+    assert set(range(6)) <= set(train) or set(range(6)) <= set(val)
+    again, _ = split_train_val(image_set, groups, 0.25, seed=0)
+    assert np.array_equal(train, again)
+
+
+def test_planted_duplicates_are_found(dataset, cache_dir):
+    train = load_folder(dataset / "Training", AUDIT_PREPROCESS, cache_dir=cache_dir)
+    test = load_folder(dataset / "Testing", AUDIT_PREPROCESS, cache_dir=cache_dir)
+    pairs = find_pairs(test.phash, test.images, test.sha256, train.phash, train.images, train.sha256)
+    found = {(test.paths[p.a], train.paths[p.b], p.kind) for p in pairs}
+    assert ("glioma/planted-exact.png", "glioma/Tr-glioma-001.png", "exact") in found
+    assert ("pituitary/planted-near.jpg", "pituitary/Tr-pituitary-002.png", "near") in found
+    groups = duplicate_groups(len(test), [])
+    assert len(set(groups)) == len(test)
+
+
+def test_audit_writes_its_record(dataset, cache_dir, tmp_path):
+    report = run_audit(dataset, tmp_path / "audit", cache_dir=cache_dir)
+    out = tmp_path / "audit"
+    for name in ("pairs.csv", "summary.csv", "audit.json", "dedup_testing.txt", "class_counts.png",
+                 "sizes_and_modes.png", "samples.png"):
+        assert (out / name).stat().st_size > 0, name
+    saved = json.loads((out / "audit.json").read_text())
+    assert saved["per_class"]["glioma"]["testing_exact_dup_in_training"] == 1
+    assert saved["per_class"]["pituitary"]["testing_near_dup_in_training"] >= 1
+    kept = (out / "dedup_testing.txt").read_text().split()
+    assert "glioma/planted-exact.png" not in kept and "pituitary/planted-near.jpg" not in kept
+    assert report["summary"]["dedup_testing_size"] == len(kept) <= report["summary"]["testing_images"] - 2
+    assert dedup_paths(dataset, cache_dir=cache_dir)[0] == kept
+    assert 0 <= report["shortcut"]["from_padding_aspect"] <= 1

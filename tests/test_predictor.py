@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brainmri import ImageLoadError, Predictor
+from brainmri.calibration import expected_calibration_error, fit_temperature
+from conftest import CLASSES, png_bytes, real_images
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_release):
+    return Predictor.from_pretrained(tiny_release)
+
+
+def test_predict_returns_calibrated_probabilities_in_label_order(predictor, dataset):
+    path = next((dataset / "Testing" / "glioma").iterdir())
+    probs = predictor.predict(path)
+    assert list(probs) == CLASSES and abs(sum(probs.values()) - 1) < 1e-5
+    logits = predictor.logits([predictor.prepare(path)])
+    expected = torch.softmax(logits / 1.5, dim=-1)[0].numpy()
+    np.testing.assert_allclose(list(probs.values()), expected, rtol=1e-5)
+
+
+def test_all_input_kinds_agree_and_batch_matches_single(predictor, dataset):
+    path = next((dataset / "Testing" / "meningioma").iterdir())
+    image = Image.open(path)
+    inputs = [path, str(path), path.read_bytes(), image, np.asarray(image.convert("L"))]
+    batch = predictor.predict_batch(inputs)
+    for out in batch:
+        np.testing.assert_allclose(list(out.values()), list(batch[0].values()), atol=1e-6)
+    np.testing.assert_allclose(list(predictor.predict(path).values()), list(batch[0].values()), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "eigencam"])
+def test_explain_is_one_forward_pass(predictor, dataset, method):
+    path = next((dataset / "Testing" / "pituitary").iterdir())
+    explanation = predictor.explain(path, method=method)
+    np.testing.assert_allclose(list(explanation.probabilities.values()), list(predictor.predict(path).values()), atol=1e-5)
+    assert explanation.target == explanation.label
+    assert explanation.heatmap.shape == (32, 32) and explanation.heatmap.dtype == np.float32
+    assert 0 <= explanation.heatmap.min() and explanation.heatmap.max() <= 1
+    assert explanation.overlay.shape == (32, 32, 3) and explanation.overlay.dtype == np.uint8
+    assert np.array_equal(explanation.image, predictor.prepare(path))
+    chosen = predictor.explain(path, target="notumor", method=method)
+    assert chosen.target == "notumor"
+
+
+def test_bad_inputs_raise_one_clear_error(predictor):
+    for bad in (b"", b"%PDF-1.7 ...", png_bytes(Image.new("L", (1, 1)))):
+        with pytest.raises(ImageLoadError):
+            predictor.predict(bad)
+    with pytest.raises(ValueError, match="unknown class"):
+        predictor.explain(png_bytes(Image.new("L", (40, 40))), target="cat")
+    with pytest.raises(ValueError, match="unknown explanation method"):
+        predictor.explain(png_bytes(Image.new("L", (40, 40))), method="magic")
+
+
+def test_real_images_run_through_the_predictor(predictor):
+    images = real_images()
+    out = predictor.predict_batch([p for p, _ in images])
+    assert len(out) == 4 and all(abs(sum(o.values()) - 1) < 1e-5 for o in out)
+
+
+def test_temperature_fit_recovers_a_known_temperature():
+    gen = torch.Generator().manual_seed(0)
+    true_logits = torch.randn(4000, 4, generator=gen) * 3
+    labels = torch.multinomial(torch.softmax(true_logits, 1), 1, generator=gen).squeeze(1)
+    assert abs(fit_temperature(true_logits * 2.5, labels) - 2.5) < 0.25
+    probs = torch.softmax(true_logits, 1).numpy()
+    assert expected_calibration_error(probs, labels.numpy()) < 0.03
+    assert expected_calibration_error(torch.softmax(true_logits * 4, 1).numpy(), labels.numpy()) > 0.1

@@ -1,0 +1,66 @@
+import numpy as np
+import torch
+from PIL import Image
+from timm.data import create_transform
+
+from brainmri.augment import AugmentConfig, augment_batch
+from brainmri.imageio import load_grayscale
+from brainmri.transforms import Preprocess, pad_to_square
+from conftest import png_bytes
+
+CFG = {"input_size": (3, 64, 64), "interpolation": "bicubic", "crop_pct": 1.0,
+       "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+
+
+def test_pad_to_square_centres_on_black():
+    gray = np.full((20, 40), 200, np.uint8)
+    out = pad_to_square(gray)
+    assert out.shape == (40, 40)
+    assert (out[:10] == 0).all() and (out[30:] == 0).all() and (out[10:30] == 200).all()
+
+
+def test_matches_timm_eval_transform_on_square_images():
+    """Our path is timm's create_transform (on the padded gray image replicated to RGB)."""
+    pre = Preprocess.from_config(CFG)
+    gray = np.random.default_rng(0).integers(0, 255, (90, 90), dtype=np.uint8)
+    ours = pre.to_tensor(pre.fit(gray))[0]
+    timm_t = create_transform(**{k: CFG[k] for k in ("input_size", "interpolation", "crop_pct", "mean", "std")})
+    theirs = timm_t(Image.fromarray(gray).convert("RGB"))
+    torch.testing.assert_close(ours, theirs, atol=2e-5, rtol=0)
+
+
+def test_size_aspect_and_mode_do_not_reach_the_model():
+    """The same slice as L/RGB/P, at two sizes, gives the same model input (up to resampling)."""
+    pre = Preprocess.from_config(CFG)
+    rng = np.random.default_rng(1)
+    base = Image.fromarray(rng.integers(0, 255, (60, 60), dtype=np.uint8)).resize((120, 120), Image.BICUBIC)
+    fitted = [pre.fit(load_grayscale(png_bytes(base.convert(m)))) for m in ("L", "RGB")]
+    assert np.abs(fitted[0].astype(int) - fitted[1].astype(int)).max() <= 1
+    bigger = pre.fit(load_grayscale(png_bytes(base.resize((240, 240), Image.BICUBIC))))
+    assert np.abs(bigger.astype(float) - fitted[0]).mean() < 3
+    wide = pre.fit(load_grayscale(png_bytes(base.crop((0, 20, 120, 100)))))  # 120 x 80
+    assert wide.shape == (64, 64) and (wide[:5] == 0).all()  # padded, not stretched
+
+
+def test_augment_batch_shape_range_and_seed():
+    images = torch.rand(8, 1, 32, 32)
+    for name in ("report", "strong"):
+        cfg = AugmentConfig.named(name)
+        a = augment_batch(images, cfg, torch.Generator().manual_seed(3))
+        b = augment_batch(images, cfg, torch.Generator().manual_seed(3))
+        assert a.shape == images.shape and a.min() >= 0 and a.max() <= 1
+        torch.testing.assert_close(a, b)
+        assert not torch.allclose(a, images)
+
+
+def test_augment_none_is_identity():
+    images = torch.rand(4, 1, 32, 32)
+    out = augment_batch(images, AugmentConfig.named("none"), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, images, atol=1e-5, rtol=0)
+
+
+def test_horizontal_flip_only():
+    images = torch.rand(2, 1, 16, 16)
+    cfg = AugmentConfig(rotate_deg=0, hflip=1.0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
+    out = augment_batch(images, cfg, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, images.flip(-1), atol=1e-5, rtol=0)
