@@ -4,6 +4,7 @@
     python train.py train    --data DATA --out runs/NAME [--no-pretrained --recipe scratch]
     python train.py evaluate --checkpoint DIR --data DATA --out DIR
     python train.py audit    --data DATA [--out DIR]
+    python train.py calibrate --run runs/NAME
     python train.py push     --checkpoint DIR --repo-id USER/NAME
 
 DATA is a Kaggle-layout folder (DATA/Training/<class>/..., DATA/Testing/<class>/...)
@@ -97,6 +98,15 @@ def cmd_audit(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from brainmri.training import calibrate_release, load_run_split
+
+    train_set, val_set = load_run_split(args.run)
+    result = calibrate_release(Path(args.run) / "release", train_set, val_set)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def cmd_push(args) -> int:
     from brainmri.hub import push_release
 
@@ -123,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/audit")
     p.add_argument("--cache-dir", default=None)
 
+    p = sub.add_parser("calibrate", help="refit temperature and out-of-distribution screening on a run's validation split")
+    p.add_argument("--run", required=True, help="run folder written by `train` (args.json, split.csv, release/)")
+
     p = sub.add_parser("push", help="upload a release folder to the Hugging Face Hub")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--repo-id", required=True)
@@ -141,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     from brainmri.checkpoint import CheckpointError
     from brainmri.model import PretrainedUnavailable
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "audit": cmd_audit,
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "audit": cmd_audit, "calibrate": cmd_calibrate,
                 "push": cmd_push}[command](args)
     except (PretrainedUnavailable, CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

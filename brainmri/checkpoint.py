@@ -48,6 +48,7 @@ def save_release(
     temperature: float = 1.0,
     extra: dict[str, Any] | None = None,
     half: bool = False,
+    extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> Path:
     """Write ``model`` as a release folder at ``directory`` (replacing it atomically)."""
     directory = Path(directory)
@@ -67,6 +68,12 @@ def save_release(
         config_path = staging / CONFIG
         config = json.loads(config_path.read_text())
         config["weights_sha256"] = sha256_file(staging / WEIGHTS)
+        if extra_tensors:
+            from safetensors.torch import save_file
+            config["files_sha256"] = {}
+            for name, tensors in extra_tensors.items():
+                save_file(tensors, staging / name)
+                config["files_sha256"][name] = sha256_file(staging / name)
         config["weights_dtype"] = "float16" if half else "float32"
         config_path.write_text(json.dumps(config, indent=2))
         _replace_dir(staging, directory)
@@ -99,7 +106,7 @@ def resolve_release(name_or_path: str | os.PathLike) -> Path:
     if text.startswith("hf-hub:") or (text.count("/") == 1 and not path.exists() and not text.startswith((".", "/"))):
         from huggingface_hub import snapshot_download
         try:
-            return Path(snapshot_download(repo_id, allow_patterns=[WEIGHTS, CONFIG, "README.md"]))
+            return Path(snapshot_download(repo_id, allow_patterns=[WEIGHTS, CONFIG, "README.md", "*.safetensors"]))
         except Exception as err:  # offline, missing repo, auth: one clear line
             raise CheckpointError(f"cannot fetch {repo_id!r} from the Hugging Face Hub ({type(err).__name__}: {err})") from None
     raise CheckpointError(f"no release folder at {text}")
@@ -129,6 +136,9 @@ def verify_release(directory: str | os.PathLike, expected_labels: list[str] | No
     recorded = config.get("weights_sha256")
     if recorded and sha256_file(weights) != recorded:
         raise CheckpointError(f"{weights} does not match the sha256 in {CONFIG}: the weights are damaged or were replaced")
+    for name, digest in config.get("files_sha256", {}).items():
+        if not (directory / name).is_file() or sha256_file(directory / name) != digest:
+            raise CheckpointError(f"{directory / name} is missing or does not match the sha256 in {CONFIG}")
     labels = list(config["label_names"])
     if len(labels) != config["num_classes"]:
         raise CheckpointError(f"{CONFIG}: {len(labels)} label names for {config['num_classes']} classes")
@@ -145,4 +155,5 @@ def load_release(
     config = verify_release(directory, expected_labels)
     model = timm.create_model(f"local-dir:{directory.resolve()}", pretrained=True)
     model.float().eval()
+    config["folder"] = str(directory)
     return model, config

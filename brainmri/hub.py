@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .checkpoint import CONFIG, WEIGHTS, verify_release
 
-UPLOADED = [WEIGHTS, CONFIG, "README.md"]
+UPLOADED = [WEIGHTS, CONFIG, "README.md", "ood.safetensors"]
 
 
 def push_release(checkpoint: str | os.PathLike, repo_id: str, *, private: bool = False, token: str | None = None,

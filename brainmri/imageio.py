@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -33,16 +34,43 @@ class ImageLoadError(ValueError):
     """The input is not an image this project can read; the message says why."""
 
 
+@dataclass(frozen=True)
+class LoadedImage:
+    gray: np.ndarray  # H x W uint8
+    colourfulness: float  # mean (max - min) over RGB channels, 0..1; 0 for grayscale sources
+
+
 def load_grayscale(source: ImageSource, *, max_bytes: int = MAX_BYTES) -> np.ndarray:
     """Return an ``H x W`` uint8 grayscale array for a path, bytes, PIL image or array."""
+    return load_image(source, max_bytes=max_bytes).gray
+
+
+def load_image(source: ImageSource, *, max_bytes: int = MAX_BYTES) -> LoadedImage:
+    """The grayscale array and how colourful the source was (MRI slices are gray; photos are not)."""
     if isinstance(source, Image.Image):
-        return _pil_to_gray(source)
+        return LoadedImage(_pil_to_gray(source), _colourfulness(source))
     if isinstance(source, np.ndarray):
-        return _array_to_gray(source)
+        chroma = _chroma(source) if source.ndim == 3 and source.shape[-1] in (3, 4) else 0.0
+        return LoadedImage(_array_to_gray(source), chroma)
     data = _read_bytes(source, max_bytes)
     if _is_dicom(data, source):
-        return _dicom_to_gray(data)
-    return _pil_to_gray(_open_pil(data))
+        return LoadedImage(_dicom_to_gray(data), 0.0)
+    image = _open_pil(data)
+    return LoadedImage(_pil_to_gray(image), _colourfulness(image))
+
+
+def _chroma(rgb: np.ndarray) -> float:
+    rgb = np.asarray(rgb)[..., :3].astype(np.float32)
+    scale = 255.0 if rgb.max() > 1.0 else 1.0
+    return float((rgb.max(-1) - rgb.min(-1)).mean() / scale)
+
+
+def _colourfulness(image: Image.Image) -> float:
+    if image.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return 0.0
+    small = image.copy()
+    small.thumbnail((128, 128))
+    return _chroma(np.asarray(small.convert("RGB")))
 
 
 def _read_bytes(source, max_bytes: int) -> bytes:

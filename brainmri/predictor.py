@@ -17,8 +17,9 @@ import torch
 
 from .checkpoint import load_release
 from .explain import class_activation_maps, freeze_below, overlay
-from .imageio import ImageSource, load_grayscale
+from .imageio import ImageSource, load_image
 from .model import target_layer
+from .screening import FeatureModel, Verdict, judge
 from .transforms import Preprocess
 
 
@@ -30,6 +31,8 @@ class Explanation:
     overlay: np.ndarray  # H x W x 3 uint8, drawn on `image`
     image: np.ndarray  # H x W uint8: exactly what the model saw (before normalisation)
     method: str
+
+    verdict: Verdict | None = None
 
     @property
     def label(self) -> str:
@@ -46,6 +49,9 @@ class Predictor:
         self.preprocess = Preprocess.from_config(model.pretrained_cfg)
         self.target_layer = target_layer(self.model)
         freeze_below(self.model, self.target_layer)
+        folder = config.get("folder")
+        self.feature_model = FeatureModel.load(folder) if folder else None
+        self.screening = dict(config.get("screening", {}))
         # Grad-CAM hooks live on the shared model: one explanation at a time.
         self._cam_lock = threading.Lock()
 
@@ -59,7 +65,7 @@ class Predictor:
     # -- preprocessing
     def prepare(self, image: ImageSource) -> np.ndarray:
         """Any supported input → the uint8 square the model sees."""
-        return self.preprocess.fit(load_grayscale(image))
+        return self.preprocess.fit(load_image(image).gray)
 
     def _inputs(self, fitted: list[np.ndarray]) -> torch.Tensor:
         return self.preprocess.to_tensor(fitted).to(self.device)
@@ -70,11 +76,20 @@ class Predictor:
     # -- inference
     def logits(self, fitted: list[np.ndarray] | np.ndarray, batch_size: int = 64) -> torch.Tensor:
         """Raw logits for prepared images (before temperature)."""
-        out = []
+        return self.logits_and_features(fitted, batch_size)[0]
+
+    def logits_and_features(self, fitted, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and pooled pre-logit features of the same forward pass."""
+        logits, features = [], []
         with torch.inference_mode():
             for start in range(0, len(fitted), batch_size):
-                out.append(self.model(self._inputs(list(fitted[start:start + batch_size]))).float().cpu())
-        return torch.cat(out) if out else torch.zeros(0, len(self.labels))
+                x = self._inputs(list(fitted[start:start + batch_size]))
+                pre = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+                features.append(pre.float().cpu())
+                logits.append(self.model.get_classifier()(pre).float().cpu())
+        if not logits:
+            return torch.zeros(0, len(self.labels)), torch.zeros(0)
+        return torch.cat(logits), torch.cat(features)
 
     def probabilities(self, logits: torch.Tensor) -> np.ndarray:
         return torch.softmax(logits.float() / self.temperature, dim=-1).numpy()
@@ -88,15 +103,40 @@ class Predictor:
 
     def explain(self, image: ImageSource, target: str | int | None = None, method: str = "gradcam") -> Explanation:
         """Probabilities, heatmap and overlay of one forward pass; ``target`` defaults to the predicted class."""
-        fitted = self.prepare(image)
+        loaded = load_image(image)
+        fitted = self.preprocess.fit(loaded.gray)
         if isinstance(target, str):
             if target not in self.labels:
                 raise ValueError(f"unknown class {target!r}; the model knows {self.labels}")
             target = self.labels.index(target)
-        with self._cam_lock:
-            result = class_activation_maps(self.model, self.target_layer, self._inputs([fitted]),
-                                           None if target is None else [target], method)
+        captured = {}
+        hook = self.model.get_classifier().register_forward_hook(
+            lambda module, args, output: captured.__setitem__("features", args[0].detach().float()))
+        try:
+            with self._cam_lock:
+                result = class_activation_maps(self.model, self.target_layer, self._inputs([fitted]),
+                                               None if target is None else [target], method)
+        finally:
+            hook.remove()
         probs = self.probabilities(result.logits)[0]
         index = int(np.argmax(probs)) if target is None else int(target)
         heatmap = result.heatmaps[0]
-        return Explanation(self._to_dict(probs), self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method)
+        probabilities = self._to_dict(probs)
+        verdict = self._judge(probabilities, loaded.colourfulness, fitted, captured.get("features"))
+        return Explanation(probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method, verdict)
+
+    def _judge(self, probabilities, colourfulness: float, fitted: np.ndarray, features) -> Verdict:
+        distance = threshold = None
+        if self.feature_model is not None and features is not None:
+            distance = float(self.feature_model.distance(features.double().cpu())[0])
+            threshold = self.feature_model.threshold
+        return judge(probabilities, colourfulness=colourfulness, pixel_std=float(fitted.std()), distance=distance,
+                     feature_threshold=threshold, settings=self.screening)
+
+    def screen(self, image: ImageSource) -> tuple[dict[str, float], Verdict]:
+        """Probabilities and the screening verdict, without a heatmap."""
+        loaded = load_image(image)
+        fitted = self.preprocess.fit(loaded.gray)
+        logits, features = self.logits_and_features([fitted])
+        probabilities = self._to_dict(self.probabilities(logits)[0])
+        return probabilities, self._judge(probabilities, loaded.colourfulness, fitted, features)

@@ -419,21 +419,17 @@ class Trainer:
         summary: dict[str, Any] = {"epochs_run": len(self.history), "train_seconds": round(self.seconds, 1),
                                    "best_val_loss": self.best_loss, "skipped_files": self.skipped}
         if self.dist.main and (self.out / "release").is_dir():
-            best, config = load_release(self.out / "release")
-            best.to(self.device)
-            logits = predict_logits(best, self.val_set.images, self.preprocess, device=self.device)
-            temperature = fit_temperature(logits, torch.from_numpy(self.val_set.labels))
-            extra = {k: v for k, v in config.items() if k == "brainmri"}
-            extra["brainmri"]["train_seconds"] = round(self.seconds, 1)
-            save_release(best, self.out / "release", self.label_names, temperature=temperature, extra=extra,
-                         half=self.cfg.half_weights)
-            summary["temperature"] = temperature
+            summary.update(calibrate_release(self.out / "release", self.train_set, self.val_set,
+                                             extra_meta={"train_seconds": round(self.seconds, 1)},
+                                             half=self.cfg.half_weights))
         loop = [r["train_img_s"] for r in self.history if r["phase"] == "full"] or [r["train_img_s"] for r in self.history]
         summary["loop_img_s"] = float(np.median(loop)) if loop else None
         summary["bare_step_img_s"] = self.bare_step_speed()
         if summary["loop_img_s"] and summary["bare_step_img_s"]:
             summary["loop_vs_bare"] = summary["loop_img_s"] / summary["bare_step_img_s"]
         if self.dist.main:
+            if (self.out / "summary.json").is_file():  # a re-run of finish() keeps earlier figures
+                summary = {**json.loads((self.out / "summary.json").read_text()), **summary}
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
             print(f"training loop {summary['loop_img_s']:.1f} img/s, bare forward/backward/step "
                   f"{summary['bare_step_img_s']:.1f} img/s ({100 * summary.get('loop_vs_bare', 0):.0f} %)")
@@ -455,6 +451,48 @@ class Trainer:
             train_step(net, opt, x, y, bf16=self.bf16)
         seconds = time.perf_counter() - start
         return (len(batches) - 1) * self.cfg.batch_size / seconds
+
+
+def calibrate_release(release: str | Path, train_set, val_set, *, extra_meta: dict[str, Any] | None = None,
+                      half: bool = False, max_train: int = 3000, seed: int = 0) -> dict[str, Any]:
+    """Fit the temperature and the out-of-distribution feature model on the training run's own
+    split (never Testing) and rewrite the release folder with both."""
+    from .predictor import Predictor
+    from .screening import DEFAULTS, OOD_FILE, fit_feature_model
+
+    predictor = Predictor.from_pretrained(release)
+    val_logits, val_features = predictor.logits_and_features(val_set.images)
+    temperature = fit_temperature(val_logits, torch.from_numpy(val_set.labels))
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.permutation(len(train_set))[:max_train])
+    _, train_features = predictor.logits_and_features(train_set.images[chosen])
+    feature_model = fit_feature_model(train_features, train_set.labels[chosen], val_features)
+    config = predictor.config
+    meta = dict(config.get("brainmri", {}))
+    meta.update(extra_meta or {})
+    screening = {**DEFAULTS, "feature_threshold": feature_model.threshold,
+                 "fitted_on": f"{len(chosen)} training-split images; threshold = 99th percentile on {len(val_set)} validation images"}
+    save_release(predictor.model, release, predictor.labels, temperature=temperature, half=half,
+                 extra={"brainmri": meta, "screening": screening},
+                 extra_tensors={OOD_FILE: feature_model.tensors()})
+    return {"temperature": temperature, "feature_threshold": feature_model.threshold}
+
+
+def load_run_split(run: str | Path):
+    """The training and validation ImageSets of a finished run, from its args.json and split.csv."""
+    from .checkpoint import read_config
+
+    run = Path(run)
+    args = json.loads((run / "args.json").read_text())
+    config = read_config(run / "release")
+    preprocess = Preprocess.from_config(config["pretrained_cfg"])
+    root = Path(args["data"])
+    root = root / "Training" if (root / "Training").is_dir() else root
+    full = load_folder(root, preprocess, cache_dir=args.get("cache_dir"), classes=list(config["label_names"]))
+    with open(run / "split.csv", newline="") as handle:
+        side = {row["path"]: row["split"] for row in csv.DictReader(handle)}
+    index = {name: [i for i, p in enumerate(full.paths) if side.get(p) == name] for name in ("train", "val")}
+    return full.subset(index["train"]), full.subset(index["val"])
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:

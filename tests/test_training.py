@@ -1,0 +1,200 @@
+"""End to end: train a few steps, resume, write a release folder, evaluate it, push (faked)."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import train as cli
+from brainmri.checkpoint import read_config
+from brainmri.hub import push_release
+from brainmri.training import TrainConfig, Trainer, lr_factor, rank_slice, train_step, Dist
+from conftest import CLASSES, TINY_ARCH, TINY_SIZE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_args(dataset, out, cache_dir, *extra):
+    return ["train", "--data", str(dataset), "--out", str(out), "--arch", TINY_ARCH, "--no-pretrained",
+            "--image-size", str(TINY_SIZE), "--batch-size", "16", "--steps-per-epoch", "3", "--val-fraction", "0.2",
+            "--cache-dir", str(cache_dir), "--threads", "1", *extra]
+
+
+def rows(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def run(dataset, cache_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "scratch"
+    assert cli.main(train_args(dataset, out, cache_dir, "--recipe", "scratch", "--epochs", "3")) == 0
+    return out
+
+
+def test_run_folder_holds_the_record(run):
+    for name in ("args.json", "epochs.csv", "curves.png", "augmented_batch.png", "split.csv", "last.pt",
+                 "summary.json", "release/model.safetensors", "release/config.json",
+                 "evaluation/metrics.json", "evaluation/confusion_full.png", "evaluation/gradcam_gallery.png"):
+        assert (run / name).is_file(), name
+    history = rows(run / "epochs.csv")
+    assert [int(r["epoch"]) for r in history] == [0, 1, 2]
+    config = read_config(run / "release")
+    assert config["label_names"] == CLASSES and config["temperature"] > 0
+    assert config["brainmri"]["recipe"] == "scratch"
+    assert (run / "release" / "ood.safetensors").is_file() and config["screening"]["feature_threshold"] > 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["loop_img_s"] > 0 and summary["bare_step_img_s"] > 0
+    split = rows(run / "split.csv")
+    assert {r["split"] for r in split} == {"train", "val"} and all("Testing" not in r["path"] for r in split)
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["epoch"] == 2
+
+
+def test_metrics_json_has_the_promised_shape(run):
+    metrics = json.loads((run / "evaluation" / "metrics.json").read_text())
+    for name in ("full", "dedup"):
+        m = metrics[name]
+        for key in ("n", "labels", "accuracy", "accuracy_ci95", "macro_f1", "macro_f1_ci95", "weighted_f1",
+                    "roc_auc", "ece", "per_class", "confusion_matrix"):
+            assert key in m, key
+        assert m["labels"] == CLASSES and set(m["roc_auc"]) == {*CLASSES, "macro"}
+        assert m["accuracy_ci95"][0] <= m["accuracy"] <= m["accuracy_ci95"][1]
+        assert np.array(m["confusion_matrix"]).sum() == m["n"]
+    assert metrics["full"]["n"] == 26 and metrics["dedup"]["n"] <= 24
+
+
+def test_resume_continues_to_the_same_result(dataset, cache_dir, run, tmp_path):
+    out = tmp_path / "resumed"
+    assert cli.main(train_args(dataset, out, cache_dir, "--recipe", "scratch", "--epochs", "2", "--no-evaluate")) == 0
+    assert cli.main(train_args(dataset, out, cache_dir, "--recipe", "scratch", "--epochs", "3", "--resume",
+                               "--no-evaluate")) == 0
+    straight, resumed = rows(run / "epochs.csv"), rows(out / "epochs.csv")
+    assert len(resumed) == 3
+    for a, b in zip(straight, resumed):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-4)
+        assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), rel=1e-4)
+
+
+def test_report_recipe_trains_head_first_then_everything(dataset, cache_dir, tmp_path):
+    trainer = Trainer(TrainConfig(data=str(dataset), out=str(tmp_path / "r"), arch=TINY_ARCH, pretrained=False,
+                                  image_size=TINY_SIZE, epochs=3, batch_size=16, steps_per_epoch=2,
+                                  cache_dir=str(cache_dir), patience=1))
+    trainer.run()
+    history = rows(tmp_path / "r" / "epochs.csv")
+    assert [r["phase"] for r in history][:2] == ["head", "head"]
+    assert trainer.cfg.optimizer == "adam" and trainer.cfg.lr == 1e-4 and trainer.cfg.head_lr == 1e-3
+    assert len(trainer.optimizer.param_groups[0]["params"]) == len(list(trainer.model.parameters()))
+
+
+def test_init_from_release_and_class_check(dataset, cache_dir, run, tmp_path):
+    out = tmp_path / "init"
+    assert cli.main(train_args(dataset, out, cache_dir, "--init", str(run / "release"), "--epochs", "1",
+                               "--head-epochs", "0", "--no-evaluate")) == 0
+    assert read_config(out / "release")["label_names"] == CLASSES
+
+
+def test_cli_errors_are_one_line(dataset, tmp_path, capsys, monkeypatch):
+    import socket
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError("unreachable")))
+    code = cli.main(["train", "--data", str(dataset), "--out", str(tmp_path / "x"), "--arch", TINY_ARCH])
+    err = capsys.readouterr().err
+    assert code == 2 and "--no-pretrained" in err and "Traceback" not in err
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "nope"), "--data", str(dataset), "--out", str(tmp_path)]) == 2
+
+
+def test_evaluate_on_a_folder_lacking_classes(run, dataset, cache_dir, tmp_path):
+    import shutil
+    partial = tmp_path / "partial"
+    for name in ("glioma", "notumor"):
+        shutil.copytree(dataset / "Testing" / name, partial / name)
+    assert cli.main(["evaluate", "--checkpoint", str(run / "release"), "--data", str(partial), "--out",
+                     str(tmp_path / "ev"), "--cache-dir", str(cache_dir), "--no-gallery"]) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())["full"]
+    assert m["classes_present"] == ["glioma", "notumor"] and m["roc_auc"]["meningioma"] is None
+    assert m["per_class"]["meningioma"]["support"] == 0
+
+
+def test_push_uploads_only_the_release_files(run):
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create", repo_id, kwargs))
+
+        def upload_folder(self, **kwargs):
+            calls.append(("upload", kwargs))
+            return "https://huggingface.co/me/brainmri/commit/abc"
+
+    url = push_release(run / "release", "me/brainmri", api=FakeApi())
+    assert url.endswith("abc")
+    assert calls[0][:2] == ("create", "me/brainmri")
+    assert calls[1][1]["folder_path"] == str(run / "release")
+    assert "model.safetensors" in calls[1][1]["allow_patterns"]
+    with pytest.raises(ValueError):
+        push_release(run / "release", "no-slash", api=FakeApi())
+
+
+def test_lr_schedule():
+    assert lr_factor(0, 100, 10, "cosine") == pytest.approx(0.1)
+    assert lr_factor(10, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_factor(99, 100, 10, "cosine") < 0.01
+    assert lr_factor(50, 100, 0, "constant") == 1.0
+    assert rank_slice(8, Dist(rank=1, world=2)) == slice(4, 8)
+
+
+def test_ddp_step_matches_single_process(tmp_path):
+    """torchrun with 2 gloo processes, each on half of a global batch, steps like one process."""
+    from brainmri.model import create_model
+    torch.manual_seed(0)
+    model = create_model(TINY_ARCH, num_classes=4, image_size=TINY_SIZE, drop_rate=0.0)
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / "start.safetensors")
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 3, TINY_SIZE, TINY_SIZE, generator=gen), torch.randint(0, 4, (8,), generator=gen)
+    torch.save({"x": x, "y": y}, tmp_path / "batch.pt")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                             "--master_port", "29517", str(ROOT / "tests" / "ddp_step.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train_step(model.train(), opt, x, y)
+    ddp = load_file(tmp_path / "ddp.safetensors")
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(ddp[name], value, atol=1e-5, rtol=0)
+
+
+def test_calibrate_command_refits_on_the_run_split(run, tmp_path, capsys):
+    import shutil
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    assert cli.main(["calibrate", "--run", str(copy)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    config = read_config(copy / "release")
+    assert config["temperature"] == pytest.approx(result["temperature"])
+    assert config["screening"]["feature_threshold"] == pytest.approx(result["feature_threshold"])
+
+
+def test_screening_flags_what_is_not_a_slice(run, dataset):
+    from PIL import Image
+    from brainmri import Predictor
+    from conftest import png_bytes
+
+    predictor = Predictor.from_pretrained(run / "release")
+    assert predictor.feature_model is not None
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8), "RGB")
+    _, verdict = predictor.screen(png_bytes(photo))
+    assert verdict.status == "not_mri" and "colour" in verdict.reason
+    _, verdict = predictor.screen(png_bytes(Image.new("L", (64, 64), 0)))
+    assert verdict.status == "not_mri" and "blank" in verdict.reason
+    explanation = predictor.explain(next((dataset / "Testing" / "glioma").iterdir()))
+    assert explanation.verdict is not None and explanation.verdict.distance is not None
