@@ -94,3 +94,16 @@ def real_images(per_class: int = 1) -> list[tuple[Path, str]]:
         files = sorted((REAL_DATA / "Testing" / name).iterdir())[:per_class]
         out += [(f, name) for f in files]
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(dataset, cache_dir, tmp_path_factory) -> Path:
+    """A run folder from `train.py train` on the synthetic data (3 short epochs, then evaluation)."""
+    import train as cli
+
+    out = tmp_path_factory.mktemp("run") / "scratch"
+    args = ["train", "--data", str(dataset), "--out", str(out), "--arch", TINY_ARCH, "--no-pretrained",
+            "--image-size", str(TINY_SIZE), "--batch-size", "16", "--steps-per-epoch", "3", "--val-fraction", "0.2",
+            "--cache-dir", str(cache_dir), "--threads", "1", "--recipe", "scratch", "--epochs", "3"]
+    assert cli.main(args) == 0
+    return out

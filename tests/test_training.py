@@ -31,10 +31,8 @@ def rows(path):
 
 
 @pytest.fixture(scope="module")
-def run(dataset, cache_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "scratch"
-    assert cli.main(train_args(dataset, out, cache_dir, "--recipe", "scratch", "--epochs", "3")) == 0
-    return out
+def run(trained_run):
+    return trained_run
 
 
 def test_run_folder_holds_the_record(run):

@@ -1,0 +1,112 @@
+"""The Gradio app: handlers without a server, then the real server through gradio_client."""
+import csv
+import importlib
+import socket
+import sys
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import CLASSES, png_bytes
+
+
+@pytest.fixture(scope="module")
+def app_module(trained_run, monkeypatch_module):
+    monkeypatch_module.setenv("BRAINMRI_MODEL", str(trained_run / "release"))
+    sys.modules.pop("app", None)
+    return importlib.import_module("app")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.fixture(scope="module")
+def handlers(app_module):
+    return app_module.Handlers(app_module.Predictor.from_pretrained(app_module.os.environ["BRAINMRI_MODEL"]))
+
+
+def test_classify_gives_label_overlay_and_note(handlers, dataset):
+    path = str(next((dataset / "Testing" / "glioma").iterdir()))
+    label, overlay, (image, overlay2), note, _, _ = handlers.classify(path)
+    assert isinstance(label, (dict, str))
+    if isinstance(label, dict):
+        assert list(label) == CLASSES
+    assert overlay.shape == (32, 32, 3) and image.shape == (32, 32) and overlay2 is overlay
+    assert note
+
+
+def test_reexplain_follows_class_and_method(handlers, dataset):
+    path = str(next((dataset / "Testing" / "pituitary").iterdir()))
+    overlay, _, note = handlers.reexplain(path, "notumor", "eigencam")
+    assert overlay.shape == (32, 32, 3) and "notumor" in note or "No tumour label" in note
+
+
+def test_bad_uploads_give_a_clear_message(handlers, tmp_path):
+    with pytest.raises(gr.Error, match="Upload an image first"):
+        handlers.classify(None)
+    pdf = tmp_path / "scan.png"
+    pdf.write_bytes(b"%PDF-1.4 not an image" * 10)
+    with pytest.raises(gr.Error, match="Cannot read this file: not a recognised image"):
+        handlers.classify(str(pdf))
+
+
+def test_photo_is_not_given_a_tumour_label(handlers, tmp_path):
+    path = tmp_path / "photo.png"
+    path.write_bytes(png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))))
+    label, *_, note, _, _ = handlers.classify(str(path))
+    assert label == "Not a brain MRI slice" and "No tumour label" in note
+
+
+def test_batch_table_and_csv(handlers, dataset, tmp_path):
+    bad = tmp_path / "empty.jpg"
+    bad.write_bytes(b"")
+    paths = [str(p) for p in sorted((dataset / "Testing" / "meningioma").iterdir())[:2]] + [str(bad)]
+    table, download = handlers.classify_batch(paths)
+    rows = table["value"]
+    assert len(rows) == 3 and rows[2][1] == "error" and "empty" in rows[2][-1]
+    with open(download["value"]) as handle:
+        saved = list(csv.reader(handle))
+    assert saved[0] == ["file", "class", *CLASSES, "note"] and len(saved) == 4
+
+
+def test_privacy_settings(app_module):
+    demo = app_module.demo
+    assert demo.analytics_enabled is False
+    assert demo.delete_cache == app_module.CACHE_CLEANUP
+    args = app_module.parse_args([])
+    assert args.host == "127.0.0.1" and args.share is False
+    api = {d["api_name"] for d in demo.config["dependencies"] if d.get("api_name")}
+    assert {"predict", "predict_batch"} <= api
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_server_predict_endpoint_with_gradio_client(app_module, dataset, tmp_path):
+    from gradio_client import Client, handle_file
+
+    args = app_module.parse_args(["--port", str(_free_port())])
+    app_module.launch(app_module.demo, args, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{args.port}/", verbose=False)
+        good = str(next((dataset / "Testing" / "notumor").iterdir()))
+        result = client.predict(handle_file(good), api_name="/predict")
+        label, overlay = result[0], result[1]
+        assert {c["label"] for c in label["confidences"]} == set(CLASSES) or label["label"] == "Not a brain MRI slice"
+        assert Image.open(overlay).size == (32, 32)
+        bad = tmp_path / "truncated.png"
+        bad.write_bytes(png_bytes(Image.new("L", (64, 64), 9))[:40])
+        with pytest.raises(Exception, match="Cannot read this file"):
+            client.predict(handle_file(str(bad)), api_name="/predict")
+        again = client.predict(handle_file(good), api_name="/predict")
+        assert again[0] == label  # the server still answers, and answers the same
+    finally:
+        app_module.demo.close()
