@@ -4,6 +4,7 @@
     python train.py train    --data DATA --out runs/NAME [--no-pretrained --recipe scratch]
     python train.py evaluate --checkpoint DIR --data DATA --out DIR
     python train.py audit    --data DATA [--out DIR]
+    python train.py robustness --checkpoint DIR --data DATA --out DIR
     python train.py calibrate --run runs/NAME
     python train.py push     --checkpoint DIR --repo-id USER/NAME
 
@@ -90,6 +91,13 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_robustness(args) -> int:
+    from brainmri.robustness import robustness, robustness_markdown
+
+    print(robustness_markdown(robustness(args.checkpoint, args.data, args.out, limit=args.limit)))
+    return 0
+
+
 def cmd_audit(args) -> int:
     from brainmri.audit import run_audit
 
@@ -104,6 +112,13 @@ def cmd_calibrate(args) -> int:
     train_set, val_set = load_run_split(args.run)
     result = calibrate_release(Path(args.run) / "release", train_set, val_set)
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_card(args) -> int:
+    from brainmri.modelcard import write_model_card
+
+    print(write_model_card(args.checkpoint, args.metrics, args.run, command=args.command))
     return 0
 
 
@@ -128,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--no-gallery", action="store_true", help="skip the Grad-CAM gallery")
 
+    p = sub.add_parser("robustness", help="Testing accuracy under gamma, blur, downscale, JPEG and contrast shifts")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--limit", type=int, default=None, help="first N Testing files only")
+
     p = sub.add_parser("audit", help="exact and near duplicates within and across Training and Testing")
     p.add_argument("--data", required=True)
     p.add_argument("--out", default="runs/audit")
@@ -135,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="refit temperature and out-of-distribution screening on a run's validation split")
     p.add_argument("--run", required=True, help="run folder written by `train` (args.json, split.csv, release/)")
+
+    p = sub.add_parser("card", help="write the release folder's model card (README.md) from its saved record")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--metrics", required=True, help="folder with metrics.json (and robustness.json, audit.json)")
+    p.add_argument("--run", default=None, help="run folder (args.json, summary.json)")
+    p.add_argument("--command", default="", help="the training command, as run")
 
     p = sub.add_parser("push", help="upload a release folder to the Hugging Face Hub")
     p.add_argument("--checkpoint", required=True)
@@ -154,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     from brainmri.checkpoint import CheckpointError
     from brainmri.model import PretrainedUnavailable
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "audit": cmd_audit, "calibrate": cmd_calibrate,
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "audit": cmd_audit, "robustness": cmd_robustness, "calibrate": cmd_calibrate, "card": cmd_card,
                 "push": cmd_push}[command](args)
     except (PretrainedUnavailable, CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -87,7 +87,7 @@ class ImageSet:
         return out
 
 
-def _list_files(root: Path, classes: list[str]) -> list[tuple[str, int]]:
+def list_files(root: Path, classes: list[str]) -> list[tuple[str, int]]:
     files = []
     for index, name in enumerate(classes):
         for path in sorted((root / name).rglob("*")):
@@ -135,7 +135,7 @@ def load_folder(
     """Decode (or read from cache) every image under ``root``; unreadable files are skipped and reported."""
     root = Path(root)
     classes = classes or list_classes(root)
-    files = _list_files(root, classes)
+    files = list_files(root, classes)
     if not files:
         raise ValueError(f"no image files under {root}")
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()

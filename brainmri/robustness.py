@@ -1,0 +1,99 @@
+"""Accuracy under acquisition shifts: what scans from another scanner or site may look like.
+
+Each shift is applied to the decoded grayscale slice at its original resolution,
+before the one preprocessing path, so the model sees what it would see if the
+file itself had looked like that.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from .audit import split_roots
+from .data import list_classes, list_files
+from .imageio import load_grayscale
+from .predictor import Predictor
+
+
+def _gamma(value: float) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda g: np.clip(255.0 * (g / 255.0) ** value, 0, 255).astype(np.uint8)
+
+
+def _blur(g: np.ndarray) -> np.ndarray:
+    radius = max(1.0, g.shape[0] / 256)  # about 1 px at the model's 224 px scale for a 256-px slice
+    return np.asarray(Image.fromarray(g).filter(ImageFilter.GaussianBlur(radius * 1.5)))
+
+
+def _downscale(g: np.ndarray, side: int = 96) -> np.ndarray:
+    image = Image.fromarray(g)
+    scale = side / max(image.size)
+    small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR)
+    return np.asarray(small.resize(image.size, Image.BILINEAR))
+
+
+def _jpeg(g: np.ndarray, quality: int = 20) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(g).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L"))
+
+
+def _invert_inside_head(g: np.ndarray) -> np.ndarray:
+    """T1 ↔ T2-like contrast: invert the tissue, keep the background black."""
+    mask = np.asarray(Image.fromarray((g > 15).astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
+    return np.where(mask, 255 - g, 0).astype(np.uint8)
+
+
+SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "none": lambda g: g,
+    "gamma 0.6": _gamma(0.6),
+    "gamma 1.6": _gamma(1.6),
+    "gaussian blur": _blur,
+    "downscale to 96 px and back": _downscale,
+    "JPEG quality 20": _jpeg,
+    "contrast inversion (T2-like)": _invert_inside_head,
+}
+
+
+def robustness(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike | None = None,
+               shifts: dict[str, Callable] | None = None, limit: int | None = None) -> dict[str, dict[str, float]]:
+    predictor = Predictor.from_pretrained(checkpoint)
+    _, test_root = split_roots(data)
+    classes = list_classes(test_root)
+    files = list_files(Path(test_root), classes)[:limit]
+    grays, labels = [], []
+    for rel, label in files:
+        try:
+            grays.append(load_grayscale(Path(test_root) / rel))
+            labels.append(predictor.labels.index(classes[label]))
+        except (ValueError, OSError):
+            continue
+    labels = np.array(labels)
+    results: dict[str, dict[str, float]] = {}
+    for name, shift in (shifts or SHIFTS).items():
+        fitted = [predictor.preprocess.fit(shift(g)) for g in grays]
+        probs = predictor.probabilities(predictor.logits(fitted))
+        accuracy = float((probs.argmax(1) == labels).mean())
+        results[name] = {"accuracy": accuracy, "n": int(len(labels))}
+    base = results.get("none", {}).get("accuracy")
+    if base is not None:
+        for row in results.values():
+            row["change"] = row["accuracy"] - base
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "robustness.json").write_text(json.dumps(results, indent=2))
+        (out / "robustness.md").write_text(robustness_markdown(results))
+    return results
+
+
+def robustness_markdown(results: dict[str, dict[str, float]]) -> str:
+    rows = ["| shift (Testing, full) | accuracy | change (points) |", "|---|---|---|"]
+    for name, row in results.items():
+        rows.append(f"| {name} | {100 * row['accuracy']:.2f} % | {100 * row.get('change', 0):+.2f} |")
+    return "\n".join(rows) + "\n"
