@@ -118,7 +118,7 @@ def cmd_calibrate(args) -> int:
 def cmd_card(args) -> int:
     from brainmri.modelcard import write_model_card
 
-    print(write_model_card(args.checkpoint, args.metrics, args.run, command=args.command))
+    print(write_model_card(args.checkpoint, args.metrics, args.run, command=args.train_command))
     return 0
 
 
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--metrics", required=True, help="folder with metrics.json (and robustness.json, audit.json)")
     p.add_argument("--run", default=None, help="run folder (args.json, summary.json)")
-    p.add_argument("--command", default="", help="the training command, as run")
+    p.add_argument("--command", dest="train_command", default="", help="the training command, as run")
 
     p = sub.add_parser("push", help="upload a release folder to the Hugging Face Hub")
     p.add_argument("--checkpoint", required=True)
