@@ -36,6 +36,8 @@ def _train_parser(sub) -> None:
     g.add_argument("--image-size", type=int, default=224)
     g.add_argument("--drop-rate", type=float, default=0.3)
     g.add_argument("--drop-path-rate", type=float, default=0.0)
+    g.add_argument("--no-content-crop", dest="content_crop", action="store_false",
+                   help="do not crop to the head before padding (keeps the file's framing)")
     g.add_argument("--ls-init-value", type=float, default=None, help="ConvNeXt layer-scale init (1.0 helps from scratch)")
     g = p.add_argument_group("recipe (unset values come from --recipe)")
     g.add_argument("--recipe", default="report", choices=["report", "scratch"],

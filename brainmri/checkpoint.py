@@ -49,6 +49,7 @@ def save_release(
     extra: dict[str, Any] | None = None,
     half: bool = False,
     extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None,
+    content_crop: bool = False,
 ) -> Path:
     """Write ``model`` as a release folder at ``directory`` (replacing it atomically)."""
     directory = Path(directory)
@@ -63,7 +64,9 @@ def save_release(
             source = source.half()
         cfg = model.pretrained_cfg
         data_config = {k: cfg[k] for k in ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std") if k in cfg}
-        model_config = {"label_names": list(label_names), "temperature": float(temperature), **(extra or {})}
+        model_config = {"label_names": list(label_names), "temperature": float(temperature),
+                        "preprocessing": {"grayscale": True, "content_crop": bool(content_crop), "pad_to_square": True},
+                        **(extra or {})}
         save_for_hf(source, str(staging), model_config=model_config, safe_serialization=True, data_config=data_config)
         config_path = staging / CONFIG
         config = json.loads(config_path.read_text())

@@ -46,7 +46,7 @@ class Predictor:
         self.config = config
         self.labels: list[str] = list(config["label_names"])
         self.temperature = float(config.get("temperature", 1.0))
-        self.preprocess = Preprocess.from_config(model.pretrained_cfg)
+        self.preprocess = Preprocess.from_release_config({**config, "pretrained_cfg": model.pretrained_cfg})
         self.target_layer = target_layer(self.model)
         freeze_below(self.model, self.target_layer)
         folder = config.get("folder")

@@ -82,6 +82,7 @@ class TrainConfig:
     cache_dir: str | None = None
     resume: bool = False
     half_weights: bool = False
+    content_crop: bool = True
     model_args: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -205,6 +206,7 @@ class Trainer:
         c = self.cfg
         if c.init:
             model, config = load_release(c.init)
+            self.init_config = config
             self.label_names = list(config["label_names"])
             return model
         args = dict(c.model_args)
@@ -224,7 +226,8 @@ class Trainer:
         torch.manual_seed(c.seed)
         self.model = self._build_model()
         check_classes(self.classes, self.label_names, allow_subset=False)
-        self.preprocess = Preprocess.from_model(self.model)
+        self.preprocess = (Preprocess.from_release_config(self.init_config) if c.init
+                           else Preprocess.from_model(self.model, content_crop=c.content_crop))
         full = load_folder(train_root, self.preprocess, cache_dir=c.cache_dir, classes=self.classes,
                            progress=self.dist.main)
         self.skipped = full.skipped
@@ -404,7 +407,8 @@ class Trainer:
                               "val_acc": row["val_acc"], "seed": c.seed, "image_size": c.image_size,
                               "train_images": len(self.train_set), "val_images": len(self.val_set),
                               "data": Path(c.data).name, "pretrained": bool(c.pretrained and not c.init)}}
-        save_release(model, self.out / "release", self.label_names, extra=extra, half=c.half_weights)
+        save_release(model, self.out / "release", self.label_names, extra=extra, half=c.half_weights,
+                     content_crop=self.preprocess.content_crop)
 
     def _write_history(self) -> None:
         keys = list(dict.fromkeys(k for row in self.history for k in row))
@@ -474,7 +478,7 @@ def calibrate_release(release: str | Path, train_set, val_set, *, extra_meta: di
                  "fitted_on": f"{len(chosen)} training-split images; threshold = 99th percentile on {len(val_set)} validation images"}
     save_release(predictor.model, release, predictor.labels, temperature=temperature, half=half,
                  extra={"brainmri": meta, "screening": screening},
-                 extra_tensors={OOD_FILE: feature_model.tensors()})
+                 extra_tensors={OOD_FILE: feature_model.tensors()}, content_crop=predictor.preprocess.content_crop)
     return {"temperature": temperature, "feature_threshold": feature_model.threshold}
 
 
@@ -485,7 +489,7 @@ def load_run_split(run: str | Path):
     run = Path(run)
     args = json.loads((run / "args.json").read_text())
     config = read_config(run / "release")
-    preprocess = Preprocess.from_config(config["pretrained_cfg"])
+    preprocess = Preprocess.from_release_config(config)
     root = Path(args["data"])
     root = root / "Training" if (root / "Training").is_dir() else root
     full = load_folder(root, preprocess, cache_dir=args.get("cache_dir"), classes=list(config["label_names"]))

@@ -6,8 +6,12 @@ the tumour slices). A plain resize would squash non-square images differently
 per class, and RGB/palette files would keep a tint. So every image is:
 
 1. converted to one grayscale channel (colour mode gone, see ``imageio``),
-2. padded to a square on black, the scan's own background (aspect ratio gone),
-3. resized to the model's input size (absolute size gone),
+2. cropped to the head's bounding box (``content_crop``; the margins and framing
+   of the original file gone: without it, the number of black rows and columns
+   in the model input predicts the class at 61 % against 28 % for the majority
+   class, see ``audit.shortcut_strength``),
+3. padded to a square on black, the scan's own background (aspect ratio gone),
+4. resized to the model's input size (absolute size gone),
 
 then replicated to three channels and normalised with the release folder's
 ``pretrained_cfg`` mean/std. Geometry and normalisation come from timm's
@@ -23,6 +27,27 @@ import numpy as np
 import torch
 from PIL import Image
 from timm.data import create_transform, resolve_data_config
+
+
+def crop_to_content(gray: np.ndarray, margin: float = 0.04) -> np.ndarray:
+    """Crop to the bounding box of the head (pixels brighter than 10 % of the 99th percentile),
+    with a small margin, so the framing of the original file does not reach the model."""
+    if gray.size == 0:
+        return gray
+    level = np.percentile(gray, 99)
+    if level <= 0:
+        return gray
+    mask = gray > 0.1 * level
+    rows = np.flatnonzero(mask.mean(axis=1) > 0.01)
+    cols = np.flatnonzero(mask.mean(axis=0) > 0.01)
+    if len(rows) == 0 or len(cols) == 0:
+        return gray
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    height, width = gray.shape
+    if (bottom - top) < 0.25 * height and (right - left) < 0.25 * width:
+        return gray  # a speck, not a head: leave the image as it is
+    pad = int(round(margin * max(bottom - top, right - left)))
+    return gray[max(0, top - pad):min(height, bottom + pad), max(0, left - pad):min(width, right + pad)]
 
 
 def pad_to_square(gray: np.ndarray) -> np.ndarray:
@@ -47,9 +72,10 @@ class Preprocess:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     crop_mode: str = "center"
+    content_crop: bool = False  # crop to the head first (config.json "preprocessing")
 
     @classmethod
-    def from_config(cls, pretrained_cfg: dict[str, Any]) -> "Preprocess":
+    def from_config(cls, pretrained_cfg: dict[str, Any], content_crop: bool = False) -> "Preprocess":
         cfg = resolve_data_config(pretrained_cfg=pretrained_cfg, use_test_size=True)
         return cls(
             input_size=tuple(cfg["input_size"]),
@@ -58,11 +84,18 @@ class Preprocess:
             mean=tuple(cfg["mean"]),
             std=tuple(cfg["std"]),
             crop_mode=cfg.get("crop_mode", "center"),
+            content_crop=content_crop,
         )
 
     @classmethod
-    def from_model(cls, model: torch.nn.Module) -> "Preprocess":
-        return cls.from_config(model.pretrained_cfg)
+    def from_model(cls, model: torch.nn.Module, content_crop: bool = False) -> "Preprocess":
+        return cls.from_config(model.pretrained_cfg, content_crop)
+
+    @classmethod
+    def from_release_config(cls, config: dict[str, Any]) -> "Preprocess":
+        """From a release folder's config.json: timm's pretrained_cfg plus our "preprocessing" keys."""
+        steps = config.get("preprocessing", {})
+        return cls.from_config(config["pretrained_cfg"], content_crop=bool(steps.get("content_crop", False)))
 
     @property
     def image_size(self) -> int:
@@ -79,7 +112,9 @@ class Preprocess:
 
     def fit(self, gray: np.ndarray) -> np.ndarray:
         """Grayscale ``H x W`` uint8 → square uint8 at the model's input size (what the model sees)."""
-        image = Image.fromarray(pad_to_square(gray), mode="L")
+        if self.content_crop:
+            gray = crop_to_content(gray)
+        image = Image.fromarray(pad_to_square(gray))
         for step in self._geometry:
             image = step(image)
         fitted = np.asarray(image, dtype=np.uint8)

@@ -64,3 +64,27 @@ def test_horizontal_flip_only():
     cfg = AugmentConfig(rotate_deg=0, hflip=1.0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
     out = augment_batch(images, cfg, torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, images.flip(-1), atol=1e-5, rtol=0)
+
+
+def test_content_crop_removes_the_file_framing():
+    """The same head with wide black margins or none gives the same model input."""
+    from brainmri.transforms import crop_to_content
+    head = np.zeros((60, 50), np.uint8)
+    head[5:55, 5:45] = 120
+    framed = np.zeros((200, 300), np.uint8)
+    framed[70:130, 120:170] = head
+    assert crop_to_content(framed).shape == crop_to_content(head).shape
+    pre = Preprocess.from_config(CFG, content_crop=True)
+    assert np.array_equal(pre.fit(framed), pre.fit(head))
+    plain = Preprocess.from_config(CFG)
+    assert not np.array_equal(plain.fit(framed), plain.fit(head))
+    assert np.array_equal(crop_to_content(np.zeros((40, 40), np.uint8)), np.zeros((40, 40), np.uint8))
+
+
+def test_release_config_carries_the_preprocessing(tmp_path):
+    from brainmri.checkpoint import read_config, save_release
+    from brainmri.model import create_model
+    folder = save_release(create_model("test_convnext", image_size=32), tmp_path / "r", list("abcd"), content_crop=True)
+    config = read_config(folder)
+    assert config["preprocessing"] == {"grayscale": True, "content_crop": True, "pad_to_square": True}
+    assert Preprocess.from_release_config(config).content_crop is True
