@@ -20,7 +20,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from brainmri import ImageLoadError, Predictor, report  # noqa: E402
-from brainmri.explain import METHODS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = str(HERE / "assets" / "model")
@@ -177,7 +176,8 @@ def build_demo(predictor: Predictor, metrics_dir: Path = METRICS_DIR, examples_d
                         upload = gr.File(label=i18n("upload"), file_types=FILE_TYPES, type="filepath")
                         run = gr.Button(i18n("classify"), variant="primary")
                         target = gr.Dropdown(class_choices, value=PREDICTED, label=i18n("explain_class"))
-                        method = gr.Radio(list(METHODS)[:3], value="gradcam", label=i18n("method"))
+                        method = gr.Radio([(METHOD_NAMES[m], m) for m in ("gradcam", "gradcam++", "eigencam")],
+                                          value="gradcam", label=i18n("method"))
                         examples = sorted(examples_dir.glob("*")) if examples_dir.is_dir() else []
                         if examples:
                             gr.Examples([[str(p)] for p in examples], inputs=[upload], label=i18n("examples"))
