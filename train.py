@@ -4,6 +4,7 @@
     python train.py train    --data DATA --out runs/NAME [--no-pretrained --recipe scratch]
     python train.py evaluate --checkpoint DIR --data DATA --out DIR
     python train.py audit    --data DATA [--out DIR]
+    python train.py screening --checkpoint DIR --data DATA --out DIR
     python train.py robustness --checkpoint DIR --data DATA --out DIR
     python train.py calibrate --run runs/NAME
     python train.py push     --checkpoint DIR --repo-id USER/NAME
@@ -100,6 +101,22 @@ def cmd_robustness(args) -> int:
     return 0
 
 
+def cmd_screening(args) -> int:
+    from brainmri import Predictor
+    from brainmri.audit import split_roots
+    from brainmri.data import list_files, list_classes
+    from brainmri.screening import screening_report, synthetic_outliers
+
+    predictor = Predictor.from_pretrained(args.checkpoint)
+    _, test_root = split_roots(args.data)
+    files = [test_root / rel for rel, _ in list_files(test_root, list_classes(test_root))]
+    report = screening_report(predictor, files, synthetic_outliers())
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "screening.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def cmd_audit(args) -> int:
     from brainmri.audit import run_audit
 
@@ -151,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--limit", type=int, default=None, help="first N Testing files only")
 
+    p = sub.add_parser("screening", help="how the app's not-an-MRI / uncertain checks behave on Testing and on outliers")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+
     p = sub.add_parser("audit", help="exact and near duplicates within and across Training and Testing")
     p.add_argument("--data", required=True)
     p.add_argument("--out", default="runs/audit")
@@ -183,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     from brainmri.checkpoint import CheckpointError
     from brainmri.model import PretrainedUnavailable
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "audit": cmd_audit, "robustness": cmd_robustness, "calibrate": cmd_calibrate, "card": cmd_card,
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
                 "push": cmd_push}[command](args)
     except (PretrainedUnavailable, CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -230,3 +230,12 @@ def test_model_card(run, tmp_path):
     for needed in ("not a medical device", "Testing (de-duplicated)", "accuracy (95 % CI)", "Limitations",
                    "python train.py train ...", "Seed: 0"):
         assert needed.lower() in card.lower(), needed
+
+
+def test_screening_report_counts_every_input(run, dataset, tmp_path):
+    assert cli.main(["screening", "--checkpoint", str(run / "release"), "--data", str(dataset),
+                     "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "screening.json").read_text())
+    assert sum(report["in_distribution"].values()) == 26
+    assert report["outliers"]["colour photo"] == {"ok": 0, "uncertain": 0, "not_mri": 12}
+    assert report["outliers"]["blank"]["not_mri"] == 3

@@ -1,0 +1,47 @@
+"""The model shipped in assets/model: its record is intact and it gets real slices right."""
+import json
+from pathlib import Path
+
+import pytest
+
+from brainmri import Predictor
+from brainmri.checkpoint import read_config, sha256_file
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "assets" / "model"
+METRICS = ROOT / "assets" / "metrics"
+EXAMPLES = ROOT / "assets" / "examples"
+LABELS = ["glioma", "meningioma", "notumor", "pituitary"]
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return Predictor.from_pretrained(MODEL, expected_labels=LABELS)
+
+
+def test_config_labels_temperature_and_sha256():
+    config = read_config(MODEL)
+    assert config["label_names"] == LABELS and config["num_classes"] == 4
+    assert config["architecture"].startswith("convnext")
+    assert 0.2 < config["temperature"] < 5
+    assert config["weights_sha256"] == sha256_file(MODEL / "model.safetensors")
+    assert config["preprocessing"]["content_crop"] is True
+    assert config["screening"]["feature_threshold"] > 0
+    assert sum(f.stat().st_size for f in MODEL.iterdir()) < 60 * 2**20
+    assert (MODEL / "README.md").read_text().startswith("---")
+
+
+def test_classifies_one_real_slice_of_each_class(predictor):
+    for label in LABELS:
+        example = next(EXAMPLES.glob(f"{label}-*"))
+        explanation = predictor.explain(example)
+        assert explanation.label == label, (example.name, explanation.probabilities)
+        assert explanation.verdict.status == "ok", explanation.verdict.reason
+
+
+def test_saved_evaluation_matches_the_shipped_weights():
+    metrics = json.loads((METRICS / "metrics.json").read_text())
+    assert metrics["meta"]["weights_sha256"] == read_config(MODEL)["weights_sha256"]
+    assert metrics["full"]["n"] == 1311 and metrics["dedup"]["n"] < 1311
+    for name in ("confusion_full.png", "roc_full.png", "reliability_full.png", "curves.png", "gradcam_gallery.png"):
+        assert (METRICS / name).is_file(), name
