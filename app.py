@@ -122,11 +122,11 @@ class Handlers:
 
     def _explain(self, path, target=PREDICTED, method="gradcam"):
         if not path:
-            raise gr.Error("Upload an image first.")
+            raise gr.Error("Upload an image first.", print_exception=False)
         try:
             return self.predictor.explain(path, target=None if target in (None, PREDICTED) else target, method=method)
         except ImageLoadError as err:
-            raise gr.Error(f"Cannot read this file: {err}") from None
+            raise gr.Error(f"Cannot read this file: {err}", print_exception=False) from None
 
     def classify(self, path):
         """One image file in; out: the prediction (gr.Label) and the heatmap overlay."""
@@ -141,7 +141,7 @@ class Handlers:
 
     def classify_batch(self, paths):
         if not paths:
-            raise gr.Error("Upload one or more images first.")
+            raise gr.Error("Upload one or more images first.", print_exception=False)
         for old in self.batch_dir.glob("*.csv"):  # keep no earlier results around
             if time.time() - old.stat().st_mtime > CACHE_CLEANUP[1]:
                 old.unlink(missing_ok=True)

@@ -110,3 +110,14 @@ def test_server_predict_endpoint_with_gradio_client(app_module, dataset, tmp_pat
         assert again[0] == label  # the server still answers, and answers the same
     finally:
         app_module.demo.close()
+
+
+def test_concurrent_requests_each_get_their_own_answer(handlers, dataset):
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [str(sorted((dataset / "Testing" / name).iterdir())[0]) for name in CLASSES] * 3
+    sequential = [handlers.classify(p)[1] for p in paths]
+    with ThreadPoolExecutor(6) as pool:
+        parallel = list(pool.map(lambda p: handlers.classify(p)[1], paths))
+    for a, b in zip(sequential, parallel):
+        assert np.array_equal(a, b)
