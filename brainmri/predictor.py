@@ -19,7 +19,7 @@ from .checkpoint import load_release
 from .explain import class_activation_maps, freeze_below, overlay
 from .imageio import ImageSource, load_image
 from .model import target_layer
-from .screening import FeatureModel, Verdict, judge
+from .screening import FeatureModel, Verdict, dark_border_fraction, judge
 from .transforms import Preprocess
 
 
@@ -122,16 +122,16 @@ class Predictor:
         index = int(np.argmax(probs)) if target is None else int(target)
         heatmap = result.heatmaps[0]
         probabilities = self._to_dict(probs)
-        verdict = self._judge(probabilities, loaded.colourfulness, fitted, captured.get("features"))
+        verdict = self._judge(probabilities, loaded, fitted, captured.get("features"))
         return Explanation(probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method, verdict)
 
-    def _judge(self, probabilities, colourfulness: float, fitted: np.ndarray, features) -> Verdict:
+    def _judge(self, probabilities, loaded, fitted: np.ndarray, features) -> Verdict:
         distance = threshold = None
         if self.feature_model is not None and features is not None:
             distance = float(self.feature_model.distance(features.double().cpu())[0])
             threshold = self.feature_model.threshold
-        return judge(probabilities, colourfulness=colourfulness, pixel_std=float(fitted.std()), distance=distance,
-                     feature_threshold=threshold, settings=self.screening)
+        return judge(probabilities, colourfulness=loaded.colourfulness, pixel_std=float(fitted.std()), distance=distance,
+                     feature_threshold=threshold, settings=self.screening, dark_border=dark_border_fraction(loaded.gray))
 
     def screen(self, image: ImageSource) -> tuple[dict[str, float], Verdict]:
         """Probabilities and the screening verdict, without a heatmap."""
@@ -139,4 +139,4 @@ class Predictor:
         fitted = self.preprocess.fit(loaded.gray)
         logits, features = self.logits_and_features([fitted])
         probabilities = self._to_dict(self.probabilities(logits)[0])
-        return probabilities, self._judge(probabilities, loaded.colourfulness, fitted, features)
+        return probabilities, self._judge(probabilities, loaded, fitted, features)
