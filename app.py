@@ -27,7 +27,8 @@ METRICS_DIR = HERE / "assets" / "metrics"
 EXAMPLES_DIR = HERE / "assets" / "examples"
 MAX_FILE_SIZE = "25mb"
 FILE_TYPES = [".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"]
-CACHE_CLEANUP = (300, 600)  # every 5 min, delete uploads and outputs older than 10 min
+# every 5 min, delete uploads and outputs older than 10 min (BRAINMRI_CACHE_CLEANUP="every,age" in seconds)
+CACHE_CLEANUP = tuple(int(x) for x in os.environ.get("BRAINMRI_CACHE_CLEANUP", "300,600").split(","))
 METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "eigencam": "EigenCAM",
                 "hirescam": "HiResCAM", "layercam": "LayerCAM", "xgradcam": "XGrad-CAM"}
 PREDICTED = "predicted"

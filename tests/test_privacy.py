@@ -1,0 +1,44 @@
+"""Nothing kept: uploads and outputs leave the disk after the cache interval; logs hold no image data."""
+import importlib
+import socket
+import sys
+import time
+
+from PIL import Image
+
+from conftest import png_bytes, synthetic_slice
+
+
+def test_uploads_are_deleted_and_logs_stay_clean(trained_run, tmp_path, monkeypatch, capfd):
+    import numpy as np
+    from gradio_client import Client, handle_file
+
+    temp = tmp_path / "gradio-temp"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(temp))
+    monkeypatch.setenv("BRAINMRI_CACHE_CLEANUP", "1,1")
+    monkeypatch.setenv("BRAINMRI_MODEL", str(trained_run / "release"))
+    sys.modules.pop("app", None)
+    app = importlib.import_module("app")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app.launch(app.demo, app.parse_args(["--port", str(port)]), prevent_thread_lock=True, quiet=True)
+    upload = tmp_path / "Doe_Jane_scan.png"
+    upload.write_bytes(png_bytes(synthetic_slice(0, np.random.default_rng(3), (64, 64))))
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client.predict(handle_file(str(upload)), api_name="/predict")
+        def uploads():
+            return [p for p in temp.rglob("*") if p.is_file() and (p.name == upload.name or p.read_bytes() == data)]
+
+        data = upload.read_bytes()
+        assert uploads(), "the upload should be in Gradio's cache while it is being served"
+        deadline = time.time() + 20
+        while time.time() < deadline and uploads():
+            time.sleep(0.5)
+        assert uploads() == []
+    finally:
+        app.demo.close()
+    logs = capfd.readouterr()
+    assert "Doe_Jane" not in logs.out + logs.err
+    assert app.demo.analytics_enabled is False
