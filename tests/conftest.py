@@ -107,3 +107,25 @@ def trained_run(dataset, cache_dir, tmp_path_factory) -> Path:
             "--cache-dir", str(cache_dir), "--threads", "1", "--recipe", "scratch", "--epochs", "3"]
     assert cli.main(args) == 0
     return out
+
+
+def start_app(monkeypatch, model: Path | None, **env: str):
+    """Import app.py afresh (with BRAINMRI_MODEL=model and any extra environment) and serve it on a
+    free loopback port; returns (app module, url). The caller closes it with app.demo.close()."""
+    import importlib
+    import socket
+    import sys
+
+    if model is None:
+        monkeypatch.delenv("BRAINMRI_MODEL", raising=False)
+    else:
+        monkeypatch.setenv("BRAINMRI_MODEL", str(model))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    sys.modules.pop("app", None)
+    app = importlib.import_module("app")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app.launch(app.demo, app.parse_args(["--port", str(port)]), prevent_thread_lock=True, quiet=True)
+    return app, f"http://127.0.0.1:{port}/"

@@ -1,10 +1,9 @@
 """Every awkward input gets a sane result or one clear message, through the core and the server."""
-import socket
-
 import pytest
 
 from bad_inputs import NORMAL, corpus
 from brainmri import ImageLoadError, Predictor
+from conftest import start_app
 
 CASES = corpus()
 
@@ -49,23 +48,14 @@ def test_clear_outcomes_for_the_named_problems(predictor, tmp_path):
 
 
 def test_running_server_survives_the_whole_corpus(trained_run, tmp_path, monkeypatch, capsys):
-    import importlib
-    import sys
-
     from gradio_client import Client, handle_file
 
-    monkeypatch.setenv("BRAINMRI_MODEL", str(trained_run / "release"))
-    sys.modules.pop("app", None)
-    app = importlib.import_module("app")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app.launch(app.demo, app.parse_args(["--port", str(port)]), prevent_thread_lock=True, quiet=True)
+    app, url = start_app(monkeypatch, trained_run / "release")
     normal = tmp_path / NORMAL[0]
     normal.write_bytes(NORMAL[1])
     outcomes = {}
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(url, verbose=False)
         reference = client.predict(handle_file(str(normal)), api_name="/predict")[0]
         for name, (filename, data) in CASES.items():
             folder = tmp_path / f"case{len(outcomes)}"

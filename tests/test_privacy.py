@@ -1,12 +1,7 @@
 """Nothing kept: uploads and outputs leave the disk after the cache interval; logs hold no image data."""
-import importlib
-import socket
-import sys
 import time
 
-from PIL import Image
-
-from conftest import png_bytes, synthetic_slice
+from conftest import png_bytes, start_app, synthetic_slice
 
 
 def test_uploads_are_deleted_and_logs_stay_clean(trained_run, tmp_path, monkeypatch, capfd):
@@ -14,19 +9,11 @@ def test_uploads_are_deleted_and_logs_stay_clean(trained_run, tmp_path, monkeypa
     from gradio_client import Client, handle_file
 
     temp = tmp_path / "gradio-temp"
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(temp))
-    monkeypatch.setenv("BRAINMRI_CACHE_CLEANUP", "1,1")
-    monkeypatch.setenv("BRAINMRI_MODEL", str(trained_run / "release"))
-    sys.modules.pop("app", None)
-    app = importlib.import_module("app")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app.launch(app.demo, app.parse_args(["--port", str(port)]), prevent_thread_lock=True, quiet=True)
+    app, url = start_app(monkeypatch, trained_run / "release", GRADIO_TEMP_DIR=str(temp), BRAINMRI_CACHE_CLEANUP="1,1")
     upload = tmp_path / "Doe_Jane_scan.png"
     upload.write_bytes(png_bytes(synthetic_slice(0, np.random.default_rng(3), (64, 64))))
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = Client(url, verbose=False)
         client.predict(handle_file(str(upload)), api_name="/predict")
         def uploads():
             return [p for p in temp.rglob("*") if p.is_file() and (p.name == upload.name or p.read_bytes() == data)]
