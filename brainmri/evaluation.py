@@ -131,7 +131,8 @@ def cam_gallery(predictor: Predictor, test, probs: np.ndarray, path, per_kind: i
         for kind, chosen in (("right", np.flatnonzero((test.labels == index) & (predicted == index))),
                              ("wrong", np.flatnonzero((test.labels == index) & (predicted != index)))):
             for i in rng.permutation(chosen)[:per_kind]:
-                explanation = predictor.explain(np.asarray(test.images[i]))
+                # the cached image is already what the model sees: explain it as is, not re-prepared
+                explanation = predictor.explain_prepared(np.asarray(test.images[i]))
                 p = explanation.probabilities[explanation.target]
                 images += [np.asarray(test.images[i]), explanation.overlay]
                 titles += [f"{label} ({kind})", f"→ {explanation.target} {p:.2f}"]

@@ -104,25 +104,31 @@ class Predictor:
     def explain(self, image: ImageSource, target: str | int | None = None, method: str = "gradcam") -> Explanation:
         """Probabilities, heatmap and overlay of one forward pass; ``target`` defaults to the predicted class."""
         loaded = load_image(image)
-        fitted = self.preprocess.fit(loaded.gray)
+        return self.explain_prepared(self.preprocess.fit(loaded.gray), target, method, loaded=loaded)
+
+    def explain_prepared(self, fitted: np.ndarray, target: str | int | None = None, method: str = "gradcam",
+                         loaded=None) -> Explanation:
+        """``explain`` for an image already through :meth:`prepare` (e.g. from the data cache); the
+        screening verdict needs the original (``loaded``) and is left out without it."""
         if isinstance(target, str):
             if target not in self.labels:
                 raise ValueError(f"unknown class {target!r}; the model knows {self.labels}")
             target = self.labels.index(target)
         captured = {}
-        hook = self.model.get_classifier().register_forward_hook(
-            lambda module, args, output: captured.__setitem__("features", args[0].detach().float()))
-        try:
-            with self._cam_lock:
+        # Hooks live on the shared model: register, run and remove them under the same lock.
+        with self._cam_lock:
+            hook = self.model.get_classifier().register_forward_hook(
+                lambda module, args, output: captured.__setitem__("features", args[0].detach().float()))
+            try:
                 result = class_activation_maps(self.model, self.target_layer, self._inputs([fitted]),
                                                None if target is None else [target], method)
-        finally:
-            hook.remove()
+            finally:
+                hook.remove()
         probs = self.probabilities(result.logits)[0]
         index = int(np.argmax(probs)) if target is None else int(target)
         heatmap = result.heatmaps[0]
         probabilities = self._to_dict(probs)
-        verdict = self._judge(probabilities, loaded, fitted, captured.get("features"))
+        verdict = None if loaded is None else self._judge(probabilities, loaded, fitted, captured.get("features"))
         return Explanation(probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method, verdict)
 
     def _judge(self, probabilities, loaded, fitted: np.ndarray, features) -> Verdict:

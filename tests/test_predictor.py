@@ -70,3 +70,12 @@ def test_temperature_fit_recovers_a_known_temperature():
     probs = torch.softmax(true_logits, 1).numpy()
     assert expected_calibration_error(probs, labels.numpy()) < 0.03
     assert expected_calibration_error(torch.softmax(true_logits * 4, 1).numpy(), labels.numpy()) > 0.1
+
+
+def test_explain_prepared_uses_the_image_as_given(predictor, dataset):
+    path = next((dataset / "Testing" / "glioma").iterdir())
+    fitted = predictor.prepare(path)
+    direct = predictor.explain(path)
+    prepared = predictor.explain_prepared(fitted)
+    np.testing.assert_allclose(prepared.heatmap, direct.heatmap, atol=1e-5)
+    assert np.array_equal(prepared.image, fitted) and prepared.verdict is None
