@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -113,6 +114,47 @@ def _note(explanation) -> str:
     return f"⛔ **No tumour label shown.** {verdict.reason}"
 
 
+class UploadFile(gr.File):
+    """``gr.File`` (same front end, same API) whose filepath preprocessing leaves nothing behind.
+
+    Gradio 6.31's ``File._process_single_file`` opens a ``NamedTemporaryFile(delete=False)`` in its
+    cache for every uploaded file, renames the Python object and never deletes the file: one empty
+    file per request that ``delete_cache`` does not know about. This returns the uploaded path itself.
+    """
+
+    is_template = True  # rendered by the front end as the File component it extends
+
+    def _process_single_file(self, f):
+        if self.type != "filepath":
+            return super()._process_single_file(f)
+        from gradio.utils import NamedString
+        from gradio_client import utils as client_utils
+
+        if self.file_types and not client_utils.is_valid_file(f.path, self.file_types):
+            raise gr.Error(f"Invalid file type. Please upload a file that is one of these formats: {self.file_types}")
+        return NamedString(f.path)
+
+
+def cached_image(array) -> str:
+    """An output image as a file of its own in Gradio's cache folder, written then renamed.
+
+    Gradio's own numpy → file step names files by their content and rewrites an existing one in
+    place, so two concurrent identical answers could serve a half-written file (the load test saw
+    "Content-Length" errors). A unique name per answer never collides; being inside the cache, the
+    file is served as is and deleted with the rest of the cache (``delete_cache``).
+    """
+    from gradio.utils import get_upload_folder
+    from PIL import Image
+
+    folder = Path(get_upload_folder()) / "brainmri"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.png"
+    staging = folder / f".{path.name}.part"
+    Image.fromarray(array).save(staging, format="PNG")
+    os.replace(staging, path)
+    return str(path)
+
+
 class Handlers:
     """The page's callbacks: thin wrappers over one shared, read-only Predictor."""
 
@@ -132,13 +174,16 @@ class Handlers:
     def classify(self, path):
         """One image file in; out: the prediction (gr.Label) and the heatmap overlay."""
         e = self._explain(path)
-        return _label_output(e), e.overlay, (e.image, e.overlay), _note(e), gr.update(value=PREDICTED), gr.update(value="gradcam")
+        overlay = cached_image(e.overlay)
+        return (_label_output(e), overlay, (cached_image(e.image), overlay), _note(e), gr.update(value=PREDICTED),
+                gr.update(value="gradcam"))
 
     def reexplain(self, path, target, method):
         if not path:
             return gr.skip(), gr.skip(), gr.skip()
         e = self._explain(path, target, method)
-        return e.overlay, (e.image, e.overlay), _note(e)
+        overlay = cached_image(e.overlay)
+        return overlay, (cached_image(e.image), overlay), _note(e)
 
     def classify_batch(self, paths):
         if not paths:
@@ -174,7 +219,7 @@ def build_demo(predictor: Predictor, metrics_dir: Path = METRICS_DIR, examples_d
             with gr.Tab(i18n("tab_classify")):
                 with gr.Row():
                     with gr.Column(scale=1):
-                        upload = gr.File(label=i18n("upload"), file_types=FILE_TYPES, type="filepath")
+                        upload = UploadFile(label=i18n("upload"), file_types=FILE_TYPES, type="filepath")
                         run = gr.Button(i18n("classify"), variant="primary")
                         target = gr.Dropdown(class_choices, value=PREDICTED, label=i18n("explain_class"))
                         method = gr.Radio([(METHOD_NAMES[m], m) for m in ("gradcam", "gradcam++", "eigencam")],
@@ -191,7 +236,7 @@ def build_demo(predictor: Predictor, metrics_dir: Path = METRICS_DIR, examples_d
                 for control in (target, method):
                     control.input(handlers.reexplain, [upload, target, method], [overlay, slider, note], api_name=False)
             with gr.Tab(i18n("tab_batch")):
-                files = gr.File(label=i18n("batch_files"), file_count="multiple", file_types=FILE_TYPES, type="filepath")
+                files = UploadFile(label=i18n("batch_files"), file_count="multiple", file_types=FILE_TYPES, type="filepath")
                 run_batch = gr.Button(i18n("batch_run"), variant="primary")
                 table = gr.Dataframe(label=i18n("batch_table"), interactive=False)
                 download = gr.DownloadButton(i18n("batch_csv"), visible=False)

@@ -7,6 +7,7 @@
     python train.py screening --checkpoint DIR --data DATA --out DIR
     python train.py robustness --checkpoint DIR --data DATA --out DIR
     python train.py calibrate --run runs/NAME
+    python train.py export   --checkpoint DIR --format onnx [--data DATA]
     python train.py push     --checkpoint DIR --repo-id USER/NAME
 
 DATA is a Kaggle-layout folder (DATA/Training/<class>/..., DATA/Testing/<class>/...)
@@ -107,7 +108,7 @@ def cmd_screening(args) -> int:
     from brainmri.data import list_files, list_classes
     from brainmri.screening import screening_report, synthetic_outliers
 
-    predictor = Predictor.from_pretrained(args.checkpoint)
+    predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     _, test_root = split_roots(args.data)
     files = [test_root / rel for rel, _ in list_files(test_root, list_classes(test_root))]
     report = screening_report(predictor, files, synthetic_outliers())
@@ -138,6 +139,15 @@ def cmd_card(args) -> int:
     from brainmri.modelcard import write_model_card
 
     print(write_model_card(args.checkpoint, args.metrics, args.run, command=args.train_command))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from brainmri.export import export_release, first_testing_inputs
+
+    inputs = first_testing_inputs(args.checkpoint, args.data, args.check_images) if args.data else None
+    record = export_release(args.checkpoint, inputs, tolerance=args.tolerance)
+    print(json.dumps(record, indent=2))
     return 0
 
 
@@ -187,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default=None, help="run folder (args.json, summary.json)")
     p.add_argument("--command", dest="train_command", default="", help="the training command, as run")
 
+    p = sub.add_parser("export", help="add an ONNX export (checked against torch) to a release folder")
+    p.add_argument("--checkpoint", required=True, help="release folder; model.onnx is written into it")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--data", default=None, help="check on the first --check-images Testing images of DATA "
+                                                  "(default: random inputs)")
+    p.add_argument("--check-images", type=int, default=64)
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest logit difference accepted")
+
     p = sub.add_parser("push", help="upload a release folder to the Hugging Face Hub")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--repo-id", required=True)
@@ -203,11 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command
     del args.command, args.verbose
     from brainmri.checkpoint import CheckpointError
+    from brainmri.export import ExportError
     from brainmri.model import PretrainedUnavailable
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
-                "push": cmd_push}[command](args)
-    except (PretrainedUnavailable, CheckpointError, FileNotFoundError, ValueError) as err:
+                "export": cmd_export, "push": cmd_push}[command](args)
+    except (PretrainedUnavailable, CheckpointError, ExportError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

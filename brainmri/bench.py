@@ -1,25 +1,283 @@
-"""Measurements that print figures (never asserts): ``python -m brainmri.bench training ...``.
+"""Measurements that print figures (never asserts).
 
-``training``: img/s of the whole training loop (cache → batched augmentation → step) against the
-bare forward/backward/optimiser step on batches prepared in advance, same model, same batches.
+    python -m brainmri.bench [all] [--model assets/model] [--images DATA/Testing] [--repeats 30] [--json FILE]
+    python -m brainmri.bench inference --model DIR ...   # one model's latency, explain and throughput rows
+    python -m brainmri.bench app --model DIR             # cold start to first answer, peak RSS after N requests
+    python -m brainmri.bench training --arch convnext_tiny --image-size 224
+
+``all`` measures the given release folder and a randomly initialised convnext_tiny at 224 px (the
+architecture the project ships where a GPU trained it), then the app and the training loop. Every
+time is a median (and p95) over ``--repeats`` runs after a warm-up, and every speed-up is printed as a
+ratio against its baseline measured in the same run:
+
+- predict, one image: file bytes → probabilities through :class:`Predictor`; the model call alone
+  for torch fp32 eager (the baseline), torch channels_last, ONNX Runtime fp32 and int8 (dynamic);
+- predict + explain: the project's one-pass path against pytorch-grad-cam's default ``GradCAM`` call
+  on the whole network (same image, same target), with the correlation of the two heatmaps;
+- batch: img/s over the image folder, files → probabilities, torch and ONNX Runtime, with their top-1
+  agreement and largest probability difference on every image;
+- app: ``python app.py`` in a child process, seconds to the first ``/predict`` answer and the server's
+  peak RSS (VmHWM) after N requests;
+- training: whole training loop vs the bare forward/backward/step, img/s.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = ROOT / "assets" / "model"
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "brain-tumor-mri"
+
+
+# ----------------------------------------------------------------------------- timing helpers
+
+def timed(fn, repeats: int, warmup: int = 3) -> dict[str, float]:
+    """Median and p95 milliseconds of ``fn()`` over ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - start))
+    times.sort()
+    return {"p50_ms": statistics.median(times), "p95_ms": times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))],
+            "repeats": repeats}
+
+
+def testing_files(images: Path, limit: int | None = None) -> list[Path]:
+    from .data import IMAGE_SUFFIXES
+
+    files = sorted(p for p in Path(images).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return files[:limit] if limit else files
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+    try:
+        import onnxruntime
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        info["onnxruntime"] = None
+    try:
+        info["bf16_onednn"] = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        info["bf16_onednn"] = None
+    return info
+
+
+# ----------------------------------------------------------------------------- one model
+
+def random_release(arch: str, image_size: int, folder: Path) -> Path:
+    """A randomly initialised release folder (for speed only: its answers mean nothing)."""
+    import torch
+
+    from .checkpoint import save_release
+    from .model import create_model
+
+    torch.manual_seed(0)
+    model = create_model(arch, num_classes=4, image_size=image_size).eval()
+    return save_release(model, folder / arch, ["glioma", "meningioma", "notumor", "pituitary"],
+                        content_crop=True)
+
+
+def with_onnx(release: Path, workdir: Path, data: Path | None) -> Path:
+    """``release`` with a checked ONNX export: itself when it has one, else an exported copy in ``workdir``."""
+    from .backends import onnx_problem
+    from .checkpoint import read_config
+    from .export import export_release, first_testing_inputs
+
+    config = read_config(release)
+    if onnx_problem({**config, "folder": str(release)}) is None:
+        return release
+    copy = workdir / f"{release.name}-onnx"
+    shutil.copytree(release, copy)
+    inputs = first_testing_inputs(copy, data, 64) if data and data.is_dir() else None
+    export_release(copy, inputs)
+    return copy
+
+
+def gradcam_baseline(release: Path):
+    """pytorch-grad-cam's default call: GradCAM on the last stage of an unfrozen model, whole backward."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from .checkpoint import load_release
+    from .model import target_layer
+
+    model, _ = load_release(release)
+    model.eval()
+
+    def run(inputs, target: int):
+        with GradCAM(model=model, target_layers=[target_layer(model)]) as cam:
+            return cam(input_tensor=inputs, targets=[ClassifierOutputTarget(target)])[0]
+    return run
+
+
+def bench_model(release: Path, images: Path, repeats: int, workdir: Path, data: Path | None,
+                limit: int | None = None, int8: bool = True) -> dict:
+    import torch
+
+    from . import Predictor
+    from .backends import TorchBackend
+
+    files = testing_files(images, limit)
+    sample = files[len(files) // 2]
+    raw = sample.read_bytes()
+    exported = with_onnx(release, workdir, data)
+    plain = Predictor.from_pretrained(exported, backend="torch")
+    fast = Predictor.from_pretrained(exported, backend="auto")
+    x = plain._inputs([plain.prepare(raw)])
+    rows: dict[str, dict] = {}
+
+    # 1. the model call alone
+    rows["model call: torch fp32 eager"] = timed(lambda: plain.backend(x), repeats)
+    channels_last = TorchBackend(plain.model.to(memory_format=torch.channels_last))
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    rows["model call: torch fp32 channels_last"] = timed(lambda: channels_last(x_cl), repeats)
+    plain.model.to(memory_format=torch.contiguous_format)
+    rows["model call: onnxruntime fp32"] = timed(lambda: fast.backend(x), repeats)
+    if int8:
+        rows["model call: onnxruntime int8 (dynamic)"] = _int8_row(exported, workdir, x, plain, files, repeats)
+    # 2. file bytes → probabilities
+    rows["predict: torch fp32"] = timed(lambda: plain.predict(raw), repeats)
+    rows["predict: onnxruntime"] = timed(lambda: fast.predict(raw), repeats)
+    # 3. predict + explain, against the library's default call
+    baseline = gradcam_baseline(exported)
+    target = int(np.argmax(list(plain.predict(raw).values())))
+    rows["predict+explain: grad-cam default (torch)"] = timed(lambda: (plain.predict(raw), baseline(x, target)), repeats)
+    rows["predict+explain: one pass, torch"] = timed(lambda: plain.explain(raw), repeats)
+    rows["predict+explain: one pass, onnxruntime"] = timed(lambda: fast.explain(raw), repeats)
+    reference = baseline(x, target)
+    correlation = {name: float(np.corrcoef(p.explain(raw).heatmap.ravel(), reference.ravel())[0, 1])
+                   for name, p in (("torch", plain), ("onnxruntime", fast))}
+    # 4. batch throughput and agreement over the whole folder
+    batch = {}
+    probabilities = {}
+    for name, predictor in (("torch fp32", plain), ("onnxruntime", fast)):
+        start = time.perf_counter()
+        out = predictor.predict_batch(files, batch_size=32)
+        seconds = time.perf_counter() - start
+        probabilities[name] = np.array([list(p.values()) for p in out])
+        batch[name] = {"images": len(files), "seconds": seconds, "img_s": len(files) / seconds}
+    a, b = probabilities["torch fp32"], probabilities["onnxruntime"]
+    agreement = {"images": len(files), "top1_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
+                 "max_prob_diff": float(np.abs(a - b).max())}
+
+    base = rows["model call: torch fp32 eager"]["p50_ms"]
+    for name, row in rows.items():
+        if name.startswith("model call"):
+            row["speedup_vs_eager"] = base / row["p50_ms"]
+    rows["predict: onnxruntime"]["speedup_vs_torch"] = rows["predict: torch fp32"]["p50_ms"] / rows["predict: onnxruntime"]["p50_ms"]
+    grad_default = rows["predict+explain: grad-cam default (torch)"]["p50_ms"]
+    for name, predict_name in (("torch", "predict: torch fp32"), ("onnxruntime", "predict: onnxruntime")):
+        row = rows[f"predict+explain: one pass, {name}"]
+        row["speedup_vs_gradcam_default"] = grad_default / row["p50_ms"]
+        row["ratio_to_predict"] = row["p50_ms"] / rows[predict_name]["p50_ms"]
+        row["heatmap_correlation"] = correlation[name]
+    batch["onnxruntime"]["speedup_vs_torch"] = batch["onnxruntime"]["img_s"] / batch["torch fp32"]["img_s"]
+    config = plain.config
+    return {"release": str(release), "arch": config["architecture"], "image_size": plain.preprocess.image_size,
+            "backend_auto": fast.backend.name, "sample": sample.name, "latency": rows, "batch": batch,
+            "agreement_onnx_vs_torch": agreement, "onnx_check": config.get("onnx", {}).get("check")}
+
+
+def _int8_row(exported: Path, workdir: Path, x, plain, files, repeats: int) -> dict:
+    """ONNX Runtime with int8 weights (dynamic quantisation): speed, and its agreement with fp32 on 256 files."""
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        return {"skipped": "onnxruntime.quantization unavailable"}
+    from .backends import OnnxBackend
+    from .export import ONNX_FILE
+
+    path = workdir / f"{exported.name}-int8.onnx"
+    quantize_dynamic(str(exported / ONNX_FILE), str(path), weight_type=QuantType.QInt8)
+    int8 = OnnxBackend(path)
+    row = timed(lambda: int8(x), repeats)
+    inputs = plain._inputs([plain.prepare(f) for f in files[:256]])
+    ref = plain.probabilities(plain.backend(inputs)[0])
+    got = plain.probabilities(int8(inputs)[0])
+    row.update(top1_agreement_256=float((ref.argmax(1) == got.argmax(1)).mean()),
+               max_prob_diff_256=float(np.abs(ref - got).max()))
+    return row
+
+
+# ----------------------------------------------------------------------------- the app
+
+def vm_kb(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return float("nan")
+
+
+def bench_app(model: Path, requests: int = 200, port: int = 7898, examples: Path = ROOT / "assets" / "examples") -> dict:
+    """Cold start of ``python app.py`` to its first /predict answer, then peak RSS after ``requests`` more."""
+    from gradio_client import Client, handle_file
+
+    env = {**os.environ, "BRAINMRI_MODEL": str(model), "BRAINMRI_PORT": str(port), "BRAINMRI_HOST": "127.0.0.1"}
+    files = sorted(p for p in examples.iterdir() if p.is_file())
+    start = time.perf_counter()
+    server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = None
+        while client is None:
+            if server.poll() is not None or time.perf_counter() - start > 180:
+                raise RuntimeError("the app did not start")
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            except Exception:
+                time.sleep(0.1)
+        client.predict(handle_file(str(files[0])), api_name="/predict")
+        cold = time.perf_counter() - start
+        rss_start = vm_kb(server.pid, "VmRSS") / 1024
+        latencies = []
+        for i in range(requests):
+            t = time.perf_counter()
+            client.predict(handle_file(str(files[i % len(files)])), api_name="/predict")
+            latencies.append(1000 * (time.perf_counter() - t))
+        return {"cold_start_s": cold, "requests": requests, "rss_after_first_mb": rss_start,
+                "rss_after_requests_mb": vm_kb(server.pid, "VmRSS") / 1024,
+                "peak_rss_mb": vm_kb(server.pid, "VmHWM") / 1024,
+                "predict_round_trip_p50_ms": statistics.median(latencies),
+                "predict_round_trip_p95_ms": sorted(latencies)[int(0.95 * (len(latencies) - 1))]}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+# ----------------------------------------------------------------------------- training
 
 def training_speed(data: str, arch: str, image_size: int, batch_size: int, steps: int, cache_dir=None,
-                   threads: int | None = None) -> dict:
+                   threads: int | None = None, **model_args) -> dict:
     from .training import TrainConfig, Trainer
 
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(TrainConfig(data=data, out=out, arch=arch, pretrained=False, image_size=image_size,
                                       batch_size=batch_size, recipe="scratch", epochs=2, cache_dir=cache_dir,
-                                      threads=threads, steps_per_epoch=2))
+                                      threads=threads, steps_per_epoch=2, model_args=model_args))
         trainer.setup()
         trainer.train_one_epoch(0)  # warm-up: allocator, oneDNN kernels
         trainer.steps_per_epoch = steps
@@ -30,28 +288,121 @@ def training_speed(data: str, arch: str, image_size: int, batch_size: int, steps
             "loop_vs_bare": loop["train_img_s"] / bare}
 
 
+# ----------------------------------------------------------------------------- printing
+
+def print_model(result: dict) -> None:
+    print(f"\n## {result['arch']} @ {result['image_size']} px  ({result['release']}; auto backend: {result['backend_auto']})")
+    print(f"{'measurement':46s} {'p50 ms':>9s} {'p95 ms':>9s}  ratio")
+    for name, row in result["latency"].items():
+        if "p50_ms" not in row:
+            print(f"{name:46s} {row.get('skipped', '')}")
+            continue
+        notes = []
+        if "speedup_vs_eager" in row:
+            notes.append(f"{row['speedup_vs_eager']:.2f}x vs eager")
+        if "speedup_vs_torch" in row:
+            notes.append(f"{row['speedup_vs_torch']:.2f}x vs torch")
+        if "speedup_vs_gradcam_default" in row:
+            notes.append(f"{row['speedup_vs_gradcam_default']:.2f}x vs grad-cam default, "
+                         f"{row['ratio_to_predict']:.2f}x its predict, heatmap r={row['heatmap_correlation']:.4f}")
+        if "top1_agreement_256" in row:
+            notes.append(f"top-1 agreement {row['top1_agreement_256']:.4f}, max dp {row['max_prob_diff_256']:.4f} (256 files)")
+        print(f"{name:46s} {row['p50_ms']:9.1f} {row['p95_ms']:9.1f}  {'; '.join(notes)}")
+    for name, row in result["batch"].items():
+        extra = f"  {row['speedup_vs_torch']:.2f}x vs torch" if "speedup_vs_torch" in row else ""
+        print(f"batch, files → probabilities: {name:16s} {row['img_s']:8.1f} img/s over {row['images']} files{extra}")
+    a = result["agreement_onnx_vs_torch"]
+    print(f"onnxruntime vs torch fp32 on {a['images']} files: top-1 agreement {a['top1_agreement']:.4f}, "
+          f"largest probability difference {a['max_prob_diff']:.2e}")
+    if result.get("onnx_check"):
+        c = result["onnx_check"]
+        print(f"ONNX export check: {c['images']} images, largest logit difference {c['max_abs_logit_diff']:.2e}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    sub = parser.add_subparsers(dest="what", required=True)
-    p = sub.add_parser("training", help="training loop vs bare step, img/s")
-    p.add_argument("--data", default="../shared/data/brain-tumor-mri")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", default=None, help="also write the figures to this file")
+    common.add_argument("--threads", type=int, default=None, help="torch and ONNX Runtime threads (default: all cores)")
+
+    def model_options(p):
+        p.add_argument("--model", default=str(DEFAULT_MODEL), help="release folder")
+        p.add_argument("--data", default=str(DEFAULT_DATA), help="dataset root (for the export check)")
+        p.add_argument("--images", default=None, help="image folder for throughput (default DATA/Testing)")
+        p.add_argument("--limit", type=int, default=None, help="first N images only")
+        p.add_argument("--repeats", type=int, default=30)
+        p.add_argument("--no-int8", dest="int8", action="store_false")
+
+    p = sub.add_parser("all", parents=[common], help="both models, the app and the training loop (default)")
+    model_options(p)
+    p.add_argument("--tiny-arch", default="convnext_tiny")
+    p.add_argument("--tiny-size", type=int, default=224)
+    p.add_argument("--app-requests", type=int, default=200)
+    p.add_argument("--training-steps", type=int, default=6)
+    p.add_argument("--skip", nargs="*", default=[], choices=["reference", "app", "training"])
+    p = sub.add_parser("inference", parents=[common], help="one release folder's latency and throughput")
+    model_options(p)
+    p = sub.add_parser("app", parents=[common], help="app cold start and peak RSS")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--requests", type=int, default=200)
+    p = sub.add_parser("training", parents=[common], help="training loop vs bare step, img/s")
+    p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--arch", default="convnext_tiny")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--threads", type=int, default=None)
     p.add_argument("--cache-dir", default=None)
-    p.add_argument("--json", default=None, help="also write the figures to this file")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("all", "inference", "app", "training", "-h", "--help"):
+        argv = ["all", *argv]
     args = parser.parse_args(argv)
+
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result: dict = {"machine": machine(), "command": " ".join(["python -m brainmri.bench", *argv])}
     start = time.time()
-    result = training_speed(args.data, args.arch, args.image_size, args.batch_size, args.steps, args.cache_dir,
-                            args.threads)
+    with tempfile.TemporaryDirectory(prefix="brainmri-bench-") as tmp:
+        work = Path(tmp)
+        if args.what in ("all", "inference"):
+            data = Path(args.data)
+            images = Path(args.images) if args.images else data / "Testing"
+            result["models"] = [bench_model(Path(args.model), images, args.repeats, work, data, args.limit, args.int8)]
+            print_model(result["models"][-1])
+            if args.what == "all" and "reference" not in args.skip:
+                reference = random_release(args.tiny_arch, args.tiny_size, work)
+                result["models"].append(bench_model(reference, images, args.repeats, work, data, args.limit, args.int8))
+                print_model(result["models"][-1])
+        if args.what == "app" or (args.what == "all" and "app" not in args.skip):
+            model = Path(args.model)
+            result["app"] = bench_app(model, args.requests if args.what == "app" else args.app_requests)
+            a = result["app"]
+            print(f"\napp: cold start {a['cold_start_s']:.1f} s to the first /predict answer; peak RSS "
+                  f"{a['peak_rss_mb']:.0f} MB after {a['requests']} more requests (RSS {a['rss_after_first_mb']:.0f} → "
+                  f"{a['rss_after_requests_mb']:.0f} MB); round trip p50 {a['predict_round_trip_p50_ms']:.0f} ms, "
+                  f"p95 {a['predict_round_trip_p95_ms']:.0f} ms")
+        if args.what == "training" or (args.what == "all" and "training" not in args.skip):
+            if args.what == "training":
+                specs = [(args.arch, args.image_size, args.batch_size, args.steps, {})]
+                data_root = args.data
+            else:
+                from .checkpoint import read_config
+                cfg = read_config(args.model)
+                specs = [(cfg["architecture"], int(cfg["pretrained_cfg"]["input_size"][-1]), 64, args.training_steps, {}),
+                         (args.tiny_arch, args.tiny_size, 32, args.training_steps, {})]
+                data_root = args.data
+            result["training"] = []
+            for arch, size, batch, steps, extra in specs:
+                r = training_speed(data_root, arch, size, batch, steps, getattr(args, "cache_dir", None), args.threads, **extra)
+                result["training"].append(r)
+                print(f"training {r['arch']} @ {r['image_size']} px, batch {r['batch_size']}, {r['steps']} steps: "
+                      f"loop {r['loop_img_s']:.2f} img/s, bare step {r['bare_step_img_s']:.2f} img/s "
+                      f"({100 * r['loop_vs_bare']:.0f} %)")
     result["wall_s"] = round(time.time() - start, 1)
-    print(f"{result['arch']} @ {result['image_size']} px, batch {result['batch_size']}, {result['steps']} steps: "
-          f"loop {result['loop_img_s']:.2f} img/s, bare step {result['bare_step_img_s']:.2f} img/s "
-          f"({100 * result['loop_vs_bare']:.0f} %)")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
     return 0
 
 

@@ -86,6 +86,29 @@ def save_release(
     return directory
 
 
+def add_files(directory: str | os.PathLike, files: dict[str, str | os.PathLike],
+              config_updates: dict[str, Any] | None = None) -> Path:
+    """Add ``files`` (name in the folder → source path) to a release folder, record their sha256 in
+    ``config.json`` with ``config_updates``, and swap the folder in atomically."""
+    directory = Path(directory)
+    config = verify_release(directory)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        shutil.copytree(directory, staging, dirs_exist_ok=True)
+        digests = dict(config.get("files_sha256", {}))
+        for name, source in files.items():
+            shutil.copyfile(source, staging / name)
+            digests[name] = sha256_file(staging / name)
+        config.update(config_updates or {})
+        config["files_sha256"] = digests
+        (staging / CONFIG).write_text(json.dumps(config, indent=2))
+        _replace_dir(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
 def _replace_dir(staging: Path, directory: Path) -> None:
     old = None
     if directory.exists():
@@ -109,7 +132,7 @@ def resolve_release(name_or_path: str | os.PathLike) -> Path:
     if text.startswith("hf-hub:") or (text.count("/") == 1 and not path.exists() and not text.startswith((".", "/"))):
         from huggingface_hub import snapshot_download
         try:
-            return Path(snapshot_download(repo_id, allow_patterns=[WEIGHTS, CONFIG, "README.md", "*.safetensors"]))
+            return Path(snapshot_download(repo_id, allow_patterns=[WEIGHTS, CONFIG, "README.md", "*.safetensors", "*.onnx"]))
         except Exception as err:  # offline, missing repo, auth: one clear line
             raise CheckpointError(f"cannot fetch {repo_id!r} from the Hugging Face Hub ({type(err).__name__}: {err})") from None
     raise CheckpointError(f"no release folder at {text}")

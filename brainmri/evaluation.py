@@ -83,7 +83,7 @@ def _figures(name: str, metrics: dict[str, Any], y_true, probs, labels, out: Pat
 
 def evaluate_release(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, *,
                      cache_dir=None, gallery: bool = True, seed: int = 0) -> dict[str, Any]:
-    predictor = Predictor.from_pretrained(checkpoint)
+    predictor = Predictor.from_pretrained(checkpoint, backend="torch")
     labels = predictor.labels
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

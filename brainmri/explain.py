@@ -1,9 +1,15 @@
-"""Class activation maps over a timm model, with pytorch-grad-cam's methods.
+"""Class activation maps with pytorch-grad-cam's methods, from one forward pass.
 
-One forward pass gives both the logits and the heatmap (``cam.outputs``), so
-the class shown and the map drawn always agree. Parameters outside the target
-layer are frozen by the caller (:func:`freeze_below`), so the backward pass
-stops at the target layer instead of running through the whole network.
+The network body runs once (in torch or ONNX Runtime) and gives the logits and
+the last feature map. The maps are then computed on the classifier head alone:
+pytorch-grad-cam reads activations and gradients at ``FeatureHead.tap``, the
+head's input, so the backward pass runs through the small head only and never
+through the body. For a timm model whose ``forward_features`` ends at its last
+stage (ConvNeXt, ResNet) this is exactly Grad-CAM on that stage, the layer the
+library's default call would be given (see ``brainmri.bench``).
+
+Parameters are never touched (the caller freezes them); the feature map is the
+only tensor that needs a gradient, so concurrent calls share nothing mutable.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
-from pytorch_grad_cam.utils.image import show_cam_on_image
+from pytorch_grad_cam.utils.image import scale_cam_image, show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 METHODS = {
@@ -31,25 +37,38 @@ class CamResult:
     heatmaps: np.ndarray  # B x H x W floats in [0, 1]
 
 
-def freeze_below(model: torch.nn.Module, layer: torch.nn.Module) -> None:
-    """Only ``layer``'s parameters keep requires_grad: gradients stop there."""
-    keep = {id(p) for p in layer.parameters()}
-    for param in model.parameters():
-        param.requires_grad_(id(param) in keep)
+class FeatureHead(torch.nn.Module):
+    """``model``'s classifier head as a module of its own, with ``tap`` on its input (the feature map)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.tap = torch.nn.Identity()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.tap(features))
 
 
-def class_activation_maps(model: torch.nn.Module, layer: torch.nn.Module, inputs: torch.Tensor,
-                          targets: list[int] | None, method: str = "gradcam") -> CamResult:
-    """Heatmaps for ``targets`` (None: each image's predicted class), at the input's resolution."""
+def cam_method(method: str):
     try:
-        cam_class = METHODS[method]
+        return METHODS[method]
     except KeyError:
         raise ValueError(f"unknown explanation method {method!r}; choose one of {sorted(METHODS)}") from None
+
+
+def feature_maps_cams(model: torch.nn.Module, features: torch.Tensor, targets: list[int] | None,
+                      size: tuple[int, int], method: str = "gradcam") -> CamResult:
+    """Heatmaps from the body's feature map (``B x C x h x w``) for ``targets`` (None: each image's
+    predicted class), scaled to ``size`` = (height, width) of the model input."""
+    cam_class = cam_method(method)
     cam_targets = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
-    with cam_class(model=model, target_layers=[layer]) as cam:
-        heatmaps = cam(input_tensor=inputs, targets=cam_targets)
+    features = features.detach().float().clone().requires_grad_(True)
+    head = FeatureHead(model)
+    with torch.enable_grad(), cam_class(model=head, target_layers=[head.tap]) as cam:
+        small = cam(input_tensor=features, targets=cam_targets)  # B x h x w, each scaled to [0, 1]
         logits = cam.outputs.detach().float()
-    return CamResult(logits=logits, heatmaps=np.clip(np.nan_to_num(heatmaps), 0.0, 1.0).astype(np.float32))
+    heatmaps = scale_cam_image(np.nan_to_num(small), (size[1], size[0]))
+    return CamResult(logits=logits, heatmaps=np.clip(heatmaps, 0.0, 1.0).astype(np.float32))
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, image_weight: float = 0.55) -> np.ndarray:

@@ -1,24 +1,26 @@
-"""Predictor: a release folder loaded once, answering predict / predict_batch / explain.
+"""Predictor: a release folder loaded once, answering predict / predict_batch / explain / screen.
 
 Every input goes through the same path as training and evaluation:
 :func:`brainmri.imageio.load_grayscale` → :class:`brainmri.transforms.Preprocess`
-(from the release folder's ``pretrained_cfg``) → model → ``softmax(logits / T)``
-with the temperature ``T`` stored in ``config.json``.
+(from the release folder's ``pretrained_cfg``) → network body → ``softmax(logits / T)``
+with the temperature ``T`` stored in ``config.json``. The body runs on the backend
+:func:`brainmri.backends.select_backend` picks (ONNX Runtime when the release carries
+a checked export, else fp32 torch); one body pass gives the logits, the features for
+screening and, through the classifier head alone, the Grad-CAM heatmap.
 """
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
+from .backends import select_backend
 from .checkpoint import load_release
-from .explain import class_activation_maps, freeze_below, overlay
+from .explain import feature_maps_cams, overlay
 from .imageio import ImageSource, load_image
-from .model import target_layer
 from .screening import FeatureModel, Verdict, dark_border_fraction, judge
 from .transforms import Preprocess
 
@@ -40,27 +42,30 @@ class Explanation:
 
 
 class Predictor:
-    def __init__(self, model: torch.nn.Module, config: dict, *, device: str | torch.device = "cpu"):
+    def __init__(self, model: torch.nn.Module, config: dict, *, device: str | torch.device = "cpu",
+                 backend: str = "auto"):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        # Nothing in the model is trained here; Grad-CAM needs the gradient of the feature map only.
+        self.model.requires_grad_(False)
         self.config = config
         self.labels: list[str] = list(config["label_names"])
         self.temperature = float(config.get("temperature", 1.0))
         self.preprocess = Preprocess.from_release_config({**config, "pretrained_cfg": model.pretrained_cfg})
-        self.target_layer = target_layer(self.model)
-        freeze_below(self.model, self.target_layer)
+        self.backend = select_backend(self.model, config, "torch" if self.device.type != "cpu" else backend)
         folder = config.get("folder")
         self.feature_model = FeatureModel.load(folder) if folder else None
         self.screening = dict(config.get("screening", {}))
-        # Grad-CAM hooks live on the shared model: one explanation at a time.
-        self._cam_lock = threading.Lock()
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, expected_labels: Sequence[str] | None = None,
-                        device: str | torch.device = "cpu") -> "Predictor":
-        """Load a release folder or Hub id (``hf-hub:user/repo``), verifying its sha256 and labels."""
+                        device: str | torch.device = "cpu", backend: str = "auto") -> "Predictor":
+        """Load a release folder or Hub id (``hf-hub:user/repo``), verifying its sha256 and labels.
+
+        ``backend``: ``auto`` (ONNX Runtime when the release has a checked ``model.onnx``, else torch),
+        ``onnx`` or ``torch`` (the fp32 reference)."""
         model, config = load_release(name_or_path, list(expected_labels) if expected_labels else None)
-        return cls(model, config, device=device)
+        return cls(model, config, device=device, backend=backend)
 
     # -- preprocessing
     def prepare(self, image: ImageSource) -> np.ndarray:
@@ -81,15 +86,18 @@ class Predictor:
     def logits_and_features(self, fitted, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and pooled pre-logit features of the same forward pass."""
         logits, features = [], []
-        with torch.inference_mode():
-            for start in range(0, len(fitted), batch_size):
-                x = self._inputs(list(fitted[start:start + batch_size]))
-                pre = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
-                features.append(pre.float().cpu())
-                logits.append(self.model.get_classifier()(pre).float().cpu())
+        for start in range(0, len(fitted), batch_size):
+            batch_logits, feature_map = self.backend(self._inputs(list(fitted[start:start + batch_size])))
+            features.append(self._pooled(feature_map).cpu())
+            logits.append(batch_logits.cpu())
         if not logits:
             return torch.zeros(0, len(self.labels)), torch.zeros(0)
         return torch.cat(logits), torch.cat(features)
+
+    def _pooled(self, feature_map: torch.Tensor) -> torch.Tensor:
+        """The head's pooled pre-logit features (what screening measures distances on)."""
+        with torch.no_grad():
+            return self.model.forward_head(feature_map.to(self.device), pre_logits=True).float()
 
     def probabilities(self, logits: torch.Tensor) -> np.ndarray:
         return torch.softmax(logits.float() / self.temperature, dim=-1).numpy()
@@ -114,21 +122,14 @@ class Predictor:
             if target not in self.labels:
                 raise ValueError(f"unknown class {target!r}; the model knows {self.labels}")
             target = self.labels.index(target)
-        captured = {}
-        # Hooks live on the shared model: register, run and remove them under the same lock.
-        with self._cam_lock:
-            hook = self.model.get_classifier().register_forward_hook(
-                lambda module, args, output: captured.__setitem__("features", args[0].detach().float()))
-            try:
-                result = class_activation_maps(self.model, self.target_layer, self._inputs([fitted]),
-                                               None if target is None else [target], method)
-            finally:
-                hook.remove()
+        _, feature_map = self.backend(self._inputs([fitted]))
+        result = feature_maps_cams(self.model, feature_map.to(self.device), None if target is None else [target],
+                                   fitted.shape[:2], method)
         probs = self.probabilities(result.logits)[0]
         index = int(np.argmax(probs)) if target is None else int(target)
         heatmap = result.heatmaps[0]
         probabilities = self._to_dict(probs)
-        verdict = None if loaded is None else self._judge(probabilities, loaded, fitted, captured.get("features"))
+        verdict = None if loaded is None else self._judge(probabilities, loaded, fitted, self._pooled(feature_map))
         return Explanation(probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method, verdict)
 
     def _judge(self, probabilities, loaded, fitted: np.ndarray, features) -> Verdict:

@@ -62,7 +62,7 @@ SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 def robustness(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike | None = None,
                shifts: dict[str, Callable] | None = None, limit: int | None = None) -> dict[str, dict[str, float]]:
-    predictor = Predictor.from_pretrained(checkpoint)
+    predictor = Predictor.from_pretrained(checkpoint, backend="torch")
     _, test_root = split_roots(data)
     classes = list_classes(test_root)
     files = list_files(Path(test_root), classes)[:limit]

@@ -464,7 +464,7 @@ def calibrate_release(release: str | Path, train_set, val_set, *, extra_meta: di
     from .predictor import Predictor
     from .screening import DEFAULTS, OOD_FILE, fit_feature_model
 
-    predictor = Predictor.from_pretrained(release)
+    predictor = Predictor.from_pretrained(release, backend="torch")
     val_logits, val_features = predictor.logits_and_features(val_set.images)
     temperature = fit_temperature(val_logits, torch.from_numpy(val_set.labels))
     rng = np.random.default_rng(seed)

@@ -13,8 +13,12 @@ def test_uploads_are_deleted_and_logs_stay_clean(trained_run, tmp_path, monkeypa
     upload = tmp_path / "Doe_Jane_scan.png"
     upload.write_bytes(png_bytes(synthetic_slice(0, np.random.default_rng(3), (64, 64))))
     try:
-        client = Client(url, verbose=False)
+        client = Client(url, verbose=False, download_files=str(tmp_path / "client-downloads"))
+        before = {p for p in temp.rglob("*") if p.is_file()}  # the Model tab's figures, served from the cache
         client.predict(handle_file(str(upload)), api_name="/predict")
+        made = {p for p in temp.rglob("*") if p.is_file()} - before
+        assert any(p.suffix == ".png" and "brainmri" in p.parts for p in made), "the overlay should be served"
+
         def uploads():
             return [p for p in temp.rglob("*") if p.is_file() and (p.name == upload.name or p.read_bytes() == data)]
 
@@ -24,6 +28,10 @@ def test_uploads_are_deleted_and_logs_stay_clean(trained_run, tmp_path, monkeypa
         while time.time() < deadline and uploads():
             time.sleep(0.5)
         assert uploads() == []
+        while time.time() < deadline and {p for p in temp.rglob("*") if p.is_file()} - before:
+            time.sleep(0.5)
+        left = {p for p in temp.rglob("*") if p.is_file()} - before
+        assert left == set(), [(p.name, p.stat().st_size, p.read_bytes()[:60]) for p in left]
     finally:
         app.demo.close()
     logs = capfd.readouterr()

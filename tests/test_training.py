@@ -79,6 +79,40 @@ def test_resume_continues_to_the_same_result(dataset, cache_dir, run, tmp_path):
         assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), rel=1e-4)
 
 
+def test_killed_mid_epoch_resumes_to_the_uninterrupted_result(dataset, cache_dir, run, tmp_path):
+    """SIGKILL in the middle of epoch 2 (3 steps per epoch; killed before step 5), then --resume: the
+    run completes with the same epochs and the same evaluation as the uninterrupted `run`."""
+    import time
+
+    out, marker = tmp_path / "killed", tmp_path / "parked"
+    args = train_args(dataset, out, cache_dir, "--recipe", "scratch", "--epochs", "3")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "kill_mid_epoch.py"), str(marker), "5", *args],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while not marker.exists():
+            assert proc.poll() is None and time.time() < deadline, "the run ended before it reached epoch 2"
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 0  # only epoch 1 was saved
+    assert len(rows(out / "epochs.csv")) == 1 and not (out / "summary.json").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no half-written state or release
+
+    assert cli.main([*args, "--resume"]) == 0
+    straight, resumed = rows(run / "epochs.csv"), rows(out / "epochs.csv")
+    assert len(resumed) == len(straight) == 3
+    for a, b in zip(straight, resumed):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-4)
+        assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), rel=1e-4)
+    expected = json.loads((run / "evaluation" / "metrics.json").read_text())["full"]
+    got = json.loads((out / "evaluation" / "metrics.json").read_text())["full"]
+    assert got["accuracy"] == pytest.approx(expected["accuracy"], abs=1e-9)
+    assert got["ece"] == pytest.approx(expected["ece"], abs=1e-4)
+    assert got["confusion_matrix"] == expected["confusion_matrix"]
+
+
 def test_report_recipe_trains_head_first_then_everything(dataset, cache_dir, tmp_path):
     trainer = Trainer(TrainConfig(data=str(dataset), out=str(tmp_path / "r"), arch=TINY_ARCH, pretrained=False,
                                   image_size=TINY_SIZE, epochs=3, batch_size=16, steps_per_epoch=2,

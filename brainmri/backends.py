@@ -1,0 +1,88 @@
+"""Where the network body runs: ONNX Runtime when the release carries a checked export, else torch.
+
+Both backends answer the same call — a normalised ``B x 3 x H x W`` batch in,
+``(logits, feature map)`` out — so prediction, screening and Grad-CAM are the
+same code whichever runs. ``auto`` picks ONNX Runtime when it is installed and
+the release folder holds a ``model.onnx`` exported from exactly these weights
+(see :mod:`brainmri.export`); otherwise plain fp32 torch, which is always there.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "onnx", "torch")
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend asked for cannot run this release here."""
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            features = self.model.forward_features(inputs)
+            return self.model.forward_head(features).float(), features.float()
+
+
+class OnnxBackend:
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        from .export import onnx_session
+
+        self.path = Path(path)
+        self.session = onnx_session(self.path, threads)  # sessions are safe to share between threads
+
+    def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from .export import INPUT, OUTPUTS
+
+        logits, features = self.session.run(list(OUTPUTS), {INPUT: inputs.detach().float().contiguous().numpy()})
+        return torch.from_numpy(logits), torch.from_numpy(features)
+
+
+def onnx_problem(config: dict) -> str | None:
+    """Why the release's ONNX export cannot be used here (None: it can)."""
+    from .export import ONNX_FILE
+
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "onnxruntime is not installed"
+    record = config.get("onnx")
+    folder = Path(config.get("folder", ""))
+    if not record or not (folder / ONNX_FILE).is_file():
+        return f"the release has no {ONNX_FILE} (python train.py export --checkpoint {folder})"
+    # verify_release already checked model.onnx against files_sha256; this checks it came from these weights
+    if record.get("weights_sha256") != config.get("weights_sha256"):
+        return f"{ONNX_FILE} was exported from other weights; export again"
+    return None
+
+
+def select_backend(model: torch.nn.Module, config: dict, name: str = "auto",
+                   threads: int | None = None) -> TorchBackend | OnnxBackend:
+    """The backend ``name`` asks for; ``auto`` falls back to torch, saying why, when ONNX cannot run."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
+    if name == "torch":
+        return TorchBackend(model)
+    problem = onnx_problem(config)
+    if problem is None:
+        from .export import ONNX_FILE
+        try:
+            return OnnxBackend(Path(config["folder"]) / ONNX_FILE, threads)
+        except Exception as err:  # a runtime that cannot load the graph: same fallback
+            problem = f"onnxruntime cannot load it ({type(err).__name__}: {err})"
+    if name == "onnx":
+        raise BackendUnavailable(f"ONNX Runtime backend unavailable: {problem}")
+    log.info("inference backend: torch fp32 (%s)", problem)
+    return TorchBackend(model)

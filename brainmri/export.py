@@ -1,0 +1,132 @@
+"""ONNX export of a release folder, checked against torch before it is kept.
+
+The exported graph takes the normalised ``B x 3 x H x W`` batch and returns two
+outputs: ``logits`` (before the temperature) and ``features``, the last feature
+map. The features let :class:`brainmri.predictor.Predictor` draw Grad-CAM and
+screen inputs from the same ONNX Runtime pass (only the small classifier head
+is re-run in torch for the gradients). The file goes into the release folder as
+``model.onnx``, with its sha256 and the sha256 of the weights it came from in
+``config.json``, so a stale or damaged export is never used.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import WEIGHTS, add_files, load_release, sha256_file
+
+log = logging.getLogger(__name__)
+
+ONNX_FILE = "model.onnx"
+INPUT, OUTPUTS = "input", ("logits", "features")
+
+
+class ExportError(RuntimeError):
+    """The export could not be made, or does not reproduce torch's outputs."""
+
+
+class LogitsAndFeatures(torch.nn.Module):
+    """The classifier as one graph with both outputs the predictor needs."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.forward_features(x)
+        return self.model.forward_head(features), features
+
+
+def export_onnx(model: torch.nn.Module, path: str | os.PathLike, image_size: int, *, opset: int = 18) -> Path:
+    """Write ``model`` (eval mode, fp32) as a single-file ONNX graph with a dynamic batch size."""
+    try:
+        import onnx  # noqa: F401  (the exporter needs it; say so plainly)
+        import onnxscript  # noqa: F401
+    except ImportError as err:
+        raise ExportError(f"ONNX export needs the onnx and onnxscript packages ({err.name} is missing): "
+                          "pip install -r requirements.txt") from None
+    path = Path(path)
+    wrapper = LogitsAndFeatures(model.float().eval()).eval()
+    example = torch.zeros(2, 3, image_size, image_size)
+    with torch.no_grad():
+        program = torch.onnx.export(wrapper, (example,), dynamo=True, external_data=False, opset_version=opset,
+                                    input_names=[INPUT], output_names=list(OUTPUTS),
+                                    dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}},
+                                    verbose=False)
+    program.save(str(path), external_data=False)
+    return path
+
+
+def onnx_session(path: str | os.PathLike, threads: int | None = None):
+    """An ONNX Runtime CPU session with every graph optimisation on."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = int(threads or torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: no per-node warnings in the app's log
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def compare(model: torch.nn.Module, session, inputs: torch.Tensor, batch_size: int = 16) -> dict[str, float]:
+    """Largest absolute differences between torch and ONNX Runtime on ``inputs``."""
+    logits_diff = features_diff = 0.0
+    agree = 0
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            x = inputs[start:start + batch_size]
+            features = model.forward_features(x)
+            logits = model.forward_head(features)
+            onnx_logits, onnx_features = session.run(list(OUTPUTS), {INPUT: x.numpy()})
+            logits_diff = max(logits_diff, float(np.abs(onnx_logits - logits.numpy()).max()))
+            features_diff = max(features_diff, float(np.abs(onnx_features - features.numpy()).max()))
+            agree += int((onnx_logits.argmax(1) == logits.numpy().argmax(1)).sum())
+    return {"images": len(inputs), "max_abs_logit_diff": logits_diff, "max_abs_feature_diff": features_diff,
+            "top1_agreement": agree / max(len(inputs), 1)}
+
+
+def first_testing_inputs(folder: str | os.PathLike, data: str | os.PathLike, count: int = 64) -> torch.Tensor:
+    """The first ``count`` Testing images of ``data`` (class folders in order, files sorted), through the
+    release's own preprocessing: the inputs the export is checked on."""
+    from .audit import split_roots
+    from .checkpoint import read_config
+    from .data import list_classes, list_files
+    from .imageio import load_image
+    from .transforms import Preprocess
+
+    preprocess = Preprocess.from_release_config(read_config(folder))
+    _, root = split_roots(data)
+    files = [root / rel for rel, _ in list_files(root, list_classes(root))][:count]
+    return preprocess.to_tensor([preprocess.fit(load_image(f).gray) for f in files])
+
+
+def export_release(folder: str | os.PathLike, check_inputs: torch.Tensor | None = None, *,
+                   tolerance: float = 1e-4, opset: int = 18) -> dict[str, Any]:
+    """Export a release folder's model to ``model.onnx`` inside it, after checking the export.
+
+    ``check_inputs`` (normalised batches; random ones when None) go through torch and ONNX Runtime; the
+    export is refused when any logit differs by more than ``tolerance``.
+    """
+    model, config = load_release(folder)
+    folder = Path(config["folder"])
+    size = int(config["pretrained_cfg"]["input_size"][-1])
+    if check_inputs is None:
+        check_inputs = torch.randn(8, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with tempfile.TemporaryDirectory(prefix=".onnx-", dir=folder.parent) as staging:
+        path = export_onnx(model, Path(staging) / ONNX_FILE, size, opset=opset)
+        check = compare(model, onnx_session(path), check_inputs)
+        log.info("ONNX export vs torch: %s", check)
+        if check["max_abs_logit_diff"] > tolerance:
+            raise ExportError(f"the ONNX export differs from torch by {check['max_abs_logit_diff']:.2e} "
+                              f"(> {tolerance:g}) on {check['images']} images; not kept")
+        record = {"file": ONNX_FILE, "opset": opset, "weights_sha256": sha256_file(folder / WEIGHTS),
+                  "outputs": list(OUTPUTS), "check": check, "tolerance": tolerance}
+        add_files(folder, {ONNX_FILE: path}, {"onnx": record})
+    return record

@@ -1,0 +1,27 @@
+"""The benchmark runs end to end on a tiny model and records what it promises (figures, not asserts on time)."""
+import json
+
+import pytest
+
+from brainmri import bench
+
+pytest.importorskip("onnxruntime")
+
+
+def test_inference_benchmark_writes_its_table(dataset, tmp_path, capsys):
+    release = bench.random_release("test_convnext", 128, tmp_path)
+    out = tmp_path / "bench.json"
+    assert bench.main(["inference", "--model", str(release), "--data", str(dataset), "--repeats", "2",
+                       "--limit", "12", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "model call: torch fp32 eager" in printed and "x vs grad-cam default" in printed
+    result = json.loads(out.read_text())
+    model = result["models"][0]
+    assert model["backend_auto"] == "onnxruntime" and model["batch"]["onnxruntime"]["images"] == 12
+    for name in ("torch", "onnxruntime"):
+        row = model["latency"][f"predict+explain: one pass, {name}"]
+        assert row["heatmap_correlation"] >= 0.99 and row["p50_ms"] > 0
+    assert model["agreement_onnx_vs_torch"]["top1_agreement"] == 1.0
+    assert model["agreement_onnx_vs_torch"]["max_prob_diff"] <= 1e-4
+    assert "top1_agreement_256" in model["latency"]["model call: onnxruntime int8 (dynamic)"]
+    assert result["machine"]["cores"] >= 1 and not release.joinpath("model.onnx").exists()  # exported a copy
