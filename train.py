@@ -194,8 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("card", help="write the release folder's model card (README.md) from its saved record")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--metrics", required=True, help="folder with metrics.json (and robustness.json, audit.json)")
-    p.add_argument("--run", default=None, help="run folder (args.json, summary.json)")
-    p.add_argument("--command", dest="train_command", default="", help="the training command, as run")
+    p.add_argument("--run", action="append", default=[], help="run folder (args.json, summary.json); repeat for "
+                                                                  "a model trained in stages, in order")
+    p.add_argument("--command", dest="train_command", action="append", default=[],
+                   help="the training command, as run; repeat for each stage")
 
     p = sub.add_parser("export", help="add an ONNX export (checked against torch) to a release folder")
     p.add_argument("--checkpoint", required=True, help="release folder; model.onnx is written into it")

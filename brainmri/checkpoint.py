@@ -57,6 +57,7 @@ def save_release(
         raise CheckpointError(f"{len(label_names)} label names for a model with {model.num_classes} outputs")
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; a release folder is meant to be shared
     try:
         # A copy in contiguous memory (safetensors refuses channels_last views), fp16 if asked.
         source = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
@@ -93,6 +94,7 @@ def add_files(directory: str | os.PathLike, files: dict[str, str | os.PathLike],
     directory = Path(directory)
     config = verify_release(directory)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    os.chmod(staging, 0o755)
     try:
         shutil.copytree(directory, staging, dirs_exist_ok=True)
         digests = dict(config.get("files_sha256", {}))

@@ -27,18 +27,30 @@ def hardware_description() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}), no GPU"
 
 
-def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike, run: str | os.PathLike | None = None,
-                     command: str = "", hardware: str | None = None) -> Path:
+RECIPE_KEYS = ["recipe", "init", "arch", "image_size", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
+               "schedule", "label_smoothing", "augment", "ema_decay", "ls_init_value", "drop_rate", "seed"]
+
+
+def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
+                     run: str | os.PathLike | list | None = None, command: str | list[str] = "",
+                     hardware: str | None = None) -> Path:
+    """``run``/``command``: one training run, or the list of stages in order (each continuing from the
+    previous one's release with ``--init``); the card records each stage and their total time."""
     release, metrics_dir = Path(release), Path(metrics_dir)
     config = read_config(release)
     meta = config.get("brainmri", {})
     metrics = load_metrics(metrics_dir)
     robustness = _read_json(metrics_dir / "robustness.json")
-    args = _read_json(Path(run) / "args.json") if run else None
-    summary = _read_json(Path(run) / "summary.json") if run else None
+    runs = [Path(r) for r in (run if isinstance(run, (list, tuple)) else [run] if run else [])]
+    commands = [c for c in (command if isinstance(command, (list, tuple)) else [command]) if c]
+    stages = [(_read_json(r / "args.json") or {}, _read_json(r / "summary.json") or {}) for r in runs]
     audit = _read_json(metrics_dir / "audit.json")
     pcfg = config["pretrained_cfg"]
-    seconds = meta.get("train_seconds") or (summary or {}).get("train_seconds")
+    if stages:
+        seconds = sum(summary.get("train_seconds", 0) for _, summary in stages)
+    else:
+        seconds = meta.get("train_seconds")
+    crop = config.get("preprocessing", {}).get("content_crop")
 
     lines = [
         "---",
@@ -57,12 +69,16 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
         f"- Architecture: timm `{config['architecture']}` ({'ImageNet-initialised' if meta.get('pretrained') else 'trained from scratch'}), "
         f"head LayerNorm → Dropout → Linear({config.get('num_features', '?')}→{config['num_classes']}).",
         f"- Classes (output order): {', '.join(config['label_names'])}.",
-        f"- Input: {pcfg['input_size'][1]}×{pcfg['input_size'][2]} px; any image or DICOM → grayscale → padded to a "
+        f"- Input: {pcfg['input_size'][1]}×{pcfg['input_size'][2]} px; any image or DICOM → grayscale → "
+        f"{'cropped to the head → ' if crop else ''}padded to a "
         f"square on black → resized ({pcfg['interpolation']}) → replicated to 3 channels → normalised "
         f"(mean {pcfg['mean']}, std {pcfg['std']}).",
         f"- Calibration: temperature {config.get('temperature', 1.0):.3f}, fitted on the validation split "
         "(probabilities = softmax(logits / T)).",
         f"- Weights: `model.safetensors` ({config.get('weights_dtype', 'float32')}), sha256 `{config.get('weights_sha256', '?')}`.",
+        *([f"- `model.onnx`: the same network for ONNX Runtime (opset {config['onnx']['opset']}; outputs logits and the "
+           f"last feature map), checked against torch on {config['onnx']['check']['images']} images: largest logit "
+           f"difference {config['onnx']['check']['max_abs_logit_diff']:.1e}."] if config.get("onnx") else []),
         "",
         "## Data",
         "Kaggle *Brain Tumor MRI Dataset* (M. Nickparvar; figshare + SARTAJ + Br35H), 5,712 Training and 1,311 Testing "
@@ -76,17 +92,20 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
                       f"{s['testing_with_near_dup_in_training']} more a near duplicate in Training; the de-duplicated "
                       f"Testing subset keeps {s['dedup_testing_size']} of {s['testing_images']} images."]
     lines += ["", "## Training"]
-    if args:
-        keys = ["recipe", "arch", "image_size", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
-                "schedule", "label_smoothing", "augment", "ema_decay", "ls_init_value", "drop_rate", "seed"]
-        lines.append("- Recipe: " + ", ".join(f"{k}={args.get(k)}" for k in keys if args.get(k) is not None) + ".")
+    for number, (args, summary) in enumerate(stages, 1):
+        name = f"Stage {number}" if len(stages) > 1 else "Recipe"
+        recipe = ", ".join(f"{k}={args.get(k)}" for k in RECIPE_KEYS if args.get(k) is not None)
+        took = f" {summary['train_seconds'] / 60:.0f} min of training" if summary.get("train_seconds") else ""
+        lines.append(f"- {name}: {recipe};{took}.")
     lines += [
-        f"- Best epoch (lowest validation loss): {meta.get('epoch', '?')}; validation accuracy {meta.get('val_acc', float('nan')):.4f}.",
+        f"- Best epoch (lowest validation loss){' of the last stage' if len(stages) > 1 else ''}: {meta.get('epoch', '?')}; "
+        f"validation accuracy {meta.get('val_acc', float('nan')):.4f}.",
         f"- Seed: {meta.get('seed', '?')}. Hardware: {hardware or hardware_description()}. "
-        f"Training wall-clock: {seconds / 60:.0f} min." if seconds else f"- Seed: {meta.get('seed', '?')}.",
+        f"Training time{' (all stages)' if len(stages) > 1 else ''}: {seconds / 60:.0f} min." if seconds
+        else f"- Seed: {meta.get('seed', '?')}.",
     ]
-    if command:
-        lines += ["- Command:", "", "```", command, "```"]
+    if commands:
+        lines += [f"- Command{'s, in order' if len(commands) > 1 else ''}:", "", "```", *commands, "```"]
     if metrics:
         lines += ["", "## Evaluation (Testing split)", "", headline_markdown(metrics), ""]
         lines += ["Per class (full Testing):", "", "| class | precision | recall | F1 | support | ROC-AUC |",

@@ -38,13 +38,20 @@ def main() -> int:
     parser.add_argument("--model", default=str(ROOT / "assets" / "model"))
     parser.add_argument("--port", type=int, default=7899)
     parser.add_argument("--time-limit", type=float, default=600)
+    parser.add_argument("--cleanup", default="10,10", help="BRAINMRI_CACHE_CLEANUP for the server: 'every,age' "
+                                                             "seconds (the app's default is 300,600)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
     from gradio_client import Client, handle_file
 
-    env = {**os.environ, "BRAINMRI_MODEL": args.model, "BRAINMRI_PORT": str(args.port), "BRAINMRI_HOST": "127.0.0.1"}
-    log = open(ROOT / "runs" / "load_server.log", "w") if (ROOT / "runs").is_dir() else subprocess.DEVNULL
+    import tempfile
+    gradio_temp = Path(tempfile.mkdtemp(prefix="brainmri-load-gradio-"))  # the server's cache, watched below
+    env = {**os.environ, "BRAINMRI_MODEL": args.model, "BRAINMRI_PORT": str(args.port), "BRAINMRI_HOST": "127.0.0.1",
+           "GRADIO_TEMP_DIR": str(gradio_temp), "BRAINMRI_CACHE_CLEANUP": args.cleanup}
+    (ROOT / "runs").mkdir(exist_ok=True)
+    log_path = ROOT / "runs" / "load_server.log"
+    log = open(log_path, "w")
     server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{args.port}/"
     examples = sorted((ROOT / "assets" / "examples").glob("*"))
@@ -61,6 +68,10 @@ def main() -> int:
                 return 1
             time.sleep(1)
 
+    def cached_files() -> set[Path]:
+        return {p for p in gradio_temp.rglob("*") if p.is_file()}
+
+    static = cached_files()  # the Model tab's figures, copied into the cache at start-up
     latencies, errors, rejections, wrong = [], [], 0, 0
     rss = [(0, rss_mb(server.pid))]
     done = 0
@@ -99,9 +110,22 @@ def main() -> int:
         t.join()
     wall = time.time() - started
     rss.append((done, rss_mb(server.pid)))
+    left_at_end = len(cached_files() - static)
+    every, age = (float(v) for v in args.cleanup.split(","))
+    waited = time.time()
+    while cached_files() - static and time.time() - waited < every + age + 30:
+        time.sleep(1)
+    left_after_cleanup = sorted(str(p.relative_to(gradio_temp)) for p in cached_files() - static)
+    waited = time.time() - waited
     server.terminate()
     server.wait(timeout=30)
+    left_after_exit = sorted(str(p.relative_to(gradio_temp)) for p in cached_files())
+    import shutil
+    shutil.rmtree(gradio_temp, ignore_errors=True)
 
+    log.close()
+    problems = [line for line in log_path.read_text(errors="replace").splitlines()
+                if any(word in line for word in ("Traceback", "ERROR", "Error", "Exception", "error:"))]
     total = args.clients * args.requests
     ordered = sorted(latencies)
     at = {n: mb for n, mb in rss}
@@ -113,11 +137,15 @@ def main() -> int:
                       "max": ordered[-1]} if ordered else None,
         "rss_mb": rss,
         "rss_growth_100_to_400_mb": (at.get(400, float("nan")) - at.get(100, float("nan"))),
+        "server_log_error_lines": len(problems), "server_log_samples": problems[:5],
+        "cache_files_made_by_requests_at_end": left_at_end,
+        "cache_files_left_after_cleanup": len(left_after_cleanup), "cleanup_wait_s": round(waited, 1),
+        "cache_files_left_after_exit": len(left_after_exit), "left_samples": (left_after_cleanup + left_after_exit)[:5],
     }
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
-    return 0 if not errors else 1
+    return 0 if not errors and not problems else 1
 
 
 if __name__ == "__main__":

@@ -45,3 +45,15 @@ def test_saved_evaluation_matches_the_shipped_weights():
     assert metrics["full"]["n"] == 1311 and metrics["dedup"]["n"] < 1311
     for name in ("confusion_full.png", "roc_full.png", "reliability_full.png", "curves.png", "gradcam_gallery.png"):
         assert (METRICS / name).is_file(), name
+
+
+def test_ships_a_checked_onnx_export_that_agrees_with_torch(predictor):
+    pytest.importorskip("onnxruntime")
+    config = read_config(MODEL)
+    assert config["onnx"]["weights_sha256"] == config["weights_sha256"]
+    assert config["onnx"]["check"]["images"] == 64 and config["onnx"]["check"]["max_abs_logit_diff"] <= 1e-4
+    assert predictor.backend.name == "onnxruntime"
+    plain = Predictor.from_pretrained(MODEL, backend="torch")
+    examples = sorted(EXAMPLES.iterdir())
+    for fast, slow in zip(predictor.predict_batch(examples), plain.predict_batch(examples)):
+        assert max(abs(fast[k] - slow[k]) for k in LABELS) < 1e-4

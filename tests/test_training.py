@@ -264,6 +264,12 @@ def test_model_card(run, tmp_path):
     for needed in ("not a medical device", "Testing (de-duplicated)", "accuracy (95 % CI)", "Limitations",
                    "python train.py train ...", "Seed: 0"):
         assert needed.lower() in card.lower(), needed
+    # a model trained in two stages records both, in order, with their total time
+    assert cli.main(["card", "--checkpoint", str(release), "--metrics", str(run / "evaluation"), "--run", str(run),
+                     "--run", str(run), "--command", "stage one", "--command", "stage two"]) == 0
+    card = (release / "README.md").read_text()
+    assert "- Stage 1: recipe=scratch" in card and "- Stage 2:" in card and "Training time (all stages)" in card
+    assert card.index("stage one") < card.index("stage two")
 
 
 def test_screening_report_counts_every_input(run, dataset, tmp_path):
