@@ -11,6 +11,7 @@ screening and, through the classifier head alone, the Grad-CAM heatmap.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -106,7 +107,15 @@ class Predictor:
         return self.predict_batch([image])[0]
 
     def predict_batch(self, images: Iterable[ImageSource], batch_size: int = 32) -> list[dict[str, float]]:
-        fitted = [self.prepare(image) for image in images]
+        """Decoding and preprocessing run on a thread per core (Pillow and numpy release the GIL), then
+        the network sees whole batches; the first unreadable input raises its ImageLoadError."""
+        images = list(images)
+        workers = min(len(images), torch.get_num_threads())
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                fitted = list(pool.map(self.prepare, images))
+        else:
+            fitted = [self.prepare(image) for image in images]
         return [self._to_dict(p) for p in self.probabilities(self.logits(fitted, batch_size))]
 
     def explain(self, image: ImageSource, target: str | int | None = None, method: str = "gradcam") -> Explanation:

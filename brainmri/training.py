@@ -19,7 +19,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +208,8 @@ class Trainer:
             model, config = load_release(c.init)
             self.init_config = config
             self.label_names = list(config["label_names"])
+            # The release decides the architecture and input size: record those, not the CLI defaults.
+            self.cfg = replace(c, arch=config["architecture"], image_size=int(config["pretrained_cfg"]["input_size"][-1]))
             return model
         args = dict(c.model_args)
         if c.ls_init_value is not None:
@@ -225,6 +227,7 @@ class Trainer:
         self.label_names = self.classes
         torch.manual_seed(c.seed)
         self.model = self._build_model()
+        c = self.cfg  # with --init, the release's architecture and input size
         check_classes(self.classes, self.label_names, allow_subset=False)
         self.preprocess = (Preprocess.from_release_config(self.init_config) if c.init
                            else Preprocess.from_model(self.model, content_crop=c.content_crop))

@@ -126,9 +126,14 @@ def test_report_recipe_trains_head_first_then_everything(dataset, cache_dir, tmp
 
 def test_init_from_release_and_class_check(dataset, cache_dir, run, tmp_path):
     out = tmp_path / "init"
-    assert cli.main(train_args(dataset, out, cache_dir, "--init", str(run / "release"), "--epochs", "1",
-                               "--head-epochs", "0", "--no-evaluate")) == 0
+    args = train_args(dataset, out, cache_dir, "--init", str(run / "release"), "--epochs", "1", "--head-epochs", "0",
+                      "--no-evaluate")
+    for flag in ("--arch", "--image-size"):  # left at the CLI defaults (convnext_tiny, 224): the release decides
+        del args[args.index(flag):args.index(flag) + 2]
+    assert cli.main(args) == 0
     assert read_config(out / "release")["label_names"] == CLASSES
+    recorded = json.loads((out / "args.json").read_text())  # the release's model, not the CLI defaults
+    assert recorded["arch"] == TINY_ARCH and recorded["image_size"] == TINY_SIZE and recorded["init"]
 
 
 def test_cli_errors_are_one_line(dataset, tmp_path, capsys, monkeypatch):
