@@ -135,7 +135,7 @@ class UploadFile(gr.File):
         return NamedString(f.path)
 
 
-def cached_image(array) -> str:
+def cached_image(array, folder: Path) -> str:
     """An output image as a file of its own in Gradio's cache folder, written then renamed.
 
     Gradio's own numpy → file step names files by their content and rewrites an existing one in
@@ -143,10 +143,8 @@ def cached_image(array) -> str:
     "Content-Length" errors). A unique name per answer never collides; being inside the cache, the
     file is served as is and deleted with the rest of the cache (``delete_cache``).
     """
-    from gradio.utils import get_upload_folder
     from PIL import Image
 
-    folder = Path(get_upload_folder()) / "brainmri"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}.png"
     staging = folder / f".{path.name}.part"
@@ -159,7 +157,11 @@ class Handlers:
     """The page's callbacks: thin wrappers over one shared, read-only Predictor."""
 
     def __init__(self, predictor: Predictor):
+        from gradio.utils import get_upload_folder
+
         self.predictor = predictor
+        # Gradio's cache as the page's components see it (they resolve GRADIO_TEMP_DIR when built, as here)
+        self.output_dir = Path(get_upload_folder()) / "brainmri"
         self.batch_dir = Path(tempfile.mkdtemp(prefix="brainmri-batch-"))
         atexit.register(shutil.rmtree, self.batch_dir, True)
 
@@ -174,16 +176,16 @@ class Handlers:
     def classify(self, path):
         """One image file in; out: the prediction (gr.Label) and the heatmap overlay."""
         e = self._explain(path)
-        overlay = cached_image(e.overlay)
-        return (_label_output(e), overlay, (cached_image(e.image), overlay), _note(e), gr.update(value=PREDICTED),
+        overlay = cached_image(e.overlay, self.output_dir)
+        return (_label_output(e), overlay, (cached_image(e.image, self.output_dir), overlay), _note(e), gr.update(value=PREDICTED),
                 gr.update(value="gradcam"))
 
     def reexplain(self, path, target, method):
         if not path:
             return gr.skip(), gr.skip(), gr.skip()
         e = self._explain(path, target, method)
-        overlay = cached_image(e.overlay)
-        return overlay, (cached_image(e.image), overlay), _note(e)
+        overlay = cached_image(e.overlay, self.output_dir)
+        return overlay, (cached_image(e.image, self.output_dir), overlay), _note(e)
 
     def classify_batch(self, paths):
         if not paths:
