@@ -47,7 +47,7 @@ def test_clear_outcomes_for_the_named_problems(predictor, tmp_path):
         assert len(predictor.predict(path)) == 4, name
 
 
-def test_running_server_survives_the_whole_corpus(trained_run, tmp_path, monkeypatch, capsys):
+def test_running_server_survives_the_whole_corpus(trained_run, tmp_path, monkeypatch, capfd):
     from gradio_client import Client, handle_file
 
     app, url = start_app(monkeypatch, trained_run / "release")
@@ -73,6 +73,9 @@ def test_running_server_survives_the_whole_corpus(trained_run, tmp_path, monkeyp
             assert client.predict(handle_file(str(normal)), api_name="/predict")[0] == reference, name
     finally:
         app.demo.close()
+    logs = capfd.readouterr()
+    for secret in ("Doe^Jane", "SECRET-123", "Doe_Jane"):  # DICOM patient fields never reach the server's log
+        assert secret not in logs.out + logs.err, secret
     answered = sum(v == "answered" for v in outcomes.values())
     print(f"\n{len(outcomes)} bad inputs: {answered} answered, {len(outcomes) - answered} refused with a message")
     for name, outcome in outcomes.items():

@@ -32,6 +32,12 @@ def test_uploads_are_deleted_and_logs_stay_clean(trained_run, tmp_path, monkeypa
             time.sleep(0.5)
         left = {p for p in temp.rglob("*") if p.is_file()} - before
         assert left == set(), [(p.name, p.stat().st_size, p.read_bytes()[:60]) for p in left]
+        # No flagging, no deep links, no run history (the page's own config, as the browser gets it)
+        import httpx
+        config = httpx.get(f"{url}config").json()
+        assert config.get("run_history") is False and app.demo.run_history is False
+        assert not {"deeplinkbutton"} & {c["type"] for c in config["components"]}
+        assert not [d for d in config["dependencies"] if "flag" in str(d.get("api_name") or "").lower()]
     finally:
         app.demo.close()
     logs = capfd.readouterr()
