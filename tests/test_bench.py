@@ -23,5 +23,6 @@ def test_inference_benchmark_writes_its_table(dataset, tmp_path, capsys):
         assert row["heatmap_correlation"] >= 0.99 and row["p50_ms"] > 0
     assert model["agreement_onnx_vs_torch"]["top1_agreement"] == 1.0
     assert model["agreement_onnx_vs_torch"]["max_prob_diff"] <= 1e-4
-    assert "top1_agreement_256" in model["latency"]["model call: onnxruntime int8 (dynamic)"]
+    for kind in ("dynamic", "static, QDQ"):
+        assert "top1_agreement_256" in model["latency"][f"model call: onnxruntime int8 ({kind})"], kind
     assert result["machine"]["cores"] >= 1 and not release.joinpath("model.onnx").exists()  # exported a copy
