@@ -9,16 +9,15 @@ Hugging Face Hub id (``hf-hub:user/repo``). UI only: model code lives in brainmr
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
-import shutil
-import tempfile
-import time
 import uuid
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
+from gradio.utils import NamedString, get_upload_folder  # noqa: E402
+from gradio_client import utils as client_utils  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from brainmri import ImageLoadError, Predictor, report  # noqa: E402
 
@@ -127,43 +126,39 @@ class UploadFile(gr.File):
     def _process_single_file(self, f):
         if self.type != "filepath":
             return super()._process_single_file(f)
-        from gradio.utils import NamedString
-        from gradio_client import utils as client_utils
-
         if self.file_types and not client_utils.is_valid_file(f.path, self.file_types):
             raise gr.Error(f"Invalid file type. Please upload a file that is one of these formats: {self.file_types}")
         return NamedString(f.path)
 
 
-def cached_image(array, folder: Path) -> str:
-    """An output image as a file of its own in Gradio's cache folder, written then renamed.
+def cached_output(folder: Path, suffix: str, write) -> str:
+    """A file the page sends back (model input, heatmap, batch CSV), written by ``write(path)`` under a
+    new name inside Gradio's cache folder, then renamed into place.
 
     Gradio's own numpy → file step names files by their content and rewrites an existing one in
     place, so two concurrent identical answers could serve a half-written file (the load test saw
     "Content-Length" errors). A unique name per answer never collides; being inside the cache, the
     file is served as is and deleted with the rest of the cache (``delete_cache``).
     """
-    from PIL import Image
-
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}.png"
+    path = folder / f"brainmri-{uuid.uuid4().hex}{suffix}"
     staging = folder / f".{path.name}.part"
-    Image.fromarray(array).save(staging, format="PNG")
+    write(staging)
     os.replace(staging, path)
     return str(path)
+
+
+def cached_image(array, folder: Path) -> str:
+    return cached_output(folder, ".png", lambda path: Image.fromarray(array).save(path, format="PNG"))
 
 
 class Handlers:
     """The page's callbacks: thin wrappers over one shared, read-only Predictor."""
 
     def __init__(self, predictor: Predictor):
-        from gradio.utils import get_upload_folder
-
         self.predictor = predictor
         # Gradio's cache as the page's components see it (they resolve GRADIO_TEMP_DIR when built, as here)
         self.output_dir = Path(get_upload_folder()) / "brainmri"
-        self.batch_dir = Path(tempfile.mkdtemp(prefix="brainmri-batch-"))
-        atexit.register(shutil.rmtree, self.batch_dir, True)
 
     def _explain(self, path, target=PREDICTED, method="gradcam"):
         if not path:
@@ -190,9 +185,6 @@ class Handlers:
     def classify_batch(self, paths):
         if not paths:
             raise gr.Error("Upload one or more images first.", print_exception=False)
-        for old in self.batch_dir.glob("*.csv"):  # keep no earlier results around
-            if time.time() - old.stat().st_mtime > CACHE_CLEANUP[1]:
-                old.unlink(missing_ok=True)
         labels = self.predictor.labels
         rows = []
         for path in paths:
@@ -205,9 +197,9 @@ class Handlers:
             except ImageLoadError as err:
                 rows.append([name, "error", *[None] * len(labels), str(err)])
         headers = ["file", "class", *labels, "note"]
-        csv_path = self.batch_dir / f"brainmri-results-{time.time_ns()}.csv"
-        csv_path.write_text(report.batch_csv(rows, headers))
-        return gr.update(value=rows, headers=headers), gr.update(value=str(csv_path), visible=True)
+        table = report.batch_csv(rows, headers)
+        csv_path = cached_output(self.output_dir, "-results.csv", lambda path: path.write_text(table))
+        return gr.update(value=rows, headers=headers), gr.update(value=csv_path, visible=True)
 
 
 def build_demo(predictor: Predictor, metrics_dir: Path = METRICS_DIR, examples_dir: Path = EXAMPLES_DIR) -> gr.Blocks:

@@ -16,10 +16,24 @@ import torch
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnx", "torch")
+ONNX_FILE = "model.onnx"
+INPUT, OUTPUTS = "input", ("logits", "features")
 
 
 class BackendUnavailable(RuntimeError):
     """The backend asked for cannot run this release here."""
+
+
+class LogitsAndFeatures(torch.nn.Module):
+    """The body pass every backend gives: logits and the last feature map (also the exported graph)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.forward_features(x)
+        return self.model.forward_head(features), features
 
 
 class TorchBackend:
@@ -27,33 +41,36 @@ class TorchBackend:
 
     def __init__(self, model: torch.nn.Module):
         self.model = model
+        self.net = LogitsAndFeatures(model)
 
     def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            features = self.model.forward_features(inputs)
-            return self.model.forward_head(features).float(), features.float()
+            logits, features = self.net(inputs)
+            return logits.float(), features.float()
 
 
 class OnnxBackend:
     name = "onnxruntime"
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        from .export import onnx_session
+        import onnxruntime as ort
 
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: no per-node warnings in the app's log
         self.path = Path(path)
-        self.session = onnx_session(self.path, threads)  # sessions are safe to share between threads
+        # sessions are safe to share between threads
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from .export import INPUT, OUTPUTS
-
         logits, features = self.session.run(list(OUTPUTS), {INPUT: inputs.detach().float().contiguous().numpy()})
         return torch.from_numpy(logits), torch.from_numpy(features)
 
 
 def onnx_problem(config: dict) -> str | None:
     """Why the release's ONNX export cannot be used here (None: it can)."""
-    from .export import ONNX_FILE
-
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -77,7 +94,6 @@ def select_backend(model: torch.nn.Module, config: dict, name: str = "auto",
         return TorchBackend(model)
     problem = onnx_problem(config)
     if problem is None:
-        from .export import ONNX_FILE
         try:
             return OnnxBackend(Path(config["folder"]) / ONNX_FILE, threads)
         except Exception as err:  # a runtime that cannot load the graph: same fallback

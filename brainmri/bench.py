@@ -58,18 +58,18 @@ def timed(fn, repeats: int, warmup: int = 3) -> dict[str, float]:
 
 
 def testing_files(images: Path, limit: int | None = None) -> list[Path]:
-    from .data import IMAGE_SUFFIXES
+    from .data import image_files
 
-    files = sorted(p for p in Path(images).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(images)
     return files[:limit] if limit else files
 
 
 def machine() -> dict:
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+    from .modelcard import cpu_name
+
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
     try:
         import onnxruntime
@@ -211,7 +211,7 @@ def _int8_row(exported: Path, workdir: Path, x, plain, files, repeats: int, cali
     except ImportError:
         return {"skipped": "onnxruntime.quantization unavailable"}
     from .backends import OnnxBackend
-    from .export import INPUT, ONNX_FILE
+    from .backends import INPUT, ONNX_FILE
 
     source = str(exported / ONNX_FILE)
     if calibration is None:
@@ -251,62 +251,80 @@ def _int8_row(exported: Path, workdir: Path, x, plain, files, repeats: int, cali
 
 # ----------------------------------------------------------------------------- the app
 
-def vm_kb(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
+def status_mb(pid: int, key: str = "VmRSS") -> float:
+    """A process's memory figure from /proc (VmRSS now, VmHWM peak) in MB; NaN when unavailable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return float("nan")
+
+
+def start_app(model: str | Path, port: int, *, env: dict | None = None, stdout=subprocess.DEVNULL,
+              timeout: float = 180):
+    """``python app.py`` in a child process on 127.0.0.1:``port``; returns (process, gradio_client.Client)
+    once the page answers. The caller stops it with :func:`stop_app`."""
+    from gradio_client import Client
+
+    env = {**os.environ, **(env or {}), "BRAINMRI_MODEL": str(model), "BRAINMRI_PORT": str(port),
+           "BRAINMRI_HOST": "127.0.0.1"}
+    start = time.perf_counter()
+    server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT, stdout=stdout,
+                              stderr=subprocess.STDOUT)
+    while True:
+        if server.poll() is not None or time.perf_counter() - start > timeout:
+            stop_app(server)
+            raise RuntimeError("the app did not start")
+        try:
+            return server, Client(f"http://127.0.0.1:{port}/", verbose=False)
+        except Exception:
+            time.sleep(0.1)
+
+
+def stop_app(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 def bench_app(model: Path, requests: int = 200, port: int = 7898, examples: Path = ROOT / "assets" / "examples") -> dict:
     """Cold start of ``python app.py`` to its first /predict answer, then peak RSS after ``requests`` more."""
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
-    env = {**os.environ, "BRAINMRI_MODEL": str(model), "BRAINMRI_PORT": str(port), "BRAINMRI_HOST": "127.0.0.1"}
     files = sorted(p for p in examples.iterdir() if p.is_file())
     start = time.perf_counter()
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, client = start_app(model, port)
     try:
-        client = None
-        while client is None:
-            if server.poll() is not None or time.perf_counter() - start > 180:
-                raise RuntimeError("the app did not start")
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            except Exception:
-                time.sleep(0.1)
         client.predict(handle_file(str(files[0])), api_name="/predict")
         cold = time.perf_counter() - start
-        rss_start = vm_kb(server.pid, "VmRSS") / 1024
+        rss_start = status_mb(server.pid)
         latencies = []
         for i in range(requests):
             t = time.perf_counter()
             client.predict(handle_file(str(files[i % len(files)])), api_name="/predict")
             latencies.append(1000 * (time.perf_counter() - t))
         return {"cold_start_s": cold, "requests": requests, "rss_after_first_mb": rss_start,
-                "rss_after_requests_mb": vm_kb(server.pid, "VmRSS") / 1024,
-                "peak_rss_mb": vm_kb(server.pid, "VmHWM") / 1024,
+                "rss_after_requests_mb": status_mb(server.pid), "peak_rss_mb": status_mb(server.pid, "VmHWM"),
                 "predict_round_trip_p50_ms": statistics.median(latencies),
                 "predict_round_trip_p95_ms": sorted(latencies)[int(0.95 * (len(latencies) - 1))]}
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_app(server)
 
 
 # ----------------------------------------------------------------------------- training
 
 def training_speed(data: str, arch: str, image_size: int, batch_size: int, steps: int, cache_dir=None,
-                   threads: int | None = None, **model_args) -> dict:
+                   threads: int | None = None) -> dict:
     from .training import TrainConfig, Trainer
 
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(TrainConfig(data=data, out=out, arch=arch, pretrained=False, image_size=image_size,
                                       batch_size=batch_size, recipe="scratch", epochs=2, cache_dir=cache_dir,
-                                      threads=threads, steps_per_epoch=2, model_args=model_args))
+                                      threads=threads, steps_per_epoch=2))
         trainer.setup()
         trainer.train_one_epoch(0)  # warm-up: allocator, oneDNN kernels
         trainer.steps_per_epoch = steps
@@ -413,17 +431,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"p95 {a['predict_round_trip_p95_ms']:.0f} ms")
         if args.what == "training" or (args.what == "all" and "training" not in args.skip):
             if args.what == "training":
-                specs = [(args.arch, args.image_size, args.batch_size, args.steps, {})]
-                data_root = args.data
+                specs = [(args.arch, args.image_size, args.batch_size, args.steps)]
             else:
                 from .checkpoint import read_config
                 cfg = read_config(args.model)
-                specs = [(cfg["architecture"], int(cfg["pretrained_cfg"]["input_size"][-1]), 64, args.training_steps, {}),
-                         (args.tiny_arch, args.tiny_size, 32, args.training_steps, {})]
-                data_root = args.data
+                specs = [(cfg["architecture"], int(cfg["pretrained_cfg"]["input_size"][-1]), 64, args.training_steps),
+                         (args.tiny_arch, args.tiny_size, 32, args.training_steps)]
             result["training"] = []
-            for arch, size, batch, steps, extra in specs:
-                r = training_speed(data_root, arch, size, batch, steps, getattr(args, "cache_dir", None), args.threads, **extra)
+            for arch, size, batch, steps in specs:
+                r = training_speed(args.data, arch, size, batch, steps, getattr(args, "cache_dir", None), args.threads)
                 result["training"].append(r)
                 print(f"training {r['arch']} @ {r['image_size']} px, batch {r['batch_size']}, {r['steps']} steps: "
                       f"loop {r['loop_img_s']:.2f} img/s, bare step {r['bare_step_img_s']:.2f} img/s "

@@ -87,13 +87,13 @@ class ImageSet:
         return out
 
 
+def image_files(folder: str | Path) -> list[Path]:
+    """Every image file under ``folder`` (by suffix), sorted."""
+    return [p for p in sorted(Path(folder).rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+
+
 def list_files(root: Path, classes: list[str]) -> list[tuple[str, int]]:
-    files = []
-    for index, name in enumerate(classes):
-        for path in sorted((root / name).rglob("*")):
-            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-                files.append((str(path.relative_to(root)), index))
-    return files
+    return [(str(path.relative_to(root)), index) for index, name in enumerate(classes) for path in image_files(root / name)]
 
 
 def _cache_key(root: Path, files: list[tuple[str, int]], preprocess: Preprocess) -> str:

@@ -16,31 +16,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from .backends import INPUT, ONNX_FILE, OUTPUTS, LogitsAndFeatures, OnnxBackend, TorchBackend
 from .checkpoint import WEIGHTS, add_files, load_release, sha256_file
 
 log = logging.getLogger(__name__)
 
-ONNX_FILE = "model.onnx"
-INPUT, OUTPUTS = "input", ("logits", "features")
 
 
 class ExportError(RuntimeError):
     """The export could not be made, or does not reproduce torch's outputs."""
-
-
-class LogitsAndFeatures(torch.nn.Module):
-    """The classifier as one graph with both outputs the predictor needs."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.model.forward_features(x)
-        return self.model.forward_head(features), features
 
 
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, image_size: int, *, opset: int = 18) -> Path:
@@ -63,31 +49,16 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, image_size: int
     return path
 
 
-def onnx_session(path: str | os.PathLike, threads: int | None = None):
-    """An ONNX Runtime CPU session with every graph optimisation on."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = int(threads or torch.get_num_threads())
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only: no per-node warnings in the app's log
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def compare(model: torch.nn.Module, session, inputs: torch.Tensor, batch_size: int = 16) -> dict[str, float]:
+def compare(reference: TorchBackend, onnx: OnnxBackend, inputs: torch.Tensor, batch_size: int = 16) -> dict[str, float]:
     """Largest absolute differences between torch and ONNX Runtime on ``inputs``."""
     logits_diff = features_diff = 0.0
     agree = 0
-    with torch.no_grad():
-        for start in range(0, len(inputs), batch_size):
-            x = inputs[start:start + batch_size]
-            features = model.forward_features(x)
-            logits = model.forward_head(features)
-            onnx_logits, onnx_features = session.run(list(OUTPUTS), {INPUT: x.numpy()})
-            logits_diff = max(logits_diff, float(np.abs(onnx_logits - logits.numpy()).max()))
-            features_diff = max(features_diff, float(np.abs(onnx_features - features.numpy()).max()))
-            agree += int((onnx_logits.argmax(1) == logits.numpy().argmax(1)).sum())
+    for start in range(0, len(inputs), batch_size):
+        x = inputs[start:start + batch_size]
+        (logits, features), (onnx_logits, onnx_features) = reference(x), onnx(x)
+        logits_diff = max(logits_diff, float((onnx_logits - logits).abs().max()))
+        features_diff = max(features_diff, float((onnx_features - features).abs().max()))
+        agree += int((onnx_logits.argmax(1) == logits.argmax(1)).sum())
     return {"images": len(inputs), "max_abs_logit_diff": logits_diff, "max_abs_feature_diff": features_diff,
             "top1_agreement": agree / max(len(inputs), 1)}
 
@@ -121,7 +92,7 @@ def export_release(folder: str | os.PathLike, check_inputs: torch.Tensor | None 
         check_inputs = torch.randn(8, 3, size, size, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory(prefix=".onnx-", dir=folder.parent) as staging:
         path = export_onnx(model, Path(staging) / ONNX_FILE, size, opset=opset)
-        check = compare(model, onnx_session(path), check_inputs)
+        check = compare(TorchBackend(model), OnnxBackend(path), check_inputs)
         log.info("ONNX export vs torch: %s", check)
         if check["max_abs_logit_diff"] > tolerance:
             raise ExportError(f"the ONNX export differs from torch by {check['max_abs_logit_diff']:.2e} "

@@ -15,16 +15,18 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def hardware_description() -> str:
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{os.cpu_count()} CPU cores ({cpu}), no GPU"
+    return platform.processor() or platform.machine()
+
+
+def hardware_description() -> str:
+    return f"{os.cpu_count()} CPU cores ({cpu_name()}), no GPU"
 
 
 RECIPE_KEYS = ["recipe", "init", "arch", "image_size", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",

@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import shutil
 import statistics
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+sys.path.insert(0, str(ROOT))
+from brainmri.bench import start_app, status_mb as rss_mb, stop_app  # noqa: E402
 
 
 def main() -> int:
@@ -45,28 +37,19 @@ def main() -> int:
 
     from gradio_client import Client, handle_file
 
-    import tempfile
     gradio_temp = Path(tempfile.mkdtemp(prefix="brainmri-load-gradio-"))  # the server's cache, watched below
-    env = {**os.environ, "BRAINMRI_MODEL": args.model, "BRAINMRI_PORT": str(args.port), "BRAINMRI_HOST": "127.0.0.1",
-           "GRADIO_TEMP_DIR": str(gradio_temp), "BRAINMRI_CACHE_CLEANUP": args.cleanup}
     (ROOT / "runs").mkdir(exist_ok=True)
     log_path = ROOT / "runs" / "load_server.log"
     log = open(log_path, "w")
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        server, _ = start_app(args.model, args.port, stdout=log, timeout=120,
+                              env={"GRADIO_TEMP_DIR": str(gradio_temp), "BRAINMRI_CACHE_CLEANUP": args.cleanup})
+    except RuntimeError as err:
+        print(err)
+        return 1
     url = f"http://127.0.0.1:{args.port}/"
     examples = sorted((ROOT / "assets" / "examples").glob("*"))
     expected = {p: p.name.split("-")[0] for p in examples}
-    deadline = time.time() + 120
-    while True:
-        try:
-            Client(url, verbose=False)
-            break
-        except Exception:
-            if time.time() > deadline or server.poll() is not None:
-                server.kill()
-                print("the server did not start")
-                return 1
-            time.sleep(1)
 
     def cached_files() -> set[Path]:
         return {p for p in gradio_temp.rglob("*") if p.is_file()}
@@ -117,10 +100,8 @@ def main() -> int:
         time.sleep(1)
     left_after_cleanup = sorted(str(p.relative_to(gradio_temp)) for p in cached_files() - static)
     waited = time.time() - waited
-    server.terminate()
-    server.wait(timeout=30)
+    stop_app(server)
     left_after_exit = sorted(str(p.relative_to(gradio_temp)) for p in cached_files())
-    import shutil
     shutil.rmtree(gradio_temp, ignore_errors=True)
 
     log.close()
