@@ -1,9 +1,9 @@
 """brainmri web app: classify a brain MRI slice, show where the model looked, show its record.
 
-    python app.py [--model assets/model] [--host 127.0.0.1] [--port 7860] [--share]
+    python app.py [--model assets/model] [--backend auto|onnx|torch] [--host 127.0.0.1] [--port 7860] [--share]
 
-Every option has an environment variable (BRAINMRI_MODEL, BRAINMRI_HOST,
-BRAINMRI_PORT, BRAINMRI_SHARE). The model is a local release folder or a
+Every option has an environment variable (BRAINMRI_MODEL, BRAINMRI_BACKEND,
+BRAINMRI_HOST, BRAINMRI_PORT, BRAINMRI_SHARE, ...). The model is a local release folder or a
 Hugging Face Hub id (``hf-hub:user/repo``). UI only: model code lives in brainmri.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from gradio_client import utils as client_utils  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from brainmri import ImageLoadError, Predictor, report  # noqa: E402
+from brainmri.backends import BACKENDS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = str(HERE / "assets" / "model")
@@ -187,15 +188,15 @@ class Handlers:
             raise gr.Error("Upload one or more images first.", print_exception=False)
         labels = self.predictor.labels
         rows = []
-        for path in paths:
+        for path, result in zip(paths, self.predictor.screen_batch(paths)):
             name = Path(path).name
-            try:
-                probs, verdict = self.predictor.screen(path)
-                label = max(probs, key=probs.get) if verdict.status != "not_mri" else "not a brain MRI slice"
-                status = verdict.status if verdict.ok else f"{verdict.status}: {verdict.reason}"
-                rows.append([name, label, *[round(probs[k], 4) for k in labels], status])
-            except ImageLoadError as err:
-                rows.append([name, "error", *[None] * len(labels), str(err)])
+            if isinstance(result, ImageLoadError):
+                rows.append([name, "error", *[None] * len(labels), str(result)])
+                continue
+            probs, verdict = result
+            label = max(probs, key=probs.get) if verdict.status != "not_mri" else "not a brain MRI slice"
+            status = verdict.status if verdict.ok else f"{verdict.status}: {verdict.reason}"
+            rows.append([name, label, *[round(probs[k], 4) for k in labels], status])
         headers = ["file", "class", *labels, "note"]
         table = report.batch_csv(rows, headers)
         csv_path = cached_output(self.output_dir, "-results.csv", lambda path: path.write_text(table))
@@ -236,6 +237,8 @@ def build_demo(predictor: Predictor, metrics_dir: Path = METRICS_DIR, examples_d
                 download = gr.DownloadButton(i18n("batch_csv"), visible=False)
                 run_batch.click(handlers.classify_batch, [files], [table, download], api_name="predict_batch")
             with gr.Tab(i18n("tab_model")):
+                gr.Markdown(f"Network runtime in this app: **{predictor.backend.name}** "
+                            "(`python app.py --backend torch` for the fp32 reference the metrics below were measured with)")
                 if metrics is None:
                     gr.Markdown("No saved evaluation was found in assets/metrics.")
                 else:
@@ -267,6 +270,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=env("BRAINMRI_HOST", env("GRADIO_SERVER_NAME", "127.0.0.1")))
     parser.add_argument("--port", type=int, default=int(env("BRAINMRI_PORT", env("GRADIO_SERVER_PORT", "7860"))))
     parser.add_argument("--share", action="store_true", default=env("BRAINMRI_SHARE", "").lower() in ("1", "true", "yes"))
+    parser.add_argument("--backend", choices=BACKENDS, default=env("BRAINMRI_BACKEND", "auto"),
+                        help="network runtime: auto (ONNX Runtime when the release has a checked export, else torch), "
+                             "onnx, or torch (the fp32 reference the saved metrics were measured with)")
     parser.add_argument("--concurrency", type=int, default=int(env("BRAINMRI_CONCURRENCY", "2")),
                         help="requests worked on at once (default 2, one per core)")
     parser.add_argument("--queue-size", type=int, default=int(env("BRAINMRI_QUEUE_SIZE", "64")),
@@ -281,8 +287,9 @@ def launch(demo: gr.Blocks, args: argparse.Namespace, **kwargs):
                        footer_links=["api", "gradio"], **kwargs)
 
 
-def load(model: str = os.environ.get("BRAINMRI_MODEL", DEFAULT_MODEL)) -> gr.Blocks:
-    return build_demo(Predictor.from_pretrained(model))
+def load(model: str = os.environ.get("BRAINMRI_MODEL", DEFAULT_MODEL),
+         backend: str = os.environ.get("BRAINMRI_BACKEND", "auto")) -> gr.Blocks:
+    return build_demo(Predictor.from_pretrained(model, backend=backend))
 
 
 # Importable without launching (Hugging Face Spaces and tests look for `demo`); the model loads once.
@@ -290,6 +297,7 @@ demo = load()
 
 if __name__ == "__main__":
     arguments = parse_args()
-    if arguments.model != os.environ.get("BRAINMRI_MODEL", DEFAULT_MODEL):
-        demo = load(arguments.model)
+    if (arguments.model, arguments.backend) != (os.environ.get("BRAINMRI_MODEL", DEFAULT_MODEL),
+                                                os.environ.get("BRAINMRI_BACKEND", "auto")):
+        demo = load(arguments.model, arguments.backend)
     launch(demo, arguments)

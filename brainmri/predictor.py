@@ -21,7 +21,7 @@ import torch
 from .backends import select_backend
 from .checkpoint import load_release
 from .explain import feature_maps_cams, overlay
-from .imageio import ImageSource, load_image
+from .imageio import ImageLoadError, ImageSource, load_image
 from .screening import FeatureModel, Verdict, dark_border_fraction, judge
 from .transforms import Preprocess
 
@@ -109,13 +109,7 @@ class Predictor:
     def predict_batch(self, images: Iterable[ImageSource], batch_size: int = 32) -> list[dict[str, float]]:
         """Decoding and preprocessing run on a thread per core (Pillow and numpy release the GIL), then
         the network sees whole batches; the first unreadable input raises its ImageLoadError."""
-        images = list(images)
-        workers = min(len(images), torch.get_num_threads())
-        if workers > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                fitted = list(pool.map(self.prepare, images))
-        else:
-            fitted = [self.prepare(image) for image in images]
+        fitted = self._map(self.prepare, list(images))
         return [self._to_dict(p) for p in self.probabilities(self.logits(fitted, batch_size))]
 
     def explain(self, image: ImageSource, target: str | int | None = None, method: str = "gradcam") -> Explanation:
@@ -151,8 +145,43 @@ class Predictor:
 
     def screen(self, image: ImageSource) -> tuple[dict[str, float], Verdict]:
         """Probabilities and the screening verdict, without a heatmap."""
+        result = self.screen_batch([image])[0]
+        if isinstance(result, ImageLoadError):
+            raise result
+        return result
+
+    def screen_batch(self, images: Iterable[ImageSource], batch_size: int = 32
+                     ) -> list[tuple[dict[str, float], Verdict] | ImageLoadError]:
+        """``screen`` for many inputs: loading on a thread per core, then whole batches through the network.
+        An unreadable input gives its ImageLoadError in its place instead of stopping the others."""
+        loaded = self._map(_load_and_fit, [(self.preprocess, image) for image in images])
+        readable = [item for item in loaded if not isinstance(item, ImageLoadError)]
+        logits, features = self.logits_and_features([fitted for _, fitted in readable], batch_size)
+        answers = iter(zip(readable, self.probabilities(logits), features))
+        results = []
+        for item in loaded:
+            if isinstance(item, ImageLoadError):
+                results.append(item)
+                continue
+            (image, fitted), probs, feature = next(answers)
+            probabilities = self._to_dict(probs)
+            results.append((probabilities, self._judge(probabilities, image, fitted, feature[None])))
+        return results
+
+    @staticmethod
+    def _map(function, items: list) -> list:
+        """``map`` on a thread per core (Pillow and numpy release the GIL); in order."""
+        workers = min(len(items), torch.get_num_threads())
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                return list(pool.map(function, items))
+        return [function(item) for item in items]
+
+
+def _load_and_fit(job: tuple[Preprocess, ImageSource]):
+    preprocess, image = job
+    try:
         loaded = load_image(image)
-        fitted = self.preprocess.fit(loaded.gray)
-        logits, features = self.logits_and_features([fitted])
-        probabilities = self._to_dict(self.probabilities(logits)[0])
-        return probabilities, self._judge(probabilities, loaded, fitted, features)
+    except ImageLoadError as err:
+        return err
+    return loaded, preprocess.fit(loaded.gray)

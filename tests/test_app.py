@@ -89,6 +89,18 @@ def test_privacy_settings(app_module):
     assert {"predict", "predict_batch"} <= api
 
 
+def test_backend_switch(app_module, monkeypatch):
+    assert app_module.parse_args([]).backend == "auto"
+    assert app_module.parse_args(["--backend", "torch"]).backend == "torch"
+    monkeypatch.setenv("BRAINMRI_BACKEND", "torch")
+    assert app_module.parse_args([]).backend == "torch"
+    with pytest.raises(SystemExit):
+        app_module.parse_args(["--backend", "tensorrt"])
+    demo = app_module.load(app_module.os.environ["BRAINMRI_MODEL"], "torch")
+    texts = [c["props"].get("value") for c in demo.config["components"] if c["type"] == "markdown"]
+    assert any(t and "runtime in this app: **torch**" in t for t in texts)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,3 +1,4 @@
+import re
 import numpy as np
 import pytest
 import torch
@@ -79,3 +80,22 @@ def test_explain_prepared_uses_the_image_as_given(predictor, dataset):
     prepared = predictor.explain_prepared(fitted)
     np.testing.assert_allclose(prepared.heatmap, direct.heatmap, atol=1e-5)
     assert np.array_equal(prepared.image, fitted) and prepared.verdict is None
+
+
+def test_screen_batch_matches_screen_and_keeps_going_past_bad_files(predictor, dataset):
+    good = [next((dataset / "Testing" / c).iterdir()) for c in CLASSES]
+    photo = png_bytes(Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)))
+    inputs = [good[0], b"", good[1], photo, b"%PDF-1.4", *good[2:]]
+    results = predictor.screen_batch(inputs)
+    assert len(results) == len(inputs)
+    assert isinstance(results[1], ImageLoadError) and "empty" in str(results[1])
+    assert isinstance(results[4], ImageLoadError)
+    for source, result in zip(inputs, results):
+        if isinstance(result, ImageLoadError):
+            with pytest.raises(ImageLoadError, match=re.escape(str(result))):
+                predictor.screen(source)
+            continue
+        probs, verdict = predictor.screen(source)
+        np.testing.assert_allclose(list(result[0].values()), list(probs.values()), atol=1e-6)
+        assert (result[1].status, result[1].reason) == (verdict.status, verdict.reason)
+    assert predictor.screen_batch([]) == []
