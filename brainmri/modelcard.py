@@ -50,8 +50,11 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
     pcfg = config["pretrained_cfg"]
     if stages:
         seconds = sum(summary.get("train_seconds", 0) for _, summary in stages)
+        walls = [summary.get("wall_seconds") for _, summary in stages]
+        wall = sum(walls) if all(walls) else None
     else:
-        seconds = meta.get("train_seconds")
+        seconds, wall = meta.get("train_seconds"), None
+    several = len(stages) > 1
     crop = config.get("preprocessing", {}).get("content_crop")
 
     lines = [
@@ -95,15 +98,19 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
                       f"Testing subset keeps {s['dedup_testing_size']} of {s['testing_images']} images."]
     lines += ["", "## Training"]
     for number, (args, summary) in enumerate(stages, 1):
-        name = f"Stage {number}" if len(stages) > 1 else "Recipe"
+        name = f"Stage {number}" if several else "Recipe"
         recipe = ", ".join(f"{k}={args.get(k)}" for k in RECIPE_KEYS if args.get(k) is not None)
-        took = f" {summary['train_seconds'] / 60:.0f} min of training" if summary.get("train_seconds") else ""
+        took = f" {summary['train_seconds'] / 60:.0f} min in training steps" if summary.get("train_seconds") else ""
+        if several and summary.get("wall_seconds"):
+            took += f", {summary['wall_seconds'] / 60:.0f} min wall-clock"
         lines.append(f"- {name}: {recipe};{took}.")
     lines += [
-        f"- Best epoch (lowest validation loss){' of the last stage' if len(stages) > 1 else ''}: {meta.get('epoch', '?')}; "
+        f"- Best epoch (lowest validation loss){' of the last stage' if several else ''}: {meta.get('epoch', '?')}; "
         f"validation accuracy {meta.get('val_acc', float('nan')):.4f}.",
         f"- Seed: {meta.get('seed', '?')}. Hardware: {hardware or hardware_description()}. "
-        f"Training time{' (all stages)' if len(stages) > 1 else ''}: {seconds / 60:.0f} min." if seconds
+        f"Training time{' (all stages)' if several else ''}: "
+        + (f"{wall / 60:.0f} min wall-clock (setup, epochs, validation, calibration), " if wall else "")
+        + f"{seconds / 60:.0f} min in training steps." if seconds
         else f"- Seed: {meta.get('seed', '?')}.",
     ]
     if commands:

@@ -199,7 +199,8 @@ class Trainer:
         self.best_loss = math.inf
         self.bad_epochs = 0
         self.start_epoch = 0
-        self.seconds = 0.0
+        self.seconds = 0.0  # in training steps
+        self._wall_before, self._started = 0.0, time.monotonic()  # wall-clock of earlier processes (resume), this one
 
     # -- setup
     def _build_model(self):
@@ -294,6 +295,7 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "ema": self.ema.module.state_dict() if self.ema else {}, "epoch": epoch,
                 "best_loss": self.best_loss, "bad_epochs": self.bad_epochs, "seconds": self.seconds,
+                "wall_seconds": self.wall_seconds,
                 "history": json.dumps(self.history)}
 
     def _save_state(self, epoch: int) -> None:
@@ -312,6 +314,7 @@ class Trainer:
             self.ema.module.load_state_dict(state["ema"])
         self.best_loss, self.bad_epochs = float(state["best_loss"]), int(state["bad_epochs"])
         self.seconds = float(state["seconds"])
+        self._wall_before = float(state.get("wall_seconds", 0.0))
         self.history = json.loads(state["history"])
         log.info("resumed %s at epoch %d", self.out, self.start_epoch)
 
@@ -434,6 +437,7 @@ class Trainer:
         summary["bare_step_img_s"] = self.bare_step_speed()
         if summary["loop_img_s"] and summary["bare_step_img_s"]:
             summary["loop_vs_bare"] = summary["loop_img_s"] / summary["bare_step_img_s"]
+        summary["wall_seconds"] = round(self.wall_seconds, 1)
         if self.dist.main:
             if (self.out / "summary.json").is_file():  # a re-run of finish() keeps earlier figures
                 summary = {**json.loads((self.out / "summary.json").read_text()), **summary}
@@ -441,6 +445,12 @@ class Trainer:
             print(f"training loop {summary['loop_img_s']:.1f} img/s, bare forward/backward/step "
                   f"{summary['bare_step_img_s']:.1f} img/s ({100 * summary.get('loop_vs_bare', 0):.0f} %)")
         return summary
+
+    @property
+    def wall_seconds(self) -> float:
+        """Wall-clock time this run has spent in processes (setup, epochs, validation, calibration; a resumed
+        run adds its earlier processes up to their last saved epoch)."""
+        return self._wall_before + time.monotonic() - self._started
 
     def bare_step_speed(self, steps: int = 6) -> float:
         """img/s of forward/backward/step alone, on batches made in advance from the same data."""

@@ -48,6 +48,7 @@ def test_run_folder_holds_the_record(run):
     assert (run / "release" / "ood.safetensors").is_file() and config["screening"]["feature_threshold"] > 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["loop_img_s"] > 0 and summary["bare_step_img_s"] > 0
+    assert summary["wall_seconds"] > summary["train_seconds"] > 0  # setup, validation and calibration on top
     split = rows(run / "split.csv")
     assert {r["split"] for r in split} == {"train", "val"} and all("Testing" not in r["path"] for r in split)
     state = torch.load(run / "last.pt", weights_only=True)
@@ -269,11 +270,14 @@ def test_model_card(run, tmp_path):
     for needed in ("not a medical device", "Testing (de-duplicated)", "accuracy (95 % CI)", "Limitations",
                    "python train.py train ...", "Seed: 0"):
         assert needed.lower() in card.lower(), needed
+    wall = json.loads((run / "summary.json").read_text())["wall_seconds"]
+    assert f"Training time: {wall / 60:.0f} min wall-clock" in card
     # a model trained in two stages records both, in order, with their total time
     assert cli.main(["card", "--checkpoint", str(release), "--metrics", str(run / "evaluation"), "--run", str(run),
                      "--run", str(run), "--command", "stage one", "--command", "stage two"]) == 0
     card = (release / "README.md").read_text()
     assert "- Stage 1: recipe=scratch" in card and "- Stage 2:" in card and "Training time (all stages)" in card
+    assert f"Training time (all stages): {2 * wall / 60:.0f} min wall-clock" in card
     assert card.index("stage one") < card.index("stage two")
 
 
