@@ -287,17 +287,17 @@ def launch(demo: gr.Blocks, args: argparse.Namespace, **kwargs):
                        footer_links=["api", "gradio"], **kwargs)
 
 
-def load(model: str = os.environ.get("BRAINMRI_MODEL", DEFAULT_MODEL),
-         backend: str = os.environ.get("BRAINMRI_BACKEND", "auto")) -> gr.Blocks:
-    return build_demo(Predictor.from_pretrained(model, backend=backend))
+def load(model: str | None = None, backend: str | None = None) -> gr.Blocks:
+    """The page for ``model`` on ``backend``; by default the options' defaults (environment, else the bundled model)."""
+    defaults = parse_args([])
+    return build_demo(Predictor.from_pretrained(model or defaults.model, backend=backend or defaults.backend))
 
 
 # Importable without launching (Hugging Face Spaces and tests look for `demo`); the model loads once.
 demo = load()
 
 if __name__ == "__main__":
-    arguments = parse_args()
-    if (arguments.model, arguments.backend) != (os.environ.get("BRAINMRI_MODEL", DEFAULT_MODEL),
-                                                os.environ.get("BRAINMRI_BACKEND", "auto")):
+    arguments, defaults = parse_args(), parse_args([])
+    if (arguments.model, arguments.backend) != (defaults.model, defaults.backend):  # not what `demo` was built with
         demo = load(arguments.model, arguments.backend)
     launch(demo, arguments)

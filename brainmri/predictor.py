@@ -21,7 +21,7 @@ import torch
 from .backends import select_backend
 from .checkpoint import load_release
 from .explain import feature_maps_cams, overlay
-from .imageio import ImageLoadError, ImageSource, load_image
+from .imageio import ImageLoadError, ImageSource, LoadedImage, load_image
 from .screening import FeatureModel, Verdict, dark_border_fraction, judge
 from .transforms import Preprocess
 
@@ -71,7 +71,18 @@ class Predictor:
     # -- preprocessing
     def prepare(self, image: ImageSource) -> np.ndarray:
         """Any supported input → the uint8 square the model sees."""
-        return self.preprocess.fit(load_image(image).gray)
+        return self._read(image)[1]
+
+    def _read(self, image: ImageSource) -> tuple[LoadedImage, np.ndarray]:
+        """The decoded input (screening looks at it) and what the model sees."""
+        loaded = load_image(image)
+        return loaded, self.preprocess.fit(loaded.gray)
+
+    def _read_or_error(self, image: ImageSource) -> tuple[LoadedImage, np.ndarray] | ImageLoadError:
+        try:
+            return self._read(image)
+        except ImageLoadError as err:
+            return err
 
     def _inputs(self, fitted: list[np.ndarray]) -> torch.Tensor:
         return self.preprocess.to_tensor(fitted).to(self.device)
@@ -114,8 +125,8 @@ class Predictor:
 
     def explain(self, image: ImageSource, target: str | int | None = None, method: str = "gradcam") -> Explanation:
         """Probabilities, heatmap and overlay of one forward pass; ``target`` defaults to the predicted class."""
-        loaded = load_image(image)
-        return self.explain_prepared(self.preprocess.fit(loaded.gray), target, method, loaded=loaded)
+        loaded, fitted = self._read(image)
+        return self.explain_prepared(fitted, target, method, loaded=loaded)
 
     def explain_prepared(self, fitted: np.ndarray, target: str | int | None = None, method: str = "gradcam",
                          loaded=None) -> Explanation:
@@ -154,7 +165,7 @@ class Predictor:
                      ) -> list[tuple[dict[str, float], Verdict] | ImageLoadError]:
         """``screen`` for many inputs: loading on a thread per core, then whole batches through the network.
         An unreadable input gives its ImageLoadError in its place instead of stopping the others."""
-        loaded = self._map(_load_and_fit, [(self.preprocess, image) for image in images])
+        loaded = self._map(self._read_or_error, list(images))
         readable = [item for item in loaded if not isinstance(item, ImageLoadError)]
         logits, features = self.logits_and_features([fitted for _, fitted in readable], batch_size)
         answers = iter(zip(readable, self.probabilities(logits), features))
@@ -176,12 +187,3 @@ class Predictor:
             with ThreadPoolExecutor(workers) as pool:
                 return list(pool.map(function, items))
         return [function(item) for item in items]
-
-
-def _load_and_fit(job: tuple[Preprocess, ImageSource]):
-    preprocess, image = job
-    try:
-        loaded = load_image(image)
-    except ImageLoadError as err:
-        return err
-    return loaded, preprocess.fit(loaded.gray)
