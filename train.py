@@ -2,6 +2,8 @@
 """Train, evaluate, audit and publish brain-tumour MRI classifiers.
 
     python train.py train    --data DATA --out runs/NAME [--no-pretrained --recipe scratch]
+    python train.py crossval --data DATA --origins CSV --holdout sartaj --out runs/NAME [recipe options]
+    python train.py localisation --checkpoint DIR --data DATA --masks MASKS --out DIR
     python train.py evaluate --checkpoint DIR --data DATA --out DIR
     python train.py audit    --data DATA [--out DIR]
     python train.py screening --checkpoint DIR --data DATA --out DIR
@@ -22,8 +24,8 @@ import sys
 from pathlib import Path
 
 
-def _train_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a model; writes a run folder with a release/ folder")
+def _train_parser(sub, name: str = "train", help: str = "train a model; writes a run folder with a release/ folder") -> None:
+    p = sub.add_parser(name, help=help)
     g = p.add_argument_group("data")
     g.add_argument("--data", required=True, help="dataset root (with Training/) or a folder of class folders")
     g.add_argument("--out", required=True, help="run folder (arguments, epochs.csv, curves, release/, last.pt)")
@@ -41,6 +43,19 @@ def _train_parser(sub) -> None:
     g.add_argument("--no-content-crop", dest="content_crop", action="store_false",
                    help="do not crop to the head before padding (keeps the file's framing)")
     g.add_argument("--ls-init-value", type=float, default=None, help="ConvNeXt layer-scale init (1.0 helps from scratch)")
+    g.add_argument("--output-stride", type=int, default=None, choices=[16, 32],
+                   help="16: dilate the last stage, a last feature map twice as fine (7x7 cells at 112 px)")
+    g = p.add_argument_group("collections and masks")
+    g.add_argument("--origins", default=None, help="CSV of each image's collection (file,origin)")
+    g.add_argument("--holdout", default=None, choices=["figshare", "sartaj", "br35h"],
+                   help="train without this collection (and without duplicates of its images)")
+    g.add_argument("--masks", default=None, help="tumour masks folder (MASKS/<Training|Testing>/<class>/<name>.png)")
+    g.add_argument("--seg-weight", type=float, default=0.0,
+                   help="weight of an auxiliary tumour-map loss on the last feature map (needs --masks)")
+    g.add_argument("--paste-prob", type=float, default=0.0,
+                   help="share of tumour-free training slices given a masked tumour from another slice (needs --masks)")
+    g.add_argument("--invert-prob", type=float, default=0.0, help="share of slices with the tissue inverted (T2-like)")
+    g.add_argument("--curve-prob", type=float, default=0.0, help="share of slices given a random monotone intensity curve")
     g = p.add_argument_group("recipe (unset values come from --recipe)")
     g.add_argument("--recipe", default="report", choices=["report", "scratch"],
                    help="report: Adam, head 1e-3 then all 1e-4, early stopping; scratch: AdamW, warm-up+cosine, "
@@ -80,6 +95,66 @@ def cmd_train(args) -> int:
     if evaluate and trainer.dist.main and testing.is_dir() and (Path(args.out) / "release").is_dir():
         from brainmri.evaluation import evaluate_release
         evaluate_release(Path(args.out) / "release", args.data, Path(args.out) / "evaluation", cache_dir=args.cache_dir)
+    return 0
+
+
+def cmd_crossval(args) -> int:
+    """Leave one collection out: train on the others, evaluate on every image of the held-out one."""
+    from brainmri import Predictor
+    from brainmri.evaluation import evaluate_set
+    from brainmri.training import Trainer, config_from_dict
+
+    if not (args.holdout and args.origins):
+        raise ValueError("crossval needs --origins CSV and --holdout COLLECTION")
+    values = vars(args).copy()
+    values.pop("evaluate")
+    trainer = Trainer(config_from_dict(values))
+    trainer.run()
+    if not trainer.dist.main:
+        return 0
+    out = Path(args.out)
+    predictor = Predictor.from_pretrained(out / "release", backend="torch")
+    held = trainer.holdout.heldout
+    results = evaluate_set(predictor, held, out / "heldout", "heldout",
+                           meta={"holdout": trainer.holdout.summary(), "recipe": vars(args)})
+    m = results["heldout"]
+    recalls = " / ".join(f"{name} {100 * v['recall']:.1f}" for name, v in m["per_class"].items() if v["support"])
+    print(f"held-out {args.holdout}: n={m['n']} accuracy {100 * m['accuracy']:.2f} % "
+          f"[{100 * m['accuracy_ci95'][0]:.2f}, {100 * m['accuracy_ci95'][1]:.2f}]  recall {recalls}")
+    if args.masks:
+        from brainmri.localisation import localisation, localisation_markdown
+        from brainmri.masks import load_masks
+
+        report = {"validation": localisation(predictor, trainer.val_set.images, trainer.val_masks.masks, trainer.val_set.labels)}
+        held_masks = load_masks(held, args.masks, predictor.preprocess, cache_dir=args.cache_dir)
+        if held_masks.annotated.any():
+            report["heldout"] = localisation(predictor, held.images, held_masks.masks, held.relabel(predictor.labels).labels)
+        (out / "heldout" / "localisation.json").write_text(json.dumps(report, indent=2))
+        for name, block in report.items():
+            print(f"localisation on {name} (true class):\n{localisation_markdown(block)}")
+    return 0
+
+
+def cmd_localisation(args) -> int:
+    from brainmri import Predictor
+    from brainmri.audit import split_roots
+    from brainmri.data import list_classes, load_folder
+    from brainmri.localisation import localisation, localisation_markdown
+    from brainmri.masks import load_masks
+
+    predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
+    train_root, test_root = split_roots(args.data)
+    root = test_root if args.split == "Testing" else train_root
+    image_set = load_folder(root, predictor.preprocess, cache_dir=args.cache_dir, classes=list_classes(root)).relabel(predictor.labels)
+    masks = load_masks(image_set, args.masks, predictor.preprocess, cache_dir=args.cache_dir)
+    report = localisation(predictor, image_set.images, masks.masks, image_set.labels, tuple(args.method),
+                          widen_px=args.widen)
+    report["split"] = args.split
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "localisation.json").write_text(json.dumps(report, indent=2))
+    print(f"{report['images']} {args.split} images with a mask; CAM grid {report['cam_grid']}; "
+          f"accuracy on them {100 * report['accuracy']:.1f} %")
+    print(localisation_markdown(report))
     return 0
 
 
@@ -164,6 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
+    _train_parser(sub, "crossval", "leave one collection out: train without it (--origins, --holdout), "
+                                   "then evaluate on all its images (OUT/heldout/)")
+
+    p = sub.add_parser("localisation", help="do heatmaps of the true class land on the tumour masks?")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--masks", required=True, help="tumour masks folder (MASKS/<Training|Testing>/<class>/<name>.png)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", choices=["Testing", "Training"], default="Testing")
+    p.add_argument("--method", action="append", default=None,
+                   help="CAM method (repeat; default gradcam, gradcam++, eigencam)")
+    p.add_argument("--widen", type=int, default=2, help="pointing game: widen the mask by this many input pixels")
+    p.add_argument("--cache-dir", default=None)
 
     p = sub.add_parser("evaluate", help="metrics and figures on Testing (full and de-duplicated)")
     p.add_argument("--checkpoint", required=True, help="release folder or Hub id")
@@ -226,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     from brainmri.export import ExportError
     from brainmri.model import PretrainedUnavailable
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
+        if getattr(args, "method", "") is None:
+            args.method = ["gradcam", "gradcam++", "eigencam"]
+        return {"train": cmd_train, "crossval": cmd_crossval, "localisation": cmd_localisation, "evaluate": cmd_evaluate, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
                 "export": cmd_export, "push": cmd_push}[command](args)
     except (PretrainedUnavailable, CheckpointError, ExportError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

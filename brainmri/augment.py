@@ -29,6 +29,8 @@ class AugmentConfig:
     blur_prob: float = 0.0
     noise_std: float = 0.0
     zoom_out: float = 1.0  # >1 lets the crop reach beyond the image (smaller brain in a black frame)
+    invert_prob: float = 0.0  # T1 <-> T2-like: invert the tissue inside the head, background stays black
+    curve_prob: float = 0.0  # a random monotone intensity curve (scanner and sequence contrast differ)
 
     @classmethod
     def named(cls, name: str) -> "AugmentConfig":
@@ -46,8 +48,12 @@ def _uniform(n: int, low: float, high: float, generator, device) -> torch.Tensor
     return torch.rand(n, generator=generator, device=device) * (high - low) + low
 
 
-def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Augment ``B x 1 x H x W`` images in [0, 1] (float); returns the same shape, clamped to [0, 1]."""
+def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None,
+                  masks: torch.Tensor | None = None):
+    """Augment ``B x 1 x H x W`` images in [0, 1] (float); returns the same shape, clamped to [0, 1].
+
+    With ``masks`` (``B x 1 x H x W`` in [0, 1]), they follow the same geometry and ``(images, masks)``
+    is returned; the random draws are the same with or without them."""
     n, device = images.shape[0], images.device
     # Random resized crop as an affine map: the output samples a window whose area
     # is `scale` of the input and whose aspect ratio is `ratio`, at a random place.
@@ -69,7 +75,9 @@ def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Gen
         torch.stack([sin * half_w * flip, cos * half_h, ty], dim=1),
     ], dim=1)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    stacked = images if masks is None else torch.cat([images, masks.to(images.dtype)], dim=1)
+    stacked = F.grid_sample(stacked, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = stacked[:, :1].contiguous()
 
     if cfg.blur_prob > 0:
         out = _random_blur(out, cfg.blur_prob, generator)
@@ -86,7 +94,70 @@ def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Gen
     if cfg.noise_std > 0:
         std = _uniform(n, 0, cfg.noise_std, generator, device).view(shape)
         out = out + torch.randn(out.shape, generator=generator, device=device) * std
-    return out.clamp_(0, 1)
+    out = out.clamp_(0, 1)
+    if cfg.curve_prob > 0:
+        out = _random_curves(out, cfg.curve_prob, generator)
+    if cfg.invert_prob > 0:
+        out = _random_inversion(out, cfg.invert_prob, generator)
+    if masks is None:
+        return out
+    return out, stacked[:, 1:].clamp(0, 1)
+
+
+def head_region(images: torch.Tensor, level: float = 15 / 255) -> torch.Tensor:
+    """Pixels of the head (brighter than ``level``), widened by 2 px: the rest is background."""
+    return F.max_pool2d((images > level).to(images.dtype), 5, stride=1, padding=2) > 0
+
+
+def _random_inversion(images: torch.Tensor, prob: float, generator) -> torch.Tensor:
+    """Invert the tissue inside the head of a random share of the batch (as ``robustness`` does)."""
+    chosen = (torch.rand(images.shape[0], generator=generator, device=images.device) < prob).view(-1, 1, 1, 1)
+    inverted = torch.where(head_region(images), 1 - images, torch.zeros_like(images))
+    return torch.where(chosen, inverted, images)
+
+
+def _random_curves(images: torch.Tensor, prob: float, generator, knots: int = 5) -> torch.Tensor:
+    """A random monotone piecewise-linear intensity curve per chosen image (0 stays 0, 1 stays 1)."""
+    n, device = images.shape[0], images.device
+    steps = torch.rand(n, knots, generator=generator, device=device) + 0.15
+    ys = torch.cat([torch.zeros(n, 1, device=device), torch.cumsum(steps, 1) / steps.sum(1, keepdim=True)], 1)
+    position = images.clamp(0, 1) * knots
+    index = position.floor().clamp(max=knots - 1).long()
+    low = torch.gather(ys, 1, index.flatten(1)).view_as(images)
+    high = torch.gather(ys, 1, (index + 1).flatten(1)).view_as(images)
+    curved = low + (position - index) * (high - low)
+    chosen = (torch.rand(n, generator=generator, device=device) < prob).view(-1, 1, 1, 1)
+    return torch.where(chosen, curved, images)
+
+
+def paste_lesions(images: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor, recipients: torch.Tensor,
+                  donors: torch.Tensor, donor_masks: torch.Tensor, donor_labels: torch.Tensor):
+    """Copy a tumour (its mask, softened) from a donor slice into a recipient slice at the same place.
+
+    ``images``/``masks`` are ``B x 1 x H x W`` in [0, 1]; ``recipients`` (bool ``B``) marks the slices that
+    receive a lesion (tumour-free ones), one donor each (``donors``, ``donor_masks``: ``K x 1 x H x W``,
+    ``donor_labels``: ``K``, in the recipients' order); they take the donor's mask and class. The donor's
+    intensities are scaled so its head has the recipient's mean brightness. Returns new
+    ``(images, masks, labels)``. This breaks "the collection gives the class away": a slice of a
+    tumour-free collection now carries a tumour."""
+    index = torch.nonzero(recipients).flatten()
+    if len(index) != len(donors):
+        raise ValueError(f"{len(index)} recipients for {len(donors)} donors")
+    if len(index) == 0:
+        return images, masks, labels
+    soft = F.avg_pool2d(F.max_pool2d(donor_masks, 5, stride=1, padding=2), 5, stride=1, padding=2)
+    target = images[index]
+
+    def head_mean(x):
+        region = head_region(x).to(x.dtype)
+        return (x * region).sum(dim=(1, 2, 3), keepdim=True) / region.sum(dim=(1, 2, 3), keepdim=True).clamp_min(1)
+
+    donors = (donors * head_mean(target) / head_mean(donors).clamp_min(1e-3)).clamp(0, 1)
+    images, masks, labels = images.clone(), masks.clone(), labels.clone()
+    images[index] = target * (1 - soft) + donors * soft
+    masks[index] = donor_masks
+    labels[index] = donor_labels
+    return images, masks, labels
 
 
 def _random_blur(images: torch.Tensor, prob: float, generator) -> torch.Tensor:

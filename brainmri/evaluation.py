@@ -111,15 +111,42 @@ def evaluate_release(checkpoint: str | os.PathLike, data: str | os.PathLike, out
     }
     (out / "metrics.json").write_text(json.dumps(results, indent=2))
 
-    with open(out / "misclassified.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "true", "predicted", "in_dedup", *[f"p_{label}" for label in labels]])
-        for i in np.flatnonzero(probs.argmax(1) != y_true):
-            writer.writerow([test.paths[i], labels[y_true[i]], labels[probs[i].argmax()], test.paths[i] in keep,
-                             *[f"{p:.4f}" for p in probs[i]]])
+    _write_misclassified(out / "misclassified.csv", test.paths, y_true, probs, labels, keep)
     if gallery:
         cam_gallery(predictor, test, probs, out / "gradcam_gallery.png", seed=seed)
     return results
+
+
+def evaluate_set(predictor: Predictor, image_set, out: str | os.PathLike, name: str, *, seed: int = 0,
+                 meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Metrics, confusion matrices, ROC and reliability figures and the misclassified list of one image set
+    (e.g. a held-out collection): ``metrics.json`` as ``{name: metrics, "meta": ...}``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = predictor.labels
+    image_set = image_set.relabel(labels)
+    probs = predictor.probabilities(predictor.logits(image_set.images))
+    metrics = compute_metrics(image_set.labels, probs, labels, seed=seed)
+    _figures(name, metrics, image_set.labels, probs, labels, out)
+    results = {name: metrics, "meta": {
+        "architecture": predictor.config["architecture"], "temperature": predictor.temperature,
+        "weights_sha256": predictor.config.get("weights_sha256"), "input_size": list(predictor.preprocess.input_size),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **(meta or {})}}
+    (out / "metrics.json").write_text(json.dumps(results, indent=2))
+    _write_misclassified(out / "misclassified.csv", image_set.paths, image_set.labels, probs, labels)
+    np.save(out / "probabilities.npy", probs.astype(np.float32))
+    return results
+
+
+def _write_misclassified(path: Path, paths: list[str], y_true: np.ndarray, probs: np.ndarray, labels: list[str],
+                         in_dedup: set[str] | None = None) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "true", "predicted", *(["in_dedup"] if in_dedup is not None else []),
+                         *[f"p_{label}" for label in labels]])
+        for i in np.flatnonzero(probs.argmax(1) != y_true):
+            writer.writerow([paths[i], labels[y_true[i]], labels[probs[i].argmax()],
+                             *([paths[i] in in_dedup] if in_dedup is not None else []), *[f"{p:.4f}" for p in probs[i]]])
 
 
 def cam_gallery(predictor: Predictor, test, probs: np.ndarray, path, per_kind: int = 2, seed: int = 0) -> Path:

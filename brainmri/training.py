@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from . import plots
-from .augment import AugmentConfig, augment_batch
+from .augment import AugmentConfig, augment_batch, paste_lesions
 from .calibration import fit_temperature
 from .checkpoint import load_release, save_release
 from .data import check_classes, list_classes, load_folder, split_train_val
@@ -83,12 +83,27 @@ class TrainConfig:
     resume: bool = False
     half_weights: bool = False
     content_crop: bool = True
+    output_stride: int | None = None  # 16: a last feature map twice as fine (dilated last stage), for CAMs
+    # leave-one-collection-out (see brainmri.origins): train without one collection
+    origins: str | None = None
+    holdout: str | None = None
+    # where to look (see brainmri.masks): tumour masks, an auxiliary tumour map, lesions pasted into tumour-free slices
+    masks: str | None = None
+    seg_weight: float = 0.0
+    paste_prob: float = 0.0
+    # intensity augmentation on top of the recipe's
+    invert_prob: float = 0.0
+    curve_prob: float = 0.0
     model_args: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
         """Fill every unset recipe field from the named recipe."""
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; choose {sorted(RECIPES)}")
+        if (self.seg_weight or self.paste_prob) and not self.masks:
+            raise ValueError("--seg-weight and --paste-prob need --masks (the tumour masks folder)")
+        if self.holdout and not self.origins:
+            raise ValueError("--holdout needs --origins (the CSV of each image's collection)")
         values = asdict(self)
         for key, default in RECIPES[self.recipe].items():
             if values.get(key) is None:
@@ -144,12 +159,43 @@ def use_bf16(setting: str, device: torch.device) -> bool:
     return supported
 
 
+class WithTumourMap(torch.nn.Module):
+    """The classifier plus a 1x1-conv tumour map on its last feature map (training only; not released).
+
+    Asking the last feature map to say where the tumour is gives the classifier features that mark the
+    lesion, and Grad-CAM reads that same feature map."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.tumour_map = torch.nn.Conv2d(model.num_features, 1, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.forward_features(x)
+        return self.model.forward_head(features), self.tumour_map(features)
+
+
+def tumour_map_loss(tumour_map: torch.Tensor, masks: torch.Tensor, supervised: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the tumour map against each cell's tumour fraction, on supervised images."""
+    if not bool(supervised.any()):
+        return tumour_map.sum() * 0.0
+    target = F.adaptive_avg_pool2d(masks.float(), tumour_map.shape[-2:])
+    return F.binary_cross_entropy_with_logits(tumour_map.float()[supervised], target[supervised])
+
+
 def train_step(model, optimizer, inputs, targets, *, label_smoothing: float = 0.0, bf16: bool = False,
-               loss_scale: float = 1.0) -> tuple[float, int]:
-    """One forward/backward/step; returns (mean loss on this batch, correct predictions)."""
+               loss_scale: float = 1.0, masks: torch.Tensor | None = None, supervised: torch.Tensor | None = None,
+               seg_weight: float = 0.0) -> tuple[float, int]:
+    """One forward/backward/step; returns (mean loss on this batch, correct predictions).
+
+    A model that also returns a tumour map (:class:`WithTumourMap`) adds ``seg_weight`` times its loss
+    against ``masks`` on the ``supervised`` images."""
     with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model(inputs)
+        output = model(inputs)
+    logits, tumour_map = output if isinstance(output, tuple) else (output, None)
     loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+    if tumour_map is not None and masks is not None and seg_weight:
+        loss = loss + seg_weight * tumour_map_loss(tumour_map, masks, supervised)
     optimizer.zero_grad(set_to_none=True)
     (loss * loss_scale).backward()
     optimizer.step()
@@ -194,7 +240,9 @@ class Trainer:
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         self.bf16 = use_bf16(self.cfg.bf16, self.device)
-        self.aug = AugmentConfig.named(self.cfg.augment)
+        self.aug = replace(AugmentConfig.named(self.cfg.augment), invert_prob=self.cfg.invert_prob,
+                           curve_prob=self.cfg.curve_prob)
+        self.holdout = None
         self.history: list[dict[str, Any]] = []
         self.best_loss = math.inf
         self.bad_epochs = 0
@@ -217,6 +265,8 @@ class Trainer:
             args["ls_init_value"] = c.ls_init_value
         if c.drop_path_rate:
             args["drop_path_rate"] = c.drop_path_rate
+        if c.output_stride:
+            args["output_stride"] = c.output_stride
         return create_model(c.arch, num_classes=len(self.classes), pretrained=c.pretrained, drop_rate=c.drop_rate,
                             image_size=c.image_size, **args)
 
@@ -235,23 +285,38 @@ class Trainer:
         full = load_folder(train_root, self.preprocess, cache_dir=c.cache_dir, classes=self.classes,
                            progress=self.dist.main)
         self.skipped = full.skipped
+        if c.holdout:
+            full = self._hold_out(root, full)
         groups = duplicate_groups(len(full), find_pairs(full.phash, full.images, full.sha256))
         train_index, val_index = split_train_val(full, groups, c.val_fraction, c.seed)
         self.train_set, self.val_set = full.subset(train_index), full.subset(val_index)
         self.train_images = torch.from_numpy(np.ascontiguousarray(self.train_set.images))
         self.train_labels = torch.from_numpy(self.train_set.labels)
+        self.train_masks = self.val_masks = None
+        if c.masks:
+            from .masks import load_masks
+            mask_set = load_masks(full, c.masks, self.preprocess, cache_dir=c.cache_dir)
+            self.val_masks = mask_set.subset(val_index)
+            train_masks = mask_set.subset(train_index)
+            self.train_masks = torch.from_numpy(train_masks.masks)
+            self.train_supervised = torch.from_numpy(train_masks.supervised(self.train_set.labels, self.classes))
+            self.donors = torch.from_numpy(np.flatnonzero(train_masks.annotated))
+            log.info("masks: %d of %d training images annotated, %d supervised", len(self.donors),
+                     len(self.train_set), int(self.train_supervised.sum()))
 
         self.model.to(self.device)
+        self.train_module = WithTumourMap(self.model).to(self.device) if c.seg_weight else self.model
         if c.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            self.train_module.to(memory_format=torch.channels_last)
         self.ema = None
         if c.ema_decay:
             from timm.utils import ModelEmaV3
             self.ema = ModelEmaV3(self.model, decay=c.ema_decay, device=self.device)
-        self.net = self.model
+        self.net = self.train_module
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
-            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            self.net = DistributedDataParallel(self.train_module,
+                                               device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
         self.steps_per_epoch = len(self.train_set) // c.batch_size
         if c.steps_per_epoch:
@@ -267,9 +332,24 @@ class Trainer:
             (self.out / "args.json").write_text(json.dumps(asdict(c), indent=2))
             self._write_split()
 
+    def _hold_out(self, root: Path, training):
+        """Leave one collection out: keep the other collections' Training images that duplicate none of it."""
+        from .origins import plan_holdout, read_origins
+
+        c = self.cfg
+        testing = load_folder(root / "Testing", self.preprocess, cache_dir=c.cache_dir, classes=self.classes,
+                              progress=self.dist.main)
+        self.holdout = plan_holdout(training, testing, read_origins(c.origins), c.holdout)
+        log.info("holding out %s: %s", c.holdout, self.holdout.summary())
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "holdout.json").write_text(json.dumps(
+                {**self.holdout.summary(), "dropped_duplicate_paths": self.holdout.dropped_duplicates}, indent=2))
+        return training.subset(self.holdout.train_index)
+
     def _make_optimizer(self, head_only: bool):
         c = self.cfg
-        params = head_parameters(self.model) if head_only else list(self.model.parameters())
+        params = head_parameters(self.model) if head_only else list(self.train_module.parameters())
         lr = c.head_lr if head_only else c.lr
         if c.optimizer == "adam":
             opt = torch.optim.Adam(params, lr=lr, weight_decay=c.weight_decay)
@@ -293,6 +373,7 @@ class Trainer:
     # -- state
     def _state(self, epoch: int) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "tumour_map": self.train_module.tumour_map.state_dict() if self.train_module is not self.model else {},
                 "ema": self.ema.module.state_dict() if self.ema else {}, "epoch": epoch,
                 "best_loss": self.best_loss, "bad_epochs": self.bad_epochs, "seconds": self.seconds,
                 "wall_seconds": self.wall_seconds,
@@ -306,6 +387,8 @@ class Trainer:
     def _load_state(self) -> None:
         state = torch.load(self.out / "last.pt", map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
+        if self.train_module is not self.model and state.get("tumour_map"):
+            self.train_module.tumour_map.load_state_dict(state["tumour_map"])
         self.start_epoch = int(state["epoch"]) + 1
         if self.start_epoch >= self.head_epochs and self.head_epochs:
             self.optimizer = self._make_optimizer(head_only=False)
@@ -327,11 +410,29 @@ class Trainer:
         for step in range(self.steps_per_epoch):
             index = order[step * self.cfg.batch_size:(step + 1) * self.cfg.batch_size]
             images = self.train_images[index].unsqueeze(1).float().div_(255)
-            images = augment_batch(images, self.aug, gen)[share]
-            x = self.preprocess.normalize(images.to(self.device))
+            labels = self.train_labels[index]
+            if self.train_masks is None:
+                images = augment_batch(images, self.aug, gen)[share]
+                x = self.preprocess.normalize(images.to(self.device))
+                if self.cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                yield x, labels[share].to(self.device)
+                continue
+            masks = self.train_masks[index].unsqueeze(1).float().div_(255)
+            supervised = self.train_supervised[index].clone()
+            if self.cfg.paste_prob:
+                free = labels == self.classes.index("notumor")
+                chosen = free & (torch.rand(len(index), generator=gen) < self.cfg.paste_prob)
+                donors = self.donors[torch.randint(len(self.donors), (int(chosen.sum()),), generator=gen)]
+                images, masks, labels = paste_lesions(
+                    images, masks, labels, chosen, self.train_images[donors].unsqueeze(1).float().div_(255),
+                    self.train_masks[donors].unsqueeze(1).float().div_(255), self.train_labels[donors])
+                supervised |= chosen
+            images, masks = augment_batch(images, self.aug, gen, masks=masks)
+            x = self.preprocess.normalize(images[share].to(self.device))
             if self.cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.train_labels[index][share].to(self.device)
+            yield x, labels[share].to(self.device), masks[share].to(self.device), supervised[share].to(self.device)
 
     def train_one_epoch(self, epoch: int) -> dict[str, float]:
         from tqdm.auto import tqdm
@@ -345,14 +446,16 @@ class Trainer:
         start = time.perf_counter()
         bar = tqdm(self._batches(epoch), total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{c.epochs}",
                    disable=None if self.dist.main else True, leave=False)
-        for step, (x, y) in enumerate(bar):
+        for step, (x, y, *mask_batch) in enumerate(bar):
             if not in_head_phase:
                 global_step = (epoch - self.head_epochs) * self.steps_per_epoch + step
                 factor = lr_factor(global_step, phase_epochs * self.steps_per_epoch,
                                    c.warmup_epochs * self.steps_per_epoch, c.schedule)
                 for group in self.optimizer.param_groups:
                     group["lr"] = group["base_lr"] * factor
-            loss, hits = train_step(self.net, self.optimizer, x, y, label_smoothing=c.label_smoothing, bf16=self.bf16)
+            masks, supervised = mask_batch or (None, None)
+            loss, hits = train_step(self.net, self.optimizer, x, y, label_smoothing=c.label_smoothing, bf16=self.bf16,
+                                    masks=masks, supervised=supervised, seg_weight=c.seg_weight)
             if self.ema is not None and not in_head_phase:
                 self.ema.update(self.model, step=global_step)
             total_loss += loss * len(y)
@@ -455,17 +558,20 @@ class Trainer:
     def bare_step_speed(self, steps: int = 6) -> float:
         """img/s of forward/backward/step alone, on batches made in advance from the same data."""
         import copy
-        model = copy.deepcopy(self.model).train()
+        model = copy.deepcopy(self.train_module).train()
         net = model
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
             net = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
         batches = [b for _, b in zip(range(steps), self._batches(0))]
-        train_step(net, opt, *batches[0], bf16=self.bf16)  # warm-up
+        def step(x, y, masks=None, supervised=None):
+            train_step(net, opt, x, y, bf16=self.bf16, masks=masks, supervised=supervised, seg_weight=self.cfg.seg_weight)
+
+        step(*batches[0])  # warm-up
         start = time.perf_counter()
-        for x, y in batches[1:]:
-            train_step(net, opt, x, y, bf16=self.bf16)
+        for batch in batches[1:]:
+            step(*batch)
         seconds = time.perf_counter() - start
         return (len(batches) - 1) * self.cfg.batch_size / seconds
 

@@ -29,25 +29,32 @@ from PIL import Image
 from timm.data import create_transform, resolve_data_config
 
 
-def crop_to_content(gray: np.ndarray, margin: float = 0.04) -> np.ndarray:
-    """Crop to the bounding box of the head (pixels brighter than 10 % of the 99th percentile),
-    with a small margin, so the framing of the original file does not reach the model."""
+def content_box(gray: np.ndarray, margin: float = 0.04) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` of the head (pixels brighter than 10 % of the 99th percentile),
+    with a small margin; the whole image when there is no head-sized content."""
+    height, width = gray.shape[:2]
+    whole = (0, height, 0, width)
     if gray.size == 0:
-        return gray
+        return whole
     level = np.percentile(gray, 99)
     if level <= 0:
-        return gray
+        return whole
     mask = gray > 0.1 * level
     rows = np.flatnonzero(mask.mean(axis=1) > 0.01)
     cols = np.flatnonzero(mask.mean(axis=0) > 0.01)
     if len(rows) == 0 or len(cols) == 0:
-        return gray
+        return whole
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    height, width = gray.shape
     if (bottom - top) < 0.25 * height and (right - left) < 0.25 * width:
-        return gray  # a speck, not a head: leave the image as it is
+        return whole  # a speck, not a head: leave the image as it is
     pad = int(round(margin * max(bottom - top, right - left)))
-    return gray[max(0, top - pad):min(height, bottom + pad), max(0, left - pad):min(width, right + pad)]
+    return int(max(0, top - pad)), int(min(height, bottom + pad)), int(max(0, left - pad)), int(min(width, right + pad))
+
+
+def crop_to_content(gray: np.ndarray, margin: float = 0.04) -> np.ndarray:
+    """Crop to the bounding box of the head, so the framing of the original file does not reach the model."""
+    top, bottom, left, right = content_box(gray, margin)
+    return gray[top:bottom, left:right]
 
 
 def pad_to_square(gray: np.ndarray) -> np.ndarray:
@@ -112,9 +119,23 @@ class Preprocess:
 
     def fit(self, gray: np.ndarray) -> np.ndarray:
         """Grayscale ``H x W`` uint8 → square uint8 at the model's input size (what the model sees)."""
-        if self.content_crop:
-            gray = crop_to_content(gray)
-        image = Image.fromarray(pad_to_square(gray))
+        return self._fit(gray, self.box(gray))
+
+    def box(self, gray: np.ndarray) -> tuple[int, int, int, int]:
+        """The part of ``gray`` the model sees, ``(top, bottom, left, right)``, before padding and resizing."""
+        return content_box(gray) if self.content_crop else (0, gray.shape[0], 0, gray.shape[1])
+
+    def fit_mask(self, gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """A mask aligned with ``gray`` (same size, >0 inside) through exactly the geometry ``gray`` goes
+        through in :meth:`fit`: the same crop box, padding and resize; uint8, 255 inside, 0 outside."""
+        if mask.shape[:2] != gray.shape[:2]:
+            raise ValueError(f"mask of size {mask.shape[:2]} for an image of size {gray.shape[:2]}")
+        resized = self._fit((mask > 0).astype(np.uint8) * 255, self.box(gray))
+        return np.where(resized >= 128, 255, 0).astype(np.uint8)
+
+    def _fit(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+        top, bottom, left, right = box
+        image = Image.fromarray(pad_to_square(np.ascontiguousarray(gray[top:bottom, left:right])))
         for step in self._geometry:
             image = step(image)
         fitted = np.asarray(image, dtype=np.uint8)

@@ -1,0 +1,208 @@
+"""Leave-one-collection-out runs, tumour masks through the preprocessing, lesion-aware augmentation, localisation."""
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import train as cli
+from brainmri.augment import AugmentConfig, augment_batch, paste_lesions
+from brainmri.data import load_folder
+from brainmri.localisation import localisation_scores, widen
+from brainmri.origins import plan_holdout, read_origins
+from brainmri.transforms import Preprocess
+from conftest import CLASSES, TINY_ARCH, TINY_SIZE
+
+
+def _origin(path: str) -> str:
+    """Synthetic collections: even-numbered tumour files 'figshare', odd 'sartaj'; notumor even 'br35h'."""
+    name = Path(path).stem
+    number = int(name.split("-")[-1]) if name.split("-")[-1].isdigit() else 1
+    if "/notumor/" in path:
+        return "br35h" if number % 2 == 0 else "sartaj"
+    return "figshare" if number % 2 == 0 else "sartaj"
+
+
+@pytest.fixture(scope="module")
+def collections(dataset, tmp_path_factory):
+    """An origins CSV for the synthetic dataset and masks (the bright blob) for its 'figshare' images."""
+    folder = tmp_path_factory.mktemp("collections")
+    masks = folder / "masks"
+    rows = []
+    for path in sorted(dataset.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(dataset).as_posix()
+        rows.append((rel, _origin(rel)))
+        if rows[-1][1] == "figshare" and path.name != "corrupt.jpg":
+            target = masks / Path(rel).with_suffix(".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            gray = np.asarray(Image.open(path).convert("L"))
+            Image.fromarray(((gray > 180) * 255).astype(np.uint8)).save(target)
+    with open(folder / "origins.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "origin"])
+        writer.writerows(rows)
+    return folder / "origins.csv", masks
+
+
+def test_read_origins_refuses_bad_files(tmp_path):
+    (tmp_path / "a.csv").write_text("path,where\nx,figshare\n")
+    with pytest.raises(ValueError, match="file,origin"):
+        read_origins(tmp_path / "a.csv")
+    (tmp_path / "b.csv").write_text("file,origin\nTraining/glioma/x.jpg,mars\n")
+    with pytest.raises(ValueError, match="mars"):
+        read_origins(tmp_path / "b.csv")
+    with pytest.raises(FileNotFoundError):
+        read_origins(tmp_path / "missing.csv")
+
+
+def test_holdout_keeps_the_collection_out_and_drops_its_duplicates(dataset, cache_dir, collections):
+    preprocess = Preprocess.from_config({"input_size": (3, TINY_SIZE, TINY_SIZE), "interpolation": "bilinear",
+                                         "crop_pct": 1.0, "mean": (0.5,) * 3, "std": (0.5,) * 3}, content_crop=True)
+    training = load_folder(dataset / "Training", preprocess, cache_dir=cache_dir)
+    testing = load_folder(dataset / "Testing", preprocess, cache_dir=cache_dir)
+    origins = read_origins(collections[0])
+    # the planted exact copy of Tr-glioma-001 (sartaj) is in Testing as planted-exact.png: call it figshare
+    origins["Testing/glioma/planted-exact.png"] = "figshare"
+    plan = plan_holdout(training, testing, origins, "figshare")
+    trained = [training.paths[i] for i in plan.train_index]
+    assert all(_origin(f"Training/{p}") != "figshare" for p in trained)
+    assert "glioma/Tr-glioma-001.png" in plan.dropped_duplicates and "glioma/Tr-glioma-001.png" not in trained
+    assert all(_origin(p) == "figshare" or p.endswith("planted-exact.png") for p in plan.heldout.paths)
+    assert {p.split("/")[0] for p in plan.heldout.paths} == {"Training", "Testing"}
+    assert plan.summary()["heldout_images"] == len(plan.heldout)
+    with pytest.raises(ValueError, match="unknown collection"):
+        plan_holdout(training, testing, origins, "mars")
+
+
+def test_mask_follows_the_image_through_crop_pad_and_resize():
+    gray = np.zeros((120, 200), np.uint8)
+    gray[20:100, 40:180] = 70  # the head, off-centre and not square
+    gray[30:50, 60:80] = 240  # the tumour
+    mask = (gray == 240).astype(np.uint8) * 255
+    for crop in (True, False):
+        preprocess = Preprocess.from_config({"input_size": (3, 64, 64), "interpolation": "bilinear", "crop_pct": 1.0,
+                                             "mean": (0.5,) * 3, "std": (0.5,) * 3}, content_crop=crop)
+        fitted, fitted_mask = preprocess.fit(gray), preprocess.fit_mask(gray, mask)
+        assert set(np.unique(fitted_mask)) <= {0, 255}
+        bright = fitted > (240 + 70) / 2  # the tumour's edge: halfway between tumour and tissue
+        inside = fitted_mask > 0
+        assert inside.sum() > 0 and (bright & inside).sum() / (bright | inside).sum() >= 0.9
+    with pytest.raises(ValueError, match="mask of size"):
+        preprocess.fit_mask(gray, mask[:10])
+
+
+def test_masks_follow_the_augmentation_geometry():
+    gen = torch.Generator().manual_seed(0)
+    images = torch.zeros(8, 1, 32, 32)
+    images[:, :, 4:12, 18:28] = 1.0
+    cfg = AugmentConfig.named("strong")
+    out, masks = augment_batch(images.clone(), AugmentConfig(rotate_deg=20, brightness=0, contrast=0),
+                               torch.Generator().manual_seed(1), masks=images.clone())
+    assert torch.allclose(out, masks, atol=1e-6)
+    plain = augment_batch(images.clone(), cfg, torch.Generator().manual_seed(2))
+    with_masks, _ = augment_batch(images.clone(), cfg, torch.Generator().manual_seed(2), masks=images.clone())
+    assert torch.equal(plain, with_masks)  # same random draws with or without masks
+    del gen
+
+
+def test_inversion_and_curves():
+    images = torch.zeros(4, 1, 16, 16)
+    images[:, :, 4:12, 4:12] = torch.linspace(0.2, 0.9, 8).view(1, 1, 1, 8)
+    inverted = augment_batch(images.clone(), AugmentConfig(rotate_deg=0, hflip=0, scale=(1, 1), ratio=(1, 1), brightness=0,
+                                                           contrast=0, invert_prob=1.0), torch.Generator().manual_seed(0))
+    assert torch.allclose(inverted[:, :, 6, 4:12], 1 - images[:, :, 6, 4:12]) and inverted[:, :, 0, 0].abs().max() == 0
+    curved = augment_batch(images.clone(), AugmentConfig(rotate_deg=0, hflip=0, scale=(1, 1), ratio=(1, 1), brightness=0,
+                                                         contrast=0, curve_prob=1.0), torch.Generator().manual_seed(0))
+    row = curved[:, 0, 6, 4:12]
+    assert (row[:, 1:] >= row[:, :-1]).all() and not torch.allclose(row, images[:, 0, 6, 4:12])
+    assert curved[:, :, 0, 0].abs().max() == 0  # background stays black
+
+
+def test_paste_lesions_moves_tumour_mask_and_class():
+    images = torch.full((3, 1, 16, 16), 0.3)
+    masks = torch.zeros(3, 1, 16, 16)
+    labels = torch.tensor([2, 0, 2])
+    donor = torch.full((1, 1, 16, 16), 0.3)
+    donor[:, :, 5:9, 5:9] = 0.9
+    donor_mask = (donor > 0.5).float()
+    recipients = torch.tensor([True, False, False])
+    out, out_masks, out_labels = paste_lesions(images, masks, labels, recipients, donor, donor_mask, torch.tensor([3]))
+    assert out_labels.tolist() == [3, 0, 2]
+    assert torch.equal(out_masks[0], donor_mask[0]) and out_masks[1:].abs().max() == 0
+    scaled = 0.9 * 0.3 / ((0.3 * 240 + 0.9 * 16) / 256)  # the donor brought to the recipient's brightness
+    assert out[0, 0, 7, 7].item() == pytest.approx(scaled, rel=1e-5) and torch.allclose(out[0, 0, 0, 0], torch.tensor(0.3)) and torch.equal(out[1:], images[1:])
+    with pytest.raises(ValueError, match="recipients"):
+        paste_lesions(images, masks, labels, torch.tensor([True, True, False]), donor, donor_mask, torch.tensor([3]))
+
+
+def test_localisation_scores():
+    masks = np.zeros((2, 10, 10), np.uint8)
+    masks[:, 2:4, 2:4] = 255
+    heat = np.zeros((2, 10, 10), np.float32)
+    heat[0, 3, 3] = 1.0  # peak on the tumour
+    heat[1] = 1.0 / 100
+    heat[1, 8, 8] = 1.0  # peak far away, energy spread
+    scores = localisation_scores(heat, masks, widen_px=1)
+    assert scores["pointing"].tolist() == [True, False]
+    assert scores["energy_inside"][0] == pytest.approx(1.0) and scores["energy_ratio"][0] == pytest.approx(25.0)
+    assert scores["energy_inside"][1] == pytest.approx(0.04 / 1.99, rel=1e-4)
+    assert widen(masks[:1] > 0, 1).sum() == 16
+
+
+def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_dir, collections, tmp_path, capsys):
+    origins, masks = collections
+    out = tmp_path / "cv"
+    args = ["crossval", "--data", str(dataset), "--out", str(out), "--arch", TINY_ARCH, "--no-pretrained",
+            "--image-size", str(TINY_SIZE), "--batch-size", "16", "--steps-per-epoch", "2", "--val-fraction", "0.2",
+            "--cache-dir", str(cache_dir), "--threads", "1", "--recipe", "scratch", "--epochs", "2",
+            "--origins", str(origins), "--holdout", "sartaj", "--masks", str(masks), "--seg-weight", "1.0",
+            "--paste-prob", "0.5", "--invert-prob", "0.2", "--curve-prob", "0.2", "--output-stride", "16"]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "held-out sartaj" in printed and "pointing game" in printed
+    metrics = json.loads((out / "heldout" / "metrics.json").read_text())
+    held = metrics["heldout"]
+    assert held["n"] == metrics["meta"]["holdout"]["heldout_images"] > 0
+    assert sum(map(sum, held["confusion_matrix"])) == held["n"]
+    with open(out / "split.csv") as handle:
+        trained = [row["path"] for row in csv.DictReader(handle)]
+    assert trained and all(_origin(f"Training/{p}") != "sartaj" for p in trained)
+    assert (out / "heldout" / "misclassified.csv").is_file() and (out / "heldout" / "confusion_heldout.png").is_file()
+    report = json.loads((out / "heldout" / "localisation.json").read_text())
+    assert report["validation"]["images"] > 0 and "gradcam" in report["validation"]["methods"]
+    config = json.loads((out / "release" / "config.json").read_text())
+    assert config["model_args"]["output_stride"] == 16  # the release rebuilds the finer last stage
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["tumour_map"]  # the auxiliary head is resumable, and not in the release
+    assert not any("tumour_map" in k for k in __import__("safetensors.torch").torch.load_file(out / "release" / "model.safetensors"))
+
+
+def test_crossval_needs_origins_and_masks_where_asked(dataset, tmp_path, capsys):
+    base = ["crossval", "--data", str(dataset), "--out", str(tmp_path / "x"), "--arch", TINY_ARCH, "--no-pretrained"]
+    assert cli.main(base) == 2
+    assert "--origins" in capsys.readouterr().err
+    assert cli.main(["train", "--data", str(dataset), "--out", str(tmp_path / "y"), "--arch", TINY_ARCH,
+                     "--no-pretrained", "--seg-weight", "1"]) == 2
+    assert "--masks" in capsys.readouterr().err
+
+
+def test_localisation_command(run, dataset, collections, cache_dir, tmp_path, capsys):
+    _, masks = collections
+    assert cli.main(["localisation", "--checkpoint", str(run / "release"), "--data", str(dataset), "--masks", str(masks),
+                     "--out", str(tmp_path), "--cache-dir", str(cache_dir), "--method", "gradcam"]) == 0
+    report = json.loads((tmp_path / "localisation.json").read_text())
+    figshare_testing = [p for p in dataset.joinpath("Testing").rglob("*") if p.is_file() and _origin(
+        p.relative_to(dataset).as_posix()) == "figshare" and "/notumor/" not in p.as_posix()]
+    assert report["images"] == len(figshare_testing) and list(report["methods"]) == ["gradcam"]
+    assert 0 <= report["methods"]["gradcam"]["all"]["pointing_game"] <= 1
+    assert "| gradcam | all |" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def run(trained_run):
+    return trained_run
