@@ -23,6 +23,8 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 def _train_parser(sub, name: str = "train", help: str = "train a model; writes a run folder with a release/ folder") -> None:
     p = sub.add_parser(name, help=help)
@@ -158,10 +160,47 @@ def cmd_localisation(args) -> int:
     return 0
 
 
+def cmd_selective(args) -> int:
+    """Risk-coverage of every abstention signal on Testing or on all images of one collection."""
+    from brainmri import Predictor, plots
+    from brainmri.audit import split_roots
+    from brainmri.data import list_classes, load_folder
+    from brainmri.selective import selective_markdown, selective_report
+
+    predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
+    members = [Predictor.from_pretrained(m, backend="torch", expected_labels=predictor.labels) for m in args.member]
+    if any(m.preprocess != predictor.preprocess for m in members):
+        raise ValueError("ensemble members must share the main model's preprocessing")
+    train_root, test_root = split_roots(args.data)
+    load = lambda root: load_folder(root, predictor.preprocess, cache_dir=args.cache_dir,  # noqa: E731
+                                    classes=list_classes(root)).relabel(predictor.labels)
+    if args.collection:
+        from brainmri.origins import concat, origin_of, read_origins
+
+        if not args.origins:
+            raise ValueError("--collection needs --origins CSV")
+        origins = read_origins(args.origins)
+        sets = [load(train_root), load(test_root)]
+        image_set = concat([s.subset(np.flatnonzero(origin_of(s, origins) == args.collection)) for s in sets])
+        name = f"all {args.collection} images"
+    else:
+        image_set, name = load(test_root), "Testing"
+    report = selective_report(predictor, image_set.images, image_set.labels, members, tta=not args.no_tta)
+    report.update(set=name, checkpoint=str(args.checkpoint), members=list(args.member))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plots.risk_coverage_curves(report["signals"], out / "risk_coverage.png", title=f"Risk against coverage: {name}")
+    (out / "selective.json").write_text(json.dumps(report, indent=2))
+    print(f"{name}: n={report['n']}, accuracy {100 * report['accuracy']:.2f} %")
+    print(selective_markdown(report))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from brainmri.evaluation import evaluate_release
 
-    metrics = evaluate_release(args.checkpoint, args.data, args.out, cache_dir=args.cache_dir, gallery=not args.no_gallery)
+    metrics = evaluate_release(args.checkpoint, args.data, args.out, cache_dir=args.cache_dir, gallery=not args.no_gallery,
+                               masks=args.masks)
     for name, m in metrics.items():
         if isinstance(m, dict) and "accuracy" in m:
             print(f"{name:6s} n={m['n']:5d}  accuracy {m['accuracy']:.4f} [{m['accuracy_ci95'][0]:.4f}, "
@@ -253,12 +292,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--widen", type=int, default=2, help="pointing game: widen the mask by this many input pixels")
     p.add_argument("--cache-dir", default=None)
 
+    p = sub.add_parser("selective", help="risk-coverage curves and AURC of every abstention signal")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--origins", default=None, help="CSV of each image's collection (with --collection)")
+    p.add_argument("--collection", default=None, choices=["figshare", "sartaj", "br35h"],
+                   help="measure on every image of this collection (Training and Testing) instead of Testing")
+    p.add_argument("--member", action="append", default=[], help="another release for the ensemble signal (repeat)")
+    p.add_argument("--no-tta", action="store_true", help="skip the test-time-view signal")
+    p.add_argument("--cache-dir", default=None)
+
     p = sub.add_parser("evaluate", help="metrics and figures on Testing (full and de-duplicated)")
     p.add_argument("--checkpoint", required=True, help="release folder or Hub id")
     p.add_argument("--data", required=True, help="dataset root (Training/ + Testing/) or one folder of class folders")
     p.add_argument("--out", required=True)
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--no-gallery", action="store_true", help="skip the Grad-CAM gallery")
+    p.add_argument("--masks", default=None, help="tumour masks folder: outline the tumour in the Grad-CAM gallery")
 
     p = sub.add_parser("robustness", help="Testing accuracy under gamma, blur, downscale, JPEG and contrast shifts")
     p.add_argument("--checkpoint", required=True)
@@ -316,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "method", "") is None:
             args.method = ["gradcam", "gradcam++", "eigencam"]
-        return {"train": cmd_train, "crossval": cmd_crossval, "localisation": cmd_localisation, "evaluate": cmd_evaluate, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
+        return {"train": cmd_train, "crossval": cmd_crossval, "selective": cmd_selective, "localisation": cmd_localisation, "evaluate": cmd_evaluate, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
                 "export": cmd_export, "push": cmd_push}[command](args)
     except (PretrainedUnavailable, CheckpointError, ExportError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

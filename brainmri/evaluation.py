@@ -82,7 +82,9 @@ def _figures(name: str, metrics: dict[str, Any], y_true, probs, labels, out: Pat
 
 
 def evaluate_release(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, *,
-                     cache_dir=None, gallery: bool = True, seed: int = 0) -> dict[str, Any]:
+                     cache_dir=None, gallery: bool = True, seed: int = 0, masks=None) -> dict[str, Any]:
+    """Metrics on Testing, full and de-duplicated; ``masks`` (the tumour masks folder) outlines the
+    tumour beside each heatmap of the Grad-CAM gallery."""
     predictor = Predictor.from_pretrained(checkpoint, backend="torch")
     labels = predictor.labels
     out = Path(out)
@@ -113,7 +115,12 @@ def evaluate_release(checkpoint: str | os.PathLike, data: str | os.PathLike, out
 
     _write_misclassified(out / "misclassified.csv", test.paths, y_true, probs, labels, keep)
     if gallery:
-        cam_gallery(predictor, test, probs, out / "gradcam_gallery.png", seed=seed)
+        outlines = None
+        if masks:
+            from .masks import load_masks
+            mask_set = load_masks(test, masks, predictor.preprocess, cache_dir=cache_dir)
+            outlines = np.where(mask_set.annotated[:, None, None], mask_set.masks, 0)
+        cam_gallery(predictor, test, probs, out / "gradcam_gallery.png", seed=seed, masks=outlines)
     return results
 
 
@@ -149,8 +156,20 @@ def _write_misclassified(path: Path, paths: list[str], y_true: np.ndarray, probs
                              *([paths[i] in in_dedup] if in_dedup is not None else []), *[f"{p:.4f}" for p in probs[i]]])
 
 
-def cam_gallery(predictor: Predictor, test, probs: np.ndarray, path, per_kind: int = 2, seed: int = 0) -> Path:
-    """Per class: correctly and wrongly classified Testing images with their Grad-CAM overlays."""
+def outline(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 255)) -> np.ndarray:
+    """``image`` (H x W gray or H x W x 3) as RGB with the border of ``mask`` (>0 inside) drawn in ``colour``."""
+    rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image.copy()
+    inside = mask > 0
+    padded = np.pad(inside, 1, mode="edge")
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    rgb[inside & ~interior] = colour
+    return rgb
+
+
+def cam_gallery(predictor: Predictor, test, probs: np.ndarray, path, per_kind: int = 2, seed: int = 0,
+                masks: np.ndarray | None = None) -> Path:
+    """Per class: correctly and wrongly classified Testing images with their Grad-CAM overlays; with
+    ``masks`` (N x S x S, zeros where unknown), the radiologist's tumour outline on both."""
     rng = np.random.default_rng(seed)
     images, titles = [], []
     predicted = probs.argmax(1)
@@ -161,7 +180,11 @@ def cam_gallery(predictor: Predictor, test, probs: np.ndarray, path, per_kind: i
                 # the cached image is already what the model sees: explain it as is, not re-prepared
                 explanation = predictor.explain_prepared(np.asarray(test.images[i]))
                 p = explanation.probabilities[explanation.target]
-                images += [np.asarray(test.images[i]), explanation.overlay]
+                pair = [np.asarray(test.images[i]), explanation.overlay]
+                if masks is not None and masks[i].any():
+                    pair = [outline(image, masks[i]) for image in pair]
+                images += pair
                 titles += [f"{label} ({kind})", f"→ {explanation.target} {p:.2f}"]
     return plots.image_grid(images, titles, path, columns=2 * per_kind * 2,
-                            suptitle="Grad-CAM on Testing: true class (right/wrong) and predicted class")
+                            suptitle="Grad-CAM on Testing: true class (right/wrong) and predicted class"
+                            + ("; cyan: the radiologists' tumour outline" if masks is not None else ""))

@@ -128,3 +128,15 @@ def sizes_and_modes(sizes: np.ndarray, modes: list[str], labels: np.ndarray, cla
     ax_mode.legend()
     fig.suptitle("Class-correlated image sizes and modes: a shortcut the pipeline removes")
     return _save(fig, path)
+
+
+def risk_coverage_curves(curves: dict[str, dict[str, Any]], path, title: str = "Risk against coverage") -> Path:
+    """Error rate among the answered images against the share answered, one line per signal."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for name, block in curves.items():
+        ax.plot(block["coverage"], block["risk"], label=f"{name} (AURC {block['aurc']:.3f})")
+    ax.set(xlabel="coverage (share of images answered)", ylabel="risk (error rate among answered)", title=title,
+           xlim=(0, 1), ylim=(0, None))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

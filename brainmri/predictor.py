@@ -23,7 +23,7 @@ from .checkpoint import load_release
 from .explain import feature_maps_cams, overlay
 from .imageio import ImageLoadError, ImageSource, LoadedImage, load_image
 from .screening import FeatureModel, Verdict, dark_border_fraction, judge
-from .transforms import Preprocess
+from .transforms import TEST_TIME_VIEWS, Preprocess
 
 
 @dataclass
@@ -111,6 +111,22 @@ class Predictor:
         with torch.no_grad():
             return self.model.forward_head(feature_map.to(self.device), pre_logits=True).float()
 
+    def view_probabilities(self, fitted, batch_size: int = 64) -> dict[str, np.ndarray]:
+        """Calibrated probabilities on each test-time view (:data:`~brainmri.transforms.TEST_TIME_VIEWS`)
+        of prepared images; all views of a chunk go through the network as one batch."""
+        out: dict[str, list[np.ndarray]] = {name: [] for name in TEST_TIME_VIEWS}
+        step = max(1, batch_size // len(TEST_TIME_VIEWS))
+        for start in range(0, len(fitted), step):
+            chunk = np.stack([np.asarray(f, dtype=np.uint8) for f in fitted[start:start + step]])
+            batch = torch.from_numpy(chunk).unsqueeze(1).float().div_(255)
+            views = torch.cat([view(batch).clamp(0, 1) for view in TEST_TIME_VIEWS.values()])
+            logits, _ = self.backend(self.preprocess.normalize(views).to(self.device))
+            probs = self.probabilities(logits.cpu()).reshape(len(TEST_TIME_VIEWS), len(chunk), -1)
+            for name, p in zip(TEST_TIME_VIEWS, probs):
+                out[name].append(p)
+        return {name: np.concatenate(chunks) if chunks else np.zeros((0, len(self.labels)))
+                for name, chunks in out.items()}
+
     def probabilities(self, logits: torch.Tensor) -> np.ndarray:
         return torch.softmax(logits.float() / self.temperature, dim=-1).numpy()
 
@@ -143,16 +159,30 @@ class Predictor:
         index = int(np.argmax(probs)) if target is None else int(target)
         heatmap = result.heatmaps[0]
         probabilities = self._to_dict(probs)
-        verdict = None if loaded is None else self._judge(probabilities, loaded, fitted, self._pooled(feature_map))
+        verdict = None
+        if loaded is not None:
+            agreement = self._agreement([fitted], probs[None])[0] if self._uses_agreement else None
+            verdict = self._judge(probabilities, loaded, fitted, self._pooled(feature_map), agreement)
         return Explanation(probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method, verdict)
 
-    def _judge(self, probabilities, loaded, fitted: np.ndarray, features) -> Verdict:
+    @property
+    def _uses_agreement(self) -> bool:
+        return self.screening.get("min_agreement") is not None
+
+    def _agreement(self, fitted: list[np.ndarray], probs: np.ndarray) -> np.ndarray:
+        """Mean probability of each image's predicted class over it and its test-time views."""
+        rows, predicted = np.arange(len(probs)), probs.argmax(1)
+        views = self.view_probabilities(fitted)
+        return np.mean([probs[rows, predicted]] + [v[rows, predicted] for v in views.values()], axis=0)
+
+    def _judge(self, probabilities, loaded, fitted: np.ndarray, features, agreement: float | None = None) -> Verdict:
         distance = threshold = None
         if self.feature_model is not None and features is not None:
             distance = float(self.feature_model.distance(features.double().cpu())[0])
             threshold = self.feature_model.threshold
         return judge(probabilities, colourfulness=loaded.colourfulness, pixel_std=float(fitted.std()), distance=distance,
-                     feature_threshold=threshold, settings=self.screening, dark_border=dark_border_fraction(loaded.gray))
+                     feature_threshold=threshold, settings=self.screening, dark_border=dark_border_fraction(loaded.gray),
+                     agreement=agreement)
 
     def screen(self, image: ImageSource) -> tuple[dict[str, float], Verdict]:
         """Probabilities and the screening verdict, without a heatmap."""
@@ -168,15 +198,18 @@ class Predictor:
         loaded = self._map(self._read_or_error, list(images))
         readable = [item for item in loaded if not isinstance(item, ImageLoadError)]
         logits, features = self.logits_and_features([fitted for _, fitted in readable], batch_size)
-        answers = iter(zip(readable, self.probabilities(logits), features))
+        probs = self.probabilities(logits)
+        agreements = (self._agreement([fitted for _, fitted in readable], probs) if self._uses_agreement and readable
+                      else [None] * len(readable))
+        answers = iter(zip(readable, probs, features, agreements))
         results = []
         for item in loaded:
             if isinstance(item, ImageLoadError):
                 results.append(item)
                 continue
-            (image, fitted), probs, feature = next(answers)
-            probabilities = self._to_dict(probs)
-            results.append((probabilities, self._judge(probabilities, image, fitted, feature[None])))
+            (image, fitted), p, feature, agreement = next(answers)
+            probabilities = self._to_dict(p)
+            results.append((probabilities, self._judge(probabilities, image, fitted, feature[None], agreement)))
         return results
 
     @staticmethod

@@ -1,6 +1,6 @@
 """Is this a brain MRI slice the model can speak about, and is the model sure?
 
-Three checks, cheapest first, each with a plain-language reason:
+Six checks, cheapest first, each with a plain-language reason:
 
 1. **Colour**: MRI slices are gray; a source whose pixels differ between RGB
    channels by more than ``max_colourfulness`` on average is a photograph or a
@@ -16,6 +16,11 @@ Three checks, cheapest first, each with a plain-language reason:
    ``quantile`` of validation-split distances, so about 1 % of genuine slices
    are flagged; anything farther is "not like the slices the model learned from".
 5. **Uncertain**: top calibrated probability below ``min_confidence``.
+6. **Unstable** (when the release sets ``min_agreement``): the mean probability of the
+   predicted class over the slice and its test-time views (mirror, gamma 0.7 and 1.4,
+   blur; :data:`brainmri.transforms.TEST_TIME_VIEWS`) below ``min_agreement``: small
+   changes move the answer. Chosen by risk–coverage on held-out collections
+   (:mod:`brainmri.selective`).
 
 The fitted statistics live in the release folder (``ood.safetensors``, and the
 thresholds in ``config.json`` under ``"screening"``).
@@ -94,7 +99,8 @@ def dark_border_fraction(gray: np.ndarray) -> float:
 
 
 def judge(probabilities: dict[str, float], *, colourfulness: float, pixel_std: float, distance: float | None,
-          feature_threshold: float | None, settings: dict | None = None, dark_border: float = 1.0) -> Verdict:
+          feature_threshold: float | None, settings: dict | None = None, dark_border: float = 1.0,
+          agreement: float | None = None) -> Verdict:
     s = {**DEFAULTS, **(settings or {})}
     if colourfulness > s["max_colourfulness"]:
         return Verdict("not_mri", "This looks like a colour photograph or drawing, not an MRI slice.", distance)
@@ -110,6 +116,10 @@ def judge(probabilities: dict[str, float], *, colourfulness: float, pixel_std: f
     if top < s["min_confidence"]:
         return Verdict("uncertain", f"The model is unsure (top probability {top:.0%} < {s['min_confidence']:.0%}).",
                        distance)
+    if s.get("min_agreement") is not None and agreement is not None and agreement < s["min_agreement"]:
+        return Verdict("uncertain", "Small changes to the image (mirroring it, brightening or darkening it, blurring "
+                                    f"it) move the model's answer (agreement {agreement:.0%} < {s['min_agreement']:.0%}): "
+                                    "it has not learned to read slices like this one reliably.", distance)
     return Verdict("ok", "", distance)
 
 

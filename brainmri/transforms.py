@@ -158,3 +158,19 @@ class Preprocess:
         if array.ndim == 2:
             array = array[None]
         return self.normalize(torch.from_numpy(np.array(array, dtype=np.uint8)).unsqueeze(1))
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    kernel = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=x.dtype, device=x.device)
+    kernel = kernel / kernel.sum()
+    x = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (2, 2, 0, 0), mode="replicate"), kernel.view(1, 1, 1, 5))
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 0, 2, 2), mode="replicate"), kernel.view(1, 1, 5, 1))
+
+
+# Test-time views of a B x 1 x H x W batch in [0, 1]: the changes another scanner, viewer or export makes.
+TEST_TIME_VIEWS = {
+    "hflip": lambda x: x.flip(-1),
+    "gamma 0.7": lambda x: x.clamp_min(0).pow(0.7),
+    "gamma 1.4": lambda x: x.clamp_min(0).pow(1.4),
+    "blur": _blur,
+}

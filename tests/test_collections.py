@@ -206,3 +206,20 @@ def test_localisation_command(run, dataset, collections, cache_dir, tmp_path, ca
 @pytest.fixture(scope="module")
 def run(trained_run):
     return trained_run
+
+
+def test_outline_draws_the_mask_border_only():
+    from brainmri.evaluation import outline
+
+    mask = np.zeros((9, 9), np.uint8)
+    mask[2:7, 2:7] = 255
+    drawn = outline(np.full((9, 9), 50, np.uint8), mask)
+    border = (drawn == (0, 255, 255)).all(axis=2)
+    assert border.sum() == 16 and not border[3:6, 3:6].any() and not border[0].any()
+
+
+def test_evaluate_outlines_tumours_in_the_gallery(run, dataset, collections, cache_dir, tmp_path):
+    _, masks = collections
+    assert cli.main(["evaluate", "--checkpoint", str(run / "release"), "--data", str(dataset), "--out", str(tmp_path),
+                     "--cache-dir", str(cache_dir), "--masks", str(masks)]) == 0
+    assert (tmp_path / "gradcam_gallery.png").stat().st_size > 0

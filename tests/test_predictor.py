@@ -99,3 +99,28 @@ def test_screen_batch_matches_screen_and_keeps_going_past_bad_files(predictor, d
         np.testing.assert_allclose(list(result[0].values()), list(probs.values()), atol=1e-6)
         assert (result[1].status, result[1].reason) == (verdict.status, verdict.reason)
     assert predictor.screen_batch([]) == []
+
+
+def test_view_probabilities_are_those_of_the_changed_images(predictor, dataset):
+    files = sorted((dataset / "Testing" / "pituitary").iterdir())[:3]
+    fitted = [predictor.prepare(f) for f in files]
+    views = predictor.view_probabilities(fitted, batch_size=8)
+    flipped = predictor.probabilities(predictor.logits([f[:, ::-1].copy() for f in fitted]))
+    np.testing.assert_allclose(views["hflip"], flipped, atol=1e-5)
+    darker = [np.round(255 * (f / 255.0) ** 1.4) for f in fitted]
+    assert np.abs(views["gamma 1.4"] - predictor.probabilities(predictor.logits(darker))).max() < 0.02  # 8-bit rounding
+
+
+def test_unstable_answers_are_uncertain_when_the_release_asks(tiny_release, dataset):
+    predictor = Predictor.from_pretrained(tiny_release)
+    path = sorted((dataset / "Testing" / "glioma").iterdir())[0]
+    predictor.screening.update(min_confidence=0.0, feature_threshold=None)
+    predictor.feature_model = None
+    assert predictor.screen(path)[1].status == "ok"  # no min_agreement: the check is off
+    predictor.screening["min_agreement"] = 1.01  # nothing agrees that much
+    _, verdict = predictor.screen(path)
+    assert verdict.status == "uncertain" and "Small changes" in verdict.reason
+    explained = predictor.explain(path).verdict
+    assert (explained.status, explained.reason) == (verdict.status, verdict.reason)
+    predictor.screening["min_agreement"] = 0.0
+    assert predictor.screen(path)[1].status == "ok"

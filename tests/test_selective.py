@@ -1,0 +1,48 @@
+"""Selective prediction: risk-coverage, AURC and the signals, on their own and through the CLI."""
+import json
+
+import numpy as np
+import pytest
+
+import train as cli
+from brainmri.selective import accuracy_at_threshold, risk_coverage
+
+
+def test_risk_coverage_of_a_perfect_and_a_useless_signal():
+    correct = np.array([True] * 8 + [False] * 2)
+    perfect = risk_coverage(np.linspace(1, 0, 10), correct)  # the two errors are the least confident
+    assert perfect["aurc"] == pytest.approx(perfect["oracle_aurc"])
+    assert perfect["at_coverage"]["80"]["accuracy"] == 1.0 and perfect["at_coverage"]["100"]["accuracy"] == 0.8
+    worst = risk_coverage(np.linspace(0, 1, 10), correct)  # the errors come first
+    assert worst["aurc"] > perfect["aurc"] and worst["at_coverage"]["60"]["accuracy"] == pytest.approx(4 / 6)
+    assert worst["risk"][0] == 1.0 and worst["coverage"][-1] == 1.0
+    with pytest.raises(ValueError):
+        risk_coverage(np.array([]), np.array([], dtype=bool))
+
+
+def test_accuracy_at_threshold():
+    result = accuracy_at_threshold(np.array([0.9, 0.8, 0.3, 0.2]), np.array([True, False, True, False]), 0.5)
+    assert result == {"coverage": 0.5, "accuracy": 0.5}
+    assert np.isnan(accuracy_at_threshold(np.array([0.1]), np.array([True]), 0.5)["accuracy"])
+
+
+def test_selective_command_on_testing_and_with_an_ensemble(trained_run, dataset, cache_dir, tmp_path, capsys):
+    release = str(trained_run / "release")
+    assert cli.main(["selective", "--checkpoint", release, "--data", str(dataset), "--out", str(tmp_path),
+                     "--cache-dir", str(cache_dir), "--member", release]) == 0
+    report = json.loads((tmp_path / "selective.json").read_text())
+    assert report["set"] == "Testing" and report["n"] == 26  # 6 per class + the two planted files
+    assert set(report["signals"]) == {"max_probability", "energy", "mahalanobis", "tta_agreement", "ensemble"}
+    for block in report["signals"].values():
+        assert len(block["risk"]) == report["n"] and block["aurc"] >= block["oracle_aurc"] - 1e-12
+        assert block["at_coverage"]["100"]["accuracy"] == pytest.approx(report["accuracy"])
+    # a member equal to the main model agrees with it: the ensemble signal is its top probability
+    assert report["signals"]["ensemble"]["aurc"] == pytest.approx(report["signals"]["max_probability"]["aurc"])
+    assert (tmp_path / "risk_coverage.png").stat().st_size > 0
+    assert "| max_probability |" in capsys.readouterr().out
+
+
+def test_selective_collection_needs_origins(trained_run, dataset, tmp_path, capsys):
+    assert cli.main(["selective", "--checkpoint", str(trained_run / "release"), "--data", str(dataset),
+                     "--out", str(tmp_path), "--collection", "sartaj"]) == 2
+    assert "--origins" in capsys.readouterr().err
