@@ -303,6 +303,8 @@ class Trainer:
             self.donors = torch.from_numpy(np.flatnonzero(train_masks.annotated))
             log.info("masks: %d of %d training images annotated, %d supervised", len(self.donors),
                      len(self.train_set), int(self.train_supervised.sum()))
+            if c.paste_prob and not len(self.donors):
+                log.warning("--paste-prob: no training image has a tumour mask, so no lesion is pasted")
 
         self.model.to(self.device)
         self.train_module = WithTumourMap(self.model).to(self.device) if c.seg_weight else self.model
@@ -420,7 +422,7 @@ class Trainer:
                 continue
             masks = self.train_masks[index].unsqueeze(1).float().div_(255)
             supervised = self.train_supervised[index].clone()
-            if self.cfg.paste_prob:
+            if self.cfg.paste_prob and len(self.donors):
                 free = labels == self.classes.index("notumor")
                 chosen = free & (torch.rand(len(index), generator=gen) < self.cfg.paste_prob)
                 donors = self.donors[torch.randint(len(self.donors), (int(chosen.sum()),), generator=gen)]
