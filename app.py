@@ -46,6 +46,12 @@ i18n = gr.I18n(
         "batch_files": "Several slices", "batch_run": "Classify all", "batch_table": "Results",
         "batch_csv": "Download CSV", "headline": "### Headline metrics", "per_class": "Per class (full Testing set)",
         "per_class_dedup": "Per class (de-duplicated Testing subset)", "figures": "### Figures",
+        "trust": "### How far to trust it: Testing beside collections the model never saw",
+        "trust_note": "*Held-out* columns: a model of the same recipe trained **without** that collection, judged on "
+                      "all of its images — the closest stand-in here for scans from another hospital. Expect the "
+                      "page to be right about as often on your scans as in those columns, not as on Testing, "
+                      "and less often on sequences it barely saw (T2, FLAIR).",
+        "risk_coverage": "Accuracy when the page answers only its most confident share (held-out collection)",
     },
     fr={
         "title": "# Classification des tumeurs cérébrales en IRM",
@@ -59,6 +65,13 @@ i18n = gr.I18n(
         "batch_files": "Plusieurs coupes", "batch_run": "Tout classer", "batch_table": "Résultats",
         "batch_csv": "Télécharger le CSV", "headline": "### Indicateurs principaux", "per_class": "Par classe (test complet)",
         "per_class_dedup": "Par classe (sous-ensemble de test dédupliqué)", "figures": "### Figures",
+        "trust": "### Quelle confiance lui accorder : le test à côté de collections jamais vues",
+        "trust_note": "Colonnes *tenue à l'écart* : un modèle de la même recette entraîné **sans** cette collection, "
+                      "jugé sur toutes ses images — ce qui s'approche le plus ici d'examens d'un autre hôpital. "
+                      "Attendez-vous à ce que la page ait raison sur vos images à peu près aussi souvent que dans "
+                      "ces colonnes, pas comme sur le test, et moins souvent sur des séquences qu'il a peu vues "
+                      "(T2, FLAIR).",
+        "risk_coverage": "Exactitude quand la page ne répond qu'à sa part la plus sûre (collection tenue à l'écart)",
     },
 )
 
@@ -242,6 +255,14 @@ def build_demo(predictor: Predictor, metrics_dir: Path = METRICS_DIR, examples_d
                 if metrics is None:
                     gr.Markdown("No saved evaluation was found in assets/metrics.")
                 else:
+                    gr.Markdown(i18n("trust"))
+                    gr.Markdown(report.trust_markdown(metrics, report.load_json(metrics_dir, "crossval.json"),
+                                                      report.load_json(metrics_dir, "verdict_testing.json")))
+                    gr.Markdown(i18n("trust_note"))
+                    gr.Markdown(report.localisation_summary(report.load_json(metrics_dir, "localisation.json")))
+                    if report.figure(metrics_dir, "risk_coverage"):
+                        gr.Image(report.figure(metrics_dir, "risk_coverage"), label=i18n("risk_coverage"),
+                                 interactive=False)
                     gr.Markdown(report.model_card(predictor.config.get("folder", DEFAULT_MODEL)))
                     gr.Markdown(i18n("headline"))
                     gr.Markdown(report.headline_markdown(metrics))

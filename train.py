@@ -137,6 +137,34 @@ def cmd_crossval(args) -> int:
     return 0
 
 
+def cmd_heldout_summary(args) -> int:
+    """Gather leave-one-collection-out results (and their verdict figures) into one file for the README,
+    the model card and the Model tab."""
+    summary = {"heldout": {}}
+    for item in args.run:
+        collection, _, run = item.partition("=")
+        run = Path(run)
+        metrics = json.loads((run / "heldout" / "metrics.json").read_text())
+        entry = {"run": run.name, "recipe": json.loads((run / "args.json").read_text()), "metrics": metrics["heldout"],
+                 "holdout": metrics["meta"].get("holdout")}
+        for name in ("localisation.json", "selective.json"):
+            path = run / "heldout" / name
+            if path.is_file():
+                data = json.loads(path.read_text())
+                if name == "selective.json":
+                    entry["verdict"] = data.get("verdict")
+                    entry["aurc"] = {k: v["aurc"] for k, v in data["signals"].items()}
+                else:
+                    entry["localisation"] = data
+        summary["heldout"][collection] = entry
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(summary, indent=2))
+    for collection, entry in summary["heldout"].items():
+        m = entry["metrics"]
+        print(f"{collection}: accuracy {100 * m['accuracy']:.2f} % on {m['n']} images (run {entry['run']})")
+    return 0
+
+
 def cmd_localisation(args) -> int:
     from brainmri import Predictor
     from brainmri.audit import split_roots
@@ -165,7 +193,7 @@ def cmd_selective(args) -> int:
     from brainmri import Predictor, plots
     from brainmri.audit import split_roots
     from brainmri.data import list_classes, load_folder
-    from brainmri.selective import selective_markdown, selective_report
+    from brainmri.selective import selective_markdown, selective_report, verdict_report
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     members = [Predictor.from_pretrained(m, backend="torch", expected_labels=predictor.labels) for m in args.member]
@@ -187,12 +215,17 @@ def cmd_selective(args) -> int:
         image_set, name = load(test_root), "Testing"
     report = selective_report(predictor, image_set.images, image_set.labels, members, tta=not args.no_tta)
     report.update(set=name, checkpoint=str(args.checkpoint), members=list(args.member))
+    root = Path(args.data) if args.collection else test_root
+    report["verdict"] = verdict_report(predictor, [root / p for p in image_set.paths], image_set.labels)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plots.risk_coverage_curves(report["signals"], out / "risk_coverage.png", title=f"Risk against coverage: {name}")
     (out / "selective.json").write_text(json.dumps(report, indent=2))
     print(f"{name}: n={report['n']}, accuracy {100 * report['accuracy']:.2f} %")
     print(selective_markdown(report))
+    v = report["verdict"]
+    print(f"the release's verdict: {100 * v['ok_share']:.1f} % answered \"ok\", {100 * v['ok_accuracy']:.1f} % right among "
+          f"them; {v['counts']}")
     return 0
 
 
@@ -281,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub, "crossval", "leave one collection out: train without it (--origins, --holdout), "
                                    "then evaluate on all its images (OUT/heldout/)")
 
+    p = sub.add_parser("heldout-summary", help="gather crossval runs (heldout/metrics.json, selective.json) into one JSON")
+    p.add_argument("--run", action="append", required=True, help="COLLECTION=RUN_FOLDER (repeat)")
+    p.add_argument("--out", required=True, help="e.g. assets/metrics/crossval.json")
+
     p = sub.add_parser("localisation", help="do heatmaps of the true class land on the tumour masks?")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
@@ -367,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "method", "") is None:
             args.method = ["gradcam", "gradcam++", "eigencam"]
-        return {"train": cmd_train, "crossval": cmd_crossval, "selective": cmd_selective, "localisation": cmd_localisation, "evaluate": cmd_evaluate, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
+        return {"train": cmd_train, "crossval": cmd_crossval, "heldout-summary": cmd_heldout_summary, "selective": cmd_selective, "localisation": cmd_localisation, "evaluate": cmd_evaluate, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
                 "export": cmd_export, "push": cmd_push}[command](args)
     except (PretrainedUnavailable, CheckpointError, ExportError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -19,11 +19,17 @@ FIGURES = {
     "reliability": "reliability_full.png",
     "curves": "curves.png",
     "gallery": "gradcam_gallery.png",
+    "risk_coverage": "risk_coverage.png",
 }
 
 
 def load_metrics(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_json(folder: str | Path, name: str) -> dict[str, Any] | None:
+    path = Path(folder) / name
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -89,3 +95,42 @@ def batch_csv(rows: list[list[Any]], headers: list[str]) -> str:
     writer.writerow(headers)
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+COLLECTION_NAMES = {"sartaj": "SARTAJ", "figshare": "figshare", "br35h": "Br35H"}
+
+
+def trust_markdown(metrics: dict[str, Any], crossval: dict[str, Any] | None,
+                   testing_verdict: dict[str, float] | None = None) -> str:
+    """One table: Testing (full, de-duplicated) beside the held-out collections (a model of the same recipe
+    trained without that collection, judged on all its images); with the verdicts' figures where saved
+    (``{"ok_share": ..., "ok_accuracy": ...}``)."""
+    columns = [("Testing (full)", metrics["full"], testing_verdict),
+               ("Testing (de-duplicated)", metrics.get("dedup"), None)]
+    for name, block in ((crossval or {}).get("heldout") or {}).items():
+        columns.append((f"held-out {COLLECTION_NAMES.get(name, name)}", block["metrics"], block.get("verdict")))
+    columns = [c for c in columns if c[1]]
+    rows = ["| | " + " | ".join(title for title, _, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    rows.append("| images | " + " | ".join(f"{m['n']:,}" for _, m, _ in columns) + " |")
+    rows.append("| accuracy | " + " | ".join(f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}" for _, m, _ in columns) + " |")
+    for label in columns[0][1]["labels"]:
+        cells = [_pct(m["per_class"][label]["recall"]) if m["per_class"].get(label, {}).get("support") else "—"
+                 for _, m, _ in columns]
+        rows.append(f"| recall {label} | " + " | ".join(cells) + " |")
+    if any(v for _, _, v in columns):
+        rows.append("| answered \"ok\" (accuracy among them) | " + " | ".join(
+            f"{_pct(v['ok_share'])} ({_pct(v['ok_accuracy'])})" if v else "—" for _, _, v in columns) + " |")
+    return "\n".join(rows)
+
+
+def localisation_summary(result: dict[str, Any] | None, method: str = "gradcam") -> str:
+    """One sentence on whether the heatmaps land on the tumour (the localisation yardstick on Testing)."""
+    if not result or method not in result.get("methods", {}):
+        return "_No localisation measurement saved for this model._"
+    a = result["methods"][method]["all"]
+    grid = "×".join(str(v) for v in result.get("cam_grid") or [])
+    return (f"Heatmaps on the tumour ({result['images']} figshare Testing slices with the radiologists' masks, "
+            f"Grad-CAM of the true class, {grid} cells): the peak falls inside the tumour (widened by "
+            f"{result['widen_px']} px) on **{_pct(a['pointing_game'])}** of the slices, and "
+            f"{_pct(a['energy_inside'])} of the heat lies inside masks that cover {_pct(a['mask_share'])} of the "
+            f"input (**{a['energy_ratio']:.1f}×** a uniform map).")

@@ -100,3 +100,24 @@ def selective_markdown(report: dict[str, Any]) -> str:
     oracle = next(iter(report["signals"].values()))["oracle_aurc"]
     lines.append(f"| (best possible) | {oracle:.4f} | | | | |")
     return "\n".join(lines)
+
+
+def verdict_report(predictor, files: list, labels: np.ndarray) -> dict[str, Any]:
+    """What the page would say (:meth:`Predictor.screen_batch`: the release's own checks and thresholds)
+    on labelled files: the share of each verdict and the accuracy among the "ok" answers."""
+    labels = np.asarray(labels)
+    counts = {"ok": 0, "uncertain": 0, "not_mri": 0, "unreadable": 0}
+    right_ok = 0
+    for start in range(0, len(files), 256):
+        for result, label in zip(predictor.screen_batch(files[start:start + 256]), labels[start:start + 256]):
+            if isinstance(result, Exception):
+                counts["unreadable"] += 1
+                continue
+            probabilities, verdict = result
+            counts[verdict.status] += 1
+            if verdict.ok:
+                right_ok += int(max(probabilities, key=probabilities.get) == predictor.labels[label])
+    n = max(1, len(files))
+    return {"n": len(files), "counts": counts, "ok_share": counts["ok"] / n,
+            "ok_accuracy": right_ok / counts["ok"] if counts["ok"] else float("nan"),
+            "settings": dict(predictor.screening)}

@@ -179,6 +179,13 @@ def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_di
     assert config["model_args"]["output_stride"] == 16  # the release rebuilds the finer last stage
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["tumour_map"]  # the auxiliary head is resumable, and not in the release
+    summary_path = tmp_path / "crossval.json"
+    assert cli.main(["heldout-summary", "--run", f"sartaj={out}", "--out", str(summary_path)]) == 0
+    summary = json.loads(summary_path.read_text())
+    assert summary["heldout"]["sartaj"]["metrics"] == held and summary["heldout"]["sartaj"]["localisation"]
+    from brainmri import report as page
+    table = page.trust_markdown({"full": held, "dedup": None}, summary)
+    assert "held-out SARTAJ" in table and f"| images | {held['n']:,} | {held['n']:,} |" in table
     assert not any("tumour_map" in k for k in __import__("safetensors.torch").torch.load_file(out / "release" / "model.safetensors"))
 
 

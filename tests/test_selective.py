@@ -39,6 +39,9 @@ def test_selective_command_on_testing_and_with_an_ensemble(trained_run, dataset,
     # a member equal to the main model agrees with it: the ensemble signal is its top probability
     assert report["signals"]["ensemble"]["aurc"] == pytest.approx(report["signals"]["max_probability"]["aurc"])
     assert (tmp_path / "risk_coverage.png").stat().st_size > 0
+    verdict = report["verdict"]  # what the page says, through screen_batch on the files themselves
+    assert verdict["n"] == 26 and sum(verdict["counts"].values()) == 26 and verdict["counts"]["unreadable"] == 0
+    assert 0 <= verdict["ok_share"] <= 1
     assert "| max_probability |" in capsys.readouterr().out
 
 
