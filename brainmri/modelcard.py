@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import read_config
-from .report import headline_markdown, load_metrics
+from .report import headline_markdown, load_metrics, localisation_summary, trust_markdown
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -30,7 +30,8 @@ def hardware_description() -> str:
 
 
 RECIPE_KEYS = ["recipe", "init", "arch", "image_size", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
-               "schedule", "label_smoothing", "augment", "ema_decay", "ls_init_value", "drop_rate", "seed"]
+               "schedule", "label_smoothing", "augment", "ema_decay", "ls_init_value", "drop_rate", "output_stride",
+               "seg_weight", "paste_prob", "invert_prob", "curve_prob", "holdout", "seed"]
 
 
 def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
@@ -123,6 +124,17 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
             auc = metrics["full"]["roc_auc"].get(label)
             lines.append(f"| {label} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} | "
                          f"{'—' if auc is None else f'{auc:.4f}'} |")
+    crossval = _read_json(metrics_dir / "crossval.json")
+    if metrics and crossval:
+        lines += ["", "## Scans from elsewhere: collections held out", "",
+                  "Each held-out column is a model of this recipe trained on the other collections' Training images "
+                  "(minus near duplicates of the held-out images) and judged on every image of the held-out "
+                  "collection. That is the closest stand-in here for another hospital's scans: expect figures "
+                  "nearer those columns than Testing's on scans from elsewhere.", "",
+                  trust_markdown(metrics, crossval, _read_json(metrics_dir / "verdict_testing.json"))]
+    localisation = _read_json(metrics_dir / "localisation.json")
+    if localisation:
+        lines += ["", "## Where the heatmaps land", "", localisation_summary(localisation)]
     if robustness:
         from .robustness import robustness_markdown
         lines += ["", "## Robustness (Testing, full set)", "", robustness_markdown(robustness)]

@@ -124,3 +124,13 @@ def test_unstable_answers_are_uncertain_when_the_release_asks(tiny_release, data
     assert (explained.status, explained.reason) == (verdict.status, verdict.reason)
     predictor.screening["min_agreement"] = 0.0
     assert predictor.screen(path)[1].status == "ok"
+
+
+def test_a_checkerboard_has_no_head(predictor):
+    board = ((np.indices((256, 256)).sum(0) // 32) % 2 * 255).astype(np.uint8)
+    _, verdict = predictor.screen(board)
+    assert verdict.status == "not_mri" and "single head" in verdict.reason
+    from brainmri.screening import head_share
+    head = np.zeros((256, 256), np.uint8)
+    head[40:220, 50:200] = 120
+    assert head_share(board) < 0.15 < head_share(head)
