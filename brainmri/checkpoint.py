@@ -123,20 +123,23 @@ def _replace_dir(staging: Path, directory: Path) -> None:
 
 
 def resolve_release(name_or_path: str | os.PathLike) -> Path:
-    """A local folder as is; ``hf-hub:user/repo`` or ``user/repo`` downloaded to the Hub cache."""
+    """A local folder as is; ``hf-hub:user/repo`` downloaded to the Hub cache. A bare ``user/repo`` that is no
+    local folder is refused with a hint (a mistyped path must not start a download)."""
     text = str(name_or_path)
     if text.startswith("local-dir:"):
         text = text[len("local-dir:"):]
     path = Path(text)
     if path.is_dir():
         return path
-    repo_id = text[len("hf-hub:"):] if text.startswith("hf-hub:") else text
-    if text.startswith("hf-hub:") or (text.count("/") == 1 and not path.exists() and not text.startswith((".", "/"))):
+    if text.startswith("hf-hub:"):
+        repo_id = text[len("hf-hub:"):]
         from huggingface_hub import snapshot_download
         try:
             return Path(snapshot_download(repo_id, allow_patterns=[WEIGHTS, CONFIG, "README.md", "*.safetensors", "*.onnx"]))
         except Exception as err:  # offline, missing repo, auth: one clear line
             raise CheckpointError(f"cannot fetch {repo_id!r} from the Hugging Face Hub ({type(err).__name__}: {err})") from None
+    if text.count("/") == 1 and not text.startswith((".", "/")):
+        raise CheckpointError(f"no release folder at {text}; for a model on the Hugging Face Hub write hf-hub:{text}")
     raise CheckpointError(f"no release folder at {text}")
 
 

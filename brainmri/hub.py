@@ -6,7 +6,13 @@ from pathlib import Path
 
 from .checkpoint import CONFIG, WEIGHTS, verify_release
 
-UPLOADED = [WEIGHTS, CONFIG, "README.md", "ood.safetensors"]
+MODEL_CARD = "README.md"
+
+
+def release_files(config: dict) -> list[str]:
+    """The files a release consists of: weights, config, model card and every file ``config.json`` lists
+    with a sha256 (screening statistics, ONNX export), so what is published loads back."""
+    return [WEIGHTS, CONFIG, MODEL_CARD, *sorted(config.get("files_sha256", {}))]
 
 
 def push_release(checkpoint: str | os.PathLike, repo_id: str, *, private: bool = False, token: str | None = None,
@@ -19,11 +25,11 @@ def push_release(checkpoint: str | os.PathLike, repo_id: str, *, private: bool =
     from huggingface_hub import HfApi
 
     folder = Path(checkpoint)
-    verify_release(folder)
+    config = verify_release(folder)
     if repo_id.count("/") != 1:
         raise ValueError(f"--repo-id must look like USER/NAME, not {repo_id!r}")
     api = api or HfApi(token=token)
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
     commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                               allow_patterns=UPLOADED, commit_message="Upload brainmri release")
+                               allow_patterns=release_files(config), commit_message="Upload brainmri release")
     return str(getattr(commit, "commit_url", commit))

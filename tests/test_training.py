@@ -182,6 +182,48 @@ def test_push_uploads_only_the_release_files(run):
         push_release(run / "release", "no-slash", api=FakeApi())
 
 
+def test_push_then_load_gives_the_same_model(run, tmp_path):
+    """What ``push`` sends (huggingface_hub's own allow_patterns filter over the folder) loads back."""
+    import shutil
+
+    from huggingface_hub.utils import filter_repo_objects
+
+    from brainmri import Predictor
+    from brainmri.export import export_release
+
+    release = tmp_path / "release"
+    shutil.copytree(run / "release", release)
+    export_release(release)  # a release that lists model.onnx too
+    (release / "last.pt").write_bytes(b"training state stays local")
+    hub = tmp_path / "hub"
+
+    class CopyingApi:
+        def create_repo(self, repo_id, **kwargs):
+            hub.mkdir()
+
+        def upload_folder(self, folder_path, allow_patterns, **kwargs):
+            names = [p.name for p in Path(folder_path).iterdir() if p.is_file()]
+            for name in filter_repo_objects(names, allow_patterns=allow_patterns):
+                shutil.copy(Path(folder_path) / name, hub / name)
+            return "https://huggingface.co/me/brainmri/commit/abc"
+
+    push_release(release, "me/brainmri", api=CopyingApi())
+    card = {"README.md"} if (release / "README.md").exists() else set()
+    assert {p.name for p in hub.iterdir()} == {"config.json", "model.onnx", "model.safetensors", "ood.safetensors"} | card
+    original, published = Predictor.from_pretrained(release), Predictor.from_pretrained(hub)
+    assert published.backend.name == original.backend.name == "onnxruntime"
+    inputs = np.random.default_rng(0).integers(0, 255, (4, TINY_SIZE, TINY_SIZE), dtype=np.uint8)
+    np.testing.assert_allclose(published.probabilities(published.logits(inputs)),
+                               original.probabilities(original.logits(inputs)), atol=1e-6)
+
+
+def test_a_bare_user_name_is_no_hub_download(tmp_path):
+    from brainmri.checkpoint import CheckpointError, resolve_release
+
+    with pytest.raises(CheckpointError, match="hf-hub:someone/brainmri"):
+        resolve_release("someone/brainmri")
+
+
 def test_lr_schedule():
     assert lr_factor(0, 100, 10, "cosine") == pytest.approx(0.1)
     assert lr_factor(10, 100, 10, "cosine") == pytest.approx(1.0)
