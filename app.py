@@ -257,7 +257,7 @@ def build_demo(predictor: Predictor, metrics_dir: Path = METRICS_DIR, examples_d
                 else:
                     gr.Markdown(i18n("trust"))
                     gr.Markdown(report.trust_markdown(metrics, report.load_json(metrics_dir, "crossval.json"),
-                                                      report.load_json(metrics_dir, "verdict_testing.json")))
+                                                      report.testing_verdict(metrics_dir)))
                     gr.Markdown(i18n("trust_note"))
                     gr.Markdown(report.localisation_summary(report.load_json(metrics_dir, "localisation.json")))
                     if report.figure(metrics_dir, "risk_coverage"):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import read_config
-from .report import headline_markdown, load_metrics, localisation_summary, trust_markdown
+from .report import headline_markdown, load_metrics, localisation_summary, testing_verdict, trust_markdown
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -131,7 +131,7 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
                   "(minus near duplicates of the held-out images) and judged on every image of the held-out "
                   "collection. That is the closest stand-in here for another hospital's scans: expect figures "
                   "nearer those columns than Testing's on scans from elsewhere.", "",
-                  trust_markdown(metrics, crossval, _read_json(metrics_dir / "verdict_testing.json"))]
+                  trust_markdown(metrics, crossval, testing_verdict(metrics_dir))]
     localisation = _read_json(metrics_dir / "localisation.json")
     if localisation:
         lines += ["", "## Where the heatmaps land", "", localisation_summary(localisation)]

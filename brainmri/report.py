@@ -33,6 +33,15 @@ def load_json(folder: str | Path, name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+TESTING_SELECTIVE = "testing-selective"  # `train.py selective --out METRICS/testing-selective` on Testing
+
+
+def testing_verdict(folder: str | Path) -> dict[str, Any] | None:
+    """The release's verdict figures on Testing, as ``train.py selective`` measured them."""
+    saved = load_json(Path(folder) / TESTING_SELECTIVE, "selective.json")
+    return saved.get("verdict") if saved else None
+
+
 def figure(folder: str | Path, key: str) -> str | None:
     path = Path(folder) / FIGURES[key]
     return str(path) if path.is_file() else None
