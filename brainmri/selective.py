@@ -50,6 +50,22 @@ def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> dict[str, Any]
             "coverage": (answered / n).tolist(), "risk": risk.tolist()}
 
 
+def threshold_for_accuracy(confidence: np.ndarray, correct: np.ndarray, target: float) -> dict[str, float] | None:
+    """The lowest confidence threshold whose answered images (confidence ≥ it) are right at least ``target``
+    of the time: the most the page can answer at that accuracy. None when no threshold reaches it."""
+    confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=bool)
+    order = np.argsort(-confidence, kind="stable")
+    sorted_conf = confidence[order]
+    accuracy = np.cumsum(correct[order]) / np.arange(1, len(correct) + 1)
+    # only cut between distinct values: a threshold answers every image at or above it
+    cuts = np.flatnonzero(np.r_[sorted_conf[1:] != sorted_conf[:-1], True])
+    good = cuts[accuracy[cuts] >= target]
+    if len(good) == 0:
+        return None
+    k = good.max()
+    return {"threshold": float(sorted_conf[k]), "coverage": float((k + 1) / len(correct)), "accuracy": float(accuracy[k])}
+
+
 def accuracy_at_threshold(confidence: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float]:
     """Share answered (confidence ≥ threshold) and accuracy among the answered."""
     answered = np.asarray(confidence) >= threshold
@@ -86,6 +102,9 @@ def selective_report(predictor, images: np.ndarray, labels: np.ndarray, members:
     report = {"n": int(len(labels)), "accuracy": float(correct.mean()), "signals": {}}
     for name, confidence in result["scores"].items():
         report["signals"][name] = risk_coverage(confidence, correct)
+    for name, confidence in result["scores"].items():
+        report["signals"][name]["for_accuracy"] = {f"{target:g}": threshold_for_accuracy(confidence, correct, target)
+                                                   for target in (0.9, 0.95, 0.985)}
     report["best_signal"] = min(report["signals"], key=lambda s: report["signals"][s]["aurc"])
     return report
 

@@ -413,28 +413,26 @@ class Trainer:
             index = order[step * self.cfg.batch_size:(step + 1) * self.cfg.batch_size]
             images = self.train_images[index].unsqueeze(1).float().div_(255)
             labels = self.train_labels[index]
-            if self.train_masks is None:
-                images = augment_batch(images, self.aug, gen)[share]
-                x = self.preprocess.normalize(images.to(self.device))
-                if self.cfg.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
+            if self.train_masks is None:  # no masks: images and labels only
+                x = self._model_input(augment_batch(images, self.aug, gen)[share])
                 yield x, labels[share].to(self.device)
                 continue
             masks = self.train_masks[index].unsqueeze(1).float().div_(255)
             supervised = self.train_supervised[index].clone()
             if self.cfg.paste_prob and len(self.donors):
-                free = labels == self.classes.index("notumor")
-                chosen = free & (torch.rand(len(index), generator=gen) < self.cfg.paste_prob)
+                chosen = (labels == self.classes.index("notumor")) & (torch.rand(len(index), generator=gen) < self.cfg.paste_prob)
                 donors = self.donors[torch.randint(len(self.donors), (int(chosen.sum()),), generator=gen)]
                 images, masks, labels = paste_lesions(
                     images, masks, labels, chosen, self.train_images[donors].unsqueeze(1).float().div_(255),
                     self.train_masks[donors].unsqueeze(1).float().div_(255), self.train_labels[donors])
                 supervised |= chosen
             images, masks = augment_batch(images, self.aug, gen, masks=masks)
-            x = self.preprocess.normalize(images[share].to(self.device))
-            if self.cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            yield x, labels[share].to(self.device), masks[share].to(self.device), supervised[share].to(self.device)
+            yield (self._model_input(images[share]), labels[share].to(self.device), masks[share].to(self.device),
+                   supervised[share].to(self.device))
+
+    def _model_input(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.preprocess.normalize(images.to(self.device))
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else x
 
     def train_one_epoch(self, epoch: int) -> dict[str, float]:
         from tqdm.auto import tqdm

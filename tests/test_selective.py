@@ -49,3 +49,15 @@ def test_selective_collection_needs_origins(trained_run, dataset, tmp_path, caps
     assert cli.main(["selective", "--checkpoint", str(trained_run / "release"), "--data", str(dataset),
                      "--out", str(tmp_path), "--collection", "sartaj"]) == 2
     assert "--origins" in capsys.readouterr().err
+
+
+def test_threshold_for_accuracy_answers_as_many_as_the_target_allows():
+    from brainmri.selective import threshold_for_accuracy
+
+    confidence = np.array([0.9, 0.8, 0.8, 0.6, 0.5, 0.4])
+    correct = np.array([True, True, False, True, False, False])
+    best = threshold_for_accuracy(confidence, correct, 0.75)
+    assert best == {"threshold": 0.6, "coverage": 4 / 6, "accuracy": 0.75}
+    assert threshold_for_accuracy(confidence, correct, 1.0) == {"threshold": 0.9, "coverage": 1 / 6, "accuracy": 1.0}
+    # ties are answered together: 0.8 cannot be split to keep only the right one
+    assert threshold_for_accuracy(np.array([0.8, 0.8]), np.array([True, False]), 0.9) is None
