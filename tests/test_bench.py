@@ -21,6 +21,8 @@ def test_inference_benchmark_writes_its_table(dataset, tmp_path, capsys):
     for name in ("torch", "onnxruntime"):
         row = model["latency"][f"predict+explain: one pass, {name}"]
         assert row["heatmap_correlation"] >= 0.99 and row["p50_ms"] > 0
+    verdict = model["latency"]["predict+verdict: onnxruntime"]
+    assert verdict["p50_ms"] > 0 and verdict["ratio_to_predict"] > 0 and "predict+verdict" in printed
     assert model["agreement_onnx_vs_torch"]["top1_agreement"] == 1.0
     assert model["agreement_onnx_vs_torch"]["max_prob_diff"] <= 1e-4
     for kind in ("dynamic", "static, QDQ"):
