@@ -22,7 +22,7 @@ from .backends import select_backend
 from .checkpoint import load_release
 from .explain import feature_maps_cams, overlay
 from .imageio import ImageLoadError, ImageSource, LoadedImage, load_image
-from .screening import FeatureModel, Verdict, dark_border_fraction, head_share, judge
+from .screening import FeatureModel, Verdict, dark_border_fraction, head_share, judge, jump_share
 from .transforms import TEST_TIME_VIEWS, Preprocess
 
 
@@ -182,7 +182,7 @@ class Predictor:
             threshold = self.feature_model.threshold
         return judge(probabilities, colourfulness=loaded.colourfulness, pixel_std=float(fitted.std()), distance=distance,
                      feature_threshold=threshold, settings=self.screening, dark_border=dark_border_fraction(loaded.gray),
-                     agreement=agreement, head=head_share(loaded.gray))
+                     agreement=agreement, head=head_share(loaded.gray), jumps=jump_share(loaded.gray))
 
     def screen(self, image: ImageSource) -> tuple[dict[str, float], Verdict]:
         """Probabilities and the screening verdict, without a heatmap."""
