@@ -41,7 +41,7 @@ i18n = gr.I18n(
         "tab_classify": "Classify", "tab_batch": "Batch", "tab_model": "Model", "tab_about": "About",
         "upload": "MRI slice (JPEG, PNG, BMP, TIFF, WebP or DICOM)",
         "classify": "Classify", "prediction": "Prediction", "heatmap": "Model input ↔ heatmap",
-        "overlay": "Heatmap overlay", "explain_class": "Class to explain", "method": "Heatmap method",
+        "overlay": "Heatmap on the slice (its own resolution)", "explain_class": "Class to explain", "method": "Heatmap method",
         "examples": "Examples (one per class, from the dataset's Testing split)",
         "batch_files": "Several slices", "batch_run": "Classify all", "batch_table": "Results",
         "batch_csv": "Download CSV", "headline": "### Headline metrics", "per_class": "Per class (full Testing set)",
@@ -60,7 +60,7 @@ i18n = gr.I18n(
         "tab_classify": "Classer", "tab_batch": "Lot", "tab_model": "Modèle", "tab_about": "À propos",
         "upload": "Coupe IRM (JPEG, PNG, BMP, TIFF, WebP ou DICOM)",
         "classify": "Classer", "prediction": "Prédiction", "heatmap": "Entrée du modèle ↔ carte de chaleur",
-        "overlay": "Carte de chaleur superposée", "explain_class": "Classe à expliquer", "method": "Méthode",
+        "overlay": "Carte de chaleur sur la coupe (à sa propre résolution)", "explain_class": "Classe à expliquer", "method": "Méthode",
         "examples": "Exemples (un par classe, issus du jeu de test)",
         "batch_files": "Plusieurs coupes", "batch_run": "Tout classer", "batch_table": "Résultats",
         "batch_csv": "Télécharger le CSV", "headline": "### Indicateurs principaux", "per_class": "Par classe (test complet)",
@@ -182,19 +182,23 @@ class Handlers:
         except ImageLoadError as err:
             raise gr.Error(f"Cannot read this file: {err}", print_exception=False) from None
 
+    def _images(self, e):
+        """The heatmap on the slice at its own resolution, and the model's input beside its heatmap."""
+        small = cached_image(e.overlay, self.output_dir)
+        return cached_image(e.overlay_original, self.output_dir), (cached_image(e.image, self.output_dir), small)
+
     def classify(self, path):
-        """One image file in; out: the prediction (gr.Label) and the heatmap overlay."""
+        """One image file in; out: the prediction (gr.Label) and the heatmap overlay on the slice itself."""
         e = self._explain(path)
-        overlay = cached_image(e.overlay, self.output_dir)
-        return (_label_output(e), overlay, (cached_image(e.image, self.output_dir), overlay), _note(e), gr.update(value=PREDICTED),
-                gr.update(value="gradcam"))
+        overlay, pair = self._images(e)
+        return _label_output(e), overlay, pair, _note(e), gr.update(value=PREDICTED), gr.update(value="gradcam")
 
     def reexplain(self, path, target, method):
         if not path:
             return gr.skip(), gr.skip(), gr.skip()
         e = self._explain(path, target, method)
-        overlay = cached_image(e.overlay, self.output_dir)
-        return overlay, (cached_image(e.image, self.output_dir), overlay), _note(e)
+        overlay, pair = self._images(e)
+        return overlay, pair, _note(e)
 
     def classify_batch(self, paths):
         if not paths:
@@ -238,8 +242,8 @@ def build_demo(predictor: Predictor, metrics_dir: Path = METRICS_DIR, examples_d
                     with gr.Column(scale=2):
                         note = gr.Markdown()
                         label = gr.Label(num_top_classes=len(predictor.labels), label=i18n("prediction"))
+                        overlay = gr.Image(label=i18n("overlay"), type="numpy")
                         slider = gr.ImageSlider(label=i18n("heatmap"), type="numpy")
-                        overlay = gr.Image(label=i18n("overlay"), type="numpy", visible=False)
                 run.click(handlers.classify, [upload], [label, overlay, slider, note, target, method], api_name="predict")
                 for control in (target, method):
                     control.input(handlers.reexplain, [upload, target, method], [overlay, slider, note], api_name=False)

@@ -36,10 +36,34 @@ class Explanation:
     method: str
 
     verdict: Verdict | None = None
+    # on the uploaded slice at its own resolution (long side capped at DISPLAY_MAX), when explained from a file
+    heatmap_original: np.ndarray | None = None  # h x w float32 in [0, 1]; 0 outside the part the model saw
+    overlay_original: np.ndarray | None = None  # h x w x 3 uint8
+    box: tuple[int, int, int, int] | None = None  # the part of the slice the model saw (top, bottom, left, right)
 
     @property
     def label(self) -> str:
         return max(self.probabilities, key=self.probabilities.get)
+
+
+DISPLAY_MAX = 1024  # long side of the original-resolution overlay
+
+
+def on_original(preprocess: Preprocess, gray: np.ndarray, heatmap: np.ndarray):
+    """The heatmap mapped back onto ``gray`` (downscaled to ``DISPLAY_MAX`` on its long side when larger), the
+    overlay drawn there, and the crop box in those coordinates."""
+    box = preprocess.box(gray)
+    full = preprocess.unfit(heatmap, gray.shape, box)
+    scale = min(1.0, DISPLAY_MAX / max(gray.shape))
+    if scale < 1.0:
+        from PIL import Image
+
+        size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+        gray = np.asarray(Image.fromarray(gray).resize(size, Image.BILINEAR))
+        full = np.asarray(Image.fromarray(full, mode="F").resize(size, Image.BILINEAR))
+        box = tuple(int(round(v * scale)) for v in box)
+    full = np.clip(full, 0.0, 1.0).astype(np.float32)
+    return full, overlay(gray, full), box
 
 
 class Predictor:
@@ -159,11 +183,13 @@ class Predictor:
         index = int(np.argmax(probs)) if target is None else int(target)
         heatmap = result.heatmaps[0]
         probabilities = self._to_dict(probs)
-        verdict = None
+        explanation = Explanation(probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method)
         if loaded is not None:
             agreement = self._agreement([fitted], probs[None])[0] if self._uses_agreement else None
-            verdict = self._judge(probabilities, loaded, fitted, self._pooled(feature_map), agreement)
-        return Explanation(probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method, verdict)
+            explanation.verdict = self._judge(probabilities, loaded, fitted, self._pooled(feature_map), agreement)
+            explanation.heatmap_original, explanation.overlay_original, explanation.box = on_original(
+                self.preprocess, loaded.gray, heatmap)
+        return explanation
 
     @property
     def _uses_agreement(self) -> bool:

@@ -133,6 +133,25 @@ class Preprocess:
         resized = self._fit((mask > 0).astype(np.uint8) * 255, self.box(gray))
         return np.where(resized >= 128, 255, 0).astype(np.uint8)
 
+    def unfit(self, values: np.ndarray, shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
+        """A map at the model's input (``S x S`` floats, e.g. a heatmap) back onto the original image of
+        ``shape`` (H, W): undo the resize (and centre crop), the padding and the crop box; 0 outside the box."""
+        import math
+
+        size = self.image_size
+        scale = math.floor(size / self.crop_pct) if self.crop_pct < 1 else size
+        canvas = np.zeros((scale, scale), np.float32)
+        offset = int(round((scale - size) / 2.0))
+        canvas[offset:offset + size, offset:offset + size] = values
+        top, bottom, left, right = box
+        height, width = bottom - top, right - left
+        side = max(height, width)
+        square = np.asarray(Image.fromarray(canvas, mode="F").resize((side, side), Image.BILINEAR))
+        pad_top, pad_left = (side - height) // 2, (side - width) // 2
+        out = np.zeros(shape, np.float32)
+        out[top:bottom, left:right] = square[pad_top:pad_top + height, pad_left:pad_left + width]
+        return out
+
     def _fit(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         top, bottom, left, right = box
         image = Image.fromarray(pad_to_square(np.ascontiguousarray(gray[top:bottom, left:right])))

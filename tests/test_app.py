@@ -38,8 +38,10 @@ def test_classify_gives_label_overlay_and_note(handlers, dataset):
     assert isinstance(label, (dict, str))
     if isinstance(label, dict):
         assert list(label) == CLASSES
-    assert overlay2 == overlay and Path(overlay).parent == Path(image).parent  # files in Gradio's cache
-    assert np.asarray(Image.open(overlay)).shape == (32, 32, 3) and np.asarray(Image.open(image)).shape == (32, 32)
+    assert Path(overlay).parent == Path(image).parent == Path(overlay2).parent  # files in Gradio's cache
+    width, height = Image.open(path).size
+    assert np.asarray(Image.open(overlay)).shape == (height, width, 3)  # on the slice at its own resolution
+    assert np.asarray(Image.open(overlay2)).shape == (32, 32, 3) and np.asarray(Image.open(image)).shape == (32, 32)
     assert note
     again = handlers.classify(path)  # the same answer again is a new file: no file is ever rewritten
     assert again[1] != overlay and Image.open(again[1]).tobytes() == Image.open(overlay).tobytes()
@@ -48,7 +50,7 @@ def test_classify_gives_label_overlay_and_note(handlers, dataset):
 def test_reexplain_follows_class_and_method(handlers, dataset):
     path = str(next((dataset / "Testing" / "pituitary").iterdir()))
     overlay, _, note = handlers.reexplain(path, "notumor", "eigencam")
-    assert Image.open(overlay).size == (32, 32) and ("notumor" in note or "No tumour label" in note)
+    assert Image.open(overlay).size == Image.open(path).size and ("notumor" in note or "No tumour label" in note)
 
 
 def test_bad_uploads_give_a_clear_message(handlers, tmp_path):
@@ -118,7 +120,7 @@ def test_server_predict_endpoint_with_gradio_client(app_module, dataset, tmp_pat
         result = client.predict(handle_file(good), api_name="/predict")
         label, overlay = result[0], result[1]
         assert {c["label"] for c in label["confidences"]} == set(CLASSES) or label["label"] == "Not a brain MRI slice"
-        assert Image.open(overlay).size == (32, 32)
+        assert Image.open(overlay).size == Image.open(good).size
         bad = tmp_path / "truncated.png"
         bad.write_bytes(png_bytes(Image.new("L", (64, 64), 9))[:40])
         with pytest.raises(Exception, match="Cannot read this file"):

@@ -230,3 +230,17 @@ def test_evaluate_outlines_tumours_in_the_gallery(run, dataset, collections, cac
     assert cli.main(["evaluate", "--checkpoint", str(run / "release"), "--data", str(dataset), "--out", str(tmp_path),
                      "--cache-dir", str(cache_dir), "--masks", str(masks)]) == 0
     assert (tmp_path / "gradcam_gallery.png").stat().st_size > 0
+
+
+def test_unfit_maps_a_model_input_map_back_onto_the_original():
+    gray = np.zeros((150, 260), np.uint8)
+    gray[20:130, 50:230] = 70
+    gray[40:70, 80:120] = 240
+    mask = (gray == 240).astype(np.uint8) * 255
+    for crop, crop_pct in ((True, 1.0), (False, 1.0), (True, 0.9)):
+        preprocess = Preprocess.from_config({"input_size": (3, 64, 64), "interpolation": "bilinear", "crop_pct": crop_pct,
+                                             "mean": (0.5,) * 3, "std": (0.5,) * 3}, content_crop=crop)
+        heat = preprocess.fit_mask(gray, mask).astype(np.float32) / 255  # a heatmap exactly on the tumour
+        back = preprocess.unfit(heat, gray.shape, preprocess.box(gray)) > 0.5
+        inside = mask > 0
+        assert back.shape == gray.shape and (back & inside).sum() / (back | inside).sum() >= 0.8, (crop, crop_pct)

@@ -144,3 +144,20 @@ def test_wrapped_noise_is_not_a_slice(predictor):
     assert verdict.status == "not_mri" and "noise" in verdict.reason
     smooth = np.tile(np.linspace(0, 255, 256).astype(np.uint8), (256, 1))
     assert jump_share(smooth) == 0.0 < 0.05 < jump_share(noise)
+
+
+def test_explanation_on_the_original_slice(predictor):
+    slice_ = np.zeros((90, 140), np.uint8)
+    slice_[10:80, 20:120] = 80
+    slice_[30:45, 40:60] = 230
+    e = predictor.explain(slice_)
+    assert e.heatmap_original.shape == slice_.shape and e.overlay_original.shape == (90, 140, 3)
+    top, bottom, left, right = e.box
+    outside = np.ones(slice_.shape, bool)
+    outside[top:bottom, left:right] = False
+    assert e.box == predictor.preprocess.box(slice_) and not e.heatmap_original[outside].any()
+    assert 0 <= e.heatmap_original.min() and e.heatmap_original.max() <= 1
+    assert abs(e.heatmap_original.max() - e.heatmap.max()) < 0.1  # the same map, resampled
+    big = np.zeros((2048, 1536), np.uint8)
+    big[200:1800, 200:1300] = 90
+    assert predictor.explain(big).overlay_original.shape == (1024, 768, 3)  # long side capped for display
