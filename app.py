@@ -41,7 +41,8 @@ i18n = gr.I18n(
         "tab_classify": "Classify", "tab_batch": "Batch", "tab_model": "Model", "tab_about": "About",
         "upload": "MRI slice (JPEG, PNG, BMP, TIFF, WebP or DICOM)",
         "classify": "Classify", "prediction": "Prediction", "heatmap": "Model input ↔ heatmap",
-        "overlay": "Heatmap on the slice (its own resolution)", "explain_class": "Class to explain", "method": "Heatmap method",
+        "overlay": "Heatmap on the slice (its own resolution)",
+        "all_classes": "All four classes side by side", "explain_class": "Class to explain", "method": "Heatmap method",
         "examples": "Examples (one per class, from the dataset's Testing split)",
         "batch_files": "Several slices", "batch_run": "Classify all", "batch_table": "Results",
         "batch_csv": "Download CSV", "headline": "### Headline metrics", "per_class": "Per class (full Testing set)",
@@ -60,7 +61,8 @@ i18n = gr.I18n(
         "tab_classify": "Classer", "tab_batch": "Lot", "tab_model": "Modèle", "tab_about": "À propos",
         "upload": "Coupe IRM (JPEG, PNG, BMP, TIFF, WebP ou DICOM)",
         "classify": "Classer", "prediction": "Prédiction", "heatmap": "Entrée du modèle ↔ carte de chaleur",
-        "overlay": "Carte de chaleur sur la coupe (à sa propre résolution)", "explain_class": "Classe à expliquer", "method": "Méthode",
+        "overlay": "Carte de chaleur sur la coupe (à sa propre résolution)",
+        "all_classes": "Les quatre classes côte à côte", "explain_class": "Classe à expliquer", "method": "Méthode",
         "examples": "Exemples (un par classe, issus du jeu de test)",
         "batch_files": "Plusieurs coupes", "batch_run": "Tout classer", "batch_table": "Résultats",
         "batch_csv": "Télécharger le CSV", "headline": "### Indicateurs principaux", "per_class": "Par classe (test complet)",
@@ -200,6 +202,17 @@ class Handlers:
         overlay, pair = self._images(e)
         return overlay, pair, _note(e)
 
+    def all_classes(self, path, method="gradcam"):
+        """Heatmaps of every class from one forward pass, each under its probability (on the slice itself)."""
+        if not path:
+            raise gr.Error("Upload an image first.", print_exception=False)
+        try:
+            every = self.predictor.explain_all(path, method=method)
+        except ImageLoadError as err:
+            raise gr.Error(f"Cannot read this file: {err}", print_exception=False) from None
+        return [(cached_image(e.overlay_original, self.output_dir), f"{e.target}: {e.probabilities[e.target]:.0%}")
+                for e in every]
+
     def classify_batch(self, paths):
         if not paths:
             raise gr.Error("Upload one or more images first.", print_exception=False)
@@ -244,7 +257,10 @@ def build_demo(predictor: Predictor, metrics_dir: Path = METRICS_DIR, examples_d
                         label = gr.Label(num_top_classes=len(predictor.labels), label=i18n("prediction"))
                         overlay = gr.Image(label=i18n("overlay"), type="numpy")
                         slider = gr.ImageSlider(label=i18n("heatmap"), type="numpy")
+                        show_all = gr.Button(i18n("all_classes"))
+                        gallery = gr.Gallery(label=i18n("all_classes"), columns=4, height="auto")
                 run.click(handlers.classify, [upload], [label, overlay, slider, note, target, method], api_name="predict")
+                show_all.click(handlers.all_classes, [upload, method], [gallery], api_name="explain_all")
                 for control in (target, method):
                     control.input(handlers.reexplain, [upload, target, method], [overlay, slider, note], api_name=False)
             with gr.Tab(i18n("tab_batch")):

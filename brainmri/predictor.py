@@ -201,6 +201,24 @@ class Predictor:
         views = self.view_probabilities(fitted)
         return np.mean([probs[rows, predicted]] + [v[rows, predicted] for v in views.values()], axis=0)
 
+    def explain_all(self, image: ImageSource, method: str = "gradcam") -> list[Explanation]:
+        """One explanation per class, from a single body pass (the teaching view: why this class and not that
+        one), in label order; the verdict is the same for all and is computed once."""
+        loaded, fitted = self._read(image)
+        _, feature_map = self.backend(self._inputs([fitted]))
+        features = feature_map.to(self.device).expand(len(self.labels), *feature_map.shape[1:])
+        result = feature_maps_cams(self.model, features, list(range(len(self.labels))), fitted.shape[:2], method)
+        probs = self.probabilities(result.logits[:1])[0]
+        probabilities = self._to_dict(probs)
+        agreement = self._agreement([fitted], probs[None])[0] if self._uses_agreement else None
+        verdict = self._judge(probabilities, loaded, fitted, self._pooled(feature_map), agreement)
+        out = []
+        for index, heatmap in enumerate(result.heatmaps):
+            e = Explanation(probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method, verdict)
+            e.heatmap_original, e.overlay_original, e.box = on_original(self.preprocess, loaded.gray, heatmap)
+            out.append(e)
+        return out
+
     def _judge(self, probabilities, loaded, fitted: np.ndarray, features, agreement: float | None = None) -> Verdict:
         distance = threshold = None
         if self.feature_model is not None and features is not None:

@@ -140,3 +140,12 @@ def test_concurrent_requests_each_get_their_own_answer(handlers, dataset):
         parallel = list(pool.map(lambda p: handlers.classify(p)[1], paths))
     for a, b in zip(sequential, parallel):
         assert a != b and np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+
+
+def test_all_classes_side_by_side(handlers, dataset):
+    path = str(sorted((dataset / "Testing" / "glioma").iterdir())[0])
+    shown = handlers.all_classes(path, "gradcam")
+    assert [caption.split(":")[0] for _, caption in shown] == CLASSES
+    assert all(Image.open(image).size == Image.open(path).size for image, _ in shown)
+    with pytest.raises(gr.Error, match="Upload an image first"):
+        handlers.all_classes(None)

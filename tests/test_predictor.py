@@ -161,3 +161,14 @@ def test_explanation_on_the_original_slice(predictor):
     big = np.zeros((2048, 1536), np.uint8)
     big[200:1800, 200:1300] = 90
     assert predictor.explain(big).overlay_original.shape == (1024, 768, 3)  # long side capped for display
+
+
+def test_explain_all_classes_matches_one_class_at_a_time(predictor, dataset):
+    path = sorted((dataset / "Testing" / "meningioma").iterdir())[0]
+    every = predictor.explain_all(path, method="gradcam++")
+    assert [e.target for e in every] == CLASSES and len({id(e.verdict) for e in every}) == 1
+    for e in every:
+        single = predictor.explain(path, target=e.target, method="gradcam++")
+        np.testing.assert_allclose(e.heatmap, single.heatmap, atol=1e-5)
+        assert e.probabilities == pytest.approx(single.probabilities, abs=1e-6)
+        assert e.overlay_original.shape == single.overlay_original.shape
