@@ -63,7 +63,10 @@ def on_original(preprocess: Preprocess, gray: np.ndarray, heatmap: np.ndarray):
         full = np.asarray(Image.fromarray(full, mode="F").resize(size, Image.BILINEAR))
         box = tuple(int(round(v * scale)) for v in box)
     full = np.clip(full, 0.0, 1.0).astype(np.float32)
-    return full, overlay(gray, full), box
+    drawn = np.repeat(gray[..., None], 3, axis=2)  # outside the part the model saw: the slice as it is
+    top, bottom, left, right = box
+    drawn[top:bottom, left:right] = overlay(gray[top:bottom, left:right], full[top:bottom, left:right])
+    return full, drawn, box
 
 
 class Predictor:
