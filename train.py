@@ -54,6 +54,8 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
     g.add_argument("--masks", default=None, help="tumour masks folder (MASKS/<Training|Testing>/<class>/<name>.png)")
     g.add_argument("--seg-weight", type=float, default=0.0,
                    help="weight of an auxiliary tumour-map loss on the last feature map (needs --masks)")
+    g.add_argument("--cam-weight", type=float, default=0.0,
+                   help="weight of a loss on the share of the true class's Grad-CAM outside the tumour mask (needs --masks)")
     g.add_argument("--paste-prob", type=float, default=0.0,
                    help="share of tumour-free training slices given a masked tumour from another slice (needs --masks)")
     g.add_argument("--invert-prob", type=float, default=0.0, help="share of slices with the tissue inverted (T2-like)")

@@ -90,6 +90,7 @@ class TrainConfig:
     # where to look (see brainmri.masks): tumour masks, an auxiliary tumour map, lesions pasted into tumour-free slices
     masks: str | None = None
     seg_weight: float = 0.0
+    cam_weight: float = 0.0
     paste_prob: float = 0.0
     # intensity augmentation on top of the recipe's
     invert_prob: float = 0.0
@@ -100,8 +101,8 @@ class TrainConfig:
         """Fill every unset recipe field from the named recipe."""
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; choose {sorted(RECIPES)}")
-        if (self.seg_weight or self.paste_prob) and not self.masks:
-            raise ValueError("--seg-weight and --paste-prob need --masks (the tumour masks folder)")
+        if (self.seg_weight or self.cam_weight or self.paste_prob) and not self.masks:
+            raise ValueError("--seg-weight, --cam-weight and --paste-prob need --masks (the tumour masks folder)")
         if self.holdout and not self.origins:
             raise ValueError("--holdout needs --origins (the CSV of each image's collection)")
         values = asdict(self)
@@ -160,19 +161,30 @@ def use_bf16(setting: str, device: torch.device) -> bool:
 
 
 class WithTumourMap(torch.nn.Module):
-    """The classifier plus a 1x1-conv tumour map on its last feature map (training only; not released).
+    """The classifier plus what training may ask of its last feature map (training only; not released):
 
-    Asking the last feature map to say where the tumour is gives the classifier features that mark the
-    lesion, and Grad-CAM reads that same feature map."""
+    - a 1x1-conv *tumour map* (``seg``): the feature map must say where the tumour is;
+    - the *Grad-CAM of the true class* (``cam``), computed differentiably (the gradient of the class score
+      with respect to the feature map, ``create_graph=True``, through the small head only), so that a loss
+      can ask the heatmap itself to lie on the tumour ("right for the right reasons", Ross et al., 2017).
+    """
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, seg: bool = True, cam: bool = False):
         super().__init__()
         self.model = model
-        self.tumour_map = torch.nn.Conv2d(model.num_features, 1, kernel_size=1)
+        self.tumour_map = torch.nn.Conv2d(model.num_features, 1, kernel_size=1) if seg else None
+        self.cam = cam
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None):
         features = self.model.forward_features(x)
-        return self.model.forward_head(features), self.tumour_map(features)
+        logits = self.model.forward_head(features)
+        tumour_map = self.tumour_map(features) if self.tumour_map is not None else None
+        cam = None
+        if self.cam and targets is not None and torch.is_grad_enabled():
+            score = logits.gather(1, targets[:, None]).sum()
+            gradient = torch.autograd.grad(score, features, create_graph=True)[0]
+            cam = F.relu((gradient.mean(dim=(2, 3), keepdim=True) * features).sum(1))  # B x h x w
+        return logits, tumour_map, cam
 
 
 def tumour_map_loss(tumour_map: torch.Tensor, masks: torch.Tensor, supervised: torch.Tensor) -> torch.Tensor:
@@ -183,19 +195,37 @@ def tumour_map_loss(tumour_map: torch.Tensor, masks: torch.Tensor, supervised: t
     return F.binary_cross_entropy_with_logits(tumour_map.float()[supervised], target[supervised])
 
 
+def cam_outside_loss(cam: torch.Tensor, masks: torch.Tensor, widen_cells: int = 1) -> torch.Tensor:
+    """The share of the true class's Grad-CAM outside the tumour (mask widened by ``widen_cells`` cells), on
+    images with a tumour mask; 0 for a heatmap all on the tumour."""
+    target = F.adaptive_max_pool2d(masks.float(), cam.shape[-2:])
+    if widen_cells:
+        target = F.max_pool2d(target, 2 * widen_cells + 1, stride=1, padding=widen_cells)
+    target = target[:, 0]
+    has_tumour = target.flatten(1).amax(1) > 0
+    if not bool(has_tumour.any()):
+        return cam.sum() * 0.0
+    cam, target = cam[has_tumour].float(), target[has_tumour]
+    share = (cam * target).flatten(1).sum(1) / cam.flatten(1).sum(1).clamp_min(1e-6)
+    return (1 - share).mean()
+
+
 def train_step(model, optimizer, inputs, targets, *, label_smoothing: float = 0.0, bf16: bool = False,
                loss_scale: float = 1.0, masks: torch.Tensor | None = None, supervised: torch.Tensor | None = None,
-               seg_weight: float = 0.0) -> tuple[float, int]:
+               seg_weight: float = 0.0, cam_weight: float = 0.0) -> tuple[float, int]:
     """One forward/backward/step; returns (mean loss on this batch, correct predictions).
 
-    A model that also returns a tumour map (:class:`WithTumourMap`) adds ``seg_weight`` times its loss
-    against ``masks`` on the ``supervised`` images."""
+    A :class:`WithTumourMap` model adds ``seg_weight`` times its tumour-map loss against ``masks`` on the
+    ``supervised`` images, and ``cam_weight`` times the share of the true class's Grad-CAM outside the tumour."""
     with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
-        output = model(inputs)
-    logits, tumour_map = output if isinstance(output, tuple) else (output, None)
+        inner = getattr(model, "module", model)
+        output = model(inputs, targets) if isinstance(inner, WithTumourMap) else model(inputs)
+    logits, tumour_map, cam = output if isinstance(output, tuple) else (output, None, None)
     loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
     if tumour_map is not None and masks is not None and seg_weight:
         loss = loss + seg_weight * tumour_map_loss(tumour_map, masks, supervised)
+    if cam is not None and masks is not None and cam_weight:
+        loss = loss + cam_weight * cam_outside_loss(cam, masks)
     optimizer.zero_grad(set_to_none=True)
     (loss * loss_scale).backward()
     optimizer.step()
@@ -307,7 +337,8 @@ class Trainer:
                 log.warning("--paste-prob: no training image has a tumour mask, so no lesion is pasted")
 
         self.model.to(self.device)
-        self.train_module = WithTumourMap(self.model).to(self.device) if c.seg_weight else self.model
+        self.train_module = (WithTumourMap(self.model, seg=bool(c.seg_weight), cam=bool(c.cam_weight)).to(self.device)
+                             if c.seg_weight or c.cam_weight else self.model)
         if c.channels_last:
             self.train_module.to(memory_format=torch.channels_last)
         self.ema = None
@@ -375,7 +406,8 @@ class Trainer:
     # -- state
     def _state(self, epoch: int) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "tumour_map": self.train_module.tumour_map.state_dict() if self.train_module is not self.model else {},
+                "tumour_map": (self.train_module.tumour_map.state_dict()
+                               if self.train_module is not self.model and self.train_module.tumour_map is not None else {}),
                 "ema": self.ema.module.state_dict() if self.ema else {}, "epoch": epoch,
                 "best_loss": self.best_loss, "bad_epochs": self.bad_epochs, "seconds": self.seconds,
                 "wall_seconds": self.wall_seconds,
@@ -389,7 +421,7 @@ class Trainer:
     def _load_state(self) -> None:
         state = torch.load(self.out / "last.pt", map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
-        if self.train_module is not self.model and state.get("tumour_map"):
+        if self.train_module is not self.model and self.train_module.tumour_map is not None and state.get("tumour_map"):
             self.train_module.tumour_map.load_state_dict(state["tumour_map"])
         self.start_epoch = int(state["epoch"]) + 1
         if self.start_epoch >= self.head_epochs and self.head_epochs:
@@ -455,7 +487,7 @@ class Trainer:
                     group["lr"] = group["base_lr"] * factor
             masks, supervised = mask_batch or (None, None)
             loss, hits = train_step(self.net, self.optimizer, x, y, label_smoothing=c.label_smoothing, bf16=self.bf16,
-                                    masks=masks, supervised=supervised, seg_weight=c.seg_weight)
+                                    masks=masks, supervised=supervised, seg_weight=c.seg_weight, cam_weight=c.cam_weight)
             if self.ema is not None and not in_head_phase:
                 self.ema.update(self.model, step=global_step)
             total_loss += loss * len(y)
@@ -566,7 +598,8 @@ class Trainer:
         opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
         batches = [b for _, b in zip(range(steps), self._batches(0))]
         def step(x, y, masks=None, supervised=None):
-            train_step(net, opt, x, y, bf16=self.bf16, masks=masks, supervised=supervised, seg_weight=self.cfg.seg_weight)
+            train_step(net, opt, x, y, bf16=self.bf16, masks=masks, supervised=supervised, seg_weight=self.cfg.seg_weight,
+                       cam_weight=self.cfg.cam_weight)
 
         step(*batches[0])  # warm-up
         start = time.perf_counter()

@@ -160,7 +160,7 @@ def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_di
     args = ["crossval", "--data", str(dataset), "--out", str(out), "--arch", TINY_ARCH, "--no-pretrained",
             "--image-size", str(TINY_SIZE), "--batch-size", "16", "--steps-per-epoch", "2", "--val-fraction", "0.2",
             "--cache-dir", str(cache_dir), "--threads", "1", "--recipe", "scratch", "--epochs", "2",
-            "--origins", str(origins), "--holdout", "sartaj", "--masks", str(masks), "--seg-weight", "1.0",
+            "--origins", str(origins), "--holdout", "sartaj", "--masks", str(masks), "--seg-weight", "1.0", "--cam-weight", "1.0",
             "--paste-prob", "0.5", "--invert-prob", "0.2", "--curve-prob", "0.2", "--output-stride", "16"]
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
@@ -244,3 +244,31 @@ def test_unfit_maps_a_model_input_map_back_onto_the_original():
         back = preprocess.unfit(heat, gray.shape, preprocess.box(gray)) > 0.5
         inside = mask > 0
         assert back.shape == gray.shape and (back & inside).sum() / (back | inside).sum() >= 0.8, (crop, crop_pct)
+
+
+def test_differentiable_cam_is_grad_cam_and_its_loss_counts_heat_outside():
+    from pytorch_grad_cam.utils.image import scale_cam_image
+
+    from brainmri.explain import feature_maps_cams
+    from brainmri.model import create_model
+    from brainmri.training import WithTumourMap, cam_outside_loss
+
+    torch.manual_seed(0)
+    model = create_model(TINY_ARCH, num_classes=4, image_size=64).eval()
+    net = WithTumourMap(model, seg=False, cam=True).eval()
+    x = torch.randn(3, 3, 64, 64)
+    targets = torch.tensor([0, 2, 3])
+    logits, tumour_map, cam = net(x, targets)
+    assert tumour_map is None and cam.shape[0] == 3 and cam.requires_grad
+    library = feature_maps_cams(model, model.forward_features(x).detach(), targets.tolist(), (64, 64)).heatmaps
+    ours = scale_cam_image(cam.detach().numpy(), (64, 64))
+    for a, b in zip(ours, library):
+        if a.max() > 0:
+            assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
+    heat = torch.zeros(2, 4, 4)
+    heat[0, 1, 1] = 1.0  # all on the tumour
+    heat[1, 3, 3] = 1.0  # all far from it
+    masks = torch.zeros(2, 1, 16, 16)
+    masks[:, :, 4:8, 4:8] = 1
+    assert cam_outside_loss(heat, masks, widen_cells=0).item() == pytest.approx(0.5)  # mean of 0 and 1
+    assert cam_outside_loss(heat, torch.zeros(2, 1, 16, 16)).item() == 0.0  # no tumour: nothing asked
