@@ -4,6 +4,8 @@
     python train.py train    --data DATA --out runs/NAME [--no-pretrained --recipe scratch]
     python train.py crossval --data DATA --origins CSV --holdout sartaj --out runs/NAME [recipe options]
     python train.py localisation --checkpoint DIR --data DATA --masks MASKS --out DIR
+    python train.py selective --checkpoint DIR --data DATA --out DIR [--origins CSV --collection NAME] [--member DIR]
+    python train.py heldout-summary --run sartaj=RUN [--run figshare=RUN] --out assets/metrics/crossval.json
     python train.py evaluate --checkpoint DIR --data DATA --out DIR
     python train.py audit    --data DATA [--out DIR]
     python train.py screening --checkpoint DIR --data DATA --out DIR
