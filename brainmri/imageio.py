@@ -38,6 +38,7 @@ class ImageLoadError(ValueError):
 class LoadedImage:
     gray: np.ndarray  # H x W uint8
     colourfulness: float  # mean (max - min) over RGB channels, 0..1; 0 for grayscale sources
+    sequence: str | None = None  # DICOM only: the MR sequence the header names when it is not T1 ("T2", "FLAIR", ...)
 
 
 def load_grayscale(source: ImageSource, *, max_bytes: int = MAX_BYTES) -> np.ndarray:
@@ -54,7 +55,7 @@ def load_image(source: ImageSource, *, max_bytes: int = MAX_BYTES) -> LoadedImag
         return LoadedImage(_array_to_gray(source), chroma)
     data = _read_bytes(source, max_bytes)
     if _is_dicom(data, source):
-        return LoadedImage(_dicom_to_gray(data), 0.0)
+        return _dicom_image(data)
     image = _open_pil(data)
     return LoadedImage(_pil_to_gray(image), _colourfulness(image))
 
@@ -168,15 +169,46 @@ def _rescale_to_uint8(array: np.ndarray) -> np.ndarray:
     return np.round((array - low) * (255.0 / (high - low))).astype(np.uint8)
 
 
-def _dicom_to_gray(data: bytes) -> np.ndarray:
+# Words in a DICOM series description, protocol or sequence name that mean "not a T1-weighted slice".
+NON_T1_WORDS = {"FLAIR": "FLAIR", "T2": "T2", "STIR": "STIR", "DWI": "diffusion", "ADC": "diffusion (ADC)",
+                "DIFFUSION": "diffusion", "SWI": "SWI", "PD": "proton density", "TRACE": "diffusion"}
+
+
+def mr_sequence(ds) -> str | None:
+    """The MR sequence a DICOM header names, when it is not T1-weighted (None when it is T1 or unknown).
+
+    Reads the series description, protocol and sequence names only (never a patient field); T1 words win
+    ("T1 FLAIR" is T1-weighted)."""
+    import re
+
+    text = " ".join(str(getattr(ds, key, "") or "") for key in ("SeriesDescription", "ProtocolName", "SequenceName"))
+    words = set(re.findall(r"[A-Z0-9]+", text.upper()))
+    if any(w.startswith("T1") or w in {"MPRAGE", "SPGR", "BRAVO"} for w in words):
+        return None
+    for word, name in NON_T1_WORDS.items():
+        if any(w == word or (word in ("T2", "FLAIR") and w.startswith(word)) for w in words):
+            return name
+    return None
+
+
+def _dicom_image(data: bytes) -> LoadedImage:
+    ds = _read_dicom(data)
+    return LoadedImage(_dicom_pixels(ds), 0.0, mr_sequence(ds))
+
+
+def _read_dicom(data: bytes):
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        return pydicom.dcmread(io.BytesIO(data), force=True)
     except (InvalidDicomError, OSError, ValueError, EOFError) as err:
         raise ImageLoadError(f"not a readable DICOM file ({err})") from None
+
+
+def _dicom_pixels(ds) -> np.ndarray:
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
     if "PixelData" not in ds:
         raise ImageLoadError("the DICOM file holds no pixel data")
     try:

@@ -229,7 +229,8 @@ class Predictor:
             threshold = self.feature_model.threshold
         return judge(probabilities, colourfulness=loaded.colourfulness, pixel_std=float(fitted.std()), distance=distance,
                      feature_threshold=threshold, settings=self.screening, dark_border=dark_border_fraction(loaded.gray),
-                     agreement=agreement, head=head_share(loaded.gray), jumps=jump_share(loaded.gray))
+                     agreement=agreement, head=head_share(loaded.gray), jumps=jump_share(loaded.gray),
+                     sequence=loaded.sequence)
 
     def screen(self, image: ImageSource) -> tuple[dict[str, float], Verdict]:
         """Probabilities and the screening verdict, without a heatmap."""

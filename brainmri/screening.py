@@ -1,6 +1,6 @@
 """Is this a brain MRI slice the model can speak about, and is the model sure?
 
-Six checks, cheapest first, each with a plain-language reason:
+Seven checks, cheapest first, each with a plain-language reason:
 
 1. **Colour**: MRI slices are gray; a source whose pixels differ between RGB
    channels by more than ``max_colourfulness`` on average is a photograph or a
@@ -26,7 +26,9 @@ Six checks, cheapest first, each with a plain-language reason:
 5. **Uncertain**: top calibrated probability below ``min_confidence`` (0.90: on all SARTAJ images,
    a model of the bundled recipe trained without SARTAJ answers 69 % of them at ≥ 0.86 and is right
    on 90 % of those; 0.90 keeps a margin. Chosen on that held-out run, see the README).
-6. **Unstable** (when the release sets ``min_agreement``): the mean probability of the
+6. **Other sequence** (DICOM only): the header's series description, protocol or sequence name says
+   T2, FLAIR, STIR, diffusion, SWI or proton density (and no T1): "uncertain", whatever the scores.
+7. **Unstable** (when the release sets ``min_agreement``): the mean probability of the
    predicted class over the slice and its test-time views (mirror, gamma 0.7 and 1.4,
    blur; :data:`brainmri.transforms.TEST_TIME_VIEWS`) below ``min_agreement``: small
    changes move the answer. Chosen by risk–coverage on held-out collections
@@ -136,7 +138,7 @@ def jump_share(gray: np.ndarray) -> float:
 
 def judge(probabilities: dict[str, float], *, colourfulness: float, pixel_std: float, distance: float | None,
           feature_threshold: float | None, settings: dict | None = None, dark_border: float = 1.0,
-          agreement: float | None = None, head: float = 1.0, jumps: float = 0.0) -> Verdict:
+          agreement: float | None = None, head: float = 1.0, jumps: float = 0.0, sequence: str | None = None) -> Verdict:
     s = {**DEFAULTS, **(settings or {})}
     if colourfulness > s["max_colourfulness"]:
         return Verdict("not_mri", "This looks like a colour photograph or drawing, not an MRI slice.", distance)
@@ -154,6 +156,10 @@ def judge(probabilities: dict[str, float], *, colourfulness: float, pixel_std: f
     if distance is not None and feature_threshold is not None and distance > feature_threshold:
         return Verdict("not_mri", "This does not look like the brain MRI slices the model was trained on "
                                   f"(feature distance {distance:.1f} > {feature_threshold:.1f}).", distance)
+    if sequence:
+        return Verdict("uncertain", f"The DICOM header says this is a {sequence} series; the model learned tumours "
+                                    "almost only from contrast-enhanced T1 slices and calls many tumours in other "
+                                    "sequences \"no tumour\", so its answer here is not reliable.", distance)
     top = max(probabilities.values())
     if top < s["min_confidence"]:
         return Verdict("uncertain", f"The model is unsure (top probability {top:.0%} < {s['min_confidence']:.0%}): on "

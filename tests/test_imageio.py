@@ -176,3 +176,34 @@ def test_real_images_load():
     for path, _ in real_images():
         out = load_grayscale(path)
         assert out.ndim == 2 and out.dtype == np.uint8 and out.std() > 5
+
+
+@pytest.mark.parametrize("tags, expected", [
+    ({"SeriesDescription": "AX T2 FSE"}, "T2"),
+    ({"SeriesDescription": "Ax FLAIR"}, "FLAIR"),
+    ({"ProtocolName": "DWI b1000"}, "diffusion"),
+    ({"SeriesDescription": "AX T1 FLAIR POST"}, None),  # T1-weighted FLAIR is T1
+    ({"SeriesDescription": "T1 MPRAGE +C"}, None),
+    ({"SeriesDescription": "T2*"}, "T2"),
+    ({}, None),
+])
+def test_dicom_header_names_the_sequence(tags, expected):
+    from brainmri.imageio import load_image
+
+    loaded = load_image(_dicom(gradient().astype(np.uint16), **tags))
+    assert loaded.sequence == expected
+
+
+def test_a_t2_dicom_is_uncertain_whatever_the_scores(tiny_release):
+    from brainmri import Predictor
+
+    predictor = Predictor.from_pretrained(tiny_release)
+    predictor.screening.update(min_confidence=0.0)
+    predictor.feature_model = None
+    head = np.zeros((64, 64), np.uint16)
+    head[8:56, 10:54] = 1500
+    head[20:30, 20:30] = 3500
+    _, t1 = predictor.screen(_dicom(head, SeriesDescription="AX T1 POST"))
+    _, t2 = predictor.screen(_dicom(head, SeriesDescription="AX T2 FSE"))
+    assert t1.status == "ok" and t2.status == "uncertain" and "T2 series" in t2.reason
+    assert "Secret" not in t2.reason
