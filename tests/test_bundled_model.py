@@ -57,3 +57,14 @@ def test_ships_a_checked_onnx_export_that_agrees_with_torch(predictor):
     examples = sorted(EXAMPLES.iterdir())
     for fast, slow in zip(predictor.predict_batch(examples), plain.predict_batch(examples)):
         assert max(abs(fast[k] - slow[k]) for k in LABELS) < 1e-4
+
+
+def test_ships_its_held_out_localisation_and_verdict_record():
+    crossval = json.loads((METRICS / "crossval.json").read_text())
+    sartaj = crossval["heldout"]["sartaj"]
+    assert sartaj["recipe"]["holdout"] == "sartaj" and sartaj["metrics"]["n"] == 2579
+    assert sartaj["recipe"]["output_stride"] == read_config(MODEL)["model_args"].get("output_stride")
+    localisation = json.loads((METRICS / "localisation.json").read_text())
+    assert localisation["images"] == 619 and min(localisation["cam_grid"]) >= 7
+    verdict = json.loads((METRICS / "testing-selective" / "selective.json").read_text())["verdict"]
+    assert verdict["n"] == 1311 and verdict["settings"]["min_confidence"] == read_config(MODEL)["screening"]["min_confidence"]
