@@ -131,6 +131,9 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
                   "(minus near duplicates of the held-out images) and judged on every image of the held-out "
                   "collection. That is the closest stand-in here for another hospital's scans: expect figures "
                   "nearer those columns than Testing's on scans from elsewhere.", "",
+                  *[f"- held-out {name}: run `{entry['run']}`, {entry['recipe'].get('epochs')} epochs"
+                    f"{', ' + str(entry['holdout']['dropped_duplicates']) + ' near duplicates left out of training' if entry.get('holdout') else ''}."
+                    for name, entry in crossval.get("heldout", {}).items()], "",
                   trust_markdown(metrics, crossval, testing_verdict(metrics_dir))]
     localisation = _read_json(metrics_dir / "localisation.json")
     if localisation:
