@@ -219,8 +219,7 @@ def cmd_selective(args) -> int:
         image_set, name = load(test_root), "Testing"
     report = selective_report(predictor, image_set.images, image_set.labels, members, tta=not args.no_tta)
     report.update(set=name, checkpoint=str(args.checkpoint), members=list(args.member))
-    root = Path(args.data) if args.collection else test_root
-    report["verdict"] = verdict_report(predictor, [root / p for p in image_set.paths], image_set.labels)
+    report["verdict"] = verdict_report(predictor, [image_set.root / p for p in image_set.paths], image_set.labels)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     plots.risk_coverage_curves(report["signals"], out / "risk_coverage.png", title=f"Risk against coverage: {name}")

@@ -78,6 +78,13 @@ class ImageSet:
                         self.images[index], [self.sha256[i] for i in index], self.phash[index],
                         self.sizes[index], [self.modes[i] for i in index], list(self.skipped))
 
+    def dataset_paths(self) -> list[str]:
+        """Paths relative to the dataset root (``Training/<class>/<file>``), as the origins file and the masks
+        folder name them; a set already rooted at the dataset (e.g. joined folders) keeps its paths."""
+        if self.root.name in ("Training", "Testing"):
+            return [f"{self.root.name}/{p}" for p in self.paths]
+        return list(self.paths)
+
     def relabel(self, label_names: list[str]) -> "ImageSet":
         """Re-index labels into a model's ``label_names`` (for folders lacking some classes)."""
         check_classes(self.classes, label_names, allow_subset=True)

@@ -41,18 +41,6 @@ class MaskSet:
         return MaskSet(self.masks[index], self.annotated[index])
 
 
-def dataset_paths(image_set: ImageSet) -> list[str]:
-    """Paths relative to the dataset root (``Training/<class>/<file>``), as the masks folder is laid out."""
-    if image_set.root.name in ("Training", "Testing"):
-        return [f"{image_set.root.name}/{p}" for p in image_set.paths]
-    return list(image_set.paths)
-
-
-def _image_file(image_set: ImageSet, relative: str) -> Path:
-    base = image_set.root.parent if image_set.root.name in ("Training", "Testing") else image_set.root
-    return base / relative
-
-
 def _fit_one(preprocess: Preprocess, image_path: Path, mask_path: Path) -> np.ndarray | None:
     if not mask_path.is_file():
         return None
@@ -67,7 +55,7 @@ def load_masks(image_set: ImageSet, mask_root: str | os.PathLike, preprocess: Pr
     mask_root = Path(mask_root)
     if not mask_root.is_dir():
         raise FileNotFoundError(f"no masks folder at {mask_root}")
-    relative = dataset_paths(image_set)
+    relative = image_set.dataset_paths()
     digest = hashlib.sha256(f"{MASK_CACHE_VERSION}|{preprocess}|{mask_root.resolve()}".encode())
     for rel in relative:
         digest.update(f"{rel}\n".encode())
@@ -76,7 +64,7 @@ def load_masks(image_set: ImageSet, mask_root: str | os.PathLike, preprocess: Pr
     if path.is_file():
         with np.load(path, allow_pickle=False) as stored:
             return MaskSet(stored["masks"], stored["annotated"])
-    jobs = [(_image_file(image_set, rel), mask_root / Path(rel).with_suffix(".png")) for rel in relative]
+    jobs = [(image_set.root / path, mask_root / Path(rel).with_suffix(".png")) for path, rel in zip(image_set.paths, relative)]
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
         fitted = list(pool.map(lambda job: _fit_one(preprocess, *job), jobs))
     size = preprocess.image_size

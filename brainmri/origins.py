@@ -40,12 +40,12 @@ def read_origins(path: str | os.PathLike) -> dict[str, str]:
 
 
 def origin_of(image_set: ImageSet, origins: dict[str, str]) -> np.ndarray:
-    """The collection of every image of ``image_set`` (keys are ``<folder name>/<path>``)."""
-    folder = image_set.root.name
-    missing = [p for p in image_set.paths if f"{folder}/{p}" not in origins]
+    """The collection of every image of ``image_set`` (keys are its paths relative to the dataset root)."""
+    paths = image_set.dataset_paths()
+    missing = [p for p in paths if p not in origins]
     if missing:
-        raise ValueError(f"{len(missing)} images of {image_set.root} have no origin (first: {folder}/{missing[0]})")
-    return np.array([origins[f"{folder}/{p}"] for p in image_set.paths])
+        raise ValueError(f"{len(missing)} images of {image_set.root} have no origin (first: {missing[0]})")
+    return np.array([origins[p] for p in paths])
 
 
 def concat(sets: list[ImageSet]) -> ImageSet:

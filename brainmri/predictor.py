@@ -188,18 +188,23 @@ class Predictor:
         probabilities = self._to_dict(probs)
         explanation = Explanation(probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method)
         if loaded is not None:
-            agreement = self._agreement([fitted], probs[None])[0] if self._uses_agreement else None
-            explanation.verdict = self._judge(probabilities, loaded, fitted, self._pooled(feature_map), agreement)
+            explanation.verdict = self._verdict_one(probs, loaded, fitted, feature_map)
             explanation.heatmap_original, explanation.overlay_original, explanation.box = on_original(
                 self.preprocess, loaded.gray, heatmap)
         return explanation
+
+    def _verdict_one(self, probs: np.ndarray, loaded, fitted: np.ndarray, feature_map) -> Verdict:
+        """The verdict on one explained image (its probabilities and body feature map already computed)."""
+        agreement = self.agreement([fitted], probs[None])[0] if self._uses_agreement else None
+        return self._judge(self._to_dict(probs), loaded, fitted, self._pooled(feature_map), agreement)
 
     @property
     def _uses_agreement(self) -> bool:
         return self.screening.get("min_agreement") is not None
 
-    def _agreement(self, fitted: list[np.ndarray], probs: np.ndarray) -> np.ndarray:
-        """Mean probability of each image's predicted class over it and its test-time views."""
+    def agreement(self, fitted: list[np.ndarray], probs: np.ndarray) -> np.ndarray:
+        """Mean probability of each image's predicted class (from ``probs``, its calibrated probabilities)
+        over it and its test-time views: low when small changes move the answer."""
         rows, predicted = np.arange(len(probs)), probs.argmax(1)
         views = self.view_probabilities(fitted)
         return np.mean([probs[rows, predicted]] + [v[rows, predicted] for v in views.values()], axis=0)
@@ -213,8 +218,7 @@ class Predictor:
         result = feature_maps_cams(self.model, features, list(range(len(self.labels))), fitted.shape[:2], method)
         probs = self.probabilities(result.logits[:1])[0]
         probabilities = self._to_dict(probs)
-        agreement = self._agreement([fitted], probs[None])[0] if self._uses_agreement else None
-        verdict = self._judge(probabilities, loaded, fitted, self._pooled(feature_map), agreement)
+        verdict = self._verdict_one(probs, loaded, fitted, feature_map)
         out = []
         for index, heatmap in enumerate(result.heatmaps):
             e = Explanation(probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method, verdict)
@@ -247,7 +251,7 @@ class Predictor:
         readable = [item for item in loaded if not isinstance(item, ImageLoadError)]
         logits, features = self.logits_and_features([fitted for _, fitted in readable], batch_size)
         probs = self.probabilities(logits)
-        agreements = (self._agreement([fitted for _, fitted in readable], probs) if self._uses_agreement and readable
+        agreements = (self.agreement([fitted for _, fitted in readable], probs) if self._uses_agreement and readable
                       else [None] * len(readable))
         answers = iter(zip(readable, probs, features, agreements))
         results = []

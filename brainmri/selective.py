@@ -86,8 +86,7 @@ def signals(predictor, images: np.ndarray, members: list | None = None, *, tta: 
     if predictor.feature_model is not None:
         scores["mahalanobis"] = -predictor.feature_model.distance(features.double()).numpy()
     if tta:
-        views = predictor.view_probabilities(images)
-        scores["tta_agreement"] = np.mean([probs[rows, predicted]] + [v[rows, predicted] for v in views.values()], axis=0)
+        scores["tta_agreement"] = predictor.agreement(images, probs)
     if members:
         member_probs = [probs] + [m.probabilities(m.logits(images)) for m in members]
         scores["ensemble"] = np.mean([p[rows, predicted] for p in member_probs], axis=0)
