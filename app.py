@@ -51,7 +51,8 @@ i18n = gr.I18n(
         "trust_note": "*Held-out* columns: a model of the same recipe trained **without** that collection, judged on "
                       "all of its images — the closest stand-in here for scans from another hospital. Expect the "
                       "page to be right about as often on your scans as in those columns, not as on Testing, "
-                      "and less often on sequences it barely saw (T2, FLAIR).",
+                      "and less often on sequences it barely saw (T2, FLAIR). The 90 % confidence threshold "
+                      "was chosen on the held-out SARTAJ run, so its \"answered ok\" row there is not a blind estimate.",
         "risk_coverage": "Accuracy when the page answers only its most confident share (held-out collection)",
     },
     fr={
@@ -72,7 +73,8 @@ i18n = gr.I18n(
                       "jugé sur toutes ses images — ce qui s'approche le plus ici d'examens d'un autre hôpital. "
                       "Attendez-vous à ce que la page ait raison sur vos images à peu près aussi souvent que dans "
                       "ces colonnes, pas comme sur le test, et moins souvent sur des séquences qu'il a peu vues "
-                      "(T2, FLAIR).",
+                      "(T2, FLAIR). Le seuil de confiance de 90 % a été choisi sur la collection SARTAJ tenue à "
+                      "l'écart : sa ligne « répondu ok » n'y est donc pas une estimation à l'aveugle.",
         "risk_coverage": "Exactitude quand la page ne répond qu'à sa part la plus sûre (collection tenue à l'écart)",
     },
 )
