@@ -71,7 +71,10 @@ def feature_maps_cams(model: torch.nn.Module, features: torch.Tensor, targets: l
     return CamResult(logits=logits, heatmaps=np.clip(heatmaps, 0.0, 1.0).astype(np.float32))
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray, image_weight: float = 0.55) -> np.ndarray:
+HEATMAP_OPACITY = 0.45  # the heatmap's weight in an overlay
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, image_weight: float = 1.0 - HEATMAP_OPACITY) -> np.ndarray:
     """Colour heatmap over a grayscale uint8 image of the same size → H x W x 3 uint8."""
     rgb = np.repeat((image.astype(np.float32) / 255.0)[..., None], 3, axis=2)
     return show_cam_on_image(rgb, heatmap, use_rgb=True, image_weight=image_weight)

@@ -39,11 +39,13 @@ thresholds in ``config.json`` under ``"screening"``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from . import wording
 
 OOD_FILE = "ood.safetensors"
 DEFAULTS = {"max_colourfulness": 0.08, "min_std": 4.0, "min_dark_border": 0.40, "min_head_share": 0.15, "max_jump_share": 0.05,
@@ -53,12 +55,21 @@ DEFAULTS = {"max_colourfulness": 0.08, "min_std": 4.0, "min_dark_border": 0.40, 
 @dataclass(frozen=True)
 class Verdict:
     status: str  # "ok", "uncertain", "not_mri"
-    reason: str
+    code: str = ""  # which check decided (a key of brainmri.wording.REASONS); "" for "ok"
+    params: dict = field(default_factory=dict)  # the figures its reason quotes
     distance: float | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def reason(self) -> str:
+        """The reason in English (:meth:`reason_in` for another language)."""
+        return self.reason_in("en")
+
+    def reason_in(self, lang: str) -> str:
+        return wording.reason(self.code, self.params, lang)
 
 
 @dataclass
@@ -140,36 +151,24 @@ def judge(probabilities: dict[str, float], *, colourfulness: float, pixel_std: f
           feature_threshold: float | None, settings: dict | None = None, dark_border: float = 1.0,
           agreement: float | None = None, head: float = 1.0, jumps: float = 0.0, sequence: str | None = None) -> Verdict:
     s = {**DEFAULTS, **(settings or {})}
-    if colourfulness > s["max_colourfulness"]:
-        return Verdict("not_mri", "This looks like a colour photograph or drawing, not an MRI slice.", distance)
-    if pixel_std < s["min_std"]:
-        return Verdict("not_mri", "The image is (nearly) blank: there is no slice to read.", distance)
-    if dark_border < s["min_dark_border"]:
-        return Verdict("not_mri", "This does not look like an MRI slice: there is no dark background around a head.",
-                       distance)
-    if jumps > s.get("max_jump_share", 1.0):
-        return Verdict("not_mri", "This looks like noise or a synthetic pattern, not an MRI slice: neighbouring pixels "
-                                  "jump between dark and bright all over it.", distance)
-    if head < s.get("min_head_share", 0.0):
-        return Verdict("not_mri", "This does not look like an MRI slice: there is no single head in it, only separate "
-                                  "bright patches.", distance)
-    if distance is not None and feature_threshold is not None and distance > feature_threshold:
-        return Verdict("not_mri", "This does not look like the brain MRI slices the model was trained on "
-                                  f"(feature distance {distance:.1f} > {feature_threshold:.1f}).", distance)
-    if sequence:
-        return Verdict("uncertain", f"The DICOM header says this is a {sequence} series; the model learned tumours "
-                                    "almost only from contrast-enhanced T1 slices and calls many tumours in other "
-                                    "sequences \"no tumour\", so its answer here is not reliable.", distance)
     top = max(probabilities.values())
-    if top < s["min_confidence"]:
-        return Verdict("uncertain", f"The model is unsure (top probability {top:.0%} < {s['min_confidence']:.0%}): on "
-                                    "scans from other collections, answers this unsure are wrong too often to show "
-                                    "as a result.", distance)
-    if s.get("min_agreement") is not None and agreement is not None and agreement < s["min_agreement"]:
-        return Verdict("uncertain", "Small changes to the image (mirroring it, brightening or darkening it, blurring "
-                                    f"it) move the model's answer (agreement {agreement:.0%} < {s['min_agreement']:.0%}): "
-                                    "it has not learned to read slices like this one reliably.", distance)
-    return Verdict("ok", "", distance)
+    checks = [  # (failed, status, code, params), cheapest first; the first failed check decides
+        (colourfulness > s["max_colourfulness"], "not_mri", "colour", {}),
+        (pixel_std < s["min_std"], "not_mri", "blank", {}),
+        (dark_border < s["min_dark_border"], "not_mri", "no_background", {}),
+        (jumps > s.get("max_jump_share", 1.0), "not_mri", "noise", {}),
+        (head < s.get("min_head_share", 0.0), "not_mri", "no_head", {}),
+        (distance is not None and feature_threshold is not None and distance > feature_threshold, "not_mri",
+         "unfamiliar", {"distance": distance, "threshold": feature_threshold}),
+        (bool(sequence), "uncertain", "sequence", {"sequence": sequence}),
+        (top < s["min_confidence"], "uncertain", "unsure", {"top": top, "threshold": s["min_confidence"]}),
+        (s.get("min_agreement") is not None and agreement is not None and agreement < s["min_agreement"],
+         "uncertain", "unstable", {"agreement": agreement, "threshold": s.get("min_agreement")}),
+    ]
+    for failed, status, code, params in checks:
+        if failed:
+            return Verdict(status, code, params, distance)
+    return Verdict("ok", distance=distance)
 
 
 def synthetic_outliers(seed: int = 0, size: int = 256) -> dict[str, list]:

@@ -6,6 +6,7 @@ from PIL import Image
 
 from brainmri import ImageLoadError, Predictor
 from brainmri.calibration import expected_calibration_error, fit_temperature
+from brainmri.predictor import OUTLINE_RGB
 from conftest import CLASSES, png_bytes, real_images
 
 
@@ -161,6 +162,26 @@ def test_explanation_on_the_original_slice(predictor):
     big = np.zeros((2048, 1536), np.uint8)
     big[200:1800, 200:1300] = 90
     assert predictor.explain(big).overlay_original.shape == (1024, 768, 3)  # long side capped for display
+
+
+def test_drawing_on_the_original_slice_opacity_and_outline(predictor):
+    slice_ = np.zeros((120, 160), np.uint8)
+    slice_[20:100, 30:130] = 90
+    e = predictor.explain(slice_)
+    top, bottom, left, right = e.box
+    bare = e.draw(opacity=0.0, outline=False)
+    np.testing.assert_array_equal(bare, np.repeat(slice_[..., None], 3, axis=2))  # the slice itself
+    outlined = e.draw(opacity=0.0, outline=True)
+    edge = outlined[top, left:right]
+    assert (edge == OUTLINE_RGB).all() and (outlined[top + 2:bottom - 2, left + 2:right - 2] == bare[top + 2:bottom - 2, left + 2:right - 2]).all()
+    strong, faint = e.draw(opacity=1.0, outline=False), e.draw(opacity=0.2, outline=False)
+    inside = (slice(top + 1, bottom - 1), slice(left + 1, right - 1))
+    # more opacity: further from the gray slice, inside the box only
+    assert np.abs(strong[inside].astype(int) - bare[inside]).mean() > np.abs(faint[inside].astype(int) - bare[inside]).mean() > 0
+    assert (strong[:top] == bare[:top]).all() and (strong[:, :left] == bare[:, :left]).all()
+    np.testing.assert_array_equal(e.overlay_original, e.draw())
+    with pytest.raises(ValueError, match="opacity"):
+        e.draw(opacity=1.5)
 
 
 def test_explain_all_classes_matches_one_class_at_a_time(predictor, dataset):

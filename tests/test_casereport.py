@@ -1,0 +1,70 @@
+"""The one-page case report: its text (both languages), one page, nothing that names the file or the patient."""
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pypdf import PdfReader
+
+from brainmri import Predictor, report
+from brainmri.casereport import ModelFacts, write_case_report
+from brainmri.wording import class_name
+from conftest import CLASSES, synthetic_slice
+
+METRICS = Path(__file__).resolve().parents[1] / "assets" / "metrics"
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_release):
+    return Predictor.from_pretrained(tiny_release, expected_labels=CLASSES)
+
+
+def _text(path) -> tuple[int, str, dict]:
+    reader = PdfReader(path)
+    return len(reader.pages), " ".join(" ".join(page.extract_text().split()) for page in reader.pages), dict(reader.metadata)
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_report_is_one_page_with_the_answer_and_the_model(predictor, tiny_release, tmp_path, lang):
+    source = tmp_path / "Patient-Jane-Doe-1234.png"
+    synthetic_slice(0, np.random.default_rng(1), (96, 80)).save(source)
+    explanation = predictor.explain(source)
+    metrics = {"full": {"accuracy": 0.9794}}
+    crossval = {"heldout": {"sartaj": {"metrics": {"accuracy": 0.7999}}}}
+    facts = ModelFacts.from_release(predictor.config, metrics, crossval)
+    out = write_case_report(tmp_path / "case.pdf", explanation, facts, lang,
+                            now=datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc))
+    pages, text, metadata = _text(out)
+    assert pages == 1
+    assert class_name(explanation.label, lang) in text  # the predicted class, in words
+    assert all(class_name(label, lang) in text for label in CLASSES)  # the four bars
+    assert predictor.config["weights_sha256"] in text.replace(" ", "")
+    assert "97.9%" in text and "80.0%" in text  # Testing and held-out SARTAJ
+    assert "2026-11-26 09:30" in text
+    assert ("not a medical device" if lang == "en" else "pas un dispositif médical") in text.lower()
+    for secret in ("Jane", "Doe", "1234", "Patient", str(tmp_path)):
+        assert secret not in text and all(secret not in str(v) for v in metadata.values())
+
+
+def test_report_says_when_there_is_no_saved_evaluation(predictor, tmp_path):
+    explanation = predictor.explain(np.asarray(synthetic_slice(3, np.random.default_rng(2), (80, 80))))
+    facts = ModelFacts.from_release(predictor.config, None, None)
+    _, text, _ = _text(write_case_report(tmp_path / "case.pdf", explanation, facts))
+    assert "No saved evaluation for this model" in text
+
+
+def test_report_refuses_an_explanation_without_the_original(predictor, tmp_path):
+    fitted = predictor.prepare(np.asarray(synthetic_slice(1, np.random.default_rng(3), (80, 80))))
+    with pytest.raises(ValueError, match="needs an explanation of a file"):
+        write_case_report(tmp_path / "case.pdf", predictor.explain_prepared(fitted), ModelFacts.from_release(
+            predictor.config, None, None))
+
+
+def test_facts_from_the_bundled_evaluation():
+    metrics = report.load_metrics(METRICS)
+    if metrics is None:
+        pytest.skip("no bundled evaluation")
+    facts = ModelFacts.from_release({"architecture": "a", "weights_sha256": "s", "pretrained_cfg": {"input_size": [3, 112, 112]}},
+                                    metrics, report.load_json(METRICS, "crossval.json"))
+    assert facts.testing_accuracy == metrics["full"]["accuracy"] and facts.input_size == 112
+    assert "SARTAJ" in facts.heldout_accuracy
