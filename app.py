@@ -19,8 +19,10 @@ from gradio.utils import NamedString, get_upload_folder  # noqa: E402
 from gradio_client import utils as client_utils  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from brainmri import ImageLoadError, Predictor, report  # noqa: E402
+from brainmri import ImageLoadError, Predictor, report, wording  # noqa: E402
 from brainmri.backends import BACKENDS  # noqa: E402
+from brainmri.casereport import ModelFacts, write_case_report  # noqa: E402
+from brainmri.explain import HEATMAP_OPACITY, METHOD_NAMES  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODEL = str(HERE / "assets" / "model")
@@ -30,9 +32,91 @@ MAX_FILE_SIZE = "25mb"
 FILE_TYPES = [".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"]
 # every 5 min, delete uploads and outputs older than 10 min (BRAINMRI_CACHE_CLEANUP="every,age" in seconds)
 CACHE_CLEANUP = tuple(int(x) for x in os.environ.get("BRAINMRI_CACHE_CLEANUP", "300,600").split(","))
-METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "eigencam": "EigenCAM",
-                "hirescam": "HiResCAM", "layercam": "LayerCAM", "xgradcam": "XGrad-CAM"}
 PREDICTED = "predicted"
+
+ABOUT_EN = """
+### The four classes
+- **Glioma**: tumours of the brain's glial (supporting) cells, often inside the brain tissue, irregular borders.
+- **Meningioma**: tumours of the meninges, the membranes around the brain; usually at the brain's surface.
+- **Pituitary tumour**: growths of the pituitary gland, at the skull base behind the nose.
+- **No tumour**: slices without a visible tumour.
+
+### How it works
+The slice is read (DICOM windows and rescaling applied), turned to one gray channel, cropped to the head,
+padded to a square on black and resized to the model's input: that removes the file's size, shape and colour
+mode, which in this dataset differ between classes and would otherwise be a shortcut. A ConvNeXt network gives
+four scores; a temperature fitted on held-out training images turns them into calibrated probabilities.
+Before showing a tumour label, the app checks that the image looks like the slices the model learned from
+(gray, not blank, one head on a dark background, features close to the training data) and that the model is
+confident enough.
+
+### Reading a heatmap
+Grad-CAM colours the regions whose features pushed the chosen class's score up (red: most), drawn on your
+slice at its own resolution; the thin box is the part of the slice the model saw. It is coarse (the network's
+last feature map is 7×7 cells), shows *correlation, not cause*, and can look convincing when the prediction is
+wrong. The Model tab says how often its peak falls on the radiologists' tumour outlines. Compare classes ("All
+four classes side by side") and methods; never read it as a tumour outline.
+
+### Scans from elsewhere
+A model of this recipe trained without one of the dataset's collections is right on about four in five of that
+collection's slices (Testing: about 98 in 100). The page therefore answers "uncertain" below 90 % confidence,
+and for DICOM series whose header names T2, FLAIR or diffusion.
+
+### Known issues of the dataset
+The Kaggle "Brain Tumor MRI Dataset" (Msoud Nickparvar, 7,023 images, merged from figshare, SARTAJ and Br35H)
+holds many exact and near duplicates, also between its Training and Testing folders: test scores on the full
+Testing folder are optimistic. The Model tab shows both the full and the de-duplicated results. Outside SARTAJ,
+every "no tumour" slice comes from Br35H and every tumour slice from figshare, so a model can score well by
+recognising the collection; the held-out columns of the Model tab measure what is left without that shortcut.
+
+### Credits
+Dataset: M. Nickparvar, *Brain Tumor MRI Dataset*, Kaggle (CC0); example slices are from its Testing split.
+Method after the ConvNeXt + Grad-CAM study this project re-implements; software: PyTorch, timm,
+pytorch-grad-cam, Gradio, scikit-learn, matplotlib.
+"""
+
+ABOUT_FR = """
+### Les quatre classes
+- **Gliome** : tumeurs des cellules gliales (de soutien) du cerveau, souvent dans le tissu cérébral, aux bords irréguliers.
+- **Méningiome** : tumeurs des méninges, les membranes qui entourent le cerveau ; le plus souvent à sa surface.
+- **Tumeur hypophysaire** : masses de l'hypophyse, à la base du crâne derrière le nez.
+- **Pas de tumeur** : coupes sans tumeur visible.
+
+### Comment cela fonctionne
+La coupe est lue (fenêtres et mise à l'échelle DICOM appliquées), ramenée à un canal gris, recadrée sur la tête,
+complétée en carré sur fond noir et redimensionnée à l'entrée du modèle : cela efface la taille, la forme et le
+mode de couleur du fichier, qui diffèrent selon la classe dans ce jeu de données et serviraient sinon de
+raccourci. Un réseau ConvNeXt donne quatre scores ; une température ajustée sur des images d'entraînement mises
+de côté les transforme en probabilités calibrées. Avant d'afficher une classe de tumeur, l'application vérifie
+que l'image ressemble aux coupes apprises (grise, non vide, une tête sur fond sombre, caractéristiques proches
+des données d'entraînement) et que le modèle est assez sûr.
+
+### Lire une carte de chaleur
+Grad-CAM colore les régions dont les caractéristiques ont fait monter le score de la classe choisie (rouge : le
+plus), dessinées sur votre coupe à sa propre résolution ; le cadre fin est la partie de la coupe que le modèle a
+vue. Elle est grossière (la dernière carte de caractéristiques du réseau fait 7×7 cellules), montre une
+*corrélation, pas une cause*, et peut sembler convaincante quand la prédiction est fausse. L'onglet Modèle dit
+combien de fois son maximum tombe dans les contours de tumeur tracés par des radiologues. Comparez les classes
+(« Les quatre classes côte à côte ») et les méthodes ; ne la lisez jamais comme un contour de tumeur.
+
+### Examens d'ailleurs
+Un modèle de cette recette entraîné sans l'une des collections du jeu de données a raison sur environ quatre
+coupes sur cinq de cette collection (test : environ 98 sur 100). La page répond donc « incertain » sous 90 % de
+confiance, et pour les séries DICOM dont l'en-tête indique T2, FLAIR ou diffusion.
+
+### Défauts connus du jeu de données
+Le « Brain Tumor MRI Dataset » de Kaggle (Msoud Nickparvar, 7 023 images, fusion de figshare, SARTAJ et Br35H)
+contient beaucoup de doublons exacts et quasi exacts, y compris entre ses dossiers Training et Testing : les
+scores sur le dossier Testing complet sont optimistes. L'onglet Modèle montre les résultats complets et
+dédupliqués. Hors SARTAJ, toutes les coupes « pas de tumeur » viennent de Br35H et toutes les coupes avec
+tumeur de figshare : un modèle peut bien noter en reconnaissant la collection ; les colonnes « tenue à l'écart »
+de l'onglet Modèle mesurent ce qui reste sans ce raccourci.
+
+### Crédits
+Données : M. Nickparvar, *Brain Tumor MRI Dataset*, Kaggle (CC0) ; les coupes d'exemple viennent de son jeu de
+test. Méthode d'après l'étude ConvNeXt + Grad-CAM que ce projet ré-implémente ; logiciels : PyTorch, timm,
+pytorch-grad-cam, Gradio, scikit-learn, matplotlib.
+"""
 
 i18n = gr.I18n(
     en={
@@ -41,12 +125,18 @@ i18n = gr.I18n(
         "tab_classify": "Classify", "tab_batch": "Batch", "tab_model": "Model", "tab_about": "About",
         "upload": "MRI slice (JPEG, PNG, BMP, TIFF, WebP or DICOM)",
         "classify": "Classify", "prediction": "Prediction", "heatmap": "Model input ↔ heatmap",
-        "overlay": "Heatmap on the slice (its own resolution)",
+        "model_input": "What the model saw (its 112-pixel input)",
+        "overlay": "Heatmap on the slice (its own resolution)", "opacity": "Heatmap opacity",
+        "outline": "Outline the part of the slice the model saw",
         "all_classes": "All four classes side by side", "explain_class": "Class to explain", "method": "Heatmap method",
+        "report": "Report (PDF)", "report_file": "Case report",
         "examples": "Examples (one per class, from the dataset's Testing split)",
         "batch_files": "Several slices", "batch_run": "Classify all", "batch_table": "Results",
-        "batch_csv": "Download CSV", "headline": "### Headline metrics", "per_class": "Per class (full Testing set)",
-        "per_class_dedup": "Per class (de-duplicated Testing subset)", "figures": "### Figures",
+        "batch_csv": "Download CSV (English column names)",
+        "no_evaluation": "**No saved evaluation for this model.** The figures of the bundled model are not shown: "
+                         "they were measured on other weights.",
+        "confusion": "Confusion matrix (Testing, share of each true class)",
+        "reliability": "Reliability diagram (Testing): confidence against accuracy",
         "trust": "### How far to trust it: Testing beside collections the model never saw",
         "trust_note": "*Held-out* columns: a model of the same recipe trained **without** that collection, judged on "
                       "all of its images — the closest stand-in here for scans from another hospital. Expect the "
@@ -54,6 +144,12 @@ i18n = gr.I18n(
                       "and less often on sequences it barely saw (T2, FLAIR). The 90 % confidence threshold "
                       "was chosen on the held-out SARTAJ run, so its \"answered ok\" row there is not a blind estimate.",
         "risk_coverage": "Accuracy when the page answers only its most confident share (held-out collection)",
+        "more": "More figures and tables", "model_card": "Model card",
+        "per_class": "Per class (full Testing set)", "per_class_dedup": "Per class (de-duplicated Testing subset)",
+        "confusion_counts": "Confusion matrix (Testing, counts)",
+        "confusion_dedup": "Confusion matrix (de-duplicated Testing)", "roc": "ROC curves (Testing)",
+        "curves": "Training curves", "gallery": "Grad-CAM gallery (radiologists' tumour outlines in green)",
+        "about": ABOUT_EN,
     },
     fr={
         "title": "# Classification des tumeurs cérébrales en IRM",
@@ -62,12 +158,18 @@ i18n = gr.I18n(
         "tab_classify": "Classer", "tab_batch": "Lot", "tab_model": "Modèle", "tab_about": "À propos",
         "upload": "Coupe IRM (JPEG, PNG, BMP, TIFF, WebP ou DICOM)",
         "classify": "Classer", "prediction": "Prédiction", "heatmap": "Entrée du modèle ↔ carte de chaleur",
-        "overlay": "Carte de chaleur sur la coupe (à sa propre résolution)",
+        "model_input": "Ce que le modèle a vu (son entrée de 112 pixels)",
+        "overlay": "Carte de chaleur sur la coupe (à sa propre résolution)", "opacity": "Opacité de la carte",
+        "outline": "Encadrer la partie de la coupe que le modèle a vue",
         "all_classes": "Les quatre classes côte à côte", "explain_class": "Classe à expliquer", "method": "Méthode",
+        "report": "Rapport (PDF)", "report_file": "Fiche de cas",
         "examples": "Exemples (un par classe, issus du jeu de test)",
         "batch_files": "Plusieurs coupes", "batch_run": "Tout classer", "batch_table": "Résultats",
-        "batch_csv": "Télécharger le CSV", "headline": "### Indicateurs principaux", "per_class": "Par classe (test complet)",
-        "per_class_dedup": "Par classe (sous-ensemble de test dédupliqué)", "figures": "### Figures",
+        "batch_csv": "Télécharger le CSV (noms de colonnes en anglais)",
+        "no_evaluation": "**Pas d'évaluation enregistrée pour ce modèle.** Les chiffres du modèle fourni ne sont pas "
+                         "montrés : ils ont été mesurés sur d'autres poids.",
+        "confusion": "Matrice de confusion (test, part de chaque vraie classe)",
+        "reliability": "Diagramme de fiabilité (test) : confiance contre exactitude",
         "trust": "### Quelle confiance lui accorder : le test à côté de collections jamais vues",
         "trust_note": "Colonnes *tenue à l'écart* : un modèle de la même recette entraîné **sans** cette collection, "
                       "jugé sur toutes ses images — ce qui s'approche le plus ici d'examens d'un autre hôpital. "
@@ -76,67 +178,65 @@ i18n = gr.I18n(
                       "(T2, FLAIR). Le seuil de confiance de 90 % a été choisi sur la collection SARTAJ tenue à "
                       "l'écart : sa ligne « répondu ok » n'y est donc pas une estimation à l'aveugle.",
         "risk_coverage": "Exactitude quand la page ne répond qu'à sa part la plus sûre (collection tenue à l'écart)",
+        "more": "Autres figures et tableaux", "model_card": "Fiche du modèle",
+        "per_class": "Par classe (test complet)", "per_class_dedup": "Par classe (sous-ensemble de test dédupliqué)",
+        "confusion_counts": "Matrice de confusion (test, effectifs)",
+        "confusion_dedup": "Matrice de confusion (test dédupliqué)", "roc": "Courbes ROC (test)",
+        "curves": "Courbes d'entraînement",
+        "gallery": "Galerie Grad-CAM (contours des tumeurs par les radiologues en vert)",
+        "about": ABOUT_FR,
     },
 )
 
-ABOUT = """
-### The four classes
-- **Glioma** — tumours of the brain's glial (supporting) cells, often inside the brain tissue, irregular borders.
-- **Meningioma** — tumours of the meninges, the membranes around the brain; usually at the brain's surface.
-- **Pituitary tumour** — growths of the pituitary gland, at the skull base behind the nose.
-- **No tumour** — slices without a visible tumour.
-
-### How it works
-The slice is read (DICOM windows and rescaling applied), turned to one gray channel, padded to a square
-on black and resized to the model's input: that removes the file's size, shape and colour mode, which in
-this dataset differ between classes and would otherwise be a shortcut. A ConvNeXt network gives four
-scores; a temperature fitted on held-out training images turns them into calibrated probabilities.
-Before showing a tumour label, the app checks that the image looks like the slices the model learned from
-(gray, not blank, features close to the training data) and that the model is confident enough.
-
-### Reading a heatmap
-Grad-CAM colours the regions whose features pushed the chosen class's score up (red: most). It is coarse
-(the network's last feature map is 7×7 cells), shows *correlation, not cause*, and can look convincing
-when the prediction is wrong. Measured against radiologists' tumour outlines, the bundled model's
-Grad-CAM peak almost never falls on the tumour (Model tab): the model is right for other reasons than
-where the tumour is. Compare classes ("All four classes side by side") and methods; never read it as a
-tumour outline.
-
-### Scans from elsewhere
-A model of this recipe trained without one of the dataset's collections is right on about four in five
-of that collection's slices (Testing: 98 in 100). The page therefore answers "uncertain" below 90 %
-confidence, and for DICOM series whose header names T2, FLAIR or diffusion.
-
-### Known issues of the dataset
-The Kaggle "Brain Tumor MRI Dataset" (Msoud Nickparvar, 7,023 images, merged from figshare, SARTAJ and
-Br35H) holds many exact and near duplicates, also between its Training and Testing folders: test scores
-on the full Testing folder are optimistic. The Model tab shows both the full and the de-duplicated
-results. Image sizes and colour modes also differ by class (see the audit figures in the README).
-
-### Credits
-Dataset: M. Nickparvar, *Brain Tumor MRI Dataset*, Kaggle (CC0); example slices are from its Testing split.
-Method after the ConvNeXt + Grad-CAM study this project re-implements; software: PyTorch, timm,
-pytorch-grad-cam, Gradio, scikit-learn.
-"""
+# what the callbacks write, by language (the front end translates the rest through `i18n`)
+SAY = {
+    "en": {"predicted": "predicted class", "heatmap": "Heatmap: {method} for *{target}*.",
+           "ok": "**{top}**: probability {p:.0%}. {heatmap}",
+           "uncertain": "⚠️ **Uncertain.** {reason} Most likely *{top}* ({p:.0%}); read it with care. {heatmap}",
+           "not_mri": "⛔ **No tumour label shown.** {reason}", "not_mri_label": "Not a brain MRI slice",
+           "upload_first": "Upload an image first.", "upload_many": "Upload one or more images first.",
+           "cannot_read": "Cannot read this file: {error}", "error": "error",
+           "runtime": "Network runtime in this app: **{backend}** (`python app.py --backend torch` for the fp32 "
+                      "reference the figures below were measured with)",
+           "batch_headers": ["file", "class", "glioma", "meningioma", "notumor", "pituitary", "note"]},
+    "fr": {"predicted": "classe prédite", "heatmap": "Carte : {method} pour *{target}*.",
+           "ok": "**{top}** : probabilité {p:.0%}. {heatmap}",
+           "uncertain": "⚠️ **Incertain.** {reason} Le plus probable : *{top}* ({p:.0%}) ; à lire avec prudence. "
+                        "{heatmap}",
+           "not_mri": "⛔ **Aucune classe de tumeur affichée.** {reason}", "not_mri_label": "Pas une coupe IRM cérébrale",
+           "upload_first": "Déposez d'abord une image.", "upload_many": "Déposez d'abord une ou plusieurs images.",
+           "cannot_read": "Impossible de lire ce fichier : {error}", "error": "erreur",
+           "runtime": "Moteur du réseau dans cette application : **{backend}** (`python app.py --backend torch` pour "
+                      "la référence fp32 avec laquelle les chiffres ci-dessous ont été mesurés)",
+           "batch_headers": ["fichier", "classe", "Gliome", "Méningiome", "Pas de tumeur", "Tumeur hypophysaire", "note"]},
+}
 
 
-def _label_output(explanation):
+def page_language(request: gr.Request | None) -> str:
+    """The page's language, as the browser asks for it (its Accept-Language header); English without a request."""
+    headers = getattr(request, "headers", None) or {}
+    return wording.language(headers.get("accept-language"))
+
+
+def _label_output(explanation, lang: str | None = None):
+    """The prediction for gr.Label: stable English keys (the API's) when ``lang`` is None, else class names in words."""
     verdict = explanation.verdict
     if verdict is not None and verdict.status == "not_mri":
-        return "Not a brain MRI slice"
-    return explanation.probabilities
+        return SAY[lang or "en"]["not_mri_label"]
+    if lang is None:
+        return explanation.probabilities
+    return {wording.class_name(k, lang): v for k, v in explanation.probabilities.items()}
 
 
-def _note(explanation) -> str:
-    verdict = explanation.verdict
-    top = explanation.label
-    p = explanation.probabilities[top]
-    heatmap = f"Heatmap: {METHOD_NAMES[explanation.method]} for *{explanation.target}*."
+def _note(explanation, lang: str = "en") -> str:
+    say, verdict = SAY[lang], explanation.verdict
+    top = wording.class_name(explanation.label, lang)
+    p = explanation.probabilities[explanation.label]
+    heatmap = say["heatmap"].format(method=METHOD_NAMES[explanation.method],
+                                    target=wording.class_name(explanation.target, lang))
     if verdict is None or verdict.ok:
-        return f"**{top}** — probability {p:.0%}. {heatmap}"
-    if verdict.status == "uncertain":
-        return f"⚠️ **Uncertain.** {verdict.reason} Most likely *{top}* ({p:.0%}); read it with care. {heatmap}"
-    return f"⛔ **No tumour label shown.** {verdict.reason}"
+        return say["ok"].format(top=top, p=p, heatmap=heatmap)
+    return say[verdict.status].format(reason=verdict.reason_in(lang), top=top, p=p, heatmap=heatmap)
 
 
 class UploadFile(gr.File):
@@ -158,7 +258,7 @@ class UploadFile(gr.File):
 
 
 def cached_output(folder: Path, suffix: str, write) -> str:
-    """A file the page sends back (model input, heatmap, batch CSV), written by ``write(path)`` under a
+    """A file the page sends back (model input, heatmap, batch CSV, report), written by ``write(path)`` under a
     new name inside Gradio's cache folder, then renamed into place.
 
     Gradio's own numpy → file step names files by their content and rewrites an existing one in
@@ -181,72 +281,112 @@ def cached_image(array, folder: Path) -> str:
 class Handlers:
     """The page's callbacks: thin wrappers over one shared, read-only Predictor."""
 
-    def __init__(self, predictor: Predictor):
+    def __init__(self, predictor: Predictor, facts: ModelFacts | None = None):
         self.predictor = predictor
+        self.facts = facts or ModelFacts.from_release(predictor.config, None, None)
         # Gradio's cache as the page's components see it (they resolve GRADIO_TEMP_DIR when built, as here)
         self.output_dir = Path(get_upload_folder()) / "brainmri"
 
-    def _explain(self, path, target=PREDICTED, method="gradcam"):
+    def _explain(self, path, target=PREDICTED, method="gradcam", lang="en"):
         if not path:
-            raise gr.Error("Upload an image first.", print_exception=False)
+            raise gr.Error(SAY[lang]["upload_first"], print_exception=False)
         try:
             return self.predictor.explain(path, target=None if target in (None, PREDICTED) else target, method=method)
         except ImageLoadError as err:
-            raise gr.Error(f"Cannot read this file: {err}", print_exception=False) from None
+            raise gr.Error(SAY[lang]["cannot_read"].format(error=err), print_exception=False) from None
 
-    def _images(self, e):
+    def _images(self, e, opacity, outline):
         """The heatmap on the slice at its own resolution, and the model's input beside its heatmap."""
-        small = cached_image(e.overlay, self.output_dir)
-        return cached_image(e.overlay_original, self.output_dir), (cached_image(e.image, self.output_dir), small)
+        drawn = e.draw(float(opacity), bool(outline))
+        return cached_image(drawn, self.output_dir), (cached_image(e.image, self.output_dir),
+                                                      cached_image(e.overlay, self.output_dir))
 
-    def classify(self, path):
-        """One image file in; out: the prediction (gr.Label) and the heatmap overlay on the slice itself."""
-        e = self._explain(path)
-        overlay, pair = self._images(e)
-        return _label_output(e), overlay, pair, _note(e), gr.update(value=PREDICTED), gr.update(value="gradcam")
+    def classify(self, path, opacity=HEATMAP_OPACITY, outline=True, request: gr.Request = None):
+        """One image file in; out: the prediction (gr.Label, the API's English keys), the heatmap overlay on the
+        slice itself, the model input ↔ heatmap pair, the note, the reset controls, the prediction in words."""
+        lang = page_language(request)
+        e = self._explain(path, lang=lang)
+        overlay, pair = self._images(e, opacity, outline)
+        return (_label_output(e), overlay, pair, _note(e, lang), gr.update(value=PREDICTED), gr.update(value="gradcam"),
+                _label_output(e, lang))
 
-    def reexplain(self, path, target, method):
+    def reexplain(self, path, target, method, opacity=HEATMAP_OPACITY, outline=True, request: gr.Request = None):
         if not path:
             return gr.skip(), gr.skip(), gr.skip()
-        e = self._explain(path, target, method)
-        overlay, pair = self._images(e)
-        return overlay, pair, _note(e)
+        lang = page_language(request)
+        e = self._explain(path, target, method, lang)
+        overlay, pair = self._images(e, opacity, outline)
+        return overlay, pair, _note(e, lang)
 
-    def all_classes(self, path, method="gradcam"):
+    def all_classes(self, path, method="gradcam", request: gr.Request = None):
         """Heatmaps of every class from one forward pass, each under its probability (on the slice itself)."""
+        lang = page_language(request)
         if not path:
-            raise gr.Error("Upload an image first.", print_exception=False)
+            raise gr.Error(SAY[lang]["upload_first"], print_exception=False)
         try:
             every = self.predictor.explain_all(path, method=method)
         except ImageLoadError as err:
-            raise gr.Error(f"Cannot read this file: {err}", print_exception=False) from None
-        return [(cached_image(e.overlay_original, self.output_dir), f"{e.target}: {e.probabilities[e.target]:.0%}")
-                for e in every]
+            raise gr.Error(SAY[lang]["cannot_read"].format(error=err), print_exception=False) from None
+        return [(cached_image(e.overlay_original, self.output_dir),
+                 f"{wording.class_name(e.target, lang)}: {e.probabilities[e.target]:.0%}") for e in every]
 
-    def classify_batch(self, paths):
+    def report(self, path, request: gr.Request = None):
+        """One image file in; out: a one-page PDF case report (predicted class, Grad-CAM) in the page's language."""
+        lang = page_language(request)
+        e = self._explain(path, lang=lang)
+        return cached_output(self.output_dir, "-report.pdf", lambda out: write_case_report(out, e, self.facts, lang))
+
+    def classify_batch(self, paths, request: gr.Request = None):
+        """Several files in; out: a table in the page's language and a CSV with the stable English keys."""
+        lang = page_language(request)
         if not paths:
-            raise gr.Error("Upload one or more images first.", print_exception=False)
+            raise gr.Error(SAY[lang]["upload_many"], print_exception=False)
         labels = self.predictor.labels
-        rows = []
+        rows, shown = [], []
         for path, result in zip(paths, self.predictor.screen_batch(paths)):
             name = Path(path).name
             if isinstance(result, ImageLoadError):
                 rows.append([name, "error", *[None] * len(labels), str(result)])
+                shown.append([name, SAY[lang]["error"], *[None] * len(labels), str(result)])
                 continue
             probs, verdict = result
-            label = max(probs, key=probs.get) if verdict.status != "not_mri" else "not a brain MRI slice"
-            status = verdict.status if verdict.ok else f"{verdict.status}: {verdict.reason}"
-            rows.append([name, label, *[round(probs[k], 4) for k in labels], status])
-        headers = ["file", "class", *labels, "note"]
-        table = report.batch_csv(rows, headers)
+            label = max(probs, key=probs.get)
+            cells = [round(probs[k], 4) for k in labels]
+            if verdict.status == "not_mri":
+                rows.append([name, "not a brain MRI slice", *cells, f"{verdict.status}: {verdict.reason}"])
+                shown.append([name, SAY[lang]["not_mri_label"], *cells,
+                              f"{wording.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}"])
+                continue
+            rows.append([name, label, *cells, verdict.status if verdict.ok else f"{verdict.status}: {verdict.reason}"])
+            shown.append([name, wording.class_name(label, lang), *cells, wording.status_name(verdict.status, lang)
+                          if verdict.ok else f"{wording.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}"])
+        table = report.batch_csv(rows, ["file", "class", *labels, "note"])
         csv_path = cached_output(self.output_dir, "-results.csv", lambda path: path.write_text(table))
-        return gr.update(value=rows, headers=headers), gr.update(value=csv_path, visible=True)
+        headers = ["file", "class", *labels, "note"] if lang == "en" else \
+            [SAY[lang]["batch_headers"][0], SAY[lang]["batch_headers"][1],
+             *[wording.class_name(k, lang) for k in labels], SAY[lang]["batch_headers"][-1]]
+        return gr.update(value=shown, headers=headers), gr.update(value=csv_path, visible=True)
 
 
-def build_demo(predictor: Predictor, metrics_dir: Path = METRICS_DIR, examples_dir: Path = EXAMPLES_DIR) -> gr.Blocks:
-    handlers = Handlers(predictor)
-    class_choices = [PREDICTED, *predictor.labels]
-    metrics = report.load_metrics(metrics_dir)
+def release_metrics_dir(predictor: Predictor) -> Path:
+    """Where the served release's saved evaluation lives: its own ``metrics/`` folder, else assets/metrics
+    (whose metrics.json names the weights it was measured on; :func:`brainmri.report.evaluation_for`)."""
+    folder = predictor.config.get("folder")
+    own = Path(folder) / "metrics" if folder else None
+    return own if own is not None and (own / "metrics.json").is_file() else METRICS_DIR
+
+
+def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_dir: Path = EXAMPLES_DIR) -> gr.Blocks:
+    metrics_dir = Path(metrics_dir) if metrics_dir is not None else release_metrics_dir(predictor)
+    metrics = report.evaluation_for(predictor.config, metrics_dir)  # None unless measured on these weights
+    crossval = report.load_json(metrics_dir, "crossval.json") if metrics else None
+    verdict = report.testing_verdict(metrics_dir) if metrics else None
+    handlers = Handlers(predictor, ModelFacts.from_release(predictor.config, metrics, crossval))
+    localised = []  # (component, function of the language giving its value): filled in on each page load
+
+    def choices(lang):
+        return [(SAY[lang]["predicted"], PREDICTED), *[(wording.class_name(k, lang), k) for k in predictor.labels]]
+
     with gr.Blocks(title="brainmri", delete_cache=CACHE_CLEANUP, analytics_enabled=False) as demo:
         gr.Markdown(i18n("title"))
         gr.Markdown(i18n("notice"))
@@ -256,23 +396,39 @@ def build_demo(predictor: Predictor, metrics_dir: Path = METRICS_DIR, examples_d
                     with gr.Column(scale=1):
                         upload = UploadFile(label=i18n("upload"), file_types=FILE_TYPES, type="filepath")
                         run = gr.Button(i18n("classify"), variant="primary")
-                        target = gr.Dropdown(class_choices, value=PREDICTED, label=i18n("explain_class"))
+                        target = gr.Dropdown(choices("en"), value=PREDICTED, label=i18n("explain_class"))
+                        localised.append((target, lambda lang: gr.update(choices=choices(lang))))
                         method = gr.Radio([(METHOD_NAMES[m], m) for m in ("gradcam", "gradcam++", "eigencam")],
                                           value="gradcam", label=i18n("method"))
+                        opacity = gr.Slider(0.0, 1.0, value=HEATMAP_OPACITY, step=0.05, label=i18n("opacity"))
+                        outline = gr.Checkbox(value=True, label=i18n("outline"))
                         examples = sorted(examples_dir.glob("*")) if examples_dir.is_dir() else []
                         if examples:
                             gr.Examples([[str(p)] for p in examples], inputs=[upload], label=i18n("examples"))
                     with gr.Column(scale=2):
                         note = gr.Markdown()
-                        label = gr.Label(num_top_classes=len(predictor.labels), label=i18n("prediction"))
+                        shown = gr.Label(num_top_classes=len(predictor.labels), label=i18n("prediction"))
+                        label = gr.Label(num_top_classes=len(predictor.labels), visible=False)  # the API's keys
                         overlay = gr.Image(label=i18n("overlay"), type="numpy")
-                        slider = gr.ImageSlider(label=i18n("heatmap"), type="numpy")
-                        show_all = gr.Button(i18n("all_classes"))
-                        gallery = gr.Gallery(label=i18n("all_classes"), columns=4, height="auto")
-                run.click(handlers.classify, [upload], [label, overlay, slider, note, target, method], api_name="predict")
-                show_all.click(handlers.all_classes, [upload, method], [gallery], api_name="explain_all")
-                for control in (target, method):
-                    control.input(handlers.reexplain, [upload, target, method], [overlay, slider, note], api_name=False)
+                        with gr.Row():
+                            show_all = gr.Button(i18n("all_classes"))
+                            make_report = gr.Button(i18n("report"))
+                        report_file = gr.File(label=i18n("report_file"), visible=False)
+                        gallery = gr.Gallery(label=i18n("all_classes"), columns=4, height="auto", visible=False)
+                        with gr.Accordion(i18n("model_input"), open=False):
+                            slider = gr.ImageSlider(label=i18n("heatmap"), type="numpy")
+                run.click(handlers.classify, [upload, opacity, outline],
+                          [label, overlay, slider, note, target, method, shown], api_name="predict")
+                # the API answers plain values; the page then shows the component that was hidden until used
+                show_all.click(handlers.all_classes, [upload, method], [gallery], api_name="explain_all").success(
+                    lambda: gr.update(visible=True), None, [gallery], api_visibility="private", queue=False)
+                make_report.click(handlers.report, [upload], [report_file], api_name="report").success(
+                    lambda: gr.update(visible=True), None, [report_file], api_visibility="private", queue=False)
+                redraw = dict(fn=handlers.reexplain, inputs=[upload, target, method, opacity, outline],
+                              outputs=[overlay, slider, note], api_visibility="private")
+                for control in (target, method, outline):
+                    control.input(**redraw)
+                opacity.release(**redraw)
             with gr.Tab(i18n("tab_batch")):
                 files = UploadFile(label=i18n("batch_files"), file_count="multiple", file_types=FILE_TYPES, type="filepath")
                 run_batch = gr.Button(i18n("batch_run"), variant="primary")
@@ -280,38 +436,61 @@ def build_demo(predictor: Predictor, metrics_dir: Path = METRICS_DIR, examples_d
                 download = gr.DownloadButton(i18n("batch_csv"), visible=False)
                 run_batch.click(handlers.classify_batch, [files], [table, download], api_name="predict_batch")
             with gr.Tab(i18n("tab_model")):
-                gr.Markdown(f"Network runtime in this app: **{predictor.backend.name}** "
-                            "(`python app.py --backend torch` for the fp32 reference the metrics below were measured with)")
+                runtime = gr.Markdown(SAY["en"]["runtime"].format(backend=predictor.backend.name))
+                localised.append((runtime, lambda lang: SAY[lang]["runtime"].format(backend=predictor.backend.name)))
                 if metrics is None:
-                    gr.Markdown("No saved evaluation was found in assets/metrics.")
+                    gr.Markdown(i18n("no_evaluation"))
                 else:
-                    gr.Markdown(i18n("trust"))
-                    gr.Markdown(report.trust_markdown(metrics, report.load_json(metrics_dir, "crossval.json"),
-                                                      report.testing_verdict(metrics_dir)))
-                    gr.Markdown(i18n("trust_note"))
-                    gr.Markdown(report.localisation_summary(report.load_json(metrics_dir, "localisation.json")))
-                    if report.figure(metrics_dir, "risk_coverage"):
-                        gr.Image(report.figure(metrics_dir, "risk_coverage"), label=i18n("risk_coverage"),
-                                 interactive=False)
-                    gr.Markdown(report.model_card(predictor.config.get("folder", DEFAULT_MODEL)))
-                    gr.Markdown(i18n("headline"))
-                    gr.Markdown(report.headline_markdown(metrics))
-                    gr.Dataframe(report.per_class_rows(metrics, "full"), headers=report.PER_CLASS_HEADERS,
-                                 label=i18n("per_class"), interactive=False)
-                    gr.Dataframe(report.per_class_rows(metrics, "dedup"), headers=report.PER_CLASS_HEADERS,
-                                 label=i18n("per_class_dedup"), interactive=False)
-                    gr.Markdown(i18n("figures"))
-                    with gr.Row():
-                        for key in ("confusion", "confusion_normalized", "confusion_dedup"):
-                            gr.Image(report.figure(metrics_dir, key), label=key.replace("_", " "), interactive=False)
-                    with gr.Row():
-                        for key in ("roc", "reliability"):
-                            gr.Image(report.figure(metrics_dir, key), label=key, interactive=False)
-                    gr.Image(report.figure(metrics_dir, "curves"), label="training curves", interactive=False)
-                    gr.Image(report.figure(metrics_dir, "gallery"), label="Grad-CAM gallery", interactive=False)
+                    _model_tab(predictor, metrics_dir, metrics, crossval, verdict, localised)
             with gr.Tab(i18n("tab_about")):
-                gr.Markdown(ABOUT)
+                gr.Markdown(i18n("about"))
+
+        def localise(request: gr.Request):
+            lang = page_language(request)
+            return [value(lang) for _, value in localised]
+
+        demo.load(localise, None, [component for component, _ in localised], api_visibility="private", queue=False)
     return demo
+
+
+def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, localised) -> None:
+    """Picture first: one summary line, the confusion matrix and the reliability diagram, the one table of
+    Testing beside the held-out collections, where the heatmaps land; the rest and the model card folded."""
+    def text(function):  # a Markdown whose text follows the page's language
+        component = gr.Markdown(function("en"))
+        localised.append((component, function))
+
+    def table(rows, label):
+        component = gr.Dataframe(rows("en"), headers=report.words("en")["per_class"], label=label, interactive=False)
+        localised.append((component, lambda lang: gr.update(value=rows(lang), headers=report.words(lang)["per_class"])))
+
+    def image(key, label):
+        if report.figure(metrics_dir, key):
+            gr.Image(report.figure(metrics_dir, key), label=label, interactive=False)
+
+    text(lambda lang: report.summary_line(predictor.config, metrics, crossval, verdict, lang))
+    with gr.Row():
+        image("confusion_normalized", i18n("confusion"))
+        image("reliability", i18n("reliability"))
+    gr.Markdown(i18n("trust"))
+    text(lambda lang: report.trust_markdown(metrics, crossval, verdict, lang))
+    gr.Markdown(i18n("trust_note"))
+    localisation = report.load_json(metrics_dir, "localisation.json")
+    text(lambda lang: report.localisation_summary(localisation, lang=lang))
+    image("risk_coverage", i18n("risk_coverage"))
+    with gr.Accordion(i18n("more"), open=False):
+        text(lambda lang: report.headline_markdown(metrics, lang))
+        table(lambda lang: report.per_class_rows(metrics, "full", lang), i18n("per_class"))
+        if metrics.get("dedup"):
+            table(lambda lang: report.per_class_rows(metrics, "dedup", lang), i18n("per_class_dedup"))
+        with gr.Row():
+            image("confusion", i18n("confusion_counts"))
+            image("confusion_dedup", i18n("confusion_dedup"))
+            image("roc", i18n("roc"))
+        image("curves", i18n("curves"))
+        image("gallery", i18n("gallery"))
+    with gr.Accordion(i18n("model_card"), open=False):
+        gr.Markdown(report.model_card(predictor.config.get("folder", DEFAULT_MODEL)))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

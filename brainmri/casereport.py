@@ -14,14 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from matplotlib import rc_context
-from matplotlib.figure import Figure
-
 from . import __version__, wording
+from .explain import METHOD_NAMES
 
 A4_INCHES = (8.27, 11.69)
-METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "eigencam": "EigenCAM",
-                "hirescam": "HiResCAM", "layercam": "LayerCAM", "xgradcam": "XGrad-CAM"}
 
 TEXT = {
     "en": {
@@ -95,6 +91,9 @@ def write_case_report(path: str | Path, explanation, facts: ModelFacts, lang: st
                       opacity: float | None = None, now: datetime | None = None) -> Path:
     """One A4 page for ``explanation`` (from :meth:`Predictor.explain` on a file or an array: it needs the
     original slice), as PDF (or PNG when ``path`` ends in .png); ``opacity``: the heatmap's, as on the page."""
+    from matplotlib import rc_context  # imported on the first report: the page starts without matplotlib
+    from matplotlib.figure import Figure
+
     if explanation.original is None:
         raise ValueError("a case report needs an explanation of a file or an array, not of a prepared image")
     t = TEXT.get(lang, TEXT["en"])

@@ -29,6 +29,8 @@ METHODS = {
     "layercam": LayerCAM,
     "xgradcam": XGradCAM,
 }
+METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "eigencam": "EigenCAM",
+                "hirescam": "HiResCAM", "layercam": "LayerCAM", "xgradcam": "XGrad-CAM"}
 
 
 @dataclass

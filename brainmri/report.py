@@ -11,6 +11,45 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import wording
+
+WORDS = {  # what the Model tab and the model card's tables say, by language
+    "en": {"testing_full": "Testing (full)", "testing_dedup": "Testing (de-duplicated)", "heldout": "held-out {name}",
+           "images": "images", "accuracy": "accuracy", "recall": "recall {label}",
+           "answered_ok": "answered \"ok\" (accuracy among them)", "accuracy_ci": "accuracy (95 % CI)",
+           "macro_f1": "macro F1 (95 % CI)", "weighted_f1": "weighted F1", "auc": "macro ROC-AUC (one-vs-rest)",
+           "ece": "expected calibration error",
+           "no_localisation": "_No localisation measurement saved for this model._",
+           "localisation": "Heatmaps on the tumour ({images} figshare Testing slices with the radiologists' masks, "
+                           "Grad-CAM of the true class, {grid} cells): the peak falls inside the tumour (widened by "
+                           "{widen} px) on **{pointing}** of the slices, and {energy} of the heat lies inside masks "
+                           "that cover {share} of the input (**{ratio:.1f}×** a uniform map).",
+           "summary": "**{architecture}**, weights `{sha}`: right on **{testing}** of Testing ({dedup} de-duplicated)",
+           "summary_heldout": "; a model of the same recipe trained without {name} is right on **{accuracy}** of it",
+           "summary_ok": ". The page answers \"ok\" on {share} of Testing and is right on {accuracy} of those.",
+           "per_class": ["class", "precision", "recall", "F1", "support", "ROC-AUC"]},
+    "fr": {"testing_full": "Test (complet)", "testing_dedup": "Test (dédupliqué)", "heldout": "{name} tenue à l'écart",
+           "images": "images", "accuracy": "exactitude", "recall": "rappel {label}",
+           "answered_ok": "répondu « ok » (exactitude parmi elles)", "accuracy_ci": "exactitude (IC 95 %)",
+           "macro_f1": "F1 macro (IC 95 %)", "weighted_f1": "F1 pondéré", "auc": "ROC-AUC macro (un contre tous)",
+           "ece": "erreur de calibration attendue",
+           "no_localisation": "_Pas de mesure de localisation enregistrée pour ce modèle._",
+           "localisation": "Cartes de chaleur sur la tumeur ({images} coupes figshare du test avec les masques des "
+                           "radiologues, Grad-CAM de la vraie classe, {grid} cellules) : le maximum tombe dans la "
+                           "tumeur (élargie de {widen} px) sur **{pointing}** des coupes, et {energy} de la chaleur "
+                           "se trouve dans des masques qui couvrent {share} de l'entrée (**{ratio:.1f}×** une carte "
+                           "uniforme).",
+           "summary": "**{architecture}**, poids `{sha}` : juste sur **{testing}** du test ({dedup} dédupliqué)",
+           "summary_heldout": " ; un modèle de la même recette entraîné sans {name} est juste sur **{accuracy}** "
+                              "de cette collection",
+           "summary_ok": ". La page répond « ok » sur {share} du test et a raison sur {accuracy} de ces réponses.",
+           "per_class": ["classe", "précision", "rappel", "F1", "effectif", "ROC-AUC"]},
+}
+
+
+def words(lang: str = "en") -> dict[str, Any]:
+    return WORDS.get(lang, WORDS["en"])
+
 FIGURES = {
     "confusion": "confusion_full.png",
     "confusion_normalized": "confusion_full_normalized.png",
@@ -55,34 +94,35 @@ def _ci(values: list[float]) -> str:
     return f"[{100 * values[0]:.2f}, {100 * values[1]:.2f}]"
 
 
-def headline_markdown(metrics: dict[str, Any]) -> str:
-    rows = ["| | Testing (full) | Testing (de-duplicated) |", "|---|---|---|"]
+def headline_markdown(metrics: dict[str, Any], lang: str = "en") -> str:
+    w = words(lang)
+    rows = [f"| | {w['testing_full']} | {w['testing_dedup']} |", "|---|---|---|"]
     full, dedup = metrics["full"], metrics.get("dedup", {})
 
     def both(fn):
         return f"| {fn(full)} | {fn(dedup) if dedup else '—'} |"
 
-    rows.append("| images" + both(lambda m: str(m["n"])))
-    rows.append("| accuracy (95 % CI)" + both(lambda m: f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}"))
-    rows.append("| macro F1 (95 % CI)" + both(lambda m: f"{_pct(m['macro_f1'])} {_ci(m['macro_f1_ci95'])}"))
-    rows.append("| weighted F1" + both(lambda m: _pct(m["weighted_f1"])))
-    rows.append("| macro ROC-AUC (one-vs-rest)" + both(lambda m: f"{m['roc_auc']['macro']:.4f}"))
-    rows.append("| expected calibration error" + both(lambda m: f"{m['ece']:.4f}"))
+    rows.append(f"| {w['images']}" + both(lambda m: str(m["n"])))
+    rows.append(f"| {w['accuracy_ci']}" + both(lambda m: f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}"))
+    rows.append(f"| {w['macro_f1']}" + both(lambda m: f"{_pct(m['macro_f1'])} {_ci(m['macro_f1_ci95'])}"))
+    rows.append(f"| {w['weighted_f1']}" + both(lambda m: _pct(m["weighted_f1"])))
+    rows.append(f"| {w['auc']}" + both(lambda m: f"{m['roc_auc']['macro']:.4f}"))
+    rows.append(f"| {w['ece']}" + both(lambda m: f"{m['ece']:.4f}"))
     return "\n".join(rows)
 
 
-def per_class_rows(metrics: dict[str, Any], which: str = "full") -> list[list[Any]]:
+def per_class_rows(metrics: dict[str, Any], which: str = "full", lang: str = "en") -> list[list[Any]]:
     m = metrics[which]
     out = []
     for label in m["labels"]:
         c = m["per_class"][label]
         auc = m["roc_auc"].get(label)
-        out.append([label, round(c["precision"], 4), round(c["recall"], 4), round(c["f1"], 4), c["support"],
-                    None if auc is None else round(auc, 4)])
+        out.append([wording.class_name(label, lang), round(c["precision"], 4), round(c["recall"], 4), round(c["f1"], 4),
+                    c["support"], None if auc is None else round(auc, 4)])
     return out
 
 
-PER_CLASS_HEADERS = ["class", "precision", "recall", "F1", "support", "ROC-AUC"]
+PER_CLASS_HEADERS = WORDS["en"]["per_class"]
 
 
 def model_card(folder: str | Path) -> str:
@@ -110,36 +150,65 @@ COLLECTION_NAMES = {"sartaj": "SARTAJ", "figshare": "figshare", "br35h": "Br35H"
 
 
 def trust_markdown(metrics: dict[str, Any], crossval: dict[str, Any] | None,
-                   testing_verdict: dict[str, float] | None = None) -> str:
+                   testing_verdict: dict[str, float] | None = None, lang: str = "en") -> str:
     """One table: Testing (full, de-duplicated) beside the held-out collections (a model of the same recipe
     trained without that collection, judged on all its images); with the verdicts' figures where saved
     (``{"ok_share": ..., "ok_accuracy": ...}``)."""
-    columns = [("Testing (full)", metrics["full"], testing_verdict),
-               ("Testing (de-duplicated)", metrics.get("dedup"), None)]
+    w = words(lang)
+    columns = [(w["testing_full"], metrics["full"], testing_verdict), (w["testing_dedup"], metrics.get("dedup"), None)]
     for name, block in ((crossval or {}).get("heldout") or {}).items():
-        columns.append((f"held-out {COLLECTION_NAMES.get(name, name)}", block["metrics"], block.get("verdict")))
+        columns.append((w["heldout"].format(name=COLLECTION_NAMES.get(name, name)), block["metrics"],
+                        block.get("verdict")))
     columns = [c for c in columns if c[1]]
     rows = ["| | " + " | ".join(title for title, _, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    rows.append("| images | " + " | ".join(f"{m['n']:,}" for _, m, _ in columns) + " |")
-    rows.append("| accuracy | " + " | ".join(f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}" for _, m, _ in columns) + " |")
+    rows.append(f"| {w['images']} | " + " | ".join(f"{m['n']:,}" for _, m, _ in columns) + " |")
+    rows.append(f"| {w['accuracy']} | " + " | ".join(f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}"
+                                                      for _, m, _ in columns) + " |")
     for label in columns[0][1]["labels"]:
         cells = [_pct(m["per_class"][label]["recall"]) if m["per_class"].get(label, {}).get("support") else "—"
                  for _, m, _ in columns]
-        rows.append(f"| recall {label} | " + " | ".join(cells) + " |")
+        name = wording.class_name(label, lang) if lang != "en" else label
+        rows.append(f"| {w['recall'].format(label=name)} | " + " | ".join(cells) + " |")
     if any(v for _, _, v in columns):
-        rows.append("| answered \"ok\" (accuracy among them) | " + " | ".join(
+        rows.append(f"| {w['answered_ok']} | " + " | ".join(
             f"{_pct(v['ok_share'])} ({_pct(v['ok_accuracy'])})" if v else "—" for _, _, v in columns) + " |")
     return "\n".join(rows)
 
 
-def localisation_summary(result: dict[str, Any] | None, method: str = "gradcam") -> str:
+def localisation_summary(result: dict[str, Any] | None, method: str = "gradcam", lang: str = "en") -> str:
     """One sentence on whether the heatmaps land on the tumour (the localisation yardstick on Testing)."""
+    w = words(lang)
     if not result or method not in result.get("methods", {}):
-        return "_No localisation measurement saved for this model._"
+        return w["no_localisation"]
     a = result["methods"][method]["all"]
-    grid = "×".join(str(v) for v in result.get("cam_grid") or [])
-    return (f"Heatmaps on the tumour ({result['images']} figshare Testing slices with the radiologists' masks, "
-            f"Grad-CAM of the true class, {grid} cells): the peak falls inside the tumour (widened by "
-            f"{result['widen_px']} px) on **{_pct(a['pointing_game'])}** of the slices, and "
-            f"{_pct(a['energy_inside'])} of the heat lies inside masks that cover {_pct(a['mask_share'])} of the "
-            f"input (**{a['energy_ratio']:.1f}×** a uniform map).")
+    return w["localisation"].format(images=result["images"], grid="×".join(str(v) for v in result.get("cam_grid") or []),
+                                    widen=result["widen_px"], pointing=_pct(a["pointing_game"]),
+                                    energy=_pct(a["energy_inside"]), share=_pct(a["mask_share"]), ratio=a["energy_ratio"])
+
+
+def summary_line(config: dict[str, Any], metrics: dict[str, Any], crossval: dict[str, Any] | None,
+                 testing_verdict: dict[str, float] | None = None, lang: str = "en") -> str:
+    """The Model tab's first line: which model, how often right on Testing and on the held-out collections,
+    how much of Testing the page answers "ok"."""
+    w = words(lang)
+    dedup = metrics.get("dedup")
+    text = w["summary"].format(architecture=config.get("architecture", "?"), sha=config.get("weights_sha256", "?")[:12],
+                               testing=_pct(metrics["full"]["accuracy"]),
+                               dedup=_pct(dedup["accuracy"]) if dedup else "—")
+    for name, block in ((crossval or {}).get("heldout") or {}).items():
+        text += w["summary_heldout"].format(name=COLLECTION_NAMES.get(name, name),
+                                            accuracy=_pct(block["metrics"]["accuracy"]))
+    if testing_verdict:
+        return text + w["summary_ok"].format(share=_pct(testing_verdict["ok_share"]),
+                                             accuracy=_pct(testing_verdict["ok_accuracy"]))
+    return text + "."
+
+
+def evaluation_for(config: dict[str, Any], folder: str | Path) -> dict[str, Any] | None:
+    """``folder``'s metrics.json when it was measured on the weights ``config`` names (its sha256), else None:
+    a page must never show another model's evaluation."""
+    metrics = load_metrics(folder)
+    if metrics is None:
+        return None
+    measured = (metrics.get("meta") or {}).get("weights_sha256")
+    return metrics if measured and measured == config.get("weights_sha256") else None

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from brainmri import wording
 from conftest import CLASSES, png_bytes
 
 
@@ -32,17 +33,33 @@ def handlers(app_module):
     return app_module.Handlers(app_module.Predictor.from_pretrained(app_module.os.environ["BRAINMRI_MODEL"]))
 
 
+class FakeRequest:
+    """What a handler reads of gr.Request: the browser's headers."""
+
+    def __init__(self, accept_language: str):
+        self.headers = {"accept-language": accept_language}
+
+
+def _first_ok(handlers, dataset):
+    """A synthetic Testing slice the tiny model answers (not "not a brain MRI slice")."""
+    for path in sorted((dataset / "Testing").rglob("*.*")):
+        if isinstance(handlers.classify(str(path))[0], dict):
+            return str(path)
+    pytest.skip("the tiny model refuses every synthetic slice")
+
+
 def test_classify_gives_label_overlay_and_note(handlers, dataset):
-    path = str(next((dataset / "Testing" / "glioma").iterdir()))
-    label, overlay, (image, overlay2), note, _, _ = handlers.classify(path)
-    assert isinstance(label, (dict, str))
-    if isinstance(label, dict):
-        assert list(label) == CLASSES
+    path = _first_ok(handlers, dataset)
+    label, overlay, (image, overlay2), note, _, _, shown = handlers.classify(path)
+    assert list(label) == CLASSES  # the API's stable keys
+    assert list(shown) == [wording.class_name(k, "en") for k in CLASSES] == ["Glioma", "Meningioma", "No tumour",
+                                                                            "Pituitary tumour"]
+    assert list(shown.values()) == list(label.values())
     assert Path(overlay).parent == Path(image).parent == Path(overlay2).parent  # files in Gradio's cache
     width, height = Image.open(path).size
     assert np.asarray(Image.open(overlay)).shape == (height, width, 3)  # on the slice at its own resolution
     assert np.asarray(Image.open(overlay2)).shape == (32, 32, 3) and np.asarray(Image.open(image)).shape == (32, 32)
-    assert note
+    assert wording.class_name(max(label, key=label.get), "en") in note
     again = handlers.classify(path)  # the same answer again is a new file: no file is ever rewritten
     assert again[1] != overlay and Image.open(again[1]).tobytes() == Image.open(overlay).tobytes()
 
@@ -50,7 +67,72 @@ def test_classify_gives_label_overlay_and_note(handlers, dataset):
 def test_reexplain_follows_class_and_method(handlers, dataset):
     path = str(next((dataset / "Testing" / "pituitary").iterdir()))
     overlay, _, note = handlers.reexplain(path, "notumor", "eigencam")
-    assert Image.open(overlay).size == Image.open(path).size and ("notumor" in note or "No tumour label" in note)
+    assert Image.open(overlay).size == Image.open(path).size and ("for *No tumour*" in note or "No tumour label" in note)
+
+
+def test_opacity_and_outline_redraw_the_overlay(handlers, dataset):
+    path = _first_ok(handlers, dataset)
+    slice_ = np.asarray(Image.open(path).convert("L"))
+    bare, _, _ = handlers.reexplain(path, "predicted", "gradcam", 0.0, False)
+    np.testing.assert_array_equal(np.asarray(Image.open(bare)), np.repeat(slice_[..., None], 3, axis=2))
+    outlined = np.asarray(Image.open(handlers.reexplain(path, "predicted", "gradcam", 0.0, True)[0]))
+    assert (outlined != np.asarray(Image.open(bare))).any(axis=2).mean() < 0.2  # a thin outline, nothing else
+    strong = np.asarray(Image.open(handlers.reexplain(path, "predicted", "gradcam", 1.0, False)[0]))
+    assert (strong != np.asarray(Image.open(bare))).any()
+
+
+def test_french_page_names_classes_in_words(handlers, dataset, tmp_path):
+    path = _first_ok(handlers, dataset)
+    french = FakeRequest("fr-FR,fr;q=0.9,en;q=0.8")
+    label, _, _, note, _, _, shown = handlers.classify(path, request=french)
+    assert list(label) == CLASSES  # the API keeps its keys whatever the browser's language
+    assert list(shown) == ["Gliome", "Méningiome", "Pas de tumeur", "Tumeur hypophysaire"]
+    assert wording.class_name(max(label, key=label.get), "fr") in note
+    captions = [caption for _, caption in handlers.all_classes(path, request=french)]
+    assert [c.split(":")[0] for c in captions] == list(shown)
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))))
+    label, *_, note, _, _, shown = handlers.classify(str(photo), request=french)
+    assert label == "Not a brain MRI slice" and shown == "Pas une coupe IRM cérébrale"
+    assert "couleur" in note  # the verdict's reason, in French
+    with pytest.raises(gr.Error, match="Déposez d'abord une image"):
+        handlers.classify(None, request=french)
+    table, download = handlers.classify_batch([path], request=french)
+    assert table["headers"][:3] == ["fichier", "classe", "Gliome"]
+    with open(download["value"]) as handle:  # the CSV keeps the stable English keys
+        assert next(csv.reader(handle)) == ["file", "class", *CLASSES, "note"]
+
+
+def test_report_is_a_pdf_in_the_cache_in_the_page_language(handlers, dataset):
+    from pypdf import PdfReader
+
+    path = _first_ok(handlers, dataset)
+    for lang, request in (("en", None), ("fr", FakeRequest("fr"))):
+        out = handlers.report(path, request=request)
+        assert Path(out).parent == handlers.output_dir and out.endswith("-report.pdf")
+        reader = PdfReader(out)
+        text = " ".join(reader.pages[0].extract_text().split())
+        label = handlers.predictor.explain(path).label
+        assert len(reader.pages) == 1 and wording.class_name(label, lang) in text
+        assert Path(path).name not in text
+    with pytest.raises(gr.Error, match="Upload an image first"):
+        handlers.report(None)
+
+
+def test_model_tab_shows_only_the_served_release_evaluation(app_module, trained_run, tmp_path):
+    import shutil
+
+    def markdowns(demo):
+        return " ".join(str(c["props"].get("value")) for c in demo.config["components"] if c["type"] == "markdown")
+
+    predictor = app_module.Predictor.from_pretrained(trained_run / "release")
+    # assets/metrics was measured on the bundled weights, not on this release: not shown
+    shown = markdowns(app_module.build_demo(predictor, app_module.METRICS_DIR))
+    assert "no_evaluation" in shown and "Testing (full)" not in shown
+    # the release's own evaluation (metrics.json names its weights) is shown
+    own = shutil.copytree(trained_run / "evaluation", tmp_path / "metrics")  # `train.py train` evaluated it
+    shown = markdowns(app_module.build_demo(predictor, own))
+    assert "Testing (full)" in shown and predictor.config["weights_sha256"][:12] in shown
 
 
 def test_bad_uploads_give_a_clear_message(handlers, tmp_path):
@@ -65,8 +147,8 @@ def test_bad_uploads_give_a_clear_message(handlers, tmp_path):
 def test_photo_is_not_given_a_tumour_label(handlers, tmp_path):
     path = tmp_path / "photo.png"
     path.write_bytes(png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))))
-    label, *_, note, _, _ = handlers.classify(str(path))
-    assert label == "Not a brain MRI slice" and "No tumour label" in note
+    label, *_, note, _, _, shown = handlers.classify(str(path))
+    assert label == shown == "Not a brain MRI slice" and "No tumour label" in note
 
 
 def test_batch_table_and_csv(handlers, dataset, tmp_path):
@@ -88,7 +170,7 @@ def test_privacy_settings(app_module):
     args = app_module.parse_args([])
     assert args.host == "127.0.0.1" and args.share is False
     api = {d["api_name"] for d in demo.config["dependencies"] if d.get("api_name")}
-    assert {"predict", "predict_batch"} <= api
+    assert {"predict", "predict_batch", "explain_all", "report"} <= api
 
 
 def test_backend_switch(app_module, monkeypatch):
@@ -127,6 +209,8 @@ def test_server_predict_endpoint_with_gradio_client(app_module, dataset, tmp_pat
             client.predict(handle_file(str(bad)), api_name="/predict")
         again = client.predict(handle_file(good), api_name="/predict")
         assert again[0] == label  # the server still answers, and answers the same
+        pdf = client.predict(handle_file(good), api_name="/report")
+        assert Path(pdf).read_bytes().startswith(b"%PDF") and Path(pdf).suffix == ".pdf"
     finally:
         app_module.demo.close()
 
@@ -145,7 +229,7 @@ def test_concurrent_requests_each_get_their_own_answer(handlers, dataset):
 def test_all_classes_side_by_side(handlers, dataset):
     path = str(sorted((dataset / "Testing" / "glioma").iterdir())[0])
     shown = handlers.all_classes(path, "gradcam")
-    assert [caption.split(":")[0] for _, caption in shown] == CLASSES
+    assert [caption.split(":")[0] for _, caption in shown] == [wording.class_name(k) for k in CLASSES]
     assert all(Image.open(image).size == Image.open(path).size for image, _ in shown)
     with pytest.raises(gr.Error, match="Upload an image first"):
         handlers.all_classes(None)

@@ -1,7 +1,8 @@
 """End to end in a real headless Chromium (Debian's package) driven by Playwright.
 
-Uploads an example, waits for the prediction and the heatmap, opens the Model tab, checks its
-figures load, checks the French translation, and saves screenshots under runs/ci/ (CI artifacts).
+Uploads an example, waits for the prediction and the heatmap (at the upload's own size), opens the
+side-by-side view, downloads the case report, opens the Model tab and checks its figures load, then
+does it again in French; saves screenshots under runs/ci/ (CI artifacts).
 """
 import os
 import shutil
@@ -48,36 +49,66 @@ def browser():
         browser.close()
 
 
-def test_classify_explain_and_model_tab(server, browser, tmp_path):
+def _natural_sizes(page, selector="img"):
+    return page.locator(selector).evaluate_all("els => els.filter(e => e.naturalWidth > 0).map(e => [e.naturalWidth, e.naturalHeight])")
+
+
+def test_classify_explain_report_and_model_tab(server, browser, tmp_path):
+    from pypdf import PdfReader
+
     url, app = server
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(locale="en-US", viewport={"width": 1300, "height": 1000})
+    page = browser.new_page(locale="en-US", viewport={"width": 1300, "height": 1400}, accept_downloads=True)
     page.goto(url)
-    page.get_by_role("button", name="Classify").wait_for(timeout=30_000)
-    example = sorted(app.EXAMPLES_DIR.glob("glioma-*"))[0]
+    page.get_by_role("button", name="Classify", exact=True).wait_for(timeout=30_000)
+    example = sorted(app.EXAMPLES_DIR.glob("glioma-*"))[0]  # a 512 x 512 slice
     page.locator("input[type=file]").first.set_input_files(str(example))
     page.wait_for_timeout(1000)
-    page.get_by_role("button", name="Classify").click()
+    page.get_by_role("button", name="Classify", exact=True).click()
     page.get_by_text("Heatmap: Grad-CAM for").first.wait_for(timeout=60_000)
-    assert page.get_by_text("glioma").count() > 0
-    slider_images = page.locator("img").evaluate_all("els => els.filter(e => e.naturalWidth > 0).length")
-    assert slider_images >= 2
+    assert page.get_by_text("Glioma").count() > 0  # class names in words
+    page.wait_for_timeout(500)
+    assert [512, 512] in _natural_sizes(page)  # the overlay at the upload's own size
     page.screenshot(path=str(SHOTS / "app-classify.png"), full_page=True)
 
-    page.set_viewport_size({"width": 1300, "height": 4000})  # figures load lazily, when in view
+    page.get_by_role("button", name="All four classes side by side").click()
+    page.get_by_text("Pituitary tumour:").first.wait_for(timeout=60_000)
+    assert all(page.get_by_text(f"{name}:").count() > 0 for name in ("Glioma", "Meningioma", "No tumour"))
+
+    page.get_by_role("button", name="Report (PDF)").click()
+    link = page.locator('a[download$="-report.pdf"]').first
+    link.wait_for(timeout=60_000)
+    with page.expect_download() as download:
+        link.click()
+    pdf = tmp_path / "report.pdf"
+    download.value.save_as(pdf)
+    reader = PdfReader(pdf)
+    assert len(reader.pages) == 1 and "Glioma" in reader.pages[0].extract_text()
+    page.screenshot(path=str(SHOTS / "app-report.png"), full_page=True)
+
     page.get_by_role("tab", name="Model").click()
-    page.get_by_text("Headline metrics").wait_for(timeout=30_000)
+    page.get_by_text("How far to trust it").wait_for(timeout=30_000)
     page.wait_for_timeout(2000)
     loaded = page.locator("img").evaluate_all("els => els.filter(e => e.naturalWidth > 100).length")
-    assert loaded >= 7  # confusion x3, ROC, reliability, curves, gallery
+    assert loaded >= 3  # confusion matrix, reliability diagram, risk-coverage curve: in view, not folded away
     page.screenshot(path=str(SHOTS / "app-model.png"), full_page=True)
     page.close()
 
 
 def test_french_interface(server, browser):
-    url, _ = server
-    page = browser.new_page(locale="fr-FR")
+    url, app = server
+    page = browser.new_page(locale="fr-FR", viewport={"width": 1300, "height": 1400})
     page.goto(url)
-    page.get_by_role("button", name="Classer").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Classer", exact=True).wait_for(timeout=30_000)
     assert page.get_by_text("pas un dispositif médical").count() > 0
+    example = sorted(app.EXAMPLES_DIR.glob("glioma-*"))[0]
+    page.locator("input[type=file]").first.set_input_files(str(example))
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Classer", exact=True).click()
+    page.get_by_text("Carte : Grad-CAM pour").first.wait_for(timeout=60_000)
+    assert page.get_by_text("Gliome").count() > 0 and page.get_by_text("Tumeur hypophysaire").count() > 0
+    page.screenshot(path=str(SHOTS / "app-classify-fr.png"), full_page=True)
+    page.get_by_role("tab", name="À propos").click()
+    page.get_by_role("heading", name="Les quatre classes").wait_for(timeout=30_000)
+    assert page.get_by_text("Lire une carte de chaleur").count() > 0
     page.close()
