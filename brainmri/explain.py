@@ -6,7 +6,7 @@ pytorch-grad-cam reads activations and gradients at ``FeatureHead.tap``, the
 head's input, so the backward pass runs through the small head only and never
 through the body. For a timm model whose ``forward_features`` ends at its last
 stage (ConvNeXt, ResNet) this is exactly Grad-CAM on that stage, the layer the
-library's default call would be given (see ``brainmri.bench``).
+library's default call would be given (see ``benchmarks/bench.py``).
 
 Parameters are never touched (the caller freezes them); the feature map is the
 only tensor that needs a gradient, so concurrent calls share nothing mutable.

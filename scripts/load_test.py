@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from brainmri.bench import start_app, status_mb as rss_mb, stop_app  # noqa: E402
+from benchmarks.appserver import start_app, status_mb as rss_mb, stop_app  # noqa: E402
 
 
 def main() -> int:

@@ -209,6 +209,13 @@ def test_server_predict_endpoint_with_gradio_client(app_module, dataset, tmp_pat
             client.predict(handle_file(str(bad)), api_name="/predict")
         again = client.predict(handle_file(good), api_name="/predict")
         assert again[0] == label  # the server still answers, and answers the same
+        from benchmarks.appserver import PageClient
+
+        page = PageClient(f"http://127.0.0.1:{args.port}/")  # the benchmark's client: the page's own protocol
+        assert page.predict(good)[0] == label
+        with pytest.raises(RuntimeError, match="Cannot read this file"):
+            page.predict(bad)
+        page.close()
         pdf = client.predict(handle_file(good), api_name="/report")
         assert Path(pdf).read_bytes().startswith(b"%PDF") and Path(pdf).suffix == ".pdf"
     finally:

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from brainmri import bench
+from benchmarks import bench
 
 pytest.importorskip("onnxruntime")
 

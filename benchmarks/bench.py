@@ -1,9 +1,9 @@
 """Measurements that print figures (never asserts).
 
-    python -m brainmri.bench [all] [--model assets/model] [--images DATA/Testing] [--repeats 30] [--json FILE]
-    python -m brainmri.bench inference --model DIR ...   # one model's latency, explain and throughput rows
-    python -m brainmri.bench app --model DIR             # cold start to first answer, peak RSS after N requests
-    python -m brainmri.bench training --arch convnext_tiny --image-size 224
+    python -m benchmarks.bench [all] [--model assets/model] [--images DATA/Testing] [--repeats 30] [--json FILE]
+    python -m benchmarks.bench inference --model DIR ...   # one model's latency, explain and throughput rows
+    python -m benchmarks.bench app --model DIR             # cold start to first answer, peak RSS after N requests
+    python -m benchmarks.bench training --arch convnext_tiny --image-size 224
 
 ``all`` measures the given release folder and a randomly initialised convnext_tiny at 224 px (the
 architecture the project ships where a GPU trained it), then the app and the training loop. Every
@@ -16,8 +16,9 @@ ratio against its baseline measured in the same run:
   on the whole network (same image, same target), with the correlation of the two heatmaps;
 - batch: img/s over the image folder, files → probabilities, torch and ONNX Runtime, with their top-1
   agreement and largest probability difference on every image;
-- app: ``python app.py`` in a child process, seconds to the first ``/predict`` answer and the server's
-  peak RSS (VmHWM) after N requests;
+- app: ``python app.py`` in a child process, seconds to the first ``/predict`` answer, the ``/predict``
+  round trip as the page makes it (upload, queue, events, overlay image; :mod:`benchmarks.appserver`)
+  and through ``gradio_client``, and the server's peak RSS (VmHWM) after N requests;
 - training: whole training loop vs the bare forward/backward/step, img/s.
 """
 from __future__ import annotations
@@ -35,6 +36,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.appserver import launch_app, status_mb, stop_app, wait_for_page
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "assets" / "model"
@@ -58,7 +61,7 @@ def timed(fn, repeats: int, warmup: int = 3) -> dict[str, float]:
 
 
 def testing_files(images: Path, limit: int | None = None) -> list[Path]:
-    from .data import image_files
+    from brainmri.data import image_files
 
     files = image_files(images)
     return files[:limit] if limit else files
@@ -67,7 +70,7 @@ def testing_files(images: Path, limit: int | None = None) -> list[Path]:
 def machine() -> dict:
     import torch
 
-    from .modelcard import cpu_name
+    from brainmri.modelcard import cpu_name
 
     info = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
@@ -89,8 +92,8 @@ def random_release(arch: str, image_size: int, folder: Path) -> Path:
     """A randomly initialised release folder (for speed only: its answers mean nothing)."""
     import torch
 
-    from .checkpoint import save_release
-    from .model import create_model
+    from brainmri.checkpoint import save_release
+    from brainmri.model import create_model
 
     torch.manual_seed(0)
     model = create_model(arch, num_classes=4, image_size=image_size).eval()
@@ -100,9 +103,9 @@ def random_release(arch: str, image_size: int, folder: Path) -> Path:
 
 def with_onnx(release: Path, workdir: Path, data: Path | None) -> Path:
     """``release`` with a checked ONNX export: itself when it has one, else an exported copy in ``workdir``."""
-    from .backends import onnx_problem
-    from .checkpoint import read_config
-    from .export import export_release, first_testing_inputs
+    from brainmri.backends import onnx_problem
+    from brainmri.checkpoint import read_config
+    from brainmri.export import export_release, first_testing_inputs
 
     config = read_config(release)
     if onnx_problem({**config, "folder": str(release)}) is None:
@@ -119,8 +122,8 @@ def gradcam_baseline(release: Path):
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from .checkpoint import load_release
-    from .model import target_layer
+    from brainmri.checkpoint import load_release
+    from brainmri.model import target_layer
 
     model, _ = load_release(release)
     model.eval()
@@ -135,8 +138,8 @@ def bench_model(release: Path, images: Path, repeats: int, workdir: Path, data: 
                 limit: int | None = None, int8: bool = True) -> dict:
     import torch
 
-    from . import Predictor
-    from .backends import TorchBackend
+    from brainmri import Predictor
+    from brainmri.backends import TorchBackend
 
     files = testing_files(images, limit)
     sample = files[len(files) // 2]
@@ -214,8 +217,8 @@ def _int8_row(exported: Path, workdir: Path, x, plain, files, repeats: int, cali
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         return {"skipped": "onnxruntime.quantization unavailable"}
-    from .backends import OnnxBackend
-    from .backends import INPUT, ONNX_FILE
+    from brainmri.backends import OnnxBackend
+    from brainmri.backends import INPUT, ONNX_FILE
 
     source = str(exported / ONNX_FILE)
     if calibration is None:
@@ -225,7 +228,7 @@ def _int8_row(exported: Path, workdir: Path, x, plain, files, repeats: int, cali
         training = testing_files(Path(calibration) / "Training") if (Path(calibration) / "Training").is_dir() else []
         if not training:
             return {"skipped": "static quantisation needs DATA/Training images for calibration"}
-        from .imageio import ImageLoadError
+        from brainmri.imageio import ImageLoadError
 
         samples = []
         for f in training[::max(1, len(training) // 32)][:32]:
@@ -255,66 +258,40 @@ def _int8_row(exported: Path, workdir: Path, x, plain, files, repeats: int, cali
 
 # ----------------------------------------------------------------------------- the app
 
-def status_mb(pid: int, key: str = "VmRSS") -> float:
-    """A process's memory figure from /proc (VmRSS now, VmHWM peak) in MB; NaN when unavailable."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def start_app(model: str | Path, port: int, *, env: dict | None = None, stdout=subprocess.DEVNULL,
-              timeout: float = 180):
-    """``python app.py`` in a child process on 127.0.0.1:``port``; returns (process, gradio_client.Client)
-    once the page answers. The caller stops it with :func:`stop_app`."""
-    from gradio_client import Client
-
-    env = {**os.environ, **(env or {}), "BRAINMRI_MODEL": str(model), "BRAINMRI_PORT": str(port),
-           "BRAINMRI_HOST": "127.0.0.1"}
-    start = time.perf_counter()
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT, stdout=stdout,
-                              stderr=subprocess.STDOUT)
-    while True:
-        if server.poll() is not None or time.perf_counter() - start > timeout:
-            stop_app(server)
-            raise RuntimeError("the app did not start")
-        try:
-            return server, Client(f"http://127.0.0.1:{port}/", verbose=False)
-        except Exception:
-            time.sleep(0.1)
-
-
-def stop_app(server: subprocess.Popen) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-
-
 def bench_app(model: Path, requests: int = 200, port: int = 7898, examples: Path = ROOT / "assets" / "examples") -> dict:
-    """Cold start of ``python app.py`` to its first /predict answer, then peak RSS after ``requests`` more."""
-    from gradio_client import handle_file
+    """Cold start of ``python app.py`` to its first /predict answer (as the page asks), the /predict round
+    trip as the page makes it and through gradio_client, and the server's peak RSS after ``requests``
+    answers of each."""
+    from gradio_client import Client, handle_file
 
     files = sorted(p for p in examples.iterdir() if p.is_file())
     start = time.perf_counter()
-    server, client = start_app(model, port)
+    server = launch_app(model, port)
     try:
-        client.predict(handle_file(str(files[0])), api_name="/predict")
+        page = wait_for_page(server, port)
+        page.predict(files[0])
         cold = time.perf_counter() - start
         rss_start = status_mb(server.pid)
-        latencies = []
+        page_ms, client_ms = [], []
+        for i in range(requests):
+            t = time.perf_counter()
+            page.predict(files[i % len(files)])
+            page_ms.append(1000 * (time.perf_counter() - t))
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         for i in range(requests):
             t = time.perf_counter()
             client.predict(handle_file(str(files[i % len(files)])), api_name="/predict")
-            latencies.append(1000 * (time.perf_counter() - t))
+            client_ms.append(1000 * (time.perf_counter() - t))
+        page.close()
+
+        def p95(values):
+            return sorted(values)[int(0.95 * (len(values) - 1))]
+
         return {"cold_start_s": cold, "requests": requests, "rss_after_first_mb": rss_start,
                 "rss_after_requests_mb": status_mb(server.pid), "peak_rss_mb": status_mb(server.pid, "VmHWM"),
-                "predict_round_trip_p50_ms": statistics.median(latencies),
-                "predict_round_trip_p95_ms": sorted(latencies)[int(0.95 * (len(latencies) - 1))]}
+                "predict_round_trip_p50_ms": statistics.median(page_ms), "predict_round_trip_p95_ms": p95(page_ms),
+                "gradio_client_round_trip_p50_ms": statistics.median(client_ms),
+                "gradio_client_round_trip_p95_ms": p95(client_ms)}
     finally:
         stop_app(server)
 
@@ -323,7 +300,7 @@ def bench_app(model: Path, requests: int = 200, port: int = 7898, examples: Path
 
 def training_speed(data: str, arch: str, image_size: int, batch_size: int, steps: int, cache_dir=None,
                    threads: int | None = None) -> dict:
-    from .training import TrainConfig, Trainer
+    from brainmri.training import TrainConfig, Trainer
 
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(TrainConfig(data=data, out=out, arch=arch, pretrained=False, image_size=image_size,
@@ -414,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
-    result: dict = {"machine": machine(), "command": " ".join(["python -m brainmri.bench", *argv])}
+    result: dict = {"machine": machine(), "command": " ".join(["python -m benchmarks.bench", *argv])}
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="brainmri-bench-") as tmp:
         work = Path(tmp)
@@ -433,13 +410,15 @@ def main(argv: list[str] | None = None) -> int:
             a = result["app"]
             print(f"\napp: cold start {a['cold_start_s']:.1f} s to the first /predict answer; peak RSS "
                   f"{a['peak_rss_mb']:.0f} MB after {a['requests']} more requests (RSS {a['rss_after_first_mb']:.0f} → "
-                  f"{a['rss_after_requests_mb']:.0f} MB); round trip p50 {a['predict_round_trip_p50_ms']:.0f} ms, "
-                  f"p95 {a['predict_round_trip_p95_ms']:.0f} ms")
+                  f"{a['rss_after_requests_mb']:.0f} MB); /predict round trip as the page makes it p50 "
+                  f"{a['predict_round_trip_p50_ms']:.0f} ms, p95 {a['predict_round_trip_p95_ms']:.0f} ms; through "
+                  f"gradio_client p50 {a['gradio_client_round_trip_p50_ms']:.0f} ms, "
+                  f"p95 {a['gradio_client_round_trip_p95_ms']:.0f} ms")
         if args.what == "training" or (args.what == "all" and "training" not in args.skip):
             if args.what == "training":
                 specs = [(args.arch, args.image_size, args.batch_size, args.steps)]
             else:
-                from .checkpoint import read_config
+                from brainmri.checkpoint import read_config
                 cfg = read_config(args.model)
                 specs = [(cfg["architecture"], int(cfg["pretrained_cfg"]["input_size"][-1]), 64, args.training_steps),
                          (args.tiny_arch, args.tiny_size, 32, args.training_steps)]
