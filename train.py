@@ -217,7 +217,23 @@ def cmd_selective(args) -> int:
         name = f"all {args.collection} images"
     else:
         image_set, name = load(test_root), "Testing"
-    report = selective_report(predictor, image_set.images, image_set.labels, members, tta=not args.no_tta)
+    depths = None
+    if args.fit_split:  # the earlier-depth Mahalanobis: fitted on that run's own training split, never on this set
+        import csv
+
+        from brainmri.selective import depth_models
+
+        with open(args.fit_split) as handle:
+            split = {row["path"]: row["split"] for row in csv.DictReader(handle)}
+        training = load(train_root)
+        chosen = np.array([split.get(p) for p in training.paths])
+        rng = np.random.default_rng(0)
+        train_index = np.sort(rng.permutation(np.flatnonzero(chosen == "train"))[:2000])
+        val_index = np.flatnonzero(chosen == "val")
+        depths = depth_models(predictor, training.images[train_index], training.labels[train_index],
+                              training.images[val_index], args.stage)
+    report = selective_report(predictor, image_set.images, image_set.labels, members, tta=not args.no_tta,
+                              mc_passes=args.mc_passes, mc_rate=args.mc_rate, depths=depths)
     report.update(set=name, checkpoint=str(args.checkpoint), members=list(args.member))
     report["verdict"] = verdict_report(predictor, [image_set.root / p for p in image_set.paths], image_set.labels)
     out = Path(args.out)
@@ -341,6 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure on every image of this collection (Training and Testing) instead of Testing")
     p.add_argument("--member", action="append", default=[], help="another release for the ensemble signal (repeat)")
     p.add_argument("--no-tta", action="store_true", help="skip the test-time-view signal")
+    p.add_argument("--mc-passes", type=int, default=16, help="passes with the head's dropout on (0: skip MC dropout)")
+    p.add_argument("--mc-rate", type=float, default=None,
+                   help="MC dropout rate (default: the release's training drop_rate, recorded since 2026-11-26; "
+                        "older releases need it given, e.g. 0.3, the recipes' default)")
+    p.add_argument("--fit-split", default=None,
+                   help="the run's split.csv: fit a Mahalanobis model on an earlier stage from its training split")
+    p.add_argument("--stage", type=int, default=2, help="with --fit-split: which stage (0-based; the last is the release's)")
     p.add_argument("--cache-dir", default=None)
 
     p = sub.add_parser("evaluate", help="metrics and figures on Testing (full and de-duplicated)")

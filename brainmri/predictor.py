@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from .checkpoint import load_release
 from .explain import HEATMAP_OPACITY, feature_maps_cams, overlay
 from .imageio import ImageLoadError, ImageSource, LoadedImage, load_image
 from .screening import FeatureModel, Verdict, dark_border_fraction, head_share, judge, jump_share
+
+if TYPE_CHECKING:
+    from .volumes import Volume
 from .transforms import TEST_TIME_VIEWS, Preprocess
 
 
@@ -99,6 +102,49 @@ def _attach_original(explanation: "Explanation", preprocess: Preprocess, gray: n
     explanation.heatmap_original, explanation.box, explanation.original = on_original(
         preprocess, gray, explanation.heatmap)
     explanation.overlay_original = explanation.draw()
+
+
+@dataclass
+class SliceResult:
+    index: int  # position in the volume
+    probabilities: dict[str, float] | None = None  # None when skipped
+    verdict: Verdict | None = None
+    skipped: str = ""  # why the slice was not read ("" when it was)
+
+    def tumour_probability(self) -> float:
+        """1 − P(no tumour) (0 for a skipped slice or a model without a "notumor" class)."""
+        if self.probabilities is None or "notumor" not in self.probabilities:
+            return 0.0
+        return 1.0 - self.probabilities["notumor"]
+
+
+@dataclass
+class VolumeResult:
+    volume: "Volume"
+    slices: list[SliceResult]
+    labels: list[str]
+
+    def read(self) -> list[SliceResult]:
+        return [s for s in self.slices if not s.skipped]
+
+    def most_suspicious(self, count: int = 5) -> list[SliceResult]:
+        """The read slices with the highest tumour probability, highest first."""
+        return sorted(self.read(), key=lambda s: -s.tumour_probability())[:count]
+
+    def summary(self) -> dict:
+        read = self.read()
+        top = self.most_suspicious()
+        best = {label: max(read, key=lambda s: s.probabilities[label]).index for label in self.labels} if read else {}
+        return {"kind": self.volume.kind, "plane": self.volume.plane, "slices": len(self.volume),
+                "predicted": len(self.slices), "read": len(read), "skipped": len(self.slices) - len(read),
+                "ok": sum(1 for s in read if s.verdict and s.verdict.ok), "sequence": self.volume.sequence,
+                "most_suspicious": [{"slice": s.index, "tumour_probability": s.tumour_probability(),
+                                     "label": max(s.probabilities, key=s.probabilities.get),
+                                     "status": s.verdict.status} for s in top],
+                "highest_slice_per_class": best}
+
+
+MIN_HEAD_OF_VOLUME = 0.35  # a slice showing less head than this share of the volume's widest is skipped
 
 
 class Predictor:
@@ -294,6 +340,41 @@ class Predictor:
             probabilities = self._to_dict(p)
             results.append((probabilities, self._judge(probabilities, image, fitted, feature[None], agreement)))
         return results
+
+    def predict_volume(self, source, plane: str = "axial", every: int = 1, batch_size: int = 32) -> VolumeResult:
+        """Per-slice probabilities and verdicts for a scan (:func:`brainmri.volumes.load_volume`: a DICOM
+        series, a multi-frame DICOM or a NIfTI volume, or a loaded :class:`~brainmri.volumes.Volume`), every
+        ``every``-th slice. Slices with little of the head in them (the top and bottom of the scan: less than
+        ``MIN_HEAD_OF_VOLUME`` of the widest slice's head share, or blank) are marked skipped. Each read
+        slice goes through exactly the single-image path, in batches."""
+        from .screening import DEFAULTS
+        from .volumes import Volume, load_volume
+
+        if every < 1:
+            raise ValueError("every must be at least 1")
+        volume = source if isinstance(source, Volume) else load_volume(source, plane)
+        indices = list(range(0, len(volume), every))
+        shares = self._map(lambda i: head_share(volume.slices[i]), indices)
+        floor = max(self.screening.get("min_head_share", DEFAULTS["min_head_share"]), MIN_HEAD_OF_VOLUME * max(shares))
+        results, read = [], []
+        for i, share in zip(indices, shares):
+            if volume.slices[i].std() < self.screening.get("min_std", DEFAULTS["min_std"]):
+                results.append(SliceResult(i, skipped="blank"))
+            elif share < floor:
+                results.append(SliceResult(i, skipped="too little of the head"))
+            else:
+                results.append(SliceResult(i))
+                read.append(results[-1])
+        loaded = [LoadedImage(volume.slices[s.index], 0.0, volume.sequence) for s in read]
+        fitted = self._map(lambda image: self.preprocess.fit(image.gray), loaded)
+        logits, features = self.logits_and_features(fitted, batch_size)
+        probs = self.probabilities(logits)
+        agreements = self.agreement(fitted, probs) if self._uses_agreement and read else [None] * len(read)
+        verdicts = self._map(lambda k: self._judge(self._to_dict(probs[k]), loaded[k], fitted[k], features[k][None],
+                                                   agreements[k]), list(range(len(read))))
+        for k, result in enumerate(read):
+            result.probabilities, result.verdict = self._to_dict(probs[k]), verdicts[k]
+        return VolumeResult(volume, results, list(self.labels))
 
     @staticmethod
     def _map(function, items: list) -> list:

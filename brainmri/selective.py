@@ -17,7 +17,13 @@ Signals (each a function of one forward pass, or of a few):
   of the class predicted on the original: low when small changes move the answer;
 - ``ensemble``: with other members, the mean over members of the probability of the
   main model's class (members trained with other seeds or recipes disagree on
-  what none of them learned).
+  what none of them learned);
+- ``mc_dropout``: the mean probability of the predicted class over passes with the
+  head's dropout left on (Gal & Ghahramani, 2016; the body runs once);
+- ``mahalanobis_stage{k}`` and ``mahalanobis_depths``: the Mahalanobis distance on the
+  pooled output of an earlier stage, fitted like the release's on training-split
+  images, and the sum of both depths' distances, each divided by its median on
+  validation images (Lee et al., 2018, use several depths).
 """
 from __future__ import annotations
 
@@ -73,8 +79,70 @@ def accuracy_at_threshold(confidence: np.ndarray, correct: np.ndarray, threshold
             "accuracy": float(np.asarray(correct)[answered].mean()) if answered.any() else float("nan")}
 
 
-def signals(predictor, images: np.ndarray, members: list | None = None, *, tta: bool = True) -> dict[str, Any]:
-    """Probabilities of ``predictor`` on fitted ``images`` and every signal's confidence per image."""
+def mc_dropout_agreement(predictor, images: np.ndarray, probs: np.ndarray, passes: int = 16, seed: int = 0,
+                         batch_size: int = 64, rate: float | None = None) -> np.ndarray | None:
+    """Mean probability of each image's predicted class (from ``probs``) over ``passes`` forward passes of
+    the head with its dropout on, at ``rate`` (default: the rate the release was trained with, from its
+    config; a loaded timm model keeps its Dropout modules at p = 0). None without dropout. The body runs
+    once per batch."""
+    model = predictor.model
+    rate = rate if rate is not None else (predictor.config.get("brainmri") or {}).get("drop_rate")
+    drops = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    if not rate or not drops:
+        return None
+    generator_state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    predicted, out, saved = probs.argmax(1), [], [m.p for m in drops]
+    try:
+        for m in drops:
+            m.p = rate
+            m.train()
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                _, feature_map = predictor.backend(predictor._inputs(list(images[start:start + batch_size])))
+                feature_map = feature_map.to(predictor.device).float()
+                rows = np.arange(len(feature_map))
+                chosen = predicted[start:start + len(rows)]
+                mean = np.zeros(len(rows))
+                for _ in range(passes):
+                    mean += predictor.probabilities(model.forward_head(feature_map).cpu())[rows, chosen] / passes
+                out.append(mean)
+    finally:
+        for m, p in zip(drops, saved):
+            m.p = p
+            m.eval()
+        torch.set_rng_state(generator_state)
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def stage_features(predictor, images: np.ndarray, stage: int, batch_size: int = 64) -> torch.Tensor:
+    """Average-pooled output of the network's stage ``stage`` (timm ``forward_intermediates``) for fitted images."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = predictor._inputs(list(images[start:start + batch_size]))
+            feature_map = predictor.model.forward_intermediates(x, indices=[stage], intermediates_only=True)[0]
+            out.append(feature_map.float().mean((2, 3)).cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def depth_models(predictor, train_images: np.ndarray, train_labels: np.ndarray, val_images: np.ndarray,
+                 stage: int) -> dict[str, Any]:
+    """Mahalanobis feature models on an earlier stage's pooled output (fitted on training-split images) and
+    the validation medians that put it and the release's own distance on one scale."""
+    from .screening import fit_feature_model
+
+    val_stage = stage_features(predictor, val_images, stage)
+    model = fit_feature_model(stage_features(predictor, train_images, stage), np.asarray(train_labels), val_stage)
+    _, val_final = predictor.logits_and_features(val_images)
+    return {"stage": stage, "model": model, "median": float(model.distance(val_stage.double()).median()),
+            "final_median": float(predictor.feature_model.distance(val_final.double()).median())}
+
+
+def signals(predictor, images: np.ndarray, members: list | None = None, *, tta: bool = True,
+            mc_passes: int = 16, mc_rate: float | None = None, depths: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Probabilities of ``predictor`` on fitted ``images`` and every signal's confidence per image
+    (``depths``: from :func:`depth_models`, for the earlier-stage Mahalanobis signals)."""
     logits, features = predictor.logits_and_features(images)
     probs = predictor.probabilities(logits)
     predicted = probs.argmax(1)
@@ -90,13 +158,23 @@ def signals(predictor, images: np.ndarray, members: list | None = None, *, tta: 
     if members:
         member_probs = [probs] + [m.probabilities(m.logits(images)) for m in members]
         scores["ensemble"] = np.mean([p[rows, predicted] for p in member_probs], axis=0)
+    if mc_passes:
+        mc = mc_dropout_agreement(predictor, images, probs, mc_passes, rate=mc_rate)
+        if mc is not None:
+            scores["mc_dropout"] = mc
+    if depths and predictor.feature_model is not None:
+        earlier = depths["model"].distance(stage_features(predictor, images, depths["stage"]).double()).numpy()
+        final = predictor.feature_model.distance(features.double()).numpy()
+        scores[f"mahalanobis_stage{depths['stage']}"] = -earlier
+        scores["mahalanobis_depths"] = -(earlier / depths["median"] + final / depths["final_median"])
     return {"probabilities": probs, "predicted": predicted, "scores": scores}
 
 
 def selective_report(predictor, images: np.ndarray, labels: np.ndarray, members: list | None = None,
-                     *, tta: bool = True) -> dict[str, Any]:
+                     *, tta: bool = True, mc_passes: int = 16, mc_rate: float | None = None,
+                     depths: dict[str, Any] | None = None) -> dict[str, Any]:
     """Risk–coverage of every signal on a labelled set (labels index ``predictor.labels``)."""
-    result = signals(predictor, images, members, tta=tta)
+    result = signals(predictor, images, members, tta=tta, mc_passes=mc_passes, mc_rate=mc_rate, depths=depths)
     correct = result["predicted"] == np.asarray(labels)
     report = {"n": int(len(labels)), "accuracy": float(correct.mean()), "signals": {}}
     for name, confidence in result["scores"].items():

@@ -547,7 +547,8 @@ class Trainer:
         extra = {"brainmri": {"recipe": c.recipe, "epoch": epoch + 1, "val_loss": row["val_loss"],
                               "val_acc": row["val_acc"], "seed": c.seed, "image_size": c.image_size,
                               "train_images": len(self.train_set), "val_images": len(self.val_set),
-                              "data": Path(c.data).name, "pretrained": bool(c.pretrained and not c.init)}}
+                              "data": Path(c.data).name, "pretrained": bool(c.pretrained and not c.init),
+                              "drop_rate": c.drop_rate}}  # the head's dropout in training (MC dropout reuses it)
         save_release(model, self.out / "release", self.label_names, extra=extra, half=c.half_weights,
                      content_crop=self.preprocess.content_crop)
 

@@ -8,6 +8,7 @@ from PIL import Image
 
 from brainmri.imageio import ImageLoadError, load_grayscale
 from conftest import png_bytes, real_images
+from helpers import dicom_bytes
 
 
 def gradient(width=64, height=48) -> np.ndarray:
@@ -124,30 +125,7 @@ def test_oversized_file_is_refused_before_decoding(tmp_path):
         load_grayscale(path, max_bytes=1024)
 
 
-def _dicom(pixels: np.ndarray | None, **tags) -> bytes:
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("x.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.PatientName = "Secret^Patient"
-    ds.Modality = "MR"
-    if pixels is not None:
-        ds.Rows, ds.Columns = pixels.shape[-2:]
-        ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 1, 16, 12, 11
-        ds.PixelRepresentation = 0
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        if pixels.ndim == 3:
-            ds.NumberOfFrames = pixels.shape[0]
-        ds.PixelData = pixels.astype(np.uint16).tobytes()
-    for key, value in tags.items():
-        setattr(ds, key, value)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+_dicom = dicom_bytes
 
 
 def test_dicom_rescale_window_and_monochrome1():

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import torch
 import pytest
 
 import train as cli
@@ -29,10 +30,12 @@ def test_accuracy_at_threshold():
 def test_selective_command_on_testing_and_with_an_ensemble(trained_run, dataset, cache_dir, tmp_path, capsys):
     release = str(trained_run / "release")
     assert cli.main(["selective", "--checkpoint", release, "--data", str(dataset), "--out", str(tmp_path),
-                     "--cache-dir", str(cache_dir), "--member", release]) == 0
+                     "--cache-dir", str(cache_dir), "--member", release, "--fit-split", str(trained_run / "split.csv"),
+                     "--stage", "1", "--mc-passes", "4"]) == 0
     report = json.loads((tmp_path / "selective.json").read_text())
     assert report["set"] == "Testing" and report["n"] == 26  # 6 per class + the two planted files
-    assert set(report["signals"]) == {"max_probability", "energy", "mahalanobis", "tta_agreement", "ensemble"}
+    assert set(report["signals"]) == {"max_probability", "energy", "mahalanobis", "tta_agreement", "ensemble",
+                                      "mc_dropout", "mahalanobis_stage1", "mahalanobis_depths"}
     for block in report["signals"].values():
         assert len(block["risk"]) == report["n"] and block["aurc"] >= block["oracle_aurc"] - 1e-12
         assert block["at_coverage"]["100"]["accuracy"] == pytest.approx(report["accuracy"])
@@ -61,3 +64,21 @@ def test_threshold_for_accuracy_answers_as_many_as_the_target_allows():
     assert threshold_for_accuracy(confidence, correct, 1.0) == {"threshold": 0.9, "coverage": 1 / 6, "accuracy": 1.0}
     # ties are answered together: 0.8 cannot be split to keep only the right one
     assert threshold_for_accuracy(np.array([0.8, 0.8]), np.array([True, False]), 0.9) is None
+
+
+def test_mc_dropout_switches_dropout_on_for_its_passes_only(trained_run, dataset, cache_dir):
+    from brainmri import Predictor
+    from brainmri.data import load_folder
+    from brainmri.selective import mc_dropout_agreement
+
+    predictor = Predictor.from_pretrained(trained_run / "release", backend="torch")
+    images = load_folder(dataset / "Testing", predictor.preprocess, cache_dir=cache_dir).images[:8]
+    probs = predictor.probabilities(predictor.logits(images))
+    first = mc_dropout_agreement(predictor, images, probs, passes=6, seed=1)
+    assert first.shape == (8,) and (first > 0).all() and (first <= 1).all()
+    np.testing.assert_allclose(first, mc_dropout_agreement(predictor, images, probs, passes=6, seed=1))  # seeded
+    assert not any(m.training for m in predictor.model.modules())  # back in eval mode
+    np.testing.assert_allclose(predictor.probabilities(predictor.logits(images)), probs, atol=1e-6)
+    assert all(m.p == 0 for m in predictor.model.modules() if isinstance(m, torch.nn.Dropout))  # as loaded
+    assert mc_dropout_agreement(predictor, images, probs, rate=0.0) is None  # no dropout: no signal
+    assert predictor.config["brainmri"]["drop_rate"] == 0.3  # recorded by training, used by default
