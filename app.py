@@ -15,6 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402  (Gradio's own dependency: tables and plots take data frames)
 from gradio.utils import NamedString, get_upload_folder  # noqa: E402
 from gradio_client import utils as client_utils  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -30,6 +31,8 @@ METRICS_DIR = HERE / "assets" / "metrics"
 EXAMPLES_DIR = HERE / "assets" / "examples"
 MAX_FILE_SIZE = "25mb"
 FILE_TYPES = [".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"]
+SCAN_TYPES = [".zip", ".dcm", ".nii", ".gz"]  # a DICOM series (files or a zip), a multi-frame DICOM, a NIfTI volume
+SUSPICIOUS_ROWS = 10
 # every 5 min, delete uploads and outputs older than 10 min (BRAINMRI_CACHE_CLEANUP="every,age" in seconds)
 CACHE_CLEANUP = tuple(int(x) for x in os.environ.get("BRAINMRI_CACHE_CLEANUP", "300,600").split(","))
 PREDICTED = "predicted"
@@ -149,6 +152,12 @@ i18n = gr.I18n(
         "confusion_counts": "Confusion matrix (Testing, counts)",
         "confusion_dedup": "Confusion matrix (de-duplicated Testing)", "roc": "ROC curves (Testing)",
         "curves": "Training curves", "gallery": "Grad-CAM gallery (radiologists' tumour outlines in green)",
+        "tab_scan": "Scan", "scan_upload": "A whole scan: DICOM files or a zip of one series, a multi-frame DICOM, "
+                                             "or a NIfTI volume (.nii, .nii.gz)",
+        "plane": "Plane (NIfTI; a DICOM series keeps the plane it was acquired in)", "analyse": "Analyse the scan",
+        "slice": "Slice", "slice_view": "The slice and its heatmap", "strip": "Probabilities along the scan "
+        "(drag across the plot to jump to a slice)", "suspicious": "Most suspicious slices first (click a row)",
+        "all_slices": "Every slice (the API's table)", "scan_summary": "Summary",
         "about": ABOUT_EN,
     },
     fr={
@@ -184,6 +193,12 @@ i18n = gr.I18n(
         "confusion_dedup": "Matrice de confusion (test dédupliqué)", "roc": "Courbes ROC (test)",
         "curves": "Courbes d'entraînement",
         "gallery": "Galerie Grad-CAM (contours des tumeurs par les radiologues en vert)",
+        "tab_scan": "Examen", "scan_upload": "Un examen entier : fichiers DICOM ou zip d'une série, DICOM multi-images, "
+                                              "ou volume NIfTI (.nii, .nii.gz)",
+        "plane": "Plan (NIfTI ; une série DICOM garde le plan de son acquisition)", "analyse": "Analyser l'examen",
+        "slice": "Coupe", "slice_view": "La coupe et sa carte de chaleur", "strip": "Probabilités le long de l'examen "
+        "(glissez sur le graphique pour aller à une coupe)", "suspicious": "Coupes les plus suspectes d'abord "
+        "(cliquez une ligne)", "all_slices": "Toutes les coupes (le tableau de l'API)", "scan_summary": "Résumé",
         "about": ABOUT_FR,
     },
 )
@@ -198,7 +213,17 @@ SAY = {
            "cannot_read": "Cannot read this file: {error}", "error": "error",
            "runtime": "Network runtime in this app: **{backend}** (`python app.py --backend torch` for the fp32 "
                       "reference the figures below were measured with)",
-           "batch_headers": ["file", "class", "glioma", "meningioma", "notumor", "pituitary", "note"]},
+           "batch_headers": ["file", "class", "glioma", "meningioma", "notumor", "pituitary", "note"],
+           "upload_scan": "Upload a scan first: DICOM files, a zip of one series, or a NIfTI volume.",
+           "planes": {"axial": "axial", "coronal": "coronal", "sagittal": "sagittal", "acquired": "as acquired"},
+           "skipped": {"blank": "blank", "too little of the head": "too little of the head"},
+           "scan": "**{kind}**, {slices} slices ({plane}): {read} read, {skipped} skipped (blank, or too little of the "
+                   "head: the top and bottom of the scan), {ok} answered \"ok\".",
+           "scan_top": " Highest tumour probability: {top}.", "scan_top_item": "slice {slice} ({label}, {p:.0%})",
+           "slice_note": "Slice {index} of {last}: **{label}** ({p:.0%}). {verdict}",
+           "slice_skipped": "Slice {index} of {last}: not read ({why}).",
+           "suspicious_headers": ["slice", "most likely", "tumour probability", "verdict"],
+           "strip_tumour": "tumour (any)"},
     "fr": {"predicted": "classe prédite", "heatmap": "Carte : {method} pour *{target}*.",
            "ok": "**{top}** : probabilité {p:.0%}. {heatmap}",
            "uncertain": "⚠️ **Incertain.** {reason} Le plus probable : *{top}* ({p:.0%}) ; à lire avec prudence. "
@@ -208,7 +233,17 @@ SAY = {
            "cannot_read": "Impossible de lire ce fichier : {error}", "error": "erreur",
            "runtime": "Moteur du réseau dans cette application : **{backend}** (`python app.py --backend torch` pour "
                       "la référence fp32 avec laquelle les chiffres ci-dessous ont été mesurés)",
-           "batch_headers": ["fichier", "classe", "Gliome", "Méningiome", "Pas de tumeur", "Tumeur hypophysaire", "note"]},
+           "batch_headers": ["fichier", "classe", "Gliome", "Méningiome", "Pas de tumeur", "Tumeur hypophysaire", "note"],
+           "upload_scan": "Déposez d'abord un examen : fichiers DICOM, zip d'une série ou volume NIfTI.",
+           "planes": {"axial": "axial", "coronal": "coronal", "sagittal": "sagittal", "acquired": "plan d'acquisition"},
+           "skipped": {"blank": "vide", "too little of the head": "trop peu de tête"},
+           "scan": "**{kind}**, {slices} coupes ({plane}) : {read} lues, {skipped} ignorées (vides, ou trop peu de "
+                   "tête : le haut et le bas de l'examen), {ok} avec une réponse « ok ».",
+           "scan_top": " Plus forte probabilité de tumeur : {top}.", "scan_top_item": "coupe {slice} ({label}, {p:.0%})",
+           "slice_note": "Coupe {index} sur {last} : **{label}** ({p:.0%}). {verdict}",
+           "slice_skipped": "Coupe {index} sur {last} : non lue ({why}).",
+           "suspicious_headers": ["coupe", "le plus probable", "probabilité de tumeur", "verdict"],
+           "strip_tumour": "tumeur (toutes)"},
 }
 
 
@@ -366,7 +401,80 @@ class Handlers:
         headers = ["file", "class", *labels, "note"] if lang == "en" else \
             [SAY[lang]["batch_headers"][0], SAY[lang]["batch_headers"][1],
              *[wording.class_name(k, lang) for k in labels], SAY[lang]["batch_headers"][-1]]
-        return gr.update(value=shown, headers=headers), gr.update(value=csv_path, visible=True)
+        return pd.DataFrame(shown, columns=headers), gr.update(value=csv_path, visible=True)
+
+    # -- whole scans
+    def analyse_scan(self, paths, plane="axial", request: gr.Request = None):
+        """A scan in (DICOM files, a zip of a series, a multi-frame DICOM or a NIfTI volume); out: the table of
+        per-slice verdicts and probabilities (stable English keys), the summary, and the result for the page."""
+        lang = page_language(request)
+        if not paths:
+            raise gr.Error(SAY[lang]["upload_scan"], print_exception=False)
+        try:
+            result = self.predictor.predict_volume(list(paths) if isinstance(paths, (list, tuple)) else paths,
+                                                   plane or "axial")
+        except ImageLoadError as err:
+            raise gr.Error(SAY[lang]["cannot_read"].format(error=err), print_exception=False) from None
+        labels = self.predictor.labels
+        rows = [[s.index, s.verdict.status if s.verdict else f"skipped: {s.skipped}",
+                 *[None if s.probabilities is None else round(s.probabilities[k], 4) for k in labels]]
+                for s in result.slices]
+        return pd.DataFrame(rows, columns=["slice", "status", *labels]), result.summary(), result
+
+    def scan_page(self, result, opacity=HEATMAP_OPACITY, outline=True, request: gr.Request = None):
+        """The page after an analysis: the summary in words, the slider on the most suspicious slice, the
+        probability strip, the most suspicious slices, and that slice with its heatmap."""
+        if result is None:
+            return (gr.skip(),) * 6
+        lang = page_language(request)
+        say, summary = SAY[lang], result.summary()
+        text = say["scan"].format(kind=summary["kind"], slices=summary["slices"], read=summary["read"],
+                                  skipped=summary["skipped"], ok=summary["ok"],
+                                  plane=say["planes"].get(summary["plane"], summary["plane"]))
+        top = summary["most_suspicious"]
+        if top:
+            text += say["scan_top"].format(top="; ".join(say["scan_top_item"].format(
+                slice=t["slice"], label=wording.class_name(t["label"], lang), p=t["tumour_probability"]) for t in top[:3]))
+        first = top[0]["slice"] if top else 0
+        strip = [{"slice": s.index, "class": wording.class_name(k, lang), "probability": s.probabilities[k]}
+                 for s in result.read() for k in self.predictor.labels]
+        suspicious = [[s.index, wording.class_name(max(s.probabilities, key=s.probabilities.get), lang),
+                       round(s.tumour_probability(), 4), wording.status_name(s.verdict.status, lang)]
+                      for s in result.most_suspicious(SUSPICIOUS_ROWS)]
+        image, note = self.scan_slice(result, first, opacity, outline, request)
+        return (text, gr.update(minimum=0, maximum=max(len(result.volume) - 1, 1), value=first, visible=True),
+                pd.DataFrame(strip, columns=["slice", "class", "probability"]),
+                pd.DataFrame(suspicious, columns=say["suspicious_headers"]), image, note)
+
+    def scan_slice(self, result, index, opacity=HEATMAP_OPACITY, outline=True, request: gr.Request = None):
+        """One slice of the analysed scan at its own resolution, with the heatmap of its most likely class."""
+        if result is None:
+            return gr.skip(), gr.skip()
+        lang = page_language(request)
+        index = int(min(max(int(index or 0), 0), len(result.volume) - 1))
+        found = next((s for s in result.slices if s.index == index), None)
+        last = len(result.volume) - 1
+        gray = result.volume.slices[index]
+        if found is None or found.skipped:
+            why = SAY[lang]["skipped"].get(found.skipped, found.skipped) if found else "—"
+            return cached_image(gray, self.output_dir), SAY[lang]["slice_skipped"].format(index=index, last=last, why=why)
+        e = self.predictor.explain(gray)
+        label = max(found.probabilities, key=found.probabilities.get)
+        verdict = found.verdict.reason_in(lang) if not found.verdict.ok else ""
+        note = SAY[lang]["slice_note"].format(index=index, last=last, label=wording.class_name(label, lang),
+                                              p=found.probabilities[label], verdict=verdict)
+        return cached_image(e.draw(float(opacity), bool(outline)), self.output_dir), note.strip()
+
+    def jump_from_plot(self, result, opacity, outline, evt: gr.SelectData, request: gr.Request = None):
+        """A range dragged across the probability strip: go to its middle slice."""
+        low, high = (evt.index if isinstance(evt.index, (list, tuple)) else (evt.index, evt.index))
+        index = int(round((float(low) + float(high)) / 2))
+        return (gr.update(value=index), *self.scan_slice(result, index, opacity, outline, request))
+
+    def jump_from_table(self, result, opacity, outline, evt: gr.SelectData, request: gr.Request = None):
+        """A row of the most suspicious slices: go to that slice."""
+        index = int((evt.row_value or [0])[0])
+        return (gr.update(value=index), *self.scan_slice(result, index, opacity, outline, request))
 
 
 def release_metrics_dir(predictor: Predictor) -> Path:
@@ -430,6 +538,35 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                 for control in (target, method, outline):
                     control.input(**redraw)
                 opacity.release(**redraw)
+            with gr.Tab(i18n("tab_scan")):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        scan_files = UploadFile(label=i18n("scan_upload"), file_count="multiple", file_types=SCAN_TYPES,
+                                                type="filepath")
+                        plane = gr.Radio(["axial", "coronal", "sagittal"], value="axial", label=i18n("plane"))
+                        analyse = gr.Button(i18n("analyse"), variant="primary")
+                        scan_text = gr.Markdown()
+                        suspicious = gr.Dataframe(label=i18n("suspicious"), interactive=False)
+                    with gr.Column(scale=2):
+                        position = gr.Slider(0, 1, value=0, step=1, label=i18n("slice"), visible=False)
+                        slice_note = gr.Markdown()
+                        slice_view = gr.Image(label=i18n("slice_view"), type="filepath", interactive=False)
+                        strip = gr.LinePlot(x="slice", y="probability", color="class", y_lim=[0, 1],
+                                            label=i18n("strip"), height=260)
+                with gr.Accordion(i18n("all_slices"), open=False):
+                    per_slice = gr.Dataframe(interactive=False)
+                    scan_json = gr.JSON(label=i18n("scan_summary"))
+                scan_state = gr.State(time_to_live=CACHE_CLEANUP[1])  # the loaded scan, in memory, for this page only
+                analyse.click(handlers.analyse_scan, [scan_files, plane], [per_slice, scan_json, scan_state],
+                              api_name="predict_volume").success(
+                    handlers.scan_page, [scan_state, opacity, outline],
+                    [scan_text, position, strip, suspicious, slice_view, slice_note], api_visibility="private")
+                position.release(handlers.scan_slice, [scan_state, position, opacity, outline], [slice_view, slice_note],
+                                 api_visibility="private")
+                strip.select(handlers.jump_from_plot, [scan_state, opacity, outline], [position, slice_view, slice_note],
+                             api_visibility="private")
+                suspicious.select(handlers.jump_from_table, [scan_state, opacity, outline],
+                                  [position, slice_view, slice_note], api_visibility="private")
             with gr.Tab(i18n("tab_batch")):
                 files = UploadFile(label=i18n("batch_files"), file_count="multiple", file_types=FILE_TYPES, type="filepath")
                 run_batch = gr.Button(i18n("batch_run"), variant="primary")

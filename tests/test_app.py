@@ -98,7 +98,7 @@ def test_french_page_names_classes_in_words(handlers, dataset, tmp_path):
     with pytest.raises(gr.Error, match="Déposez d'abord une image"):
         handlers.classify(None, request=french)
     table, download = handlers.classify_batch([path], request=french)
-    assert table["headers"][:3] == ["fichier", "classe", "Gliome"]
+    assert list(table.columns)[:3] == ["fichier", "classe", "Gliome"]
     with open(download["value"]) as handle:  # the CSV keeps the stable English keys
         assert next(csv.reader(handle)) == ["file", "class", *CLASSES, "note"]
 
@@ -156,7 +156,7 @@ def test_batch_table_and_csv(handlers, dataset, tmp_path):
     bad.write_bytes(b"")
     paths = [str(p) for p in sorted((dataset / "Testing" / "meningioma").iterdir())[:2]] + [str(bad)]
     table, download = handlers.classify_batch(paths)
-    rows = table["value"]
+    rows = table.values.tolist()
     assert len(rows) == 3 and rows[2][1] == "error" and "empty" in rows[2][-1]
     with open(download["value"]) as handle:
         saved = list(csv.reader(handle))
@@ -170,7 +170,7 @@ def test_privacy_settings(app_module):
     args = app_module.parse_args([])
     assert args.host == "127.0.0.1" and args.share is False
     api = {d["api_name"] for d in demo.config["dependencies"] if d.get("api_name")}
-    assert {"predict", "predict_batch", "explain_all", "report"} <= api
+    assert {"predict", "predict_batch", "explain_all", "report", "predict_volume"} <= api
 
 
 def test_backend_switch(app_module, monkeypatch):
@@ -216,6 +216,9 @@ def test_server_predict_endpoint_with_gradio_client(app_module, dataset, tmp_pat
         with pytest.raises(RuntimeError, match="Cannot read this file"):
             page.predict(bad)
         page.close()
+        table, summary = client.predict([handle_file(str(_scan(tmp_path, dataset)))], "axial", api_name="/predict_volume")
+        assert table["headers"] == ["slice", "status", *CLASSES] and len(table["data"]) == 8
+        assert summary["slices"] == 8 and summary["kind"] == "NIfTI"
         pdf = client.predict(handle_file(good), api_name="/report")
         assert Path(pdf).read_bytes().startswith(b"%PDF") and Path(pdf).suffix == ".pdf"
     finally:
@@ -240,3 +243,51 @@ def test_all_classes_side_by_side(handlers, dataset):
     assert all(Image.open(image).size == Image.open(path).size for image, _ in shown)
     with pytest.raises(gr.Error, match="Upload an image first"):
         handlers.all_classes(None)
+
+
+def _scan(tmp_path, dataset) -> Path:
+    """A small NIfTI volume: eight synthetic Testing slices (64 px) stacked axially."""
+    from helpers import nifti_bytes
+
+    files = sorted((dataset / "Testing").rglob("*.png"))[:8]
+    stack = np.stack([np.asarray(Image.open(f).convert("L").resize((64, 64))) for f in files], axis=-1)
+    voxels = np.flip(np.swapaxes(stack, 0, 1), axis=(0, 1)).astype(np.float32)  # X x Y x Z as viewers store it
+    path = tmp_path / "scan.nii.gz"
+    path.write_bytes(nifti_bytes(np.ascontiguousarray(voxels), gz=True))
+    return path
+
+
+class FakeSelect:
+    def __init__(self, index=None, row_value=None):
+        self.index, self.row_value = index, row_value
+
+
+def test_scan_tab_analyses_a_volume_and_moves_through_it(handlers, dataset, tmp_path):
+    path = _scan(tmp_path, dataset)
+    table, summary, result = handlers.analyse_scan([str(path)], "axial")
+    assert list(table.columns) == ["slice", "status", *CLASSES] and len(table) == 8 == summary["slices"]
+    assert summary["kind"] == "NIfTI" and summary["read"] + summary["skipped"] == 8
+    for row, one in zip(table.values.tolist(), result.slices):
+        if not one.skipped:  # the same answer as the slice on its own
+            assert row[2:] == [round(v, 4) for v in handlers.predictor.screen(result.volume.slices[one.index])[0].values()]
+    text, slider, strip, suspicious, image, note = handlers.scan_page(result, request=FakeRequest("fr"))
+    assert "NIfTI" in text and "coupes" in text and slider["maximum"] == 7
+    assert set(strip["class"]) <= {"Gliome", "Méningiome", "Pas de tumeur", "Tumeur hypophysaire"}
+    assert list(suspicious.columns)[0] == "coupe" and Image.open(image).size == (64, 64)
+    top = summary["most_suspicious"][0]["slice"]
+    assert slider["value"] == top and f"Coupe {top} sur 7" in note
+    update, image, note = handlers.jump_from_plot(result, 0.45, True, FakeSelect(index=[2.2, 3.9]))
+    assert update["value"] == 3 and "Slice 3 of 7" in note
+    update, image, note = handlers.jump_from_table(result, 0.45, True, FakeSelect(row_value=[5, "x", 0.5, "ok"]))
+    assert update["value"] == 5 and "Slice 5 of 7" in note
+
+
+def test_scan_tab_refuses_bad_uploads_clearly(handlers, tmp_path):
+    with pytest.raises(gr.Error, match="Upload a scan first"):
+        handlers.analyse_scan(None)
+    notes = tmp_path / "notes.zip"
+    import zipfile
+    with zipfile.ZipFile(notes, "w") as z:
+        z.writestr("readme.txt", "hello")
+    with pytest.raises(gr.Error, match="Cannot read this file: 1 of the 1 files are neither DICOM nor NIfTI"):
+        handlers.analyse_scan([str(notes)])
