@@ -552,7 +552,7 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                         slice_note = gr.Markdown()
                         slice_view = gr.Image(label=i18n("slice_view"), type="filepath", interactive=False)
                         strip = gr.LinePlot(x="slice", y="probability", color="class", y_lim=[0, 1],
-                                            label=i18n("strip"), height=260)
+                                            label=i18n("strip"), height=320)
                 with gr.Accordion(i18n("all_slices"), open=False):
                     per_slice = gr.Dataframe(interactive=False)
                     scan_json = gr.JSON(label=i18n("scan_summary"))

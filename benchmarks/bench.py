@@ -19,6 +19,7 @@ ratio against its baseline measured in the same run:
 - app: ``python app.py`` in a child process, seconds to the first ``/predict`` answer, the ``/predict``
   round trip as the page makes it (upload, queue, events, overlay image; :mod:`benchmarks.appserver`)
   and through ``gradio_client``, and the server's peak RSS (VmHWM) after N requests;
+- volume: ``Predictor.predict_volume`` on a 150-slice NIfTI volume built from Testing slices;
 - training: whole training loop vs the bare forward/backward/step, img/s.
 """
 from __future__ import annotations
@@ -296,6 +297,34 @@ def bench_app(model: Path, requests: int = 200, port: int = 7898, examples: Path
         stop_app(server)
 
 
+# ----------------------------------------------------------------------------- whole scans
+
+def bench_volume(release: Path, images: Path, workdir: Path, slices: int = 150, size: int = 256,
+                 repeats: int = 3) -> dict:
+    """``Predictor.predict_volume`` on a NIfTI volume of ``slices`` Testing slices at ``size`` px (read from
+    the .nii.gz file each time: decompression, windowing, skipping, preprocessing, network, verdicts)."""
+    import gzip
+
+    import nibabel
+    from PIL import Image
+
+    from brainmri import Predictor
+
+    files = testing_files(images, slices)
+    stack = [np.asarray(Image.open(f).convert("L").resize((size, size))) for f in files]
+    stack = (stack * (slices // max(1, len(stack)) + 1))[:slices]
+    voxels = np.flip(np.swapaxes(np.stack(stack, axis=-1), 0, 1), axis=(0, 1)).astype(np.float32)
+    path = workdir / "volume.nii.gz"
+    path.write_bytes(gzip.compress(nibabel.Nifti1Image(np.ascontiguousarray(voxels), np.eye(4)).to_bytes(), 6))
+    predictor = Predictor.from_pretrained(release)
+    result = {}
+    row = timed(lambda: result.update(r=predictor.predict_volume(path)), repeats, warmup=1)
+    summary = result["r"].summary()
+    return {"slices": slices, "size": size, "file_mb": path.stat().st_size / 2**20, "backend": predictor.backend.name,
+            "read": summary["read"], "skipped": summary["skipped"], "p50_s": row["p50_ms"] / 1000,
+            "p95_s": row["p95_ms"] / 1000, "repeats": repeats}
+
+
 # ----------------------------------------------------------------------------- training
 
 def training_speed(data: str, arch: str, image_size: int, batch_size: int, steps: int, cache_dir=None,
@@ -370,12 +399,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny-size", type=int, default=224)
     p.add_argument("--app-requests", type=int, default=200)
     p.add_argument("--training-steps", type=int, default=6)
-    p.add_argument("--skip", nargs="*", default=[], choices=["reference", "app", "training"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["reference", "app", "volume", "training"])
     p = sub.add_parser("inference", parents=[common], help="one release folder's latency and throughput")
     model_options(p)
     p = sub.add_parser("app", parents=[common], help="app cold start and peak RSS")
     p.add_argument("--model", default=str(DEFAULT_MODEL))
     p.add_argument("--requests", type=int, default=200)
+    p = sub.add_parser("volume", parents=[common], help="predict_volume on a 150-slice NIfTI volume")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--slices", type=int, default=150)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=3)
     p = sub.add_parser("training", parents=[common], help="training loop vs bare step, img/s")
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--arch", default="convnext_tiny")
@@ -384,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--cache-dir", default=None)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("all", "inference", "app", "training", "-h", "--help"):
+    if not argv or argv[0] not in ("all", "inference", "app", "volume", "training", "-h", "--help"):
         argv = ["all", *argv]
     args = parser.parse_args(argv)
 
@@ -414,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{a['predict_round_trip_p50_ms']:.0f} ms, p95 {a['predict_round_trip_p95_ms']:.0f} ms; through "
                   f"gradio_client p50 {a['gradio_client_round_trip_p50_ms']:.0f} ms, "
                   f"p95 {a['gradio_client_round_trip_p95_ms']:.0f} ms")
+        if args.what == "volume" or (args.what == "all" and "volume" not in args.skip):
+            v = result["volume"] = bench_volume(Path(args.model), Path(args.data) / "Testing", work,
+                                                getattr(args, "slices", 150), getattr(args, "size", 256),
+                                                getattr(args, "repeats", 3) if args.what == "volume" else 3)
+            print(f"\nvolume: {v['slices']} slices of {v['size']} px ({v['file_mb']:.1f} MB .nii.gz, {v['read']} read, "
+                  f"{v['skipped']} skipped) in {v['p50_s']:.2f} s p50 ({v['p95_s']:.2f} s p95) on {v['backend']}")
         if args.what == "training" or (args.what == "all" and "training" not in args.skip):
             if args.what == "training":
                 specs = [(args.arch, args.image_size, args.batch_size, args.steps)]

@@ -28,3 +28,9 @@ def test_inference_benchmark_writes_its_table(dataset, tmp_path, capsys):
     for kind in ("dynamic", "static, QDQ"):
         assert "top1_agreement_256" in model["latency"][f"model call: onnxruntime int8 ({kind})"], kind
     assert result["machine"]["cores"] >= 1 and not release.joinpath("model.onnx").exists()  # exported a copy
+
+
+def test_volume_benchmark_reports_its_figures(dataset, tmp_path):
+    release = bench.random_release("test_convnext", 64, tmp_path)
+    row = bench.bench_volume(release, dataset / "Testing", tmp_path, slices=6, size=64, repeats=1)
+    assert row["slices"] == 6 and row["read"] + row["skipped"] == 6 and row["p50_s"] > 0

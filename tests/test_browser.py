@@ -5,6 +5,7 @@ side-by-side view, downloads the case report, opens the Model tab and checks its
 does it again in French; saves screenshots under runs/ci/ (CI artifacts).
 """
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -92,6 +93,40 @@ def test_classify_explain_report_and_model_tab(server, browser, tmp_path):
     loaded = page.locator("img").evaluate_all("els => els.filter(e => e.naturalWidth > 100).length")
     assert loaded >= 3  # confusion matrix, reliability diagram, risk-coverage curve: in view, not folded away
     page.screenshot(path=str(SHOTS / "app-model.png"), full_page=True)
+    page.close()
+
+
+def test_scan_tab_with_a_small_nifti(server, browser, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from helpers import nifti_bytes
+
+    url, app = server
+    examples = sorted(app.EXAMPLES_DIR.glob("*"))
+    stack = [np.asarray(Image.open(p).convert("L").resize((128, 128))) for p in examples] * 2  # 8 slices
+    voxels = np.flip(np.swapaxes(np.stack(stack, axis=-1), 0, 1), axis=(0, 1)).astype(np.float32)
+    scan = tmp_path / "scan.nii.gz"
+    scan.write_bytes(nifti_bytes(np.ascontiguousarray(voxels), gz=True))
+    page = browser.new_page(locale="en-US", viewport={"width": 1300, "height": 1400})
+    page.goto(url)
+    page.get_by_role("tab", name="Scan").click()
+    page.get_by_role("button", name="Analyse the scan").wait_for(timeout=30_000)
+    page.locator('input[type=file][accept*=".nii"]').first.set_input_files(str(scan))  # the Scan tab's
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Analyse the scan").click()
+    page.get_by_text("NIfTI").first.wait_for(timeout=60_000)
+    note = page.get_by_text(re.compile(r"^Slice \d+ of 7")).first
+    note.wait_for(timeout=30_000)
+    before = note.inner_text()
+    slider = page.locator("input[type=range]:visible").first  # the Scan tab's slice slider
+    slider.focus()
+    box = slider.bounding_box()
+    page.mouse.click(box["x"] + 3, box["y"] + box["height"] / 2)  # to the first slice
+    page.wait_for_function("() => [...document.querySelectorAll('p')].some(p => p.innerText.startsWith('Slice 0 of 7'))",
+                           timeout=30_000)
+    assert before.startswith("Slice") and page.get_by_text(re.compile(r"^Slice 0 of 7")).count() > 0
+    page.screenshot(path=str(SHOTS / "app-scan.png"), full_page=True)
     page.close()
 
 
