@@ -16,6 +16,15 @@ TINY_ARCH = "test_convnext"
 TINY_SIZE = 32
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the network
+
+# Tests that train (through these fixtures), start servers or browsers, or measure: `-m "not slow"` skips them.
+SLOW_FIXTURES = {"trained_run", "run", "exported", "server", "browser", "app_module"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 

@@ -6,6 +6,7 @@ import pytest
 from benchmarks import bench
 
 pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.slow  # measurements
 
 
 def test_inference_benchmark_writes_its_table(dataset, tmp_path, capsys):

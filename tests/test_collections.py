@@ -154,6 +154,7 @@ def test_localisation_scores():
     assert widen(masks[:1] > 0, 1).sum() == 16
 
 
+@pytest.mark.slow
 def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_dir, collections, tmp_path, capsys):
     origins, masks = collections
     out = tmp_path / "cv"

@@ -91,6 +91,7 @@ def test_release_without_export_runs_on_torch(tiny_release):
         Predictor.from_pretrained(tiny_release, backend="onnx")
 
 
+@pytest.mark.slow
 def test_export_refuses_a_graph_that_does_not_match(tiny_release, tmp_path, monkeypatch):
     folder = tmp_path / "tiny"
     shutil.copytree(tiny_release, folder)

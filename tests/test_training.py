@@ -114,6 +114,7 @@ def test_killed_mid_epoch_resumes_to_the_uninterrupted_result(dataset, cache_dir
     assert got["confusion_matrix"] == expected["confusion_matrix"]
 
 
+@pytest.mark.slow
 def test_report_recipe_trains_head_first_then_everything(dataset, cache_dir, tmp_path):
     trainer = Trainer(TrainConfig(data=str(dataset), out=str(tmp_path / "r"), arch=TINY_ARCH, pretrained=False,
                                   image_size=TINY_SIZE, epochs=3, batch_size=16, steps_per_epoch=2,
@@ -232,6 +233,7 @@ def test_lr_schedule():
     assert rank_slice(8, Dist(rank=1, world=2)) == slice(4, 8)
 
 
+@pytest.mark.slow
 def test_ddp_step_matches_single_process(tmp_path):
     """torchrun with 2 gloo processes, each on half of a global batch, steps like one process."""
     from brainmri.model import create_model
