@@ -171,7 +171,7 @@ def cmd_heldout_summary(args) -> int:
 
 def cmd_localisation(args) -> int:
     from brainmri import Predictor
-    from brainmri.audit import split_roots
+    from brainmri.data import split_roots
     from brainmri.data import list_classes, load_folder
     from brainmri.localisation import localisation, localisation_markdown
     from brainmri.masks import load_masks
@@ -195,7 +195,7 @@ def cmd_localisation(args) -> int:
 def cmd_selective(args) -> int:
     """Risk-coverage of every abstention signal on Testing or on all images of one collection."""
     from brainmri import Predictor, plots
-    from brainmri.audit import split_roots
+    from brainmri.data import split_roots
     from brainmri.data import list_classes, load_folder
     from brainmri.selective import selective_markdown, selective_report, verdict_report
 
@@ -270,7 +270,7 @@ def cmd_robustness(args) -> int:
 
 def cmd_screening(args) -> int:
     from brainmri import Predictor
-    from brainmri.audit import split_roots
+    from brainmri.data import split_roots
     from brainmri.data import list_files, list_classes
     from brainmri.screening import screening_report, synthetic_outliers
 

@@ -8,6 +8,8 @@ input size.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import csv
 import json
 import os
@@ -18,20 +20,13 @@ from typing import Any
 import numpy as np
 
 from . import plots
-from .data import ImageSet, list_classes, load_folder
+from .data import ImageSet, list_classes, load_folder, split_roots
 from .dedup import duplicate_groups, find_pairs
 from .transforms import Preprocess
 
 AUDIT_PREPROCESS = Preprocess(input_size=(3, 128, 128), interpolation="bilinear", crop_pct=1.0,
                               mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-
-
-def split_roots(data: str | os.PathLike) -> tuple[Path | None, Path]:
-    """(Training folder or None, Testing folder) for a dataset root or a single folder of classes."""
-    data = Path(data)
-    if (data / "Testing").is_dir():
-        return (data / "Training" if (data / "Training").is_dir() else None), data / "Testing"
-    return None, data
+HEAD_CROP_PREPROCESS = replace(AUDIT_PREPROCESS, content_crop=True)  # what the shipped models see, at 128 px
 
 
 def dedup_testing(train: ImageSet | None, test: ImageSet) -> dict[str, Any]:
@@ -59,21 +54,26 @@ def dedup_paths(data: str | os.PathLike, cache_dir=None) -> tuple[list[str], int
     return [test.paths[i] for i in result["keep"]], len(test)
 
 
-def shortcut_strength(image_set: ImageSet, seed: int = 0) -> dict[str, float]:
+def _framing(images: np.ndarray) -> np.ndarray:
+    """Rows and columns of (near) black in each model input: padding and native background alike."""
+    images = np.asarray(images)
+    return np.column_stack([(images.max(axis=2) <= 2).sum(axis=1), (images.max(axis=1) <= 2).sum(axis=1)])
+
+
+def shortcut_strength(image_set: ImageSet, seed: int = 0, cropped: ImageSet | None = None) -> dict[str, float]:
     """Cross-validated accuracy of a small tree predicting the class from file metadata
     (size and colour mode, aspect ratio) versus from the framing that the model input
-    still shows (number of black rows and columns, padding and native background
-    alike); size and mode are the same for every model input."""
+    still shows (number of black rows and columns) after padding alone (``image_set``,
+    :data:`AUDIT_PREPROCESS`) and after the head crop and padding (``cropped``: the same
+    images through the bundled model's preprocessing); size and mode are the same for
+    every model input."""
     from sklearn.model_selection import cross_val_score
     from sklearn.tree import DecisionTreeClassifier
 
     modes = sorted(set(image_set.modes))
     raw = np.column_stack([image_set.sizes, [modes.index(m) for m in image_set.modes]])
     aspect = (image_set.sizes[:, 0] / image_set.sizes[:, 1]).reshape(-1, 1)
-    images = np.asarray(image_set.images)
-    blank_rows = (images.max(axis=2) <= 2).sum(axis=1)  # rows/columns of (near) black in what the model sees
-    blank_cols = (images.max(axis=1) <= 2).sum(axis=1)
-    framing = np.column_stack([blank_rows, blank_cols])
+    framing = _framing(image_set.images)
     tree = DecisionTreeClassifier(max_depth=6, random_state=seed)
     majority = Counter(image_set.labels.tolist()).most_common(1)[0][1] / len(image_set)
     return {
@@ -82,6 +82,8 @@ def shortcut_strength(image_set: ImageSet, seed: int = 0) -> dict[str, float]:
         "from_original_aspect": float(cross_val_score(tree, aspect, image_set.labels, cv=5).mean()),
         "from_model_input_black_rows_cols": float(cross_val_score(tree, framing, image_set.labels, cv=5).mean()),
         "after_pipeline_size_mode": "every image becomes one size, one grayscale channel",
+        **({"from_model_input_black_rows_cols_head_crop": float(cross_val_score(
+            tree, _framing(cropped.images), cropped.labels, cv=5).mean())} if cropped is not None else {}),
     }
 
 
@@ -137,7 +139,8 @@ def run_audit(data: str | os.PathLike, out: str | os.PathLike, cache_dir=None) -
         "testing_with_near_dup_in_training": len(near_cross),
         "dedup_testing_size": int(kept.sum()),
     }
-    report = {"summary": summary, "per_class": per_class, "shortcut": shortcut_strength(train),
+    cropped = load_folder(train_root, HEAD_CROP_PREPROCESS, cache_dir=cache_dir).relabel(classes)
+    report = {"summary": summary, "per_class": per_class, "shortcut": shortcut_strength(train, cropped=cropped),
               "method": {"near": "pHash Hamming <= 10 and 64x64 thumbnail correlation >= 0.95", "exact": "sha256"}}
     (out / "audit.json").write_text(json.dumps(report, indent=2))
     with open(out / "summary.csv", "w", newline="") as handle:

@@ -218,3 +218,11 @@ def split_train_val(image_set: ImageSet, groups: np.ndarray, val_fraction: float
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     train_index, val_index = next(folds.split(np.zeros(len(image_set)), image_set.labels, groups))
     return np.sort(train_index), np.sort(val_index)
+
+
+def split_roots(data: str | os.PathLike) -> tuple[Path | None, Path]:
+    """(Training folder or None, Testing folder) for a dataset root or a single folder of classes."""
+    data = Path(data)
+    if (data / "Testing").is_dir():
+        return (data / "Training" if (data / "Training").is_dir() else None), data / "Testing"
+    return None, data

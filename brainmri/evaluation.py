@@ -18,7 +18,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, roc_auc_score
 
 from . import plots
-from .audit import dedup_paths, split_roots
+from .audit import dedup_paths
+from .data import split_roots
 from .calibration import expected_calibration_error, reliability
 from .data import list_classes, load_folder
 from .predictor import Predictor

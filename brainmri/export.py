@@ -66,7 +66,7 @@ def compare(reference: TorchBackend, onnx: OnnxBackend, inputs: torch.Tensor, ba
 def first_testing_inputs(folder: str | os.PathLike, data: str | os.PathLike, count: int = 64) -> torch.Tensor:
     """The first ``count`` Testing images of ``data`` (class folders in order, files sorted), through the
     release's own preprocessing: the inputs the export is checked on."""
-    from .audit import split_roots
+    from .data import split_roots
     from .checkpoint import read_config
     from .data import list_classes, list_files
     from .imageio import load_image

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .audit import split_roots
+from .data import split_roots
 from .data import list_classes, list_files
 from .imageio import load_grayscale
 from .predictor import Predictor

@@ -79,3 +79,4 @@ def test_audit_writes_its_record(dataset, cache_dir, tmp_path):
     assert report["summary"]["dedup_testing_size"] == len(kept) <= report["summary"]["testing_images"] - 2
     assert dedup_paths(dataset, cache_dir=cache_dir)[0] == kept
     assert 0 <= report["shortcut"]["from_model_input_black_rows_cols"] <= 1
+    assert 0 <= report["shortcut"]["from_model_input_black_rows_cols_head_crop"] <= 1  # after the head crop
