@@ -272,7 +272,7 @@ def cmd_screening(args) -> int:
     from brainmri import Predictor
     from brainmri.data import split_roots
     from brainmri.data import list_files, list_classes
-    from brainmri.screening import screening_report, synthetic_outliers
+    from brainmri.screening_eval import screening_report, synthetic_outliers
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     _, test_root = split_roots(args.data)

@@ -138,7 +138,8 @@ def test_a_checkerboard_has_no_head(predictor):
 
 
 def test_wrapped_noise_is_not_a_slice(predictor):
-    from brainmri.screening import jump_share, synthetic_outliers
+    from brainmri.screening import jump_share
+    from brainmri.screening_eval import synthetic_outliers
 
     noise = synthetic_outliers()["noise"][5]  # random-walk noise wrapped at 256: it has a dark-enough border
     _, verdict = predictor.screen(noise)
