@@ -171,15 +171,22 @@ def cmd_heldout_summary(args) -> int:
 
 def cmd_localisation(args) -> int:
     from brainmri import Predictor
-    from brainmri.data import split_roots
-    from brainmri.data import list_classes, load_folder
+    from brainmri.data import list_classes, load_folder, split_roots
     from brainmri.localisation import localisation, localisation_markdown
     from brainmri.masks import load_masks
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     train_root, test_root = split_roots(args.data)
+    if args.validation_of:  # a run's own validation split (Training images it never trained on)
+        args.split = "validation"
     root = test_root if args.split == "Testing" else train_root
     image_set = load_folder(root, predictor.preprocess, cache_dir=args.cache_dir, classes=list_classes(root)).relabel(predictor.labels)
+    if args.validation_of:
+        import csv
+
+        with open(Path(args.validation_of) / "split.csv") as handle:
+            val = {row["path"] for row in csv.DictReader(handle) if row["split"] == "val"}
+        image_set = image_set.subset(np.array([i for i, p in enumerate(image_set.paths) if p in val], dtype=np.int64))
     masks = load_masks(image_set, args.masks, predictor.preprocess, cache_dir=args.cache_dir)
     report = localisation(predictor, image_set.images, masks.masks, image_set.labels, tuple(args.method),
                           widen_px=args.widen)
@@ -195,8 +202,7 @@ def cmd_localisation(args) -> int:
 def cmd_selective(args) -> int:
     """Risk-coverage of every abstention signal on Testing or on all images of one collection."""
     from brainmri import Predictor, plots
-    from brainmri.data import split_roots
-    from brainmri.data import list_classes, load_folder
+    from brainmri.data import list_classes, load_folder, split_roots
     from brainmri.selective import selective_markdown, selective_report, verdict_report
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
@@ -343,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", required=True, help="tumour masks folder (MASKS/<Training|Testing>/<class>/<name>.png)")
     p.add_argument("--out", required=True)
     p.add_argument("--split", choices=["Testing", "Training"], default="Testing")
+    p.add_argument("--validation-of", default=None, metavar="RUN",
+                   help="measure on that run's validation split (RUN/split.csv) instead of --split")
     p.add_argument("--method", action="append", default=None,
                    help="CAM method (repeat; default gradcam, gradcam++, eigencam)")
     p.add_argument("--widen", type=int, default=2, help="pointing game: widen the mask by this many input pixels")

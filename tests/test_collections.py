@@ -209,6 +209,14 @@ def test_localisation_command(run, dataset, collections, cache_dir, tmp_path, ca
     assert report["images"] == len(figshare_testing) and list(report["methods"]) == ["gradcam"]
     assert 0 <= report["methods"]["gradcam"]["all"]["pointing_game"] <= 1
     assert "| gradcam | all |" in capsys.readouterr().out
+    # on the run's own validation split: only the Training images split.csv marks "val" that have a mask
+    assert cli.main(["localisation", "--checkpoint", str(run / "release"), "--data", str(dataset), "--masks", str(masks),
+                     "--out", str(tmp_path), "--cache-dir", str(cache_dir), "--method", "gradcam",
+                     "--validation-of", str(run)]) == 0
+    report = json.loads((tmp_path / "localisation.json").read_text())
+    val = [line.split(",")[0] for line in (run / "split.csv").read_text().splitlines()[1:] if line.endswith(",val")]
+    with_mask = [p for p in val if _origin(f"Training/{p}") == "figshare" and not p.startswith("notumor/")]
+    assert report["split"] == "validation" and report["images"] == len(with_mask)
 
 
 @pytest.fixture(scope="module")
