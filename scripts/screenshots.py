@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""The README's pictures: the Classify tab after classifying an example, and a case report page.
+
+    python scripts/screenshots.py [--out assets/screenshots] [--chromium /usr/bin/chromium]
+
+Serves the bundled model on a free loopback port, drives Debian's Chromium with Playwright, and
+writes small PNGs (palette-quantised, 900 px wide).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def shrink(source: Path, target: Path, width: int = 900) -> None:
+    from PIL import Image
+
+    image = Image.open(source).convert("RGB")
+    if image.width > width:
+        image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(ROOT / "assets" / "screenshots"))
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.pop("BRAINMRI_MODEL", None)
+
+    import app
+    from helpers import free_port
+    from playwright.sync_api import sync_playwright
+
+    from brainmri import report
+    from brainmri.casereport import ModelFacts, write_case_report
+
+    example = sorted(app.EXAMPLES_DIR.glob("glioma-*"))[0]
+    predictor = app.Predictor.from_pretrained(app.DEFAULT_MODEL)
+    metrics_dir = app.release_metrics_dir(predictor)
+    metrics = report.evaluation_for(predictor.config, metrics_dir)
+    facts = ModelFacts.from_release(predictor.config, metrics, report.load_json(metrics_dir, "crossval.json"))
+    with tempfile.TemporaryDirectory() as tmp:
+        page_png = Path(tmp) / "report.png"
+        write_case_report(page_png, predictor.explain(example), facts, "en")
+        shrink(page_png, out / "report.png", width=640)
+
+        port = free_port()
+        app.launch(app.demo, app.parse_args(["--port", str(port)]), prevent_thread_lock=True, quiet=True)
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=args.chromium, args=["--headless", "--no-sandbox"])
+                page = browser.new_page(locale="en-US", viewport={"width": 1300, "height": 1000})
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.get_by_role("button", name="Classify", exact=True).wait_for(timeout=30_000)
+                page.locator("input[type=file]").first.set_input_files(str(example))
+                page.wait_for_timeout(1000)
+                page.get_by_role("button", name="Classify", exact=True).click()
+                page.get_by_text("Heatmap: Grad-CAM for").first.wait_for(timeout=60_000)
+                page.wait_for_timeout(1500)
+                shot = Path(tmp) / "classify.png"
+                page.screenshot(path=str(shot), full_page=False)
+                shrink(shot, out / "classify.png")
+                browser.close()
+        finally:
+            app.demo.close()
+    for name in ("classify.png", "report.png"):
+        print(out / name, f"{(out / name).stat().st_size / 1024:.0f} kB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
