@@ -480,9 +480,8 @@ class Handlers:
 def release_metrics_dir(predictor: Predictor) -> Path:
     """Where the served release's saved evaluation lives: its own ``metrics/`` folder, else assets/metrics
     (whose metrics.json names the weights it was measured on; :func:`brainmri.report.evaluation_for`)."""
-    folder = predictor.config.get("folder")
-    own = Path(folder) / "metrics" if folder else None
-    return own if own is not None and (own / "metrics.json").is_file() else METRICS_DIR
+    own = predictor.release.path("metrics")
+    return own if (own / "metrics.json").is_file() else METRICS_DIR
 
 
 def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_dir: Path = EXAMPLES_DIR) -> gr.Blocks:
@@ -628,7 +627,7 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, localised) ->
         image("curves", i18n("curves"))
         image("gallery", i18n("gallery"))
     with gr.Accordion(i18n("model_card"), open=False):
-        gr.Markdown(report.model_card(predictor.config.get("folder", DEFAULT_MODEL)))
+        gr.Markdown(report.model_card(predictor.release.folder))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

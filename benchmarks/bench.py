@@ -104,11 +104,11 @@ def random_release(arch: str, image_size: int, folder: Path) -> Path:
 def with_onnx(release: Path, workdir: Path, data: Path | None) -> Path:
     """``release`` with a checked ONNX export: itself when it has one, else an exported copy in ``workdir``."""
     from brainmri.backends import onnx_problem
-    from brainmri.checkpoint import read_config
+    from brainmri.checkpoint import Release, read_config
     from brainmri.export import export_release, first_testing_inputs
 
     config = read_config(release)
-    if onnx_problem({**config, "folder": str(release)}) is None:
+    if onnx_problem(Release(Path(release), config)) is None:
         return release
     copy = workdir / f"{release.name}-onnx"
     shutil.copytree(release, copy)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from .checkpoint import Release
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnx", "torch")
@@ -69,33 +71,32 @@ class OnnxBackend:
         return torch.from_numpy(logits), torch.from_numpy(features)
 
 
-def onnx_problem(config: dict) -> str | None:
+def onnx_problem(release: Release) -> str | None:
     """Why the release's ONNX export cannot be used here (None: it can)."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         return "onnxruntime is not installed"
-    record = config.get("onnx")
-    folder = Path(config.get("folder", ""))
-    if not record or not (folder / ONNX_FILE).is_file():
-        return f"the release has no {ONNX_FILE} (python train.py export --checkpoint {folder})"
+    record = release.config.get("onnx")
+    if not record or not release.path(ONNX_FILE).is_file():
+        return f"the release has no {ONNX_FILE} (python train.py export --checkpoint {release.folder})"
     # verify_release already checked model.onnx against files_sha256; this checks it came from these weights
-    if record.get("weights_sha256") != config.get("weights_sha256"):
+    if record.get("weights_sha256") != release.weights_sha256:
         return f"{ONNX_FILE} was exported from other weights; export again"
     return None
 
 
-def select_backend(model: torch.nn.Module, config: dict, name: str = "auto",
+def select_backend(model: torch.nn.Module, release: Release, name: str = "auto",
                    threads: int | None = None) -> TorchBackend | OnnxBackend:
     """The backend ``name`` asks for; ``auto`` falls back to torch, saying why, when ONNX cannot run."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
     if name == "torch":
         return TorchBackend(model)
-    problem = onnx_problem(config)
+    problem = onnx_problem(release)
     if problem is None:
         try:
-            return OnnxBackend(Path(config["folder"]) / ONNX_FILE, threads)
+            return OnnxBackend(release.path(ONNX_FILE), threads)
         except Exception as err:  # a runtime that cannot load the graph: same fallback
             problem = f"onnxruntime cannot load it ({type(err).__name__}: {err})"
     if name == "onnx":

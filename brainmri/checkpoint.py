@@ -11,6 +11,8 @@ never leaves a half-written release behind.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import copy
 import hashlib
 import json
@@ -178,13 +180,49 @@ def verify_release(directory: str | os.PathLike, expected_labels: list[str] | No
     return config
 
 
+@dataclass(frozen=True)
+class Release:
+    """A verified release folder: where it lies and its ``config.json``, exactly as on disk (the one source of
+    truth for class names, temperature, preprocessing, screening thresholds and checksums)."""
+
+    folder: Path
+    config: dict[str, Any]
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.config["label_names"])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.config.get("temperature", 1.0))
+
+    @property
+    def weights_sha256(self) -> str | None:
+        return self.config.get("weights_sha256")
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return dict(self.config.get("preprocessing", {}))
+
+    @property
+    def screening(self) -> dict[str, Any]:
+        return dict(self.config.get("screening", {}))
+
+    @property
+    def training(self) -> dict[str, Any]:
+        """What training recorded (recipe, epoch, validation figures, drop_rate, ...)."""
+        return dict(self.config.get("brainmri", {}))
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+
 def load_release(
     name_or_path: str | os.PathLike, expected_labels: list[str] | None = None
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Verify and load a release folder (or Hub id); returns ``(model in eval mode, config)``."""
+) -> tuple[torch.nn.Module, Release]:
+    """Verify and load a release folder (or Hub id); returns ``(model in eval mode, Release)``."""
     directory = resolve_release(name_or_path)
     config = verify_release(directory, expected_labels)
     model = timm.create_model(f"local-dir:{directory.resolve()}", pretrained=True)
     model.float().eval()
-    config["folder"] = str(directory)
-    return model, config
+    return model, Release(directory, config)

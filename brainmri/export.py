@@ -85,8 +85,8 @@ def export_release(folder: str | os.PathLike, check_inputs: torch.Tensor | None 
     ``check_inputs`` (normalised batches; random ones when None) go through torch and ONNX Runtime; the
     export is refused when any logit differs by more than ``tolerance``.
     """
-    model, config = load_release(folder)
-    folder = Path(config["folder"])
+    model, release = load_release(folder)
+    folder, config = release.folder, release.config
     size = int(config["pretrained_cfg"]["input_size"][-1])
     if check_inputs is None:
         check_inputs = torch.randn(8, 3, size, size, generator=torch.Generator().manual_seed(0))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .backends import select_backend
-from .checkpoint import load_release
+from .checkpoint import Release, load_release
 from .explain import HEATMAP_OPACITY, feature_maps_cams, overlay
 from .imageio import ImageLoadError, ImageSource, LoadedImage, load_image
 from .screening import FeatureModel, Verdict, dark_border_fraction, head_share, judge, jump_share
@@ -148,20 +148,24 @@ MIN_HEAD_OF_VOLUME = 0.35  # a slice showing less head than this share of the vo
 
 
 class Predictor:
-    def __init__(self, model: torch.nn.Module, config: dict, *, device: str | torch.device = "cpu",
+    def __init__(self, model: torch.nn.Module, release: Release, *, device: str | torch.device = "cpu",
                  backend: str = "auto"):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         # Nothing in the model is trained here; Grad-CAM needs the gradient of the feature map only.
         self.model.requires_grad_(False)
-        self.config = config
-        self.labels: list[str] = list(config["label_names"])
-        self.temperature = float(config.get("temperature", 1.0))
-        self.preprocess = Preprocess.from_release_config({**config, "pretrained_cfg": model.pretrained_cfg})
-        self.backend = select_backend(self.model, config, "torch" if self.device.type != "cpu" else backend)
-        folder = config.get("folder")
-        self.feature_model = FeatureModel.load(folder) if folder else None
-        self.screening = dict(config.get("screening", {}))
+        self.release = release
+        self.labels: list[str] = release.labels
+        self.temperature = release.temperature
+        self.preprocess = Preprocess.from_release_config({**release.config, "pretrained_cfg": model.pretrained_cfg})
+        self.backend = select_backend(self.model, release, "torch" if self.device.type != "cpu" else backend)
+        self.feature_model = FeatureModel.load(release.folder)
+        self.screening = release.screening
+
+    @property
+    def config(self) -> dict:
+        """The release's config.json (read only: :attr:`release` is the loaded release)."""
+        return self.release.config
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *, expected_labels: Sequence[str] | None = None,
@@ -170,8 +174,8 @@ class Predictor:
 
         ``backend``: ``auto`` (ONNX Runtime when the release has a checked ``model.onnx``, else torch),
         ``onnx`` or ``torch`` (the fp32 reference)."""
-        model, config = load_release(name_or_path, list(expected_labels) if expected_labels else None)
-        return cls(model, config, device=device, backend=backend)
+        model, release = load_release(name_or_path, list(expected_labels) if expected_labels else None)
+        return cls(model, release, device=device, backend=backend)
 
     # -- preprocessing
     def prepare(self, image: ImageSource) -> np.ndarray:

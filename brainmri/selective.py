@@ -86,7 +86,7 @@ def mc_dropout_agreement(predictor, images: np.ndarray, probs: np.ndarray, passe
     config; a loaded timm model keeps its Dropout modules at p = 0). None without dropout. The body runs
     once per batch."""
     model = predictor.model
-    rate = rate if rate is not None else (predictor.config.get("brainmri") or {}).get("drop_rate")
+    rate = rate if rate is not None else predictor.release.training.get("drop_rate")
     drops = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
     if not rate or not drops:
         return None

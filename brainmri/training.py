@@ -284,8 +284,8 @@ class Trainer:
     def _build_model(self):
         c = self.cfg
         if c.init:
-            model, config = load_release(c.init)
-            self.init_config = config
+            model, release = load_release(c.init)
+            self.init_config = config = release.config
             self.label_names = list(config["label_names"])
             # The release decides the architecture and input size: record those, not the CLI defaults.
             self.cfg = replace(c, arch=config["architecture"], image_size=int(config["pretrained_cfg"]["input_size"][-1]))

@@ -32,8 +32,10 @@ def test_save_load_gives_identical_logits_and_labels(tmp_path):
 def test_half_weights_load_as_float(tmp_path):
     model = create_model(TINY_ARCH, num_classes=4, image_size=32).eval()
     folder = save_release(model, tmp_path / "rel", CLASSES, half=True)
-    loaded, config = load_release(folder)
-    assert config["weights_dtype"] == "float16" and next(loaded.parameters()).dtype == torch.float32
+    loaded, release = load_release(folder)
+    assert release.config["weights_dtype"] == "float16" and next(loaded.parameters()).dtype == torch.float32
+    assert release.folder == folder and release.labels == CLASSES and release.config == read_config(folder)
+    assert "folder" not in release.config  # config.json exactly as on disk
     x = torch.randn(1, 3, 32, 32)
     torch.testing.assert_close(loaded(x), model(x), atol=2e-2, rtol=2e-2)
 

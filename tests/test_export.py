@@ -36,7 +36,8 @@ def exported(tiny_release, tmp_path_factory):
 def test_export_matches_torch_on_the_first_64_testing_images(exported):
     if not REAL_DATA.is_dir():
         pytest.skip("the real dataset is not beside the repository")
-    model, config = load_release(exported)
+    model, release = load_release(exported)
+    config = release.config
     assert config["onnx"]["check"]["images"] == 64
     assert config["onnx"]["check"]["max_abs_logit_diff"] <= 1e-4
     assert config["files_sha256"][ONNX_FILE] and (exported / ONNX_FILE).is_file()
@@ -79,10 +80,10 @@ def test_stale_missing_or_damaged_exports_are_never_used(exported, tmp_path, mon
         Predictor.from_pretrained(damaged)
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
-    model, config = load_release(exported)
-    assert isinstance(select_backend(model, config, "auto"), TorchBackend)
+    model, release = load_release(exported)
+    assert isinstance(select_backend(model, release, "auto"), TorchBackend)
     with pytest.raises(BackendUnavailable, match="not installed"):
-        select_backend(model, config, "onnx")
+        select_backend(model, release, "onnx")
 
 
 def test_release_without_export_runs_on_torch(tiny_release):
