@@ -27,24 +27,26 @@ from pathlib import Path
 
 import numpy as np
 
+from brainmri.config import default as D  # every training default lives in TrainConfig
+
 
 def _train_parser(sub, name: str = "train", help: str = "train a model; writes a run folder with a release/ folder") -> None:
     p = sub.add_parser(name, help=help)
     g = p.add_argument_group("data")
     g.add_argument("--data", required=True, help="dataset root (with Training/) or a folder of class folders")
     g.add_argument("--out", required=True, help="run folder (arguments, epochs.csv, curves, release/, last.pt)")
-    g.add_argument("--val-fraction", type=float, default=0.1)
+    g.add_argument("--val-fraction", type=float, default=D("val_fraction"))
     g.add_argument("--cache-dir", default=None, help="decoded-image cache (default .cache/brainmri)")
     g = p.add_argument_group("model")
-    g.add_argument("--arch", default="convnext_tiny", help="any timm architecture name")
-    g.add_argument("--pretrained", dest="pretrained", action="store_true", default=True,
+    g.add_argument("--arch", default=D("arch"), help="any timm architecture name")
+    g.add_argument("--pretrained", dest="pretrained", action="store_true", default=D("pretrained"),
                    help="start from ImageNet weights via the Hugging Face Hub (default)")
     g.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random initialisation")
     g.add_argument("--init", default=None, help="start from a local release folder (or Hub id)")
-    g.add_argument("--image-size", type=int, default=224)
-    g.add_argument("--drop-rate", type=float, default=0.3)
-    g.add_argument("--drop-path-rate", type=float, default=0.0)
-    g.add_argument("--no-content-crop", dest="content_crop", action="store_false",
+    g.add_argument("--image-size", type=int, default=D("image_size"))
+    g.add_argument("--drop-rate", type=float, default=D("drop_rate"))
+    g.add_argument("--drop-path-rate", type=float, default=D("drop_path_rate"))
+    g.add_argument("--no-content-crop", dest="content_crop", action="store_false", default=D("content_crop"),
                    help="do not crop to the head before padding (keeps the file's framing)")
     g.add_argument("--ls-init-value", type=float, default=None, help="ConvNeXt layer-scale init (1.0 helps from scratch)")
     g.add_argument("--output-stride", type=int, default=None, choices=[16, 32],
@@ -54,20 +56,20 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
     g.add_argument("--holdout", default=None, choices=["figshare", "sartaj", "br35h"],
                    help="train without this collection (and without duplicates of its images)")
     g.add_argument("--masks", default=None, help="tumour masks folder (MASKS/<Training|Testing>/<class>/<name>.png)")
-    g.add_argument("--seg-weight", type=float, default=0.0,
+    g.add_argument("--seg-weight", type=float, default=D("seg_weight"),
                    help="weight of an auxiliary tumour-map loss on the last feature map (needs --masks)")
-    g.add_argument("--cam-weight", type=float, default=0.0,
+    g.add_argument("--cam-weight", type=float, default=D("cam_weight"),
                    help="weight of a loss on the share of the true class's Grad-CAM outside the tumour mask (needs --masks)")
-    g.add_argument("--paste-prob", type=float, default=0.0,
+    g.add_argument("--paste-prob", type=float, default=D("paste_prob"),
                    help="share of tumour-free training slices given a masked tumour from another slice (needs --masks)")
-    g.add_argument("--invert-prob", type=float, default=0.0, help="share of slices with the tissue inverted (T2-like)")
-    g.add_argument("--curve-prob", type=float, default=0.0, help="share of slices given a random monotone intensity curve")
+    g.add_argument("--invert-prob", type=float, default=D("invert_prob"), help="share of slices with the tissue inverted (T2-like)")
+    g.add_argument("--curve-prob", type=float, default=D("curve_prob"), help="share of slices given a random monotone intensity curve")
     g = p.add_argument_group("recipe (unset values come from --recipe)")
-    g.add_argument("--recipe", default="report", choices=["report", "scratch"],
+    g.add_argument("--recipe", default=D("recipe"), choices=["report", "scratch"],
                    help="report: Adam, head 1e-3 then all 1e-4, early stopping; scratch: AdamW, warm-up+cosine, "
                         "label smoothing, strong augmentation, EMA")
-    g.add_argument("--epochs", type=int, default=50)
-    g.add_argument("--batch-size", type=int, default=32, help="global batch (split over torchrun processes)")
+    g.add_argument("--epochs", type=int, default=D("epochs"))
+    g.add_argument("--batch-size", type=int, default=D("batch_size"), help="global batch (split over torchrun processes)")
     g.add_argument("--lr", type=float, default=None)
     g.add_argument("--head-lr", type=float, default=None)
     g.add_argument("--head-epochs", type=int, default=None)
@@ -78,10 +80,10 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
     g.add_argument("--augment", choices=["report", "strong", "none"], default=None)
     g.add_argument("--ema-decay", type=float, default=None, help="0 disables the weight EMA")
     g.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (0: off)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=D("seed"))
     g = p.add_argument_group("machine")
-    g.add_argument("--bf16", choices=["auto", "on", "off"], default="auto")
-    g.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    g.add_argument("--bf16", choices=["auto", "on", "off"], default=D("bf16"))
+    g.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=D("channels_last"))
     g.add_argument("--threads", type=int, default=None)
     g.add_argument("--steps-per-epoch", type=int, default=None, help="cap steps per epoch (smoke tests)")
     g.add_argument("--half-weights", action="store_true", help="store the release weights in fp16")

@@ -6,10 +6,11 @@ from typing import Any
 import timm
 import torch
 
+from .config import DROP_RATE as DEFAULT_DROP_RATE
+
 # The research report's head: timm's ConvNeXt head is LayerNorm2d → flatten →
 # Dropout(drop_rate) → Linear(num_features → num_classes); we only set drop_rate.
 DEFAULT_ARCH = "convnext_tiny"
-DEFAULT_DROP_RATE = 0.3
 
 
 class PretrainedUnavailable(RuntimeError):

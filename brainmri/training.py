@@ -31,86 +31,13 @@ from . import plots
 from .augment import AugmentConfig, augment_batch, paste_lesions
 from .calibration import fit_temperature
 from .checkpoint import load_release, save_release
+from .config import RECIPES, TrainConfig  # noqa: F401  (TrainConfig is part of this module's API)
 from .data import check_classes, list_classes, load_folder, split_train_val
 from .dedup import duplicate_groups, find_pairs
 from .model import create_model, head_parameters
 from .transforms import Preprocess
 
 log = logging.getLogger(__name__)
-
-RECIPES: dict[str, dict[str, Any]] = {
-    # The research report: Adam, batch 32, head at 1e-3 then everything at 1e-4, early stopping.
-    "report": dict(optimizer="adam", lr=1e-4, head_lr=1e-3, head_epochs=2, weight_decay=0.0, warmup_epochs=0,
-                   schedule="constant", label_smoothing=0.0, augment="report", ema_decay=0.0, patience=5),
-    # Without ImageNet weights: AdamW, warm-up + cosine, label smoothing, stronger augmentation, EMA.
-    "scratch": dict(optimizer="adamw", lr=2e-3, head_lr=0.0, head_epochs=0, weight_decay=0.05, warmup_epochs=3,
-                    schedule="cosine", label_smoothing=0.1, augment="strong", ema_decay=0.998, patience=0),
-}
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    out: str
-    arch: str = "convnext_tiny"
-    pretrained: bool = True
-    init: str | None = None
-    image_size: int = 224
-    recipe: str = "report"
-    epochs: int = 50
-    batch_size: int = 32
-    optimizer: str | None = None
-    lr: float | None = None
-    head_lr: float | None = None
-    head_epochs: int | None = None
-    weight_decay: float | None = None
-    warmup_epochs: int | None = None
-    schedule: str | None = None
-    label_smoothing: float | None = None
-    augment: str | None = None
-    ema_decay: float | None = None
-    patience: int | None = None
-    drop_rate: float = 0.3
-    drop_path_rate: float = 0.0
-    ls_init_value: float | None = None
-    val_fraction: float = 0.1
-    seed: int = 0
-    steps_per_epoch: int | None = None  # cap, for smoke tests
-    bf16: str = "auto"  # auto | on | off
-    channels_last: bool = True
-    threads: int | None = None
-    cache_dir: str | None = None
-    resume: bool = False
-    half_weights: bool = False
-    content_crop: bool = True
-    output_stride: int | None = None  # 16: a last feature map twice as fine (dilated last stage), for CAMs
-    # leave-one-collection-out (see brainmri.origins): train without one collection
-    origins: str | None = None
-    holdout: str | None = None
-    # where to look (see brainmri.masks): tumour masks, an auxiliary tumour map, lesions pasted into tumour-free slices
-    masks: str | None = None
-    seg_weight: float = 0.0
-    cam_weight: float = 0.0
-    paste_prob: float = 0.0
-    # intensity augmentation on top of the recipe's
-    invert_prob: float = 0.0
-    curve_prob: float = 0.0
-    model_args: dict[str, Any] = field(default_factory=dict)
-
-    def resolved(self) -> "TrainConfig":
-        """Fill every unset recipe field from the named recipe."""
-        if self.recipe not in RECIPES:
-            raise ValueError(f"unknown recipe {self.recipe!r}; choose {sorted(RECIPES)}")
-        if (self.seg_weight or self.cam_weight or self.paste_prob) and not self.masks:
-            raise ValueError("--seg-weight, --cam-weight and --paste-prob need --masks (the tumour masks folder)")
-        if self.holdout and not self.origins:
-            raise ValueError("--holdout needs --origins (the CSV of each image's collection)")
-        values = asdict(self)
-        for key, default in RECIPES[self.recipe].items():
-            if values.get(key) is None:
-                values[key] = default
-        return TrainConfig(**values)
-
 
 # ----------------------------------------------------------------------------- distributed
 

@@ -332,3 +332,19 @@ def test_screening_report_counts_every_input(run, dataset, tmp_path):
     assert sum(report["in_distribution"].values()) == 26
     assert report["outliers"]["colour photo"] == {"ok": 0, "uncertain": 0, "not_mri": 12}
     assert report["outliers"]["blank"]["not_mri"] == 3
+
+
+def test_command_line_defaults_are_the_train_config_defaults():
+    """Defaults live once: every training option's default is TrainConfig's."""
+    import argparse
+    from dataclasses import fields
+
+    import train as cli
+    from brainmri.config import TrainConfig
+
+    parser = argparse.ArgumentParser()
+    cli._train_parser(parser.add_subparsers(dest="command"))
+    args = vars(parser.parse_args(["train", "--data", "d", "--out", "o"]))
+    for f in fields(TrainConfig):
+        if f.name in args and f.name not in ("data", "out", "resume"):
+            assert args[f.name] == f.default, f.name
