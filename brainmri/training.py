@@ -19,7 +19,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from . import plots
 from .augment import AugmentConfig, augment_batch, paste_lesions
 from .calibration import fit_temperature
 from .checkpoint import load_release, save_release
-from .config import RECIPES, TrainConfig  # noqa: F401  (TrainConfig is part of this module's API)
+from .config import TrainConfig  # noqa: F401  (TrainConfig is part of this module's API)
 from .data import check_classes, list_classes, load_folder, split_train_val
 from .dedup import duplicate_groups, find_pairs
 from .model import create_model, head_parameters
