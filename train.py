@@ -93,7 +93,8 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
 
 
 def cmd_train(args) -> int:
-    from brainmri.training import Trainer, config_from_dict
+    from brainmri.config import config_from_dict
+    from brainmri.training import Trainer
 
     values = vars(args).copy()
     evaluate = values.pop("evaluate")
@@ -110,7 +111,8 @@ def cmd_crossval(args) -> int:
     """Leave one collection out: train on the others, evaluate on every image of the held-out one."""
     from brainmri import Predictor
     from brainmri.evaluation import evaluate_set
-    from brainmri.training import Trainer, config_from_dict
+    from brainmri.config import config_from_dict
+    from brainmri.training import Trainer
 
     if not (args.holdout and args.origins):
         raise ValueError("crossval needs --origins CSV and --holdout COLLECTION")
@@ -301,7 +303,8 @@ def cmd_audit(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from brainmri.training import calibrate_release, load_run_split
+    from brainmri.calibration import calibrate_release
+    from brainmri.data import load_run_split
 
     train_set, val_set = load_run_split(args.run)
     result = calibrate_release(Path(args.run) / "release", train_set, val_set)

@@ -1,5 +1,9 @@
-"""Temperature scaling (Guo et al., 2017): one scalar, fitted on validation logits."""
+"""Temperature scaling (Guo et al., 2017): one scalar, fitted on validation logits; and the release's
+after-training fit (temperature and screening statistics, on the run's own split: :func:`calibrate_release`)."""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,3 +48,29 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict[s
         out["confidence"].append(float(confidence[inside].mean()) if inside.any() else float("nan"))
         out["accuracy"].append(float(correct[inside].mean()) if inside.any() else float("nan"))
     return out
+
+
+def calibrate_release(release: str | Path, train_set, val_set, *, extra_meta: dict[str, Any] | None = None,
+                      half: bool = False, max_train: int = 3000, seed: int = 0) -> dict[str, Any]:
+    """Fit the temperature and the out-of-distribution feature model on the training run's own
+    split (never Testing) and rewrite the release folder with both."""
+    from .checkpoint import save_release
+    from .predictor import Predictor
+    from .screening import DEFAULTS, OOD_FILE, fit_feature_model
+
+    predictor = Predictor.from_pretrained(release, backend="torch")
+    val_logits, val_features = predictor.logits_and_features(val_set.images)
+    temperature = fit_temperature(val_logits, torch.from_numpy(val_set.labels))
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.permutation(len(train_set))[:max_train])
+    _, train_features = predictor.logits_and_features(train_set.images[chosen])
+    feature_model = fit_feature_model(train_features, train_set.labels[chosen], val_features)
+    config = predictor.config
+    meta = dict(config.get("brainmri", {}))
+    meta.update(extra_meta or {})
+    screening = {**DEFAULTS, "feature_threshold": feature_model.threshold,
+                 "fitted_on": f"{len(chosen)} training-split images; threshold = 99th percentile on {len(val_set)} validation images"}
+    save_release(predictor.model, release, predictor.labels, temperature=temperature, half=half,
+                 extra={"brainmri": meta, "screening": screening},
+                 extra_tensors={OOD_FILE: feature_model.tensors()}, content_crop=predictor.preprocess.content_crop)
+    return {"temperature": temperature, "feature_threshold": feature_model.threshold}

@@ -5,7 +5,7 @@ the command line starts fast.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 DROP_RATE = 0.3  # the head's dropout (the research report's); MC dropout reuses the rate a release records
@@ -87,3 +87,9 @@ class TrainConfig:
 def default(name: str) -> Any:
     """TrainConfig's default for ``name`` (train.py's argparse defaults come from here)."""
     return TrainConfig.__dataclass_fields__[name].default
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    """A TrainConfig from a dict with extra keys (argparse's namespace, a run's args.json)."""
+    names = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in values.items() if k in names})

@@ -226,3 +226,22 @@ def split_roots(data: str | os.PathLike) -> tuple[Path | None, Path]:
     if (data / "Testing").is_dir():
         return (data / "Training" if (data / "Training").is_dir() else None), data / "Testing"
     return None, data
+
+
+def load_run_split(run: str | Path):
+    """The training and validation ImageSets of a finished run, from its args.json and split.csv."""
+    import csv
+
+    from .checkpoint import read_config
+
+    run = Path(run)
+    args = json.loads((run / "args.json").read_text())
+    config = read_config(run / "release")
+    preprocess = Preprocess.from_release_config(config)
+    root = Path(args["data"])
+    root = root / "Training" if (root / "Training").is_dir() else root
+    full = load_folder(root, preprocess, cache_dir=args.get("cache_dir"), classes=list(config["label_names"]))
+    with open(run / "split.csv", newline="") as handle:
+        side = {row["path"]: row["split"] for row in csv.DictReader(handle)}
+    index = {name: [i for i, p in enumerate(full.paths) if side.get(p) == name] for name in ("train", "val")}
+    return full.subset(index["train"]), full.subset(index["val"])

@@ -19,7 +19,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,9 @@ import torch.nn.functional as F
 
 from . import plots
 from .augment import AugmentConfig, augment_batch, paste_lesions
-from .calibration import fit_temperature
+from .calibration import calibrate_release
 from .checkpoint import load_release, save_release
-from .config import TrainConfig  # noqa: F401  (TrainConfig is part of this module's API)
+from .config import TrainConfig
 from .data import check_classes, list_classes, load_folder, split_train_val
 from .dedup import duplicate_groups, find_pairs
 from .model import create_model, head_parameters
@@ -535,50 +535,3 @@ class Trainer:
             step(*batch)
         seconds = time.perf_counter() - start
         return (len(batches) - 1) * self.cfg.batch_size / seconds
-
-
-def calibrate_release(release: str | Path, train_set, val_set, *, extra_meta: dict[str, Any] | None = None,
-                      half: bool = False, max_train: int = 3000, seed: int = 0) -> dict[str, Any]:
-    """Fit the temperature and the out-of-distribution feature model on the training run's own
-    split (never Testing) and rewrite the release folder with both."""
-    from .predictor import Predictor
-    from .screening import DEFAULTS, OOD_FILE, fit_feature_model
-
-    predictor = Predictor.from_pretrained(release, backend="torch")
-    val_logits, val_features = predictor.logits_and_features(val_set.images)
-    temperature = fit_temperature(val_logits, torch.from_numpy(val_set.labels))
-    rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.permutation(len(train_set))[:max_train])
-    _, train_features = predictor.logits_and_features(train_set.images[chosen])
-    feature_model = fit_feature_model(train_features, train_set.labels[chosen], val_features)
-    config = predictor.config
-    meta = dict(config.get("brainmri", {}))
-    meta.update(extra_meta or {})
-    screening = {**DEFAULTS, "feature_threshold": feature_model.threshold,
-                 "fitted_on": f"{len(chosen)} training-split images; threshold = 99th percentile on {len(val_set)} validation images"}
-    save_release(predictor.model, release, predictor.labels, temperature=temperature, half=half,
-                 extra={"brainmri": meta, "screening": screening},
-                 extra_tensors={OOD_FILE: feature_model.tensors()}, content_crop=predictor.preprocess.content_crop)
-    return {"temperature": temperature, "feature_threshold": feature_model.threshold}
-
-
-def load_run_split(run: str | Path):
-    """The training and validation ImageSets of a finished run, from its args.json and split.csv."""
-    from .checkpoint import read_config
-
-    run = Path(run)
-    args = json.loads((run / "args.json").read_text())
-    config = read_config(run / "release")
-    preprocess = Preprocess.from_release_config(config)
-    root = Path(args["data"])
-    root = root / "Training" if (root / "Training").is_dir() else root
-    full = load_folder(root, preprocess, cache_dir=args.get("cache_dir"), classes=list(config["label_names"]))
-    with open(run / "split.csv", newline="") as handle:
-        side = {row["path"]: row["split"] for row in csv.DictReader(handle)}
-    index = {name: [i for i, p in enumerate(full.paths) if side.get(p) == name] for name in ("train", "val")}
-    return full.subset(index["train"]), full.subset(index["val"])
-
-
-def config_from_dict(values: dict[str, Any]) -> TrainConfig:
-    names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in values.items() if k in names})
