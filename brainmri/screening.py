@@ -1,38 +1,37 @@
 """Is this a brain MRI slice the model can speak about, and is the model sure?
 
-Seven checks, cheapest first, each with a plain-language reason:
+Nine checks, in the order :func:`judge` runs them (cheapest first), each with a plain-language reason
+(in English and French: :mod:`brainmri.wording`, keyed by the verdict's ``code``):
 
-1. **Colour**: MRI slices are gray; a source whose pixels differ between RGB
-   channels by more than ``max_colourfulness`` on average is a photograph or a
-   drawing, not a scan.
-2. **Blank**: almost no contrast (std of the model input < ``min_std``).
-3. **No dark background**: an MRI slice shows the head on a dark background; fewer than
-   ``min_dark_border`` of the pixels in the image's outer 6 % ring darker than 15 % of its
-   99th percentile means a photograph, a page or noise (0.40 flags 0.6 % of the
-   Training slices).
-   **No head**: the largest connected bright region (after a small closing, on a
-   128-px thumbnail) covers less than ``min_head_share`` of the image: a pattern of
-   separate bright patches, not one head (Testing slices: 0.23 at least, 1 % below 0.29;
-   the threshold 0.15 was set looking at the generated outliers, so they are no test of it).
-   **Noise**: more than ``max_jump_share`` of neighbouring pixel pairs (on a 256-px
-   thumbnail) differ by more than half the range: noise or a synthetic pattern (Testing
-   slices: 0.033 at most, 1 % above 0.017; the threshold 0.05 was set looking at the
-   generated outliers, so they are no test of it).
-4. **Unfamiliar**: the Mahalanobis distance of the model's pooled features to
-   the nearest class centre (Lee et al., 2018), with class means and a shrunk
-   shared covariance fitted on the training split. The threshold is the
-   ``quantile`` of validation-split distances, so about 1 % of genuine slices
-   are flagged; anything farther is "not like the slices the model learned from".
-5. **Uncertain**: top calibrated probability below ``min_confidence`` (0.90: on all SARTAJ images,
-   a model of the bundled recipe trained without SARTAJ answers 69 % of them at ≥ 0.86 and is right
-   on 90 % of those; 0.90 keeps a margin. Chosen on that held-out run, see the README).
-6. **Other sequence** (DICOM only): the header's series description, protocol or sequence name says
-   T2, FLAIR, STIR, diffusion, SWI or proton density (and no T1): "uncertain", whatever the scores.
-7. **Unstable** (when the release sets ``min_agreement``): the mean probability of the
-   predicted class over the slice and its test-time views (mirror, gamma 0.7 and 1.4,
-   blur; :data:`brainmri.transforms.TEST_TIME_VIEWS`) below ``min_agreement``: small
-   changes move the answer. Chosen by risk–coverage on held-out collections
-   (:mod:`brainmri.selective`).
+1. **Colour** (``colour``): MRI slices are gray; a source whose pixels differ between RGB
+   channels by more than ``max_colourfulness`` on average is a photograph or a drawing, not a scan.
+2. **Blank** (``blank``): almost no contrast (std of the model input < ``min_std``).
+3. **No dark background** (``no_background``): an MRI slice shows the head on a dark background;
+   fewer than ``min_dark_border`` of the pixels in the image's outer 6 % ring darker than 15 % of its
+   99th percentile means a photograph, a page or noise (0.40 flags 0.6 % of the Training slices).
+4. **Noise** (``noise``): more than ``max_jump_share`` of neighbouring pixel pairs (on a 256-px
+   thumbnail) differ by more than half the range: noise or a synthetic pattern (Testing slices: 0.033
+   at most, 1 % above 0.017; the threshold 0.05 was set looking at the generated outliers, so they are
+   no test of it).
+5. **No head** (``no_head``): the largest connected bright region (after a small closing, on a 128-px
+   thumbnail) covers less than ``min_head_share`` of the image: separate bright patches, not one head
+   (Testing slices: 0.23 at least, 1 % below 0.29; the threshold 0.15 was set looking at the generated
+   outliers, so they are no test of it).
+6. **Unfamiliar** (``unfamiliar``): the Mahalanobis distance of the model's pooled features to the
+   nearest class centre (Lee et al., 2018), with class means and a shrunk shared covariance fitted on
+   the training split. The threshold is the ``quantile`` of validation-split distances, so about 1 % of
+   genuine slices are flagged; anything farther is "not like the slices the model learned from".
+7. **Other sequence** (``sequence``, DICOM only): the header's series description, protocol or
+   sequence name says T2, FLAIR, STIR, diffusion, SWI or proton density (and no T1): "uncertain",
+   whatever the scores.
+8. **Unsure** (``unsure``): top calibrated probability below ``min_confidence`` (0.90: on all SARTAJ
+   images, a model of the bundled recipe trained without SARTAJ answers 69 % of them at ≥ 0.86 and is
+   right on 90 % of those; 0.90 keeps a margin. Chosen on that held-out run, see docs/abstention.md).
+9. **Unstable** (``unstable``, when the release sets ``min_agreement``): the mean probability of the
+   predicted class over the slice and its test-time views (mirror, gamma 0.7 and 1.4, blur;
+   :data:`brainmri.transforms.TEST_TIME_VIEWS`) below ``min_agreement``: small changes move the answer.
+
+Checks 1–6 give "not_mri" (no tumour label is shown), 7–9 "uncertain".
 
 The fitted statistics live in the release folder (``ood.safetensors``, and the
 thresholds in ``config.json`` under ``"screening"``).
