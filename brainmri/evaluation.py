@@ -116,12 +116,10 @@ def evaluate_release(checkpoint: str | os.PathLike, data: str | os.PathLike, out
 
     _write_misclassified(out / "misclassified.csv", test.paths, y_true, probs, labels, keep)
     if gallery:
-        outlines = None
-        if masks:
-            from .masks import load_masks
-            mask_set = load_masks(test, masks, predictor.preprocess, cache_dir=cache_dir)
-            outlines = np.where(mask_set.annotated[:, None, None], mask_set.masks, 0)
-        cam_gallery(predictor, test, probs, out / "gradcam_gallery.png", seed=seed, masks=outlines)
+        mask_files = None
+        if masks:  # the radiologists' mask of each image, at the image's own size
+            mask_files = [Path(masks) / Path(rel).with_suffix(".png") for rel in test.dataset_paths()]
+        cam_gallery(predictor, test, probs, out / "gradcam_gallery.png", seed=seed, mask_files=mask_files)
     return results
 
 
@@ -157,20 +155,25 @@ def _write_misclassified(path: Path, paths: list[str], y_true: np.ndarray, probs
                              *([paths[i] in in_dedup] if in_dedup is not None else []), *[f"{p:.4f}" for p in probs[i]]])
 
 
-def outline(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 255)) -> np.ndarray:
-    """``image`` (H x W gray or H x W x 3) as RGB with the border of ``mask`` (>0 inside) drawn in ``colour``."""
+def outline(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 255), width: int = 1) -> np.ndarray:
+    """``image`` (H x W gray or H x W x 3) as RGB with the border of ``mask`` (>0 inside), ``width`` pixels
+    wide, drawn in ``colour``."""
+    from scipy import ndimage
+
     rgb = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image.copy()
     inside = mask > 0
-    padded = np.pad(inside, 1, mode="edge")
-    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    interior = ndimage.binary_erosion(inside, iterations=width, border_value=1)
     rgb[inside & ~interior] = colour
     return rgb
 
 
 def cam_gallery(predictor: Predictor, test, probs: np.ndarray, path, per_kind: int = 2, seed: int = 0,
-                masks: np.ndarray | None = None) -> Path:
-    """Per class: correctly and wrongly classified Testing images with their Grad-CAM overlays; with
-    ``masks`` (N x S x S, zeros where unknown), the radiologist's tumour outline on both."""
+                mask_files: list[Path] | None = None) -> Path:
+    """Per class: correctly and wrongly classified Testing images, each beside its Grad-CAM overlay drawn on
+    the slice at its own resolution (as the app and the report draw it); with ``mask_files`` (one per image,
+    missing where unknown), the radiologists' tumour outline on both."""
+    from PIL import Image
+
     rng = np.random.default_rng(seed)
     images, titles = [], []
     predicted = probs.argmax(1)
@@ -178,14 +181,17 @@ def cam_gallery(predictor: Predictor, test, probs: np.ndarray, path, per_kind: i
         for kind, chosen in (("right", np.flatnonzero((test.labels == index) & (predicted == index))),
                              ("wrong", np.flatnonzero((test.labels == index) & (predicted != index)))):
             for i in rng.permutation(chosen)[:per_kind]:
-                # the cached image is already what the model sees: explain it as is, not re-prepared
-                explanation = predictor.explain_prepared(np.asarray(test.images[i]))
+                explanation = predictor.explain(test.root / test.paths[i])
                 p = explanation.probabilities[explanation.target]
-                pair = [np.asarray(test.images[i]), explanation.overlay]
-                if masks is not None and masks[i].any():
-                    pair = [outline(image, masks[i]) for image in pair]
+                pair = [np.repeat(explanation.original[..., None], 3, axis=2), explanation.overlay_original]
+                if mask_files is not None and mask_files[i].is_file():
+                    with Image.open(mask_files[i]) as handle:
+                        size = explanation.original.shape[::-1]
+                        mask = np.asarray(handle.convert("L").resize(size, Image.NEAREST)) > 127
+                    pair = [outline(image, mask, width=max(1, round(max(size) / 200))) for image in pair]
                 images += pair
                 titles += [f"{label} ({kind})", f"→ {explanation.target} {p:.2f}"]
     return plots.image_grid(images, titles, path, columns=2 * per_kind * 2,
-                            suptitle="Grad-CAM on Testing: true class (right/wrong) and predicted class"
-                            + ("; cyan: the radiologists' tumour outline" if masks is not None else ""))
+                            suptitle="Grad-CAM on Testing, on each slice at its own resolution: true class "
+                            "(right/wrong) and predicted class"
+                            + ("; cyan: the radiologists' tumour outline" if mask_files is not None else ""))
