@@ -31,11 +31,14 @@ def status_mb(pid: int, key: str = "VmRSS") -> float:
     return float("nan")
 
 
-def launch_app(model: str | Path, port: int, *, env: dict | None = None, stdout=subprocess.DEVNULL) -> subprocess.Popen:
-    """``python app.py`` serving ``model`` on 127.0.0.1:``port`` (not yet answering)."""
+def launch_app(model: str | Path, port: int, *, env: dict | None = None, stdout=subprocess.DEVNULL,
+               app_file: str | Path = ROOT / "app.py") -> subprocess.Popen:
+    """``python app.py`` (``app_file``: another checkout's, to compare versions) serving ``model`` on
+    127.0.0.1:``port`` (not yet answering)."""
     env = {**os.environ, **(env or {}), "BRAINMRI_MODEL": str(model), "BRAINMRI_PORT": str(port),
            "BRAINMRI_HOST": "127.0.0.1"}
-    return subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT, stdout=stdout,
+    app_file = Path(app_file).resolve()
+    return subprocess.Popen([sys.executable, str(app_file)], env=env, cwd=app_file.parent, stdout=stdout,
                             stderr=subprocess.STDOUT)
 
 

@@ -258,7 +258,8 @@ def _int8_row(exported: Path, workdir: Path, x, plain, files, repeats: int, cali
 
 # ----------------------------------------------------------------------------- the app
 
-def bench_app(model: Path, requests: int = 200, port: int = 7898, examples: Path = ROOT / "assets" / "examples") -> dict:
+def bench_app(model: Path, requests: int = 200, port: int = 7898, examples: Path = ROOT / "assets" / "examples",
+              app_file: Path = ROOT / "app.py") -> dict:
     """Cold start of ``python app.py`` to its first /predict answer (as the page asks), the /predict round
     trip as the page makes it and through gradio_client, and the server's peak RSS after ``requests``
     answers of each."""
@@ -266,7 +267,7 @@ def bench_app(model: Path, requests: int = 200, port: int = 7898, examples: Path
 
     files = sorted(p for p in examples.iterdir() if p.is_file())
     start = time.perf_counter()
-    server = launch_app(model, port)
+    server = launch_app(model, port, app_file=app_file)
     try:
         page = wait_for_page(server, port)
         page.predict(files[0])
@@ -401,8 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip", nargs="*", default=[], choices=["reference", "app", "volume", "training"])
     p = sub.add_parser("inference", parents=[common], help="one release folder's latency and throughput")
     model_options(p)
-    p = sub.add_parser("app", parents=[common], help="app cold start and peak RSS")
+    p = sub.add_parser("app", parents=[common], help="app cold start, round trip and peak RSS")
     p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--app", default=str(ROOT / "app.py"), help="the app.py to serve (another checkout's, to compare)")
     p.add_argument("--requests", type=int, default=200)
     p = sub.add_parser("volume", parents=[common], help="predict_volume on a 150-slice NIfTI volume")
     p.add_argument("--model", default=str(DEFAULT_MODEL))
@@ -440,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
                 print_model(result["models"][-1])
         if args.what == "app" or (args.what == "all" and "app" not in args.skip):
             model = Path(args.model)
-            result["app"] = bench_app(model, args.requests if args.what == "app" else args.app_requests)
+            result["app"] = bench_app(model, args.requests if args.what == "app" else args.app_requests,
+                                      app_file=Path(getattr(args, "app", ROOT / "app.py")))
             a = result["app"]
             print(f"\napp: cold start {a['cold_start_s']:.1f} s to the first /predict answer; peak RSS "
                   f"{a['peak_rss_mb']:.0f} MB after {a['requests']} more requests (RSS {a['rss_after_first_mb']:.0f} → "
