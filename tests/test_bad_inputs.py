@@ -24,7 +24,8 @@ def test_core_predictor(predictor, name, tmp_path):
         assert str(err) and "\n" not in str(err) and "Traceback" not in str(err)
         return
     assert abs(sum(explanation.probabilities.values()) - 1) < 1e-5
-    assert explanation.verdict is not None
+    verdict = explanation.verdict
+    assert verdict.status in ("ok", "uncertain", "not_mri") and (verdict.ok or verdict.reason)
 
 
 def test_clear_outcomes_for_the_named_problems(predictor, tmp_path):

@@ -94,4 +94,5 @@ def test_head_and_target_layer():
     assert names == {"head.norm.weight", "head.norm.bias", "head.fc.weight", "head.fc.bias"}
     assert model.head.drop.p == 0.3 and model.head.fc.in_features == 320
     assert target_layer(model) is model.stages[-1]
-    assert target_layer(create_model("test_resnet", num_classes=4)) is not None
+    resnet = create_model("test_resnet", num_classes=4)
+    assert target_layer(resnet) is resnet.layer4  # the last stage, whatever the family
