@@ -1,7 +1,6 @@
 """The Gradio app: handlers without a server, then the real server through gradio_client."""
 import csv
 import importlib
-import socket
 import sys
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from PIL import Image
 
 from brainmri import wording
-from conftest import CLASSES, png_bytes
+from helpers import CLASSES, free_port, png_bytes
 
 
 @pytest.fixture(scope="module")
@@ -188,16 +187,11 @@ def test_backend_switch(app_module, monkeypatch):
     assert any(t and "runtime in this app: **torch**" in t for t in texts)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_server_predict_endpoint_with_gradio_client(app_module, dataset, tmp_path):
     from gradio_client import Client, handle_file
 
-    args = app_module.parse_args(["--port", str(_free_port())])
+    args = app_module.parse_args(["--port", str(free_port())])
     app_module.launch(app_module.demo, args, prevent_thread_lock=True, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{args.port}/", verbose=False)

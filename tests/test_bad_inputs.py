@@ -3,7 +3,7 @@ import pytest
 
 from bad_inputs import NORMAL, corpus
 from brainmri import ImageLoadError, Predictor
-from conftest import start_app
+from helpers import start_app
 
 CASES = corpus()
 

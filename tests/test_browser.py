@@ -7,10 +7,11 @@ does it again in French; saves screenshots under runs/ci/ (CI artifacts).
 import os
 import re
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
+
+from helpers import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,11 +23,6 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.
                                 reason="Debian's chromium is not installed (.ci/run installs it)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server():
@@ -35,7 +31,7 @@ def server():
     sys.modules.pop("app", None)
     os.environ.pop("BRAINMRI_MODEL", None)
     app = importlib.import_module("app")  # the bundled model and its saved evaluation
-    args = app.parse_args(["--port", str(_free_port())])
+    args = app.parse_args(["--port", str(free_port())])
     app.launch(app.demo, args, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{args.port}/", app
     app.demo.close()

@@ -9,7 +9,7 @@ from pypdf import PdfReader
 from brainmri import Predictor, report
 from brainmri.casereport import ModelFacts, write_case_report
 from brainmri.wording import class_name
-from conftest import CLASSES, synthetic_slice
+from helpers import CLASSES, synthetic_slice
 
 METRICS = Path(__file__).resolve().parents[1] / "assets" / "metrics"
 

@@ -7,7 +7,7 @@ import torch
 
 from brainmri.checkpoint import CheckpointError, load_release, read_config, save_release, sha256_file, verify_release
 from brainmri.model import PretrainedUnavailable, create_model, head_parameters, target_layer
-from conftest import CLASSES, TINY_ARCH
+from helpers import CLASSES, TINY_ARCH
 
 
 def test_save_load_gives_identical_logits_and_labels(tmp_path):

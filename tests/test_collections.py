@@ -14,7 +14,7 @@ from brainmri.data import load_folder
 from brainmri.localisation import localisation_scores, widen
 from brainmri.origins import plan_holdout, read_origins
 from brainmri.transforms import Preprocess
-from conftest import TINY_ARCH, TINY_SIZE
+from helpers import TINY_ARCH, TINY_SIZE
 
 
 def _origin(path: str) -> str:

@@ -8,7 +8,7 @@ from brainmri.audit import AUDIT_PREPROCESS, dedup_paths, run_audit
 from brainmri.data import check_classes, list_classes, load_folder, split_train_val
 from brainmri.dedup import duplicate_groups, find_pairs
 from brainmri.transforms import Preprocess
-from conftest import CLASSES
+from helpers import CLASSES
 
 PRE = Preprocess(input_size=(3, 32, 32), interpolation="bicubic", crop_pct=1.0, mean=(0.5,) * 3, std=(0.5,) * 3)
 

@@ -16,7 +16,7 @@ from brainmri.checkpoint import CheckpointError, load_release
 from brainmri.explain import feature_maps_cams
 from brainmri.export import ONNX_FILE, ExportError, export_release, first_testing_inputs
 from brainmri.model import create_model, target_layer
-from conftest import REAL_DATA
+from helpers import REAL_DATA
 
 pytest.importorskip("onnxruntime")
 

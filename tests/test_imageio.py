@@ -7,8 +7,7 @@ import pytest
 from PIL import Image
 
 from brainmri.imageio import ImageLoadError, load_grayscale
-from conftest import png_bytes, real_images
-from helpers import dicom_bytes
+from helpers import dicom_bytes, png_bytes, real_images
 
 
 def gradient(width=64, height=48) -> np.ndarray:

@@ -7,7 +7,7 @@ from PIL import Image
 from brainmri import ImageLoadError, Predictor
 from brainmri.calibration import expected_calibration_error, fit_temperature
 from brainmri.predictor import OUTLINE_RGB
-from conftest import CLASSES, png_bytes, real_images
+from helpers import CLASSES, png_bytes, real_images
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Nothing kept: uploads and outputs leave the disk after the cache interval; logs hold no image data."""
 import time
 
-from conftest import png_bytes, start_app, synthetic_slice
+from helpers import png_bytes, start_app, synthetic_slice
 
 
 def test_uploads_are_deleted_and_logs_stay_clean(trained_run, tmp_path, monkeypatch, capfd):

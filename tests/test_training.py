@@ -14,7 +14,7 @@ import train as cli
 from brainmri.checkpoint import read_config
 from brainmri.hub import push_release
 from brainmri.training import TrainConfig, Trainer, lr_factor, rank_slice, train_step, Dist
-from conftest import CLASSES, TINY_ARCH, TINY_SIZE
+from helpers import CLASSES, TINY_ARCH, TINY_SIZE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -269,7 +269,7 @@ def test_calibrate_command_refits_on_the_run_split(run, tmp_path, capsys):
 def test_screening_flags_what_is_not_a_slice(run, dataset):
     from PIL import Image
     from brainmri import Predictor
-    from conftest import png_bytes
+    from helpers import png_bytes
 
     predictor = Predictor.from_pretrained(run / "release")
     assert predictor.feature_model.threshold > 0 and predictor.feature_model.means.shape[0] == 4

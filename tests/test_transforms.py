@@ -6,7 +6,7 @@ from timm.data import create_transform
 from brainmri.augment import AugmentConfig, augment_batch
 from brainmri.imageio import load_grayscale
 from brainmri.transforms import Preprocess, pad_to_square
-from conftest import png_bytes
+from helpers import png_bytes
 
 CFG = {"input_size": (3, 64, 64), "interpolation": "bicubic", "crop_pct": 1.0,
        "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}

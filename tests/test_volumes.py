@@ -9,8 +9,7 @@ from PIL import Image
 from brainmri import Predictor
 from brainmri.imageio import ImageLoadError
 from brainmri.volumes import load_volume
-from conftest import CLASSES, real_images
-from helpers import dicom_bytes, dicom_series, nifti_bytes
+from helpers import CLASSES, dicom_bytes, dicom_series, nifti_bytes, real_images
 
 
 @pytest.fixture(scope="module")
