@@ -8,6 +8,8 @@ import zlib
 import numpy as np
 from PIL import Image
 
+from helpers import dicom_bytes
+
 
 def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
     buffer = io.BytesIO()
@@ -27,35 +29,6 @@ def _slice(size=128, seed=0) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size]
     head = ((yy - size / 2) ** 2 / (0.4 * size) ** 2 + (xx - size / 2) ** 2 / (0.35 * size) ** 2) < 1
     return np.clip(head * 110 + rng.normal(0, 8, (size, size)), 0, 255).astype(np.uint8)
-
-
-def _dicom(pixels=None, compressed=False, frames=1) -> bytes:
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.encaps import encapsulate
-    from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = JPEGBaseline8Bit if compressed else ExplicitVRLittleEndian
-    ds = FileDataset("x.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.PatientName, ds.PatientID, ds.Modality = "Doe^Jane", "SECRET-123", "MR"
-    if pixels is not None:
-        ds.Rows, ds.Columns = pixels.shape[-2:]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelRepresentation = 1, "MONOCHROME2", 0
-        if compressed:
-            ds.BitsAllocated = ds.BitsStored = 8
-            ds.HighBit = 7
-            ds.PixelData = encapsulate([_encode(Image.fromarray(pixels), "JPEG", quality=90)])
-            ds["PixelData"].VR = "OB"
-        else:
-            ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
-            if frames > 1:
-                ds.NumberOfFrames = frames
-            ds.PixelData = pixels.astype(np.uint16).tobytes()
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def corpus() -> dict[str, tuple[str, bytes]]:
@@ -87,9 +60,9 @@ def corpus() -> dict[str, tuple[str, bytes]]:
         "all-white slice": ("white.png", _encode(Image.new("L", (256, 256), 255), "PNG")),
         "pure noise": ("noise.png", _encode(Image.fromarray(rng.integers(0, 255, (256, 256), dtype=np.uint8)), "PNG")),
         "colour photograph": ("photo.jpg", _encode(photo, "JPEG")),
-        "DICOM without pixel data": ("nopixels.dcm", _dicom()),
-        "DICOM with compressed pixel data": ("compressed.dcm", _dicom(gray, compressed=True)),
-        "multi-frame DICOM": ("series.dcm", _dicom(np.stack([gray] * 3).astype(np.uint16) * 16, frames=3)),
+        "DICOM without pixel data": ("nopixels.dcm", dicom_bytes(None)),
+        "DICOM with compressed pixel data": ("compressed.dcm", dicom_bytes(gray, compressed=True)),
+        "multi-frame DICOM": ("series.dcm", dicom_bytes(np.stack([gray] * 3).astype(np.uint16) * 16)),
         "file over the upload limit": ("huge.png", png + b"\0" * (26 * 2**20)),
         "filename with separators and non-ASCII": ("..\\..\\étrange ∕ scan ☢.png", png),
     }

@@ -22,28 +22,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def dicom_bytes(pixels: np.ndarray | None, **tags) -> bytes:
-    """An MR DICOM file (uint16 pixels, MONOCHROME2, a patient name that must never show up) with ``tags``
-    set; ``pixels`` of shape (frames, H, W) makes a multi-frame file; None: no pixel data."""
+def dicom_bytes(pixels: np.ndarray | None, *, compressed: bool = False, **tags) -> bytes:
+    """An MR DICOM file (uint16 pixels, MONOCHROME2, a patient name and ID that must never show up) with
+    ``tags`` set; ``pixels`` of shape (frames, H, W) makes a multi-frame file; None: no pixel data;
+    ``compressed``: 8-bit pixels as baseline JPEG (encapsulated)."""
     from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
     meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = JPEGBaseline8Bit if compressed else ExplicitVRLittleEndian
     ds = FileDataset("x.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
     ds.PatientName = "Secret^Patient"
     ds.PatientID = "SECRET-ID-42"
     ds.Modality = "MR"
     if pixels is not None:
         ds.Rows, ds.Columns = pixels.shape[-2:]
-        ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 1, 16, 12, 11
-        ds.PixelRepresentation = 0
+        ds.SamplesPerPixel, ds.PixelRepresentation = 1, 0
         ds.PhotometricInterpretation = "MONOCHROME2"
-        if pixels.ndim == 3:
-            ds.NumberOfFrames = pixels.shape[0]
-        ds.PixelData = pixels.astype(np.uint16).tobytes()
+        if compressed:
+            ds.BitsAllocated = ds.BitsStored = 8
+            ds.HighBit = 7
+            buffer = io.BytesIO()
+            Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="JPEG", quality=90)
+            ds.PixelData = encapsulate([buffer.getvalue()])
+            ds["PixelData"].VR = "OB"
+        else:
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
+            if pixels.ndim == 3:
+                ds.NumberOfFrames = pixels.shape[0]
+            ds.PixelData = pixels.astype(np.uint16).tobytes()
     for key, value in tags.items():
         setattr(ds, key, value)
     buffer = io.BytesIO()

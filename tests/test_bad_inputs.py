@@ -75,7 +75,7 @@ def test_running_server_survives_the_whole_corpus(trained_run, tmp_path, monkeyp
     finally:
         app.demo.close()
     logs = capfd.readouterr()
-    for secret in ("Doe^Jane", "SECRET-123", "Doe_Jane"):  # DICOM patient fields never reach the server's log
+    for secret in ("Secret^Patient", "SECRET-ID-42", "Doe_Jane"):  # DICOM patient fields never reach the server's log
         assert secret not in logs.out + logs.err, secret
     answered = sum(v == "answered" for v in outcomes.values())
     print(f"\n{len(outcomes)} bad inputs: {answered} answered, {len(outcomes) - answered} refused with a message")
