@@ -175,13 +175,22 @@ def predict_logits(model, images: np.ndarray, preprocess: Preprocess, *, batch_s
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
-    if warmup and step < warmup:
-        return (step + 1) / warmup
+def make_scheduler(optimizer, total: int, warmup: int, schedule: str):
+    """timm's per-step scheduler for ``total`` steps: a linear warm-up over ``warmup`` steps from
+    ``lr / warmup`` to ``lr`` (reached at step ``warmup - 1``), then cosine to 0 (``cosine``) or constant.
+    The project's earlier hand-written schedule, ``(s + 1) / warmup`` then ``cos`` over the rest, gives the
+    same warm-up and a cosine one step later (a difference under 0.1 % of the peak rate; tested)."""
+    from timm.scheduler import CosineLRScheduler, StepLRScheduler
+
+    lr = optimizer.param_groups[0]["lr"]
+    common = dict(warmup_t=max(0, warmup - 1), warmup_lr_init=lr / warmup if warmup else lr, warmup_prefix=True,
+                  t_in_epochs=False)
     if schedule == "cosine":
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return 1.0
+        return CosineLRScheduler(optimizer, t_initial=max(1, total - warmup + 1 if warmup else total), lr_min=0.0,
+                                 **common)
+    if warmup:
+        return StepLRScheduler(optimizer, decay_t=10**9, decay_rate=1.0, **common)
+    return None
 
 
 # ----------------------------------------------------------------------------- the run
@@ -308,19 +317,18 @@ class Trainer:
         return training.subset(self.holdout.train_index)
 
     def _make_optimizer(self, head_only: bool):
+        """timm's optimizer factory (weight decay on weights, not on norms, biases and other 1-D parameters)
+        and, for the full phase, timm's per-step scheduler (:func:`make_scheduler`)."""
+        from timm.optim import create_optimizer_v2
+
         c = self.cfg
-        params = head_parameters(self.model) if head_only else list(self.train_module.parameters())
         lr = c.head_lr if head_only else c.lr
-        if c.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=lr, weight_decay=c.weight_decay)
-        else:
-            decay = [p for p in params if p.ndim > 1]
-            no_decay = [p for p in params if p.ndim <= 1]
-            opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
-                                     {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-        for group in opt.param_groups:
-            group["base_lr"] = lr
-        return opt
+        optimizer = create_optimizer_v2(head_parameters(self.model) if head_only else self.train_module,
+                                        opt=c.optimizer, lr=lr, weight_decay=c.weight_decay)
+        self.scheduler = None if head_only else make_scheduler(
+            optimizer, (c.epochs - self.head_epochs) * self.steps_per_epoch, c.warmup_epochs * self.steps_per_epoch,
+            c.schedule)
+        return optimizer
 
     def _write_split(self) -> None:
         with open(self.out / "split.csv", "w", newline="") as handle:
@@ -399,7 +407,6 @@ class Trainer:
         c = self.cfg
         self.net.train()
         torch.manual_seed(c.seed * 7919 + epoch)  # dropout / drop-path
-        phase_epochs = c.epochs - self.head_epochs
         in_head_phase = epoch < self.head_epochs
         total_loss = correct = seen = 0
         start = time.perf_counter()
@@ -408,10 +415,8 @@ class Trainer:
         for step, (x, y, *mask_batch) in enumerate(bar):
             if not in_head_phase:
                 global_step = (epoch - self.head_epochs) * self.steps_per_epoch + step
-                factor = lr_factor(global_step, phase_epochs * self.steps_per_epoch,
-                                   c.warmup_epochs * self.steps_per_epoch, c.schedule)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = group["base_lr"] * factor
+                if self.scheduler is not None:
+                    self.scheduler.step_update(global_step)
             masks, supervised = mask_batch or (None, None)
             loss, hits = train_step(self.net, self.optimizer, x, y, label_smoothing=c.label_smoothing, bf16=self.bf16,
                                     masks=masks, supervised=supervised, seg_weight=c.seg_weight, cam_weight=c.cam_weight)

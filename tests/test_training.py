@@ -1,6 +1,7 @@
 """End to end: train a few steps, resume, write a release folder, evaluate it, push (faked)."""
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from safetensors.torch import load_file
 import train as cli
 from brainmri.checkpoint import read_config
 from brainmri.hub import push_release
-from brainmri.training import TrainConfig, Trainer, lr_factor, rank_slice, train_step, Dist
+from brainmri.training import Dist, TrainConfig, Trainer, make_scheduler, rank_slice, train_step
 from helpers import CLASSES, TINY_ARCH, TINY_SIZE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,11 +226,42 @@ def test_a_bare_user_name_is_no_hub_download(tmp_path):
         resolve_release("someone/brainmri")
 
 
-def test_lr_schedule():
-    assert lr_factor(0, 100, 10, "cosine") == pytest.approx(0.1)
-    assert lr_factor(10, 100, 10, "cosine") == pytest.approx(1.0)
-    assert lr_factor(99, 100, 10, "cosine") < 0.01
-    assert lr_factor(50, 100, 0, "constant") == 1.0
+def _earlier_schedule(step: int, total: int, warmup: int, schedule: str) -> float:
+    """The hand-written schedule the project used before timm's (the factor of the peak rate)."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+    return 1.0
+
+
+@pytest.mark.parametrize("total,warmup,schedule", [(6300, 240, "cosine"), (500, 30, "cosine"), (400, 0, "cosine"),
+                                                   (300, 20, "constant"), (300, 0, "constant")])
+def test_timm_schedule_keeps_the_earlier_values(total, warmup, schedule):
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=2e-3)
+    scheduler = make_scheduler(optimizer, total, warmup, schedule)
+    got = []
+    for step in range(total):
+        if scheduler is not None:
+            scheduler.step_update(step)
+        got.append(optimizer.param_groups[0]["lr"] / 2e-3)
+    expected = [_earlier_schedule(step, total, warmup, schedule) for step in range(total)]
+    np.testing.assert_allclose(got[:warmup], expected[:warmup], rtol=1e-9)  # the warm-up: the same values
+    one_step = math.pi / (2 * max(1, total - warmup))  # the cosine's largest change in one step
+    assert max(abs(a - b) for a, b in zip(got, expected)) <= one_step  # the cosine: one step later at most
+    assert got[warmup - 1 if warmup else 0] == pytest.approx(1.0)
+    assert (got[-1] < 0.01) if schedule == "cosine" else (got[-1] == pytest.approx(1.0))
+
+
+def test_optimizer_decays_weights_only():
+    from brainmri.model import create_model
+    from timm.optim import create_optimizer_v2
+
+    model = create_model(TINY_ARCH, num_classes=4)
+    optimizer = create_optimizer_v2(model, opt="adamw", lr=2e-3, weight_decay=0.05)
+    decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    for p in model.parameters():
+        assert (id(p) in decayed) == (p.ndim > 1)
     assert rank_slice(8, Dist(rank=1, world=2)) == slice(4, 8)
 
 
