@@ -135,7 +135,10 @@ def cmd_crossval(args) -> int:
         from brainmri.localisation import localisation, localisation_markdown
         from brainmri.masks import load_masks
 
-        report = {"validation": localisation(predictor, trainer.val_set.images, trainer.val_masks.masks, trainer.val_set.labels)}
+        report = {}
+        if trainer.val_masks.annotated.any():  # none when figshare, the one collection with masks, is held out
+            report["validation"] = localisation(predictor, trainer.val_set.images, trainer.val_masks.masks,
+                                                trainer.val_set.labels)
         held_masks = load_masks(held, args.masks, predictor.preprocess, cache_dir=args.cache_dir)
         if held_masks.annotated.any():
             report["heldout"] = localisation(predictor, held.images, held_masks.masks, held.relabel(predictor.labels).labels)
