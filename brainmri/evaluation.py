@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support, roc_auc_score
+from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix, f1_score,
+                             precision_recall_fscore_support, roc_auc_score)
 
 from . import plots
 from .audit import dedup_paths
@@ -43,7 +44,8 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *,
     def macro_f1(t, p):
         return f1_score(t, p, labels=present, average="macro", zero_division=0)
 
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=all_classes, zero_division=0)
+    per_class = classification_report(y_true, y_pred, labels=all_classes, target_names=list(labels), zero_division=0,
+                                      output_dict=True)
     roc: dict[str, float | None] = {}
     for index, label in enumerate(labels):
         positives = y_true == index
@@ -67,9 +69,11 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *,
         "weighted_recall": float(w[1]),
         "roc_auc": roc,
         "ece": expected_calibration_error(probs, y_true),
-        "per_class": {label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                              "support": int(support[i])} for i, label in enumerate(labels)},
+        "per_class": {label: {"precision": float(per_class[label]["precision"]), "recall": float(per_class[label]["recall"]),
+                              "f1": float(per_class[label]["f1-score"]), "support": int(per_class[label]["support"])}
+                      for label in labels},
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=all_classes).tolist(),
+        "confusion_matrix_normalized": confusion_matrix(y_true, y_pred, labels=all_classes, normalize="true").tolist(),
         "reliability": reliability(probs, y_true),
     }
 
@@ -77,7 +81,8 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *,
 def _figures(name: str, metrics: dict[str, Any], y_true, probs, labels, out: Path) -> None:
     matrix = np.array(metrics["confusion_matrix"])
     plots.confusion(matrix, labels, out / f"confusion_{name}.png", normalize=False)
-    plots.confusion(matrix, labels, out / f"confusion_{name}_normalized.png", normalize=True)
+    plots.confusion(np.array(metrics["confusion_matrix_normalized"]), labels, out / f"confusion_{name}_normalized.png",
+                    normalize=True)
     plots.roc_curves(y_true, probs, labels, out / f"roc_{name}.png")
     plots.reliability_diagram(metrics["reliability"], metrics["ece"], out / f"reliability_{name}.png")
 

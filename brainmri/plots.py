@@ -59,11 +59,10 @@ def augmented_batch(batch, preprocess, path) -> Path:
 
 
 def confusion(matrix: np.ndarray, labels: list[str], path, *, normalize: bool) -> Path:
+    """``matrix``: counts, or with ``normalize`` the row-normalised matrix (scikit-learn's normalize="true")."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    values = matrix.astype(int)
-    if normalize:
-        values = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    values = matrix.astype(float) if normalize else matrix.astype(int)
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ConfusionMatrixDisplay(values, display_labels=labels).plot(ax=ax, cmap="Blues", colorbar=False,
                                                                values_format=".2f" if normalize else "d")
