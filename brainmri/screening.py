@@ -25,7 +25,7 @@ Nine checks, in the order :func:`judge` runs them (cheapest first), each with a 
    sequence name says T2, FLAIR, STIR, diffusion, SWI or proton density (and no T1): "uncertain",
    whatever the scores.
 8. **Unsure** (``unsure``): top calibrated probability below ``min_confidence`` (0.90: on all SARTAJ
-   images, a model of the bundled recipe trained without SARTAJ answers 69 % of them at ≥ 0.86 and is
+   images, a model of the previous bundled recipe (r5-seg-os16) trained without SARTAJ answers 69 % of them at ≥ 0.86 and is
    right on 90 % of those; 0.90 keeps a margin. Chosen on that held-out run, see docs/abstention.md).
 9. **Unstable** (``unstable``, when the release sets ``min_agreement``): the mean probability of the
    predicted class over the slice and its test-time views (mirror, gamma 0.7 and 1.4, blur;
