@@ -64,7 +64,7 @@ four classes side by side") and methods; never read it as a tumour outline.
 A model of this recipe trained without SARTAJ is right on four in five SARTAJ slices; trained without
 figshare, on three in five figshare slices (it had seen few gliomas); on Testing, about 98 in 100. The page
 therefore answers "uncertain" below 90 % confidence, and for DICOM series whose header names T2, FLAIR or
-diffusion. In this dataset almost every T2-weighted slice is "no tumour": a "no tumour" answer on a T2 slice
+diffusion. In this dataset about nine T2-weighted slices in ten are "no tumour": a "no tumour" answer on a T2 slice
 deserves the least trust.
 
 ### Known issues of the dataset
@@ -108,7 +108,7 @@ combien de fois son maximum tombe dans les contours de tumeur tracés par des ra
 Un modèle de cette recette entraîné sans SARTAJ a raison sur quatre coupes SARTAJ sur cinq ; entraîné sans
 figshare, sur trois coupes figshare sur cinq (il avait vu peu de gliomes) ; sur le test, environ 98 sur 100. La
 page répond donc « incertain » sous 90 % de confiance, et pour les séries DICOM dont l'en-tête indique T2, FLAIR
-ou diffusion. Dans ce jeu de données presque toutes les coupes pondérées T2 sont « pas de tumeur » : une réponse
+ou diffusion. Dans ce jeu de données environ neuf coupes pondérées T2 sur dix sont « pas de tumeur » : une réponse
 « pas de tumeur » sur une coupe T2 mérite le moins de confiance.
 
 ### Défauts connus du jeu de données
