@@ -343,12 +343,20 @@ class Handlers:
 
     def classify(self, path, opacity=HEATMAP_OPACITY, outline=True, request: gr.Request = None):
         """One image file in; out: the prediction (gr.Label, the API's English keys), the heatmap overlay on the
-        slice itself, the model input ↔ heatmap pair, the note, the reset controls, the prediction in words."""
+        slice itself, the note, the reset controls, the prediction in words. The model input ↔ heatmap pair, a
+        secondary view, follows in a second step (:meth:`model_input`), so the answer does not wait for it."""
         lang = page_language(request)
         e = self._explain(path, lang=lang)
-        overlay, pair = self._images(e, opacity, outline)
-        return (_label_output(e), overlay, pair, _note(e, lang), gr.update(value=PREDICTED), gr.update(value="gradcam"),
+        overlay = cached_image(e.draw(float(opacity), bool(outline)), self.output_dir)
+        return (_label_output(e), overlay, _note(e, lang), gr.update(value=PREDICTED), gr.update(value="gradcam"),
                 _label_output(e, lang))
+
+    def model_input(self, path, target=PREDICTED, method="gradcam", request: gr.Request = None):
+        """What the model saw (its input) beside its heatmap, for the folded secondary view."""
+        if not path:
+            return gr.skip()
+        e = self._explain(path, target, method, page_language(request))
+        return cached_image(e.image, self.output_dir), cached_image(e.overlay, self.output_dir)
 
     def reexplain(self, path, target, method, opacity=HEATMAP_OPACITY, outline=True, request: gr.Request = None):
         if not path:
@@ -530,7 +538,8 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                         with gr.Accordion(i18n("model_input"), open=False):
                             slider = gr.ImageSlider(label=i18n("heatmap"), type="numpy")
                 run.click(handlers.classify, [upload, opacity, outline],
-                          [label, overlay, slider, note, target, method, shown], api_name="predict")
+                          [label, overlay, note, target, method, shown], api_name="predict").success(
+                    handlers.model_input, [upload, target, method], [slider], api_visibility="private")
                 # the API answers plain values; the page then shows the component that was hidden until used
                 show_all.click(handlers.all_classes, [upload, method], [gallery], api_name="explain_all").success(
                     lambda: gr.update(visible=True), None, [gallery], api_visibility="private", queue=False)

@@ -49,7 +49,8 @@ def _first_ok(handlers, dataset):
 
 def test_classify_gives_label_overlay_and_note(handlers, dataset):
     path = _first_ok(handlers, dataset)
-    label, overlay, (image, overlay2), note, _, _, shown = handlers.classify(path)
+    label, overlay, note, _, _, shown = handlers.classify(path)
+    image, overlay2 = handlers.model_input(path)
     assert list(label) == CLASSES  # the API's stable keys
     assert list(shown) == [wording.class_name(k, "en") for k in CLASSES] == ["Glioma", "Meningioma", "No tumour",
                                                                             "Pituitary tumour"]
@@ -86,7 +87,7 @@ def test_opacity_and_outline_redraw_the_overlay(handlers, dataset):
 def test_french_page_names_classes_in_words(handlers, dataset, tmp_path):
     path = _first_ok(handlers, dataset)
     french = FakeRequest("fr-FR,fr;q=0.9,en;q=0.8")
-    label, _, _, note, _, _, shown = handlers.classify(path, request=french)
+    label, _, note, _, _, shown = handlers.classify(path, request=french)
     assert list(label) == CLASSES  # the API keeps its keys whatever the browser's language
     assert list(shown) == ["Gliome", "Méningiome", "Pas de tumeur", "Tumeur hypophysaire"]
     assert wording.class_name(max(label, key=label.get), "fr") in note
