@@ -335,11 +335,13 @@ class Handlers:
         except ImageLoadError as err:
             raise gr.Error(SAY[lang]["cannot_read"].format(error=err), print_exception=False) from None
 
-    def _images(self, e, opacity, outline):
-        """The heatmap on the slice at its own resolution, and the model's input beside its heatmap."""
-        drawn = e.draw(float(opacity), bool(outline))
-        return cached_image(drawn, self.output_dir), (cached_image(e.image, self.output_dir),
-                                                      cached_image(e.overlay, self.output_dir))
+    def _overlay(self, e, opacity, outline) -> str:
+        """The heatmap on the slice at its own resolution, as the page shows it."""
+        return cached_image(e.draw(float(opacity), bool(outline)), self.output_dir)
+
+    def _pair(self, e) -> tuple[str, str]:
+        """The model's input beside its heatmap (the secondary view)."""
+        return cached_image(e.image, self.output_dir), cached_image(e.overlay, self.output_dir)
 
     def classify(self, path, opacity=HEATMAP_OPACITY, outline=True, request: gr.Request = None):
         """One image file in; out: the prediction (gr.Label, the API's English keys), the heatmap overlay on the
@@ -347,24 +349,21 @@ class Handlers:
         secondary view, follows in a second step (:meth:`model_input`), so the answer does not wait for it."""
         lang = page_language(request)
         e = self._explain(path, lang=lang)
-        overlay = cached_image(e.draw(float(opacity), bool(outline)), self.output_dir)
-        return (_label_output(e), overlay, _note(e, lang), gr.update(value=PREDICTED), gr.update(value="gradcam"),
+        return (_label_output(e), self._overlay(e, opacity, outline), _note(e, lang), gr.update(value=PREDICTED), gr.update(value="gradcam"),
                 _label_output(e, lang))
 
     def model_input(self, path, target=PREDICTED, method="gradcam", request: gr.Request = None):
         """What the model saw (its input) beside its heatmap, for the folded secondary view."""
         if not path:
             return gr.skip()
-        e = self._explain(path, target, method, page_language(request))
-        return cached_image(e.image, self.output_dir), cached_image(e.overlay, self.output_dir)
+        return self._pair(self._explain(path, target, method, page_language(request)))
 
     def reexplain(self, path, target, method, opacity=HEATMAP_OPACITY, outline=True, request: gr.Request = None):
         if not path:
             return gr.skip(), gr.skip(), gr.skip()
         lang = page_language(request)
         e = self._explain(path, target, method, lang)
-        overlay, pair = self._images(e, opacity, outline)
-        return overlay, pair, _note(e, lang)
+        return self._overlay(e, opacity, outline), self._pair(e), _note(e, lang)
 
     def all_classes(self, path, method="gradcam", request: gr.Request = None):
         """Heatmaps of every class from one forward pass, each under its probability (on the slice itself)."""
@@ -475,7 +474,7 @@ class Handlers:
         verdict = found.verdict.reason_in(lang) if not found.verdict.ok else ""
         note = SAY[lang]["slice_note"].format(index=index, last=last, label=wording.class_name(label, lang),
                                               p=found.probabilities[label], verdict=verdict)
-        return cached_image(e.draw(float(opacity), bool(outline)), self.output_dir), note.strip()
+        return self._overlay(e, opacity, outline), note.strip()
 
     def jump_from_plot(self, result, opacity, outline, evt: gr.SelectData, request: gr.Request = None):
         """A range dragged across the probability strip: go to its middle slice."""

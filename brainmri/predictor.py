@@ -23,10 +23,10 @@ from .checkpoint import Release, load_release
 from .explain import HEATMAP_OPACITY, feature_maps_cams, overlay
 from .imageio import ImageLoadError, ImageSource, LoadedImage, load_image
 from .screening import FeatureModel, Verdict, dark_border_fraction, head_share, judge, jump_share
+from .transforms import TEST_TIME_VIEWS, Preprocess
 
 if TYPE_CHECKING:
     from .volumes import Volume
-from .transforms import TEST_TIME_VIEWS, Preprocess
 
 
 @dataclass
@@ -307,14 +307,17 @@ class Predictor:
             out.append(e)
         return out
 
-    def _judge(self, probabilities, loaded, fitted: np.ndarray, features, agreement: float | None = None) -> Verdict:
+    def _judge(self, probabilities, loaded, fitted: np.ndarray, features, agreement: float | None = None,
+               head: float | None = None) -> Verdict:
+        """``head``: the slice's head share when the caller has measured it already (a volume's skipping)."""
         distance = threshold = None
         if self.feature_model is not None and features is not None:
             distance = float(self.feature_model.distance(features.double().cpu())[0])
             threshold = self.feature_model.threshold
         return judge(probabilities, colourfulness=loaded.colourfulness, pixel_std=float(fitted.std()), distance=distance,
                      feature_threshold=threshold, settings=self.screening, dark_border=dark_border_fraction(loaded.gray),
-                     agreement=agreement, head=head_share(loaded.gray), jumps=jump_share(loaded.gray),
+                     agreement=agreement, head=head_share(loaded.gray) if head is None else head,
+                     jumps=jump_share(loaded.gray),
                      sequence=loaded.sequence)
 
     def screen(self, image: ImageSource) -> tuple[dict[str, float], Verdict]:
@@ -360,7 +363,7 @@ class Predictor:
         indices = list(range(0, len(volume), every))
         shares = self._map(lambda i: head_share(volume.slices[i]), indices)
         floor = max(self.screening.get("min_head_share", DEFAULTS["min_head_share"]), MIN_HEAD_OF_VOLUME * max(shares))
-        results, read = [], []
+        results, read, read_shares = [], [], []
         for i, share in zip(indices, shares):
             if volume.slices[i].std() < self.screening.get("min_std", DEFAULTS["min_std"]):
                 results.append(SliceResult(i, skipped="blank"))
@@ -369,13 +372,14 @@ class Predictor:
             else:
                 results.append(SliceResult(i))
                 read.append(results[-1])
+                read_shares.append(share)
         loaded = [LoadedImage(volume.slices[s.index], 0.0, volume.sequence) for s in read]
         fitted = self._map(lambda image: self.preprocess.fit(image.gray), loaded)
         logits, features = self.logits_and_features(fitted, batch_size)
         probs = self.probabilities(logits)
         agreements = self.agreement(fitted, probs) if self._uses_agreement and read else [None] * len(read)
         verdicts = self._map(lambda k: self._judge(self._to_dict(probs[k]), loaded[k], fitted[k], features[k][None],
-                                                   agreements[k]), list(range(len(read))))
+                                                   agreements[k], head=read_shares[k]), list(range(len(read))))
         for k, result in enumerate(read):
             result.probabilities, result.verdict = self._to_dict(probs[k]), verdicts[k]
         return VolumeResult(volume, results, list(self.labels))

@@ -60,9 +60,10 @@ def load_volume(source: VolumeSource, plane: str = "axial", *, max_slices: int =
     blobs = _gather(source, max_bytes, max_slices)
     if not blobs:
         raise ImageLoadError("no files to read: upload a zip, DICOM files or a NIfTI volume")
-    nifti = [b for b in blobs if _is_nifti(b)]
-    dicom = [b for b in blobs if not _is_nifti(b) and _is_dicom(b)]
-    others = len(blobs) - len(nifti) - len(dicom)
+    kinds = ["nifti" if _is_nifti(b) else "dicom" if _is_dicom(b) else "other" for b in blobs]
+    nifti = [b for b, kind in zip(blobs, kinds) if kind == "nifti"]
+    dicom = [b for b, kind in zip(blobs, kinds) if kind == "dicom"]
+    others = kinds.count("other")
     if others:
         raise ImageLoadError(f"{others} of the {len(blobs)} files are neither DICOM nor NIfTI; upload one series "
                              "(DICOM files or a zip of them) or one NIfTI volume")
