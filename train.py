@@ -277,7 +277,9 @@ def cmd_evaluate(args) -> int:
 def cmd_robustness(args) -> int:
     from brainmri.robustness import robustness, robustness_markdown
 
-    print(robustness_markdown(robustness(args.checkpoint, args.data, args.out, limit=args.limit)))
+    print(robustness_markdown(robustness(args.checkpoint, args.data, args.out, limit=args.limit,
+                                         validation_of=args.validation_of, origins=args.origins,
+                                         collection=args.collection)))
     return 0
 
 
@@ -390,11 +392,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gallery", action="store_true", help="skip the Grad-CAM gallery")
     p.add_argument("--masks", default=None, help="tumour masks folder: outline the tumour in the Grad-CAM gallery")
 
-    p = sub.add_parser("robustness", help="Testing accuracy under gamma, blur, downscale, JPEG and contrast shifts")
+    p = sub.add_parser("robustness", help="accuracy under gamma, blur, downscale, JPEG and contrast shifts (Testing, a validation split or a collection)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--limit", type=int, default=None, help="first N Testing files only")
+    p.add_argument("--limit", type=int, default=None, help="first N files only")
+    p.add_argument("--validation-of", default=None, metavar="RUN",
+                   help="measure on that run's validation split (RUN/split.csv) instead of Testing")
+    p.add_argument("--origins", default=None, help="CSV of each image's collection (with --collection)")
+    p.add_argument("--collection", default=None, choices=["figshare", "sartaj", "br35h"],
+                   help="measure on every image of this collection (Training and Testing) instead of Testing")
 
     p = sub.add_parser("screening", help="how the app's not-an-MRI / uncertain checks behave on Testing and on outliers")
     p.add_argument("--checkpoint", required=True)

@@ -60,26 +60,64 @@ SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def robustness(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike | None = None,
-               shifts: dict[str, Callable] | None = None, limit: int | None = None) -> dict[str, dict[str, float]]:
-    predictor = Predictor.from_pretrained(checkpoint, backend="torch")
-    _, test_root = split_roots(data)
+def robustness_files(data: str | os.PathLike, *, validation_of: str | os.PathLike | None = None,
+                     origins: str | os.PathLike | None = None, collection: str | None = None,
+                     ) -> tuple[str, list[tuple[Path, str]]]:
+    """Which images to shift: ``(name, [(file, class name), ...])``.
+
+    Testing by default; ``validation_of=RUN``: that run's validation split (Training images it never trained
+    on, from ``RUN/split.csv``); ``collection`` (with ``origins``): every image of one collection, Training and
+    Testing folders (a leave-one-collection-out run's held-out set). Model work is judged on the last two,
+    never on Testing.
+    """
+    train_root, test_root = split_roots(data)
+    if validation_of is not None and collection is not None:
+        raise ValueError("choose --validation-of or --collection, not both")
+    if validation_of is not None:
+        import csv
+
+        if train_root is None:
+            raise ValueError(f"{data} has no Training folder to take a validation split from")
+        with open(Path(validation_of) / "split.csv", newline="") as handle:
+            chosen = [(train_root / row["path"], row["label"]) for row in csv.DictReader(handle) if row["split"] == "val"]
+        return f"validation of {Path(validation_of).name}", chosen
+    if collection is not None:
+        from .origins import read_origins
+
+        if origins is None:
+            raise ValueError("--collection needs --origins CSV")
+        table = read_origins(origins)
+        roots = [r for r in (train_root, test_root) if r is not None]
+        chosen = [(root / rel, classes[label]) for root in roots for classes in [list_classes(root)]
+                  for rel, label in list_files(root, classes) if table.get(f"{root.name}/{rel}") == collection]
+        if not chosen:
+            raise ValueError(f"no image of {data} comes from {collection!r} according to {origins}")
+        return f"all {collection} images", chosen
     classes = list_classes(test_root)
-    files = list_files(Path(test_root), classes)[:limit]
+    return "Testing", [(test_root / rel, classes[label]) for rel, label in list_files(test_root, classes)]
+
+
+def robustness(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike | None = None,
+               shifts: dict[str, Callable] | None = None, limit: int | None = None, *,
+               validation_of: str | os.PathLike | None = None, origins: str | os.PathLike | None = None,
+               collection: str | None = None) -> dict[str, dict[str, float]]:
+    """Accuracy of a release under each shift on Testing (or the images :func:`robustness_files` picks)."""
+    predictor = Predictor.from_pretrained(checkpoint, backend="torch")
+    name, files = robustness_files(data, validation_of=validation_of, origins=origins, collection=collection)
     grays, labels = [], []
-    for rel, label in files:
+    for path, label in files[:limit]:
         try:
-            grays.append(load_grayscale(Path(test_root) / rel))
-            labels.append(predictor.labels.index(classes[label]))
+            grays.append(load_grayscale(path))
+            labels.append(predictor.labels.index(label))
         except (ValueError, OSError):
             continue
     labels = np.array(labels)
     results: dict[str, dict[str, float]] = {}
-    for name, shift in (shifts or SHIFTS).items():
+    for shift_name, shift in (shifts or SHIFTS).items():
         fitted = [predictor.preprocess.fit(shift(g)) for g in grays]
         probs = predictor.probabilities(predictor.logits(fitted))
         accuracy = float((probs.argmax(1) == labels).mean())
-        results[name] = {"accuracy": accuracy, "n": int(len(labels))}
+        results[shift_name] = {"accuracy": accuracy, "n": int(len(labels)), "set": name}
     base = results.get("none", {}).get("accuracy")
     if base is not None:
         for row in results.values():
@@ -93,7 +131,8 @@ def robustness(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str 
 
 
 def robustness_markdown(results: dict[str, dict[str, float]]) -> str:
-    rows = ["| shift (Testing, full) | accuracy | change (points) |", "|---|---|---|"]
+    name = next(iter(results.values()), {}).get("set", "Testing")
+    rows = [f"| shift ({'Testing, full' if name == 'Testing' else name}) | accuracy | change (points) |", "|---|---|---|"]
     for name, row in results.items():
         rows.append(f"| {name} | {100 * row['accuracy']:.2f} % | {100 * row.get('change', 0):+.2f} |")
     return "\n".join(rows) + "\n"

@@ -219,6 +219,28 @@ def test_localisation_command(run, dataset, collections, cache_dir, tmp_path, ca
     assert report["split"] == "validation" and report["images"] == len(with_mask)
 
 
+def test_robustness_on_a_validation_split_or_a_collection(run, dataset, collections, tmp_path, capsys):
+    origins, _ = collections
+    val = [line.split(",")[0] for line in (run / "split.csv").read_text().splitlines()[1:] if line.endswith(",val")]
+    assert cli.main(["robustness", "--checkpoint", str(run / "release"), "--data", str(dataset),
+                     "--out", str(tmp_path / "val"), "--validation-of", str(run)]) == 0
+    table = json.loads((tmp_path / "val" / "robustness.json").read_text())
+    assert table["none"]["n"] == len(val) and table["none"]["set"] == f"validation of {run.name}"
+    assert f"| shift (validation of {run.name}) |" in (tmp_path / "val" / "robustness.md").read_text()
+    # every sartaj image of both folders, the corrupt file skipped
+    assert cli.main(["robustness", "--checkpoint", str(run / "release"), "--data", str(dataset),
+                     "--out", str(tmp_path / "sartaj"), "--origins", str(origins), "--collection", "sartaj"]) == 0
+    table = json.loads((tmp_path / "sartaj" / "robustness.json").read_text())
+    sartaj = [p for p in dataset.rglob("*") if p.is_file() and p.name != "corrupt.jpg"
+              and _origin(p.relative_to(dataset).as_posix()) == "sartaj"]
+    assert table["none"]["n"] == len(sartaj) and table["none"]["set"] == "all sartaj images"
+    assert table["contrast inversion (T2-like)"]["n"] == len(sartaj)
+    capsys.readouterr()
+    assert cli.main(["robustness", "--checkpoint", str(run / "release"), "--data", str(dataset),
+                     "--out", str(tmp_path / "x"), "--collection", "sartaj"]) != 0
+    assert "--collection needs --origins" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def run(trained_run):
     return trained_run
