@@ -9,7 +9,8 @@
     python train.py evaluate --checkpoint DIR --data DATA --out DIR
     python train.py audit    --data DATA [--out DIR]
     python train.py screening --checkpoint DIR --data DATA --out DIR
-    python train.py robustness --checkpoint DIR --data DATA --out DIR
+    python train.py robustness --checkpoint DIR --data DATA --out DIR [--validation-of RUN | --origins CSV --collection NAME]
+    python train.py sequence-check --checkpoint DIR --data DATA [--labels assets/sequence-labels.csv]
     python train.py calibrate --run runs/NAME
     python train.py export   --checkpoint DIR --format onnx [--data DATA]
     python train.py push     --checkpoint DIR --repo-id USER/NAME
@@ -245,19 +246,80 @@ def cmd_selective(args) -> int:
         val_index = np.flatnonzero(chosen == "val")
         depths = depth_models(predictor, training.images[train_index], training.labels[train_index],
                               training.images[val_index], args.stage)
-    report = selective_report(predictor, image_set.images, image_set.labels, members, tta=not args.no_tta,
-                              mc_passes=args.mc_passes, mc_rate=args.mc_rate, depths=depths)
+    if args.verdict_only:
+        report = {"n": len(image_set), "signals": {}}
+    else:
+        report = selective_report(predictor, image_set.images, image_set.labels, members, tta=not args.no_tta,
+                                  mc_passes=args.mc_passes, mc_rate=args.mc_rate, depths=depths)
     report.update(set=name, checkpoint=str(args.checkpoint), members=list(args.member))
-    report["verdict"] = verdict_report(predictor, [image_set.root / p for p in image_set.paths], image_set.labels)
+    files = [image_set.root / p for p in image_set.paths]
+    report["verdict"] = verdict_report(predictor, files, image_set.labels)
+    if args.t2_stand_in:  # tumours in T2-like contrast: the set's tumour slices with their contrast inverted
+        from brainmri.appearance import invert_inside_head
+
+        tumours = np.flatnonzero(np.array([predictor.labels[k] != "notumor" for k in image_set.labels]))
+        report["verdict_inverted_tumours"] = verdict_report(predictor, [files[i] for i in tumours],
+                                                            image_set.labels[tumours], transform=invert_inside_head)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    plots.risk_coverage_curves(report["signals"], out / "risk_coverage.png", title=f"Risk against coverage: {name}")
-    (out / "selective.json").write_text(json.dumps(report, indent=2))
-    print(f"{name}: n={report['n']}, accuracy {100 * report['accuracy']:.2f} %")
-    print(selective_markdown(report))
+    if report["signals"]:
+        plots.risk_coverage_curves(report["signals"], out / "risk_coverage.png", title=f"Risk against coverage: {name}")
+    (out / ("verdict.json" if args.verdict_only else "selective.json")).write_text(json.dumps(report, indent=2))
+    if report["signals"]:
+        print(f"{name}: n={report['n']}, accuracy {100 * report['accuracy']:.2f} %")
+        print(selective_markdown(report))
     v = report["verdict"]
     print(f"the release's verdict: {100 * v['ok_share']:.1f} % answered \"ok\", {100 * v['ok_accuracy']:.1f} % right among "
-          f"them; {v['counts']}")
+          f"them; {v['counts']}; decided by {v['codes']}")
+    if "verdict_inverted_tumours" in report:
+        v = report["verdict_inverted_tumours"]
+        print(f"its tumour slices with the contrast inverted (T2-like stand-in, n={v['n']}): {100 * v['ok_share']:.1f} % "
+              f"\"ok\", {100 * v['ok_accuracy']:.1f} % right among them, {100 * v['tumours_ok_as_notumor']:.1f} % of the "
+              f"tumours answered \"no tumour\" with \"ok\"; decided by {v['codes']}")
+    return 0
+
+
+def cmd_sequence_check(args) -> int:
+    """Fit the T2-look check on hand-labelled Training slices and store it in the release's config.json."""
+    import csv
+
+    from brainmri import Predictor
+    from brainmri.appearance import CONFIG_KEY, fit_sequence_check, interior_features
+    from brainmri.checkpoint import add_files
+    from brainmri.data import list_classes, load_folder, split_roots
+
+    predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
+    train_root, _ = split_roots(args.data)
+    if train_root is None:
+        raise ValueError(f"{args.data} has no Training folder (the labels name Training images)")
+    with open(args.labels, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"file", "sequence"} <= set(rows[0]):
+        raise ValueError(f"{args.labels} must have the columns file,sequence (and rows)")
+    training = load_folder(train_root, predictor.preprocess, cache_dir=args.cache_dir, classes=list_classes(train_root))
+    index = {f"{train_root.name}/{p}": i for i, p in enumerate(training.paths)}
+    missing = [r["file"] for r in rows if r["file"] not in index]
+    if missing:
+        raise ValueError(f"{len(missing)} labelled files are not Training images of {args.data} (first: {missing[0]})")
+    chosen = np.array([index[r["file"]] for r in rows])
+    features = np.stack([interior_features(training.images[i]) for i in chosen])
+    is_t2 = np.array([r["sequence"].strip().upper() == "T2" for r in rows])
+    groups = np.array([training.classes[training.labels[i]] for i in chosen])
+    check = fit_sequence_check(features, is_t2, groups=groups, C=args.C, threshold=args.threshold,
+                               notumor_uncertain=not args.flip_only,
+                               fitted_on=f"{len(rows)} hand-labelled Training slices ({int(is_t2.sum())} T2), {Path(args.labels).name}")
+    everything = check.scores(np.stack([interior_features(image) for image in training.images]))
+    flagged = {name: float((everything[training.labels == k] >= check.threshold).mean())
+               for k, name in enumerate(training.classes)}
+    report = {**check.cross_validation, "training_flagged_by_class": flagged}
+    block = {**check.to_config(), "cross_validation": report}
+    add_files(args.checkpoint, {}, config_updates={CONFIG_KEY: block})
+    print(f"{report['n']} labelled slices, {report['t2']} T2; cross-validated ({report['repeats']} x {report['folds']} "
+          f"folds): AUC {report['auc']:.3f}, T2 caught {100 * report['t2_caught']:.1f} %, others flagged "
+          f"{100 * report['others_flagged']:.1f} % (threshold {check.threshold})")
+    print("flagged among the labelled, by class:", {k: round(100 * v, 1) for k, v in report["flagged_by_group"].items()})
+    print("flagged among all Training images, by class:", {k: round(100 * v, 1) for k, v in flagged.items()})
+    print(f"written to {Path(args.checkpoint) / 'config.json'} ({CONFIG_KEY})")
     return 0
 
 
@@ -382,6 +444,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-split", default=None,
                    help="the run's split.csv: fit a Mahalanobis model on an earlier stage from its training split")
     p.add_argument("--stage", type=int, default=2, help="with --fit-split: which stage (0-based; the last is the release's)")
+    p.add_argument("--verdict-only", action="store_true",
+                   help="only the page's verdict (writes verdict.json; no signals, no curves)")
+    p.add_argument("--t2-stand-in", action="store_true",
+                   help="also the verdict on the set's tumour slices with their contrast inverted (tumours in T2-like contrast)")
+    p.add_argument("--cache-dir", default=None)
+
+    p = sub.add_parser("sequence-check", help="fit the T2-look check on hand-labelled Training slices into a release")
+    p.add_argument("--checkpoint", required=True, help="release folder (its config.json gets the check)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--labels", default="assets/sequence-labels.csv", help="CSV file,sequence (T2 or other)")
+    p.add_argument("--threshold", type=float, default=0.5, help="score at which a slice looks T2-weighted")
+    p.add_argument("--C", type=float, default=1.0, help="inverse regularisation of the logistic regression")
+    p.add_argument("--flip-only", action="store_true",
+                   help="a T2-looking slice is 'uncertain' only when the contrast-inverted slice changes the answer")
     p.add_argument("--cache-dir", default=None)
 
     p = sub.add_parser("evaluate", help="metrics and figures on Testing (full and de-duplicated)")
@@ -453,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "method", "") is None:
             args.method = ["gradcam", "gradcam++", "eigencam"]
-        return {"train": cmd_train, "crossval": cmd_crossval, "heldout-summary": cmd_heldout_summary, "selective": cmd_selective, "localisation": cmd_localisation, "evaluate": cmd_evaluate, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
+        return {"train": cmd_train, "crossval": cmd_crossval, "heldout-summary": cmd_heldout_summary, "selective": cmd_selective, "localisation": cmd_localisation, "evaluate": cmd_evaluate, "sequence-check": cmd_sequence_check, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
                 "export": cmd_export, "push": cmd_push}[command](args)
     except (PretrainedUnavailable, CheckpointError, ExportError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -71,6 +71,7 @@ def calibrate_release(release: str | Path, train_set, val_set, *, extra_meta: di
     screening = {**DEFAULTS, "feature_threshold": feature_model.threshold,
                  "fitted_on": f"{len(chosen)} training-split images; threshold = 99th percentile on {len(val_set)} validation images"}
     save_release(predictor.model, release, predictor.labels, temperature=temperature, half=half,
-                 extra={"brainmri": meta, "screening": screening},
+                 extra={"brainmri": meta, "screening": screening,
+                        **({k: config[k] for k in ("sequence_check",) if k in config})},
                  extra_tensors={OOD_FILE: feature_model.tensors()}, content_crop=predictor.preprocess.content_crop)
     return {"temperature": temperature, "feature_threshold": feature_model.threshold}

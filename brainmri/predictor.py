@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import torch
 
+from .appearance import SequenceCheck, interior_features, invert_inside_head
 from .backends import select_backend
 from .checkpoint import Release, load_release
 from .explain import HEATMAP_OPACITY, feature_maps_cams, overlay
@@ -161,6 +162,7 @@ class Predictor:
         self.backend = select_backend(self.model, release, "torch" if self.device.type != "cpu" else backend)
         self.feature_model = FeatureModel.load(release.folder)
         self.screening = release.screening
+        self.sequence_check = SequenceCheck.from_config(release.config)
 
     @property
     def config(self) -> dict:
@@ -277,7 +279,8 @@ class Predictor:
     def _verdict_one(self, probs: np.ndarray, loaded, fitted: np.ndarray, feature_map) -> Verdict:
         """The verdict on one explained image (its probabilities and body feature map already computed)."""
         agreement = self.agreement([fitted], probs[None])[0] if self._uses_agreement else None
-        return self._judge(self._to_dict(probs), loaded, fitted, self._pooled(feature_map), agreement)
+        return self._judge(self._to_dict(probs), loaded, fitted, self._pooled(feature_map), agreement,
+                           t2=self.t2_looks([fitted])[0])
 
     @property
     def _uses_agreement(self) -> bool:
@@ -289,6 +292,22 @@ class Predictor:
         rows, predicted = np.arange(len(probs)), probs.argmax(1)
         views = self.view_probabilities(fitted)
         return np.mean([probs[rows, predicted]] + [v[rows, predicted] for v in views.values()], axis=0)
+
+    def t2_looks(self, fitted: list[np.ndarray]) -> list[tuple[float | None, str | None]]:
+        """For each prepared image that looks T2-weighted (the release's :class:`SequenceCheck`), its score
+        and the model's answer on the image with its contrast turned over (one batch for all of them);
+        ``(None, None)`` for the others, and for every image when the release has no check."""
+        out: list[tuple[float | None, str | None]] = [(None, None)] * len(fitted)
+        check = self.sequence_check
+        if check is None or not len(fitted):
+            return out
+        scores = check.scores(np.stack([interior_features(f) for f in fitted]))
+        looking = np.flatnonzero(scores >= check.threshold)
+        if len(looking):
+            inverted = self.probabilities(self.logits([invert_inside_head(np.asarray(fitted[i])) for i in looking]))
+            for i, p in zip(looking, inverted):
+                out[i] = (float(scores[i]), self.labels[int(p.argmax())])
+        return out
 
     def explain_all(self, image: ImageSource, method: str = "gradcam") -> list[Explanation]:
         """One explanation per class, from a single body pass (the teaching view: why this class and not that
@@ -308,8 +327,9 @@ class Predictor:
         return out
 
     def _judge(self, probabilities, loaded, fitted: np.ndarray, features, agreement: float | None = None,
-               head: float | None = None) -> Verdict:
-        """``head``: the slice's head share when the caller has measured it already (a volume's skipping)."""
+               head: float | None = None, t2: tuple[float | None, str | None] = (None, None)) -> Verdict:
+        """``head``: the slice's head share when the caller has measured it already (a volume's skipping);
+        ``t2``: the slice's :meth:`t2_looks` entry."""
         distance = threshold = None
         if self.feature_model is not None and features is not None:
             distance = float(self.feature_model.distance(features.double().cpu())[0])
@@ -317,8 +337,8 @@ class Predictor:
         return judge(probabilities, colourfulness=loaded.colourfulness, pixel_std=float(fitted.std()), distance=distance,
                      feature_threshold=threshold, settings=self.screening, dark_border=dark_border_fraction(loaded.gray),
                      agreement=agreement, head=head_share(loaded.gray) if head is None else head,
-                     jumps=jump_share(loaded.gray),
-                     sequence=loaded.sequence)
+                     jumps=jump_share(loaded.gray), sequence=loaded.sequence, t2_look=t2[0], inverted=t2[1],
+                     t2_notumor=self.sequence_check.notumor_uncertain if self.sequence_check else False)
 
     def screen(self, image: ImageSource) -> tuple[dict[str, float], Verdict]:
         """Probabilities and the screening verdict, without a heatmap."""
@@ -337,15 +357,16 @@ class Predictor:
         probs = self.probabilities(logits)
         agreements = (self.agreement([fitted for _, fitted in readable], probs) if self._uses_agreement and readable
                       else [None] * len(readable))
-        answers = iter(zip(readable, probs, features, agreements))
+        t2s = self.t2_looks([fitted for _, fitted in readable])
+        answers = iter(zip(readable, probs, features, agreements, t2s))
         results = []
         for item in loaded:
             if isinstance(item, ImageLoadError):
                 results.append(item)
                 continue
-            (image, fitted), p, feature, agreement = next(answers)
+            (image, fitted), p, feature, agreement, t2 = next(answers)
             probabilities = self._to_dict(p)
-            results.append((probabilities, self._judge(probabilities, image, fitted, feature[None], agreement)))
+            results.append((probabilities, self._judge(probabilities, image, fitted, feature[None], agreement, t2=t2)))
         return results
 
     def predict_volume(self, source, plane: str = "axial", every: int = 1, batch_size: int = 32) -> VolumeResult:
@@ -378,8 +399,10 @@ class Predictor:
         logits, features = self.logits_and_features(fitted, batch_size)
         probs = self.probabilities(logits)
         agreements = self.agreement(fitted, probs) if self._uses_agreement and read else [None] * len(read)
+        t2s = self.t2_looks(fitted)
         verdicts = self._map(lambda k: self._judge(self._to_dict(probs[k]), loaded[k], fitted[k], features[k][None],
-                                                   agreements[k], head=read_shares[k]), list(range(len(read))))
+                                                   agreements[k], head=read_shares[k], t2=t2s[k]),
+                             list(range(len(read))))
         for k, result in enumerate(read):
             result.probabilities, result.verdict = self._to_dict(probs[k]), verdicts[k]
         return VolumeResult(volume, results, list(self.labels))

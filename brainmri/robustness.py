@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .appearance import invert_inside_head
 from .data import split_roots
 from .data import list_classes, list_files
 from .imageio import load_grayscale
@@ -43,12 +44,6 @@ def _jpeg(g: np.ndarray, quality: int = 20) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L"))
 
 
-def _invert_inside_head(g: np.ndarray) -> np.ndarray:
-    """T1 ↔ T2-like contrast: invert the tissue, keep the background black."""
-    mask = np.asarray(Image.fromarray((g > 15).astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
-    return np.where(mask, 255 - g, 0).astype(np.uint8)
-
-
 SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "none": lambda g: g,
     "gamma 0.6": _gamma(0.6),
@@ -56,7 +51,7 @@ SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "gaussian blur": _blur,
     "downscale to 96 px and back": _downscale,
     "JPEG quality 20": _jpeg,
-    "contrast inversion (T2-like)": _invert_inside_head,
+    "contrast inversion (T2-like)": invert_inside_head,
 }
 
 

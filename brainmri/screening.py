@@ -1,6 +1,6 @@
 """Is this a brain MRI slice the model can speak about, and is the model sure?
 
-Nine checks, in the order :func:`judge` runs them (cheapest first), each with a plain-language reason
+Ten checks, in the order :func:`judge` runs them (cheapest first), each with a plain-language reason
 (in English and French: :mod:`brainmri.wording`, keyed by the verdict's ``code``):
 
 1. **Colour** (``colour``): MRI slices are gray; a source whose pixels differ between RGB
@@ -24,14 +24,19 @@ Nine checks, in the order :func:`judge` runs them (cheapest first), each with a 
 7. **Other sequence** (``sequence``, DICOM only): the header's series description, protocol or
    sequence name says T2, FLAIR, STIR, diffusion, SWI or proton density (and no T1): "uncertain",
    whatever the scores.
-8. **Unsure** (``unsure``): top calibrated probability below ``min_confidence`` (0.90: on all SARTAJ
+8. **Looks T2-weighted** (``looks_t2_notumor``, ``looks_t2_flip``; releases with a fitted
+   :class:`brainmri.appearance.SequenceCheck`): the pixels look T2-weighted (bright fluid) and either the
+   answer is "no tumour" (in the training data nearly every T2 slice is "no tumour", so that answer is
+   what the bias gives; a release can switch this half off, ``t2_notumor``) or the answer changes when
+   the slice's contrast is turned over to look like T1 (:func:`brainmri.appearance.invert_inside_head`).
+9. **Unsure** (``unsure``): top calibrated probability below ``min_confidence`` (0.90: on all SARTAJ
    images, a model of the previous bundled recipe (r5-seg-os16) trained without SARTAJ answers 69 % of them at ≥ 0.86 and is
    right on 90 % of those; 0.90 keeps a margin. Chosen on that held-out run, see docs/abstention.md).
-9. **Unstable** (``unstable``, when the release sets ``min_agreement``): the mean probability of the
+10. **Unstable** (``unstable``, when the release sets ``min_agreement``): the mean probability of the
    predicted class over the slice and its test-time views (mirror, gamma 0.7 and 1.4, blur;
    :data:`brainmri.transforms.TEST_TIME_VIEWS`) below ``min_agreement``: small changes move the answer.
 
-Checks 1–6 give "not_mri" (no tumour label is shown), 7–9 "uncertain".
+Checks 1–6 give "not_mri" (no tumour label is shown), 7–10 "uncertain".
 
 The fitted statistics live in the release folder (``ood.safetensors``, and the
 thresholds in ``config.json`` under ``"screening"``).
@@ -148,9 +153,16 @@ def jump_share(gray: np.ndarray) -> float:
 
 def judge(probabilities: dict[str, float], *, colourfulness: float, pixel_std: float, distance: float | None,
           feature_threshold: float | None, settings: dict | None = None, dark_border: float = 1.0,
-          agreement: float | None = None, head: float = 1.0, jumps: float = 0.0, sequence: str | None = None) -> Verdict:
+          agreement: float | None = None, head: float = 1.0, jumps: float = 0.0, sequence: str | None = None,
+          t2_look: float | None = None, inverted: str | None = None, t2_notumor: bool = True) -> Verdict:
+    """The first failed check decides (see the module's list). ``t2_look``: the appearance check's score when
+    the slice looks T2-weighted (None when it does not, or the release has no check); ``inverted``: the
+    model's answer on the slice with its contrast turned over; ``t2_notumor``: whether a "no tumour" answer
+    on a T2-looking slice is "uncertain" whatever the inverted slice says."""
     s = {**DEFAULTS, **(settings or {})}
     top = max(probabilities.values())
+    predicted = max(probabilities, key=probabilities.get)
+    t2 = t2_look is not None
     checks = [  # (failed, status, code, params), cheapest first; the first failed check decides
         (colourfulness > s["max_colourfulness"], "not_mri", "colour", {}),
         (pixel_std < s["min_std"], "not_mri", "blank", {}),
@@ -160,6 +172,9 @@ def judge(probabilities: dict[str, float], *, colourfulness: float, pixel_std: f
         (distance is not None and feature_threshold is not None and distance > feature_threshold, "not_mri",
          "unfamiliar", {"distance": distance, "threshold": feature_threshold}),
         (bool(sequence), "uncertain", "sequence", {"sequence": sequence}),
+        (t2 and t2_notumor and predicted == "notumor", "uncertain", "looks_t2_notumor", {"score": t2_look}),
+        (t2 and inverted is not None and inverted != predicted, "uncertain", "looks_t2_flip",
+         {"score": t2_look, "inverted_class": inverted}),
         (top < s["min_confidence"], "uncertain", "unsure", {"top": top, "threshold": s["min_confidence"]}),
         (s.get("min_agreement") is not None and agreement is not None and agreement < s["min_agreement"],
          "uncertain", "unstable", {"agreement": agreement, "threshold": s.get("min_agreement")}),

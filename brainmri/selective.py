@@ -198,22 +198,36 @@ def selective_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def verdict_report(predictor, files: list, labels: np.ndarray) -> dict[str, Any]:
+def verdict_report(predictor, files: list, labels: np.ndarray, transform=None) -> dict[str, Any]:
     """What the page would say (:meth:`Predictor.screen_batch`: the release's own checks and thresholds)
-    on labelled files: the share of each verdict and the accuracy among the "ok" answers."""
+    on labelled files: the share of each verdict, the accuracy among the "ok" answers, how often each check
+    decided, and the share of confident "no tumour" answers on tumour slices (the answer a clinician can
+    least afford). ``transform``: a function of the decoded grayscale applied first (e.g. the T2-like
+    stand-in, :func:`brainmri.appearance.invert_inside_head`)."""
+    from .imageio import load_grayscale
+
     labels = np.asarray(labels)
     counts = {"ok": 0, "uncertain": 0, "not_mri": 0, "unreadable": 0}
-    right_ok = 0
+    codes: dict[str, int] = {}
+    right_ok = missed_ok = 0
+    tumours = int(sum(predictor.labels[label] != "notumor" for label in labels))
     for start in range(0, len(files), 256):
-        for result, label in zip(predictor.screen_batch(files[start:start + 256]), labels[start:start + 256]):
+        chunk = files[start:start + 256]
+        if transform is not None:
+            chunk = [transform(load_grayscale(f)) for f in chunk]
+        for result, label in zip(predictor.screen_batch(chunk), labels[start:start + 256]):
             if isinstance(result, Exception):
                 counts["unreadable"] += 1
                 continue
             probabilities, verdict = result
             counts[verdict.status] += 1
+            codes[verdict.code or "ok"] = codes.get(verdict.code or "ok", 0) + 1
             if verdict.ok:
-                right_ok += int(max(probabilities, key=probabilities.get) == predictor.labels[label])
+                answer = max(probabilities, key=probabilities.get)
+                right_ok += int(answer == predictor.labels[label])
+                missed_ok += int(answer == "notumor" and predictor.labels[label] != "notumor")
     n = max(1, len(files))
     return {"n": len(files), "counts": counts, "ok_share": counts["ok"] / n,
-            "ok_accuracy": right_ok / counts["ok"] if counts["ok"] else float("nan"),
-            "settings": dict(predictor.screening)}
+            "ok_accuracy": right_ok / counts["ok"] if counts["ok"] else float("nan"), "codes": codes,
+            "tumours": tumours, "tumours_ok_as_notumor": missed_ok / tumours if tumours else float("nan"),
+            "settings": dict(predictor.screening), "sequence_check": predictor.sequence_check is not None}

@@ -434,12 +434,26 @@ class Trainer:
         return self.ema.module if self.ema is not None and self.history and self.history[-1]["epoch"] >= self.head_epochs else self.model
 
     def validate(self, model=None) -> dict[str, float]:
+        """Loss and accuracy on the validation split. A run trained with contrast inversion is also measured
+        on the inverted validation images, and its best epoch is chosen on the mean of both losses
+        (``select_loss``): the clean loss alone cannot see what the inversion is there to teach."""
         model = model or self.eval_model()
-        logits = predict_logits(model, self.val_set.images, self.preprocess, device=self.device, bf16=self.bf16,
-                                channels_last=self.cfg.channels_last)
         labels = torch.from_numpy(self.val_set.labels)
-        return {"val_loss": float(F.cross_entropy(logits, labels)),
-                "val_acc": float((logits.argmax(1) == labels).float().mean())}
+
+        def measure(images) -> tuple[float, float]:
+            logits = predict_logits(model, images, self.preprocess, device=self.device, bf16=self.bf16,
+                                    channels_last=self.cfg.channels_last)
+            return float(F.cross_entropy(logits, labels)), float((logits.argmax(1) == labels).float().mean())
+
+        loss, accuracy = measure(self.val_set.images)
+        row = {"val_loss": loss, "val_acc": accuracy, "select_loss": loss}
+        if self.cfg.invert_prob > 0:
+            from .appearance import invert_inside_head
+
+            inverted_loss, inverted_accuracy = measure(np.stack([invert_inside_head(i) for i in self.val_set.images]))
+            row.update(val_loss_inverted=inverted_loss, val_acc_inverted=inverted_accuracy,
+                       select_loss=(loss + inverted_loss) / 2)
+        return row
 
     def run(self) -> dict[str, Any]:
         c = self.cfg
@@ -456,9 +470,9 @@ class Trainer:
                    "lr": self.optimizer.param_groups[0]["lr"], **stats}
             self.history.append(row)
             row.update(self.validate())
-            improved = row["val_loss"] < self.best_loss
+            improved = row["select_loss"] < self.best_loss
             if improved:
-                self.best_loss, self.bad_epochs = row["val_loss"], 0
+                self.best_loss, self.bad_epochs = row["select_loss"], 0
                 if self.dist.main:
                     self._save_release(self.eval_model(), epoch, row)
             elif epoch >= self.head_epochs:

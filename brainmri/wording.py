@@ -31,6 +31,14 @@ REASONS = {
         "sequence": "The DICOM header says this is a {sequence} series; the model learned tumours almost only from "
                     "contrast-enhanced T1 slices and calls many tumours in other sequences \"no tumour\", so its "
                     "answer here is not reliable.",
+        "looks_t2_notumor": "This slice looks T2-weighted (bright fluid; appearance check {score:.0%}). In the "
+                            "model's training data nearly every T2-weighted slice was \"no tumour\" and the tumours "
+                            "were almost all contrast-enhanced T1: a \"no tumour\" answer on such a slice is what "
+                            "that bias gives, tumour or not, so it does not rule a tumour out.",
+        "looks_t2_flip": "This slice looks T2-weighted (bright fluid; appearance check {score:.0%}), and the model's "
+                         "answer changes to \"{inverted_class}\" when its contrast is turned over to look like T1: "
+                         "it learned tumours almost only from contrast-enhanced T1 slices, so its answer here is not "
+                         "reliable.",
         "unsure": "The model is unsure (top probability {top:.0%} < {threshold:.0%}): on scans from other "
                   "collections, answers this unsure are wrong too often to show as a result.",
         "unstable": "Small changes to the image (mirroring it, brightening or darkening it, blurring it) move the "
@@ -49,6 +57,15 @@ REASONS = {
         "sequence": "L'en-tête DICOM indique une série {sequence} ; le modèle a appris les tumeurs presque uniquement "
                     "sur des coupes T1 avec injection de contraste et classe beaucoup de tumeurs d'autres séquences "
                     "« pas de tumeur » : sa réponse n'est pas fiable ici.",
+        "looks_t2_notumor": "Cette coupe ressemble à une coupe pondérée T2 (liquide clair ; contrôle d'aspect "
+                            "{score:.0%}). Dans les données d'entraînement du modèle, presque toutes les coupes T2 "
+                            "étaient « pas de tumeur » et les tumeurs presque toutes en T1 avec injection : une "
+                            "réponse « pas de tumeur » sur une telle coupe est ce que donne ce biais, tumeur ou non, "
+                            "elle n'écarte donc pas une tumeur.",
+        "looks_t2_flip": "Cette coupe ressemble à une coupe pondérée T2 (liquide clair ; contrôle d'aspect {score:.0%}), "
+                         "et la réponse du modèle devient « {inverted_class} » quand on inverse son contraste pour "
+                         "qu'elle ressemble à une coupe T1 : il a appris les tumeurs presque uniquement sur des coupes "
+                         "T1 avec injection, sa réponse n'est pas fiable ici.",
         "unsure": "Le modèle n'est pas sûr (probabilité maximale {top:.0%} < {threshold:.0%}) : sur des examens "
                   "d'autres collections, des réponses aussi peu sûres sont trop souvent fausses pour être montrées "
                   "comme un résultat.",
@@ -90,5 +107,6 @@ def reason(code: str, params: dict | None = None, lang: str = "en") -> str:
     """A verdict's reason in ``lang`` ("" for a verdict without one)."""
     if not code:
         return ""
+    values = {key: class_name(value, lang) if key.endswith("_class") else value for key, value in (params or {}).items()}
     template = REASONS.get(lang, REASONS["en"]).get(code) or REASONS["en"][code]
-    return template.format(**(params or {}))
+    return template.format(**values)

@@ -1,0 +1,141 @@
+"""Does a slice look T2-weighted (bright fluid)? A check from the pixels the model sees.
+
+In this dataset the sequence gives the class away: in a hand-labelled sample of Training slices
+(``assets/sequence-labels.csv``), 42 of 135 "no tumour" slices were T2-weighted and none of 192 tumour
+slices (figshare's are contrast-enhanced T1, SARTAJ's almost all T1 too). A model can therefore learn
+"T2 ⇒ no tumour", and call a tumour on a T2 slice "no tumour" with confidence. This module recognises the
+T2 look so that the verdict can say so (:func:`brainmri.screening.judge`, check ``looks_t2``).
+
+How: twelve statistics of the intensities inside the head, away from its rim (scalp and skull), of the
+model's own input (:meth:`brainmri.transforms.Preprocess.fit`; one preprocessing path): percentiles,
+skewness, bright and dark shares, mean, spread, and the rim's brightness against the interior. In T2
+the fluid (ventricles, sulci) is the brightest thing inside the brain and the interior histogram leans
+dark with a bright tail; in T1 the fluid is the darkest and the scalp's fat the brightest. A logistic
+regression on them (scikit-learn, fitted on the labelled sample by ``train.py sequence-check``) gives
+the probability that the slice looks T2-weighted; its coefficients live in the release's
+``config.json`` under ``"sequence_check"``.
+
+The second half of the check is :func:`invert_inside_head`: the slice with its tissue contrast turned
+over (T2 → T1-like, background left black), on which the model's answer is asked again.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+FEATURE_NAMES = ("p5", "p10", "p25", "p50", "p75", "p90", "skewness", "bright_share", "dark_share", "mean", "std",
+                 "rim_over_interior")
+CONFIG_KEY = "sequence_check"
+
+
+def head_and_interior(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The head (largest bright region, holes filled) and its interior: the head eroded by a fifth of
+    its equivalent radius, which leaves out the scalp and the skull."""
+    from scipy import ndimage
+
+    g = gray.astype(np.float32)
+    head = ndimage.binary_fill_holes(ndimage.binary_closing(g > 0.1 * max(float(np.percentile(g, 99)), 1.0),
+                                                            iterations=2))
+    labels, count = ndimage.label(head)
+    if count:
+        head = labels == (np.bincount(labels.ravel())[1:].argmax() + 1)
+    radius = np.sqrt(head.sum() / np.pi)
+    interior = ndimage.binary_erosion(head, iterations=max(1, int(0.2 * radius)))
+    if interior.sum() < 50:  # a thin or tiny head: use all of it
+        interior = head
+    return head, interior
+
+
+def interior_features(fitted: np.ndarray) -> np.ndarray:
+    """The twelve statistics (:data:`FEATURE_NAMES`) of a model input (uint8 square)."""
+    from scipy import stats
+
+    g = np.asarray(fitted, dtype=np.float32)
+    head, interior = head_and_interior(g)
+    if not interior.any():
+        return np.zeros(len(FEATURE_NAMES))
+    scale = max(float(np.percentile(g[interior], 99)), 1.0)
+    values = np.clip(g[interior] / scale, 0, 1)
+    rim = head & ~interior
+    rim_level = float(g[rim].mean() / scale) if rim.any() else 0.0
+    skew = float(stats.skew(values)) if values.std() > 0 else 0.0
+    return np.array([*np.percentile(values, [5, 10, 25, 50, 75, 90]), skew, (values > 0.7).mean(),
+                     (values < 0.3).mean(), values.mean(), values.std(), rim_level], dtype=np.float64)
+
+
+def invert_inside_head(gray: np.ndarray) -> np.ndarray:
+    """T1 ↔ T2-like contrast: invert the tissue, keep the background black (uint8 in, uint8 out)."""
+    mask = np.asarray(Image.fromarray((gray > 15).astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
+    return np.where(mask, 255 - gray, 0).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class SequenceCheck:
+    """A fitted T2-look check: standardisation, logistic coefficients and the decision threshold."""
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float = 0.5
+    notumor_uncertain: bool = True  # a "no tumour" answer on a T2-looking slice is "uncertain" (screening check 8)
+    fitted_on: str = ""
+    cross_validation: dict | None = None
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """Probability of the T2 look for rows of :func:`interior_features`."""
+        z = (np.atleast_2d(features) - np.array(self.mean)) / np.array(self.scale)
+        return 1.0 / (1.0 + np.exp(-(z @ np.array(self.coef) + self.intercept)))
+
+    def score(self, fitted: np.ndarray) -> float:
+        return float(self.scores(interior_features(fitted))[0])
+
+    def to_config(self) -> dict[str, Any]:
+        return {"features": list(FEATURE_NAMES), **{k: (list(v) if isinstance(v, tuple) else v)
+                                                    for k, v in asdict(self).items()}}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | None) -> "SequenceCheck | None":
+        """From a release's ``config.json`` (None when it has no check, or one of other features)."""
+        block = (config or {}).get(CONFIG_KEY)
+        if not block or tuple(block.get("features", ())) != FEATURE_NAMES:
+            return None
+        return cls(tuple(block["mean"]), tuple(block["scale"]), tuple(block["coef"]), float(block["intercept"]),
+                   float(block.get("threshold", 0.5)), bool(block.get("notumor_uncertain", True)),
+                   block.get("fitted_on", ""), block.get("cross_validation"))
+
+
+def fit_sequence_check(features: np.ndarray, is_t2: np.ndarray, *, groups: np.ndarray | None = None, C: float = 1.0,
+                       threshold: float = 0.5, folds: int = 5, repeats: int = 5, fitted_on: str = "",
+                       notumor_uncertain: bool = True) -> SequenceCheck:
+    """Fit the check on labelled rows of :func:`interior_features`; its cross-validated figures (AUC, and
+    at ``threshold`` the share of T2 slices caught and of other slices flagged; per ``groups``, e.g. the
+    class, the share flagged) are kept with it."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    is_t2 = np.asarray(is_t2, dtype=bool)
+    if is_t2.all() or not is_t2.any():
+        raise ValueError("the labels need both T2 and other slices")
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=C, class_weight="balanced", max_iter=5000))
+    folds = min(folds, int(is_t2.sum()), int((~is_t2).sum()))
+    scores = np.mean([cross_val_predict(pipeline, features, is_t2, method="predict_proba",
+                                        cv=StratifiedKFold(folds, shuffle=True, random_state=seed))[:, 1]
+                      for seed in range(repeats)], axis=0)
+    flagged = scores >= threshold
+    report = {"folds": folds, "repeats": repeats, "n": int(len(is_t2)), "t2": int(is_t2.sum()),
+              "auc": float(roc_auc_score(is_t2, scores)), "t2_caught": float(flagged[is_t2].mean()),
+              "others_flagged": float(flagged[~is_t2].mean())}
+    if groups is not None:
+        groups = np.asarray(groups)
+        report["flagged_by_group"] = {str(g): float(flagged[groups == g].mean()) for g in np.unique(groups)}
+    pipeline.fit(features, is_t2)
+    scaler, logistic = pipeline[0], pipeline[1]
+    return SequenceCheck(tuple(map(float, scaler.mean_)), tuple(map(float, scaler.scale_)),
+                         tuple(map(float, logistic.coef_[0])), float(logistic.intercept_[0]), threshold,
+                         notumor_uncertain, fitted_on, report)
