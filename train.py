@@ -296,6 +296,13 @@ def cmd_sequence_check(args) -> int:
         rows = list(csv.DictReader(handle))
     if not rows or not {"file", "sequence"} <= set(rows[0]):
         raise ValueError(f"{args.labels} must have the columns file,sequence (and rows)")
+    if args.exclude_collection:  # a leave-one-collection-out run's check must not see its held-out collection
+        from brainmri.origins import read_origins
+
+        if not args.origins:
+            raise ValueError("--exclude-collection needs --origins CSV")
+        origins = read_origins(args.origins)
+        rows = [r for r in rows if origins.get(r["file"]) != args.exclude_collection]
     training = load_folder(train_root, predictor.preprocess, cache_dir=args.cache_dir, classes=list_classes(train_root))
     index = {f"{train_root.name}/{p}": i for i, p in enumerate(training.paths)}
     missing = [r["file"] for r in rows if r["file"] not in index]
@@ -307,7 +314,8 @@ def cmd_sequence_check(args) -> int:
     groups = np.array([training.classes[training.labels[i]] for i in chosen])
     check = fit_sequence_check(features, is_t2, groups=groups, C=args.C, threshold=args.threshold,
                                notumor_uncertain=not args.flip_only,
-                               fitted_on=f"{len(rows)} hand-labelled Training slices ({int(is_t2.sum())} T2), {Path(args.labels).name}")
+                               fitted_on=f"{len(rows)} hand-labelled Training slices ({int(is_t2.sum())} T2), {Path(args.labels).name}"
+                                         + (f", none from {args.exclude_collection}" if args.exclude_collection else ""))
     everything = check.scores(np.stack([interior_features(image) for image in training.images]))
     flagged = {name: float((everything[training.labels == k] >= check.threshold).mean())
                for k, name in enumerate(training.classes)}
@@ -456,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", default="assets/sequence-labels.csv", help="CSV file,sequence (T2 or other)")
     p.add_argument("--threshold", type=float, default=0.5, help="score at which a slice looks T2-weighted")
     p.add_argument("--C", type=float, default=1.0, help="inverse regularisation of the logistic regression")
+    p.add_argument("--origins", default=None, help="CSV of each image's collection (with --exclude-collection)")
+    p.add_argument("--exclude-collection", default=None, choices=["figshare", "sartaj", "br35h"],
+                   help="leave that collection's labelled slices out (for a run that holds it out)")
     p.add_argument("--flip-only", action="store_true",
                    help="a T2-looking slice is 'uncertain' only when the contrast-inverted slice changes the answer")
     p.add_argument("--cache-dir", default=None)

@@ -143,6 +143,17 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
     if robustness:
         from .robustness import robustness_markdown
         lines += ["", "## Robustness (Testing, full set)", "", robustness_markdown(robustness)]
+    check = config.get("sequence_check")
+    if check:
+        cv = check.get("cross_validation") or {}
+        lines += ["", "## T2-look check", "",
+                  "The page recognises T2-weighted slices from their pixels (`brainmri/appearance.py`; fitted on "
+                  f"{check.get('fitted_on', 'hand-labelled slices')}) and answers \"uncertain\" when such a slice is "
+                  "answered \"no tumour\" (in this training data nearly every T2 slice is \"no tumour\")"
+                  f"{'' if check.get('notumor_uncertain', True) else ' (switched off in this release)'} or when the "
+                  "answer changes with the slice's contrast inverted."
+                  + (f" Cross-validated on the labels: AUC {cv['auc']:.3f}, {100 * cv['t2_caught']:.1f} % of T2 slices "
+                     f"caught, {100 * cv['others_flagged']:.1f} % of the others flagged." if cv.get("auc") is not None else "")]
     lines += [
         "", "## Intended use",
         "Teaching and research: showing how a CNN classifies 2-D brain MRI slices, how sure it is and where it looked.",

@@ -101,6 +101,9 @@ def test_sequence_check_command_fits_into_the_release_and_the_page_uses_it(relea
     assert check is not None and check.notumor_uncertain and config["sequence_check"]["cross_validation"]["n"] == len(files)
     predictor = Predictor.from_pretrained(release_with_check, backend="torch")
     assert predictor.sequence_check == check
+    assert cli.main(["card", "--checkpoint", str(release_with_check), "--metrics", str(tmp_path / "no-metrics")]) == 0
+    card = (release_with_check / "README.md").read_text()
+    assert "## T2-look check" in card and f"AUC {check.cross_validation['auc']:.3f}" in card
     fitted = [predictor.prepare(dataset / f) for f in files[:8]]
     looks = predictor.t2_looks(fitted)
     for (score, inverted), f in zip(looks, fitted):
@@ -128,7 +131,22 @@ def test_sequence_check_command_refuses_bad_labels(release_with_check, dataset, 
     (tmp_path / "one.csv").write_text("file,sequence\nTraining/glioma/Tr-glioma-001.png,other\n")
     assert cli.main(base + ["--labels", str(tmp_path / "one.csv")]) != 0
     assert "both T2 and other" in capsys.readouterr().err
+    assert cli.main(base + ["--exclude-collection", "sartaj"]) != 0
+    assert "--exclude-collection needs --origins" in capsys.readouterr().err
     assert "sequence_check" not in json.loads((release_with_check / "config.json").read_text())
+
+
+def test_sequence_check_for_a_held_out_run_leaves_its_collection_out(release_with_check, dataset, cache_dir, tmp_path):
+    files = sorted(p.relative_to(dataset).as_posix() for p in (dataset / "Training").rglob("*.png"))
+    with open(tmp_path / "labels.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows([("file", "sequence")] + [(f, "T2" if "/notumor/" in f else "other") for f in files])
+    with open(tmp_path / "origins.csv", "w", newline="") as handle:  # every other file from sartaj
+        csv.writer(handle).writerows([("file", "origin")] + [(f, "sartaj" if i % 2 else "figshare") for i, f in enumerate(files)])
+    assert cli.main(["sequence-check", "--checkpoint", str(release_with_check), "--data", str(dataset), "--cache-dir",
+                     str(cache_dir), "--labels", str(tmp_path / "labels.csv"), "--origins", str(tmp_path / "origins.csv"),
+                     "--exclude-collection", "sartaj"]) == 0
+    block = json.loads((release_with_check / "config.json").read_text())["sequence_check"]
+    assert block["cross_validation"]["n"] == (len(files) + 1) // 2 and "none from sartaj" in block["fitted_on"]
 
 
 def test_verdict_report_counts_codes_and_missed_tumours(trained_run, dataset):
