@@ -166,6 +166,13 @@ def bench_model(release: Path, images: Path, repeats: int, workdir: Path, data: 
     rows["predict: onnxruntime"] = timed(lambda: fast.predict(raw), repeats)
     # 2b. file bytes → probabilities + the release's verdict (all its checks, test-time views where it asks)
     rows["predict+verdict: onnxruntime"] = timed(lambda: fast.screen(raw), repeats)
+    # on a slice that looks T2-weighted, the verdict also asks the model about the slice with its contrast inverted
+    check = fast.sequence_check
+    looking = next((f for f in files[:400] if check is not None and check.score(fast.prepare(f)) >= check.threshold), None)
+    if looking is not None:
+        raw_t2 = looking.read_bytes()
+        rows["predict: onnxruntime, T2-looking slice"] = timed(lambda: fast.predict(raw_t2), repeats)
+        rows["predict+verdict: onnxruntime, T2-looking slice"] = timed(lambda: fast.screen(raw_t2), repeats)
     # 3. predict + explain, against the library's default call
     baseline = gradcam_baseline(exported)
     target = int(np.argmax(list(plain.predict(raw).values())))
@@ -194,6 +201,10 @@ def bench_model(release: Path, images: Path, repeats: int, workdir: Path, data: 
             row["speedup_vs_eager"] = base / row["p50_ms"]
     rows["predict+verdict: onnxruntime"]["ratio_to_predict"] = (rows["predict+verdict: onnxruntime"]["p50_ms"]
                                                                / rows["predict: onnxruntime"]["p50_ms"])
+    if "predict+verdict: onnxruntime, T2-looking slice" in rows:
+        rows["predict+verdict: onnxruntime, T2-looking slice"]["ratio_to_predict"] = (
+            rows["predict+verdict: onnxruntime, T2-looking slice"]["p50_ms"]
+            / rows["predict: onnxruntime, T2-looking slice"]["p50_ms"])
     rows["predict: onnxruntime"]["speedup_vs_torch"] = rows["predict: torch fp32"]["p50_ms"] / rows["predict: onnxruntime"]["p50_ms"]
     grad_default = rows["predict+explain: grad-cam default (torch)"]["p50_ms"]
     for name, predict_name in (("torch", "predict: torch fp32"), ("onnxruntime", "predict: onnxruntime")):

@@ -61,6 +61,9 @@ class OnnxBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = int(threads or torch.get_num_threads())
         options.inter_op_num_threads = 1
+        # no busy-waiting between runs: its spinning threads would hold the cores that the verdict's numpy,
+        # scipy and torch work needs right after each run
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: no per-node warnings in the app's log
         self.path = Path(path)
         # sessions are safe to share between threads
