@@ -312,8 +312,9 @@ def cmd_sequence_check(args) -> int:
     features = np.stack([interior_features(training.images[i]) for i in chosen])
     is_t2 = np.array([r["sequence"].strip().upper() == "T2" for r in rows])
     groups = np.array([training.classes[training.labels[i]] for i in chosen])
+    random_rows = np.array([r.get("sample", "random") in ("", "random") for r in rows])
     check = fit_sequence_check(features, is_t2, groups=groups, C=args.C, threshold=args.threshold,
-                               notumor_uncertain=not args.flip_only,
+                               notumor_uncertain=not args.flip_only, random_rows=random_rows,
                                fitted_on=f"{len(rows)} hand-labelled Training slices ({int(is_t2.sum())} T2), {Path(args.labels).name}"
                                          + (f", none from {args.exclude_collection}" if args.exclude_collection else ""))
     everything = check.scores(np.stack([interior_features(image) for image in training.images]))
@@ -325,6 +326,10 @@ def cmd_sequence_check(args) -> int:
     print(f"{report['n']} labelled slices, {report['t2']} T2; cross-validated ({report['repeats']} x {report['folds']} "
           f"folds): AUC {report['auc']:.3f}, T2 caught {100 * report['t2_caught']:.1f} %, others flagged "
           f"{100 * report['others_flagged']:.1f} % (threshold {check.threshold})")
+    if "random_sample" in report:
+        r = report["random_sample"]
+        print(f"on the {r['n']} randomly drawn of them ({r['t2']} T2): AUC {r['auc']:.3f}, T2 caught "
+              f"{100 * r['t2_caught']:.1f} %, others flagged {100 * r['others_flagged']:.1f} %")
     print("flagged among the labelled, by class:", {k: round(100 * v, 1) for k, v in report["flagged_by_group"].items()})
     print("flagged among all Training images, by class:", {k: round(100 * v, 1) for k, v in flagged.items()})
     print(f"written to {Path(args.checkpoint) / 'config.json'} ({CONFIG_KEY})")

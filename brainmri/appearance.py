@@ -109,10 +109,12 @@ class SequenceCheck:
 
 def fit_sequence_check(features: np.ndarray, is_t2: np.ndarray, *, groups: np.ndarray | None = None, C: float = 1.0,
                        threshold: float = 0.5, folds: int = 5, repeats: int = 5, fitted_on: str = "",
-                       notumor_uncertain: bool = True) -> SequenceCheck:
+                       notumor_uncertain: bool = True, random_rows: np.ndarray | None = None) -> SequenceCheck:
     """Fit the check on labelled rows of :func:`interior_features`; its cross-validated figures (AUC, and
     at ``threshold`` the share of T2 slices caught and of other slices flagged; per ``groups``, e.g. the
-    class, the share flagged) are kept with it."""
+    class, the share flagged) are kept with it. ``random_rows``: which rows were drawn at random (the others
+    chosen, e.g. slices an earlier check flagged); the same figures on those rows alone are reported too,
+    since figures on chosen rows say little about slices in general."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -131,6 +133,12 @@ def fit_sequence_check(features: np.ndarray, is_t2: np.ndarray, *, groups: np.nd
     report = {"folds": folds, "repeats": repeats, "n": int(len(is_t2)), "t2": int(is_t2.sum()),
               "auc": float(roc_auc_score(is_t2, scores)), "t2_caught": float(flagged[is_t2].mean()),
               "others_flagged": float(flagged[~is_t2].mean())}
+    if random_rows is not None and not np.asarray(random_rows, dtype=bool).all():
+        rows = np.asarray(random_rows, dtype=bool)
+        report["random_sample"] = {"n": int(rows.sum()), "t2": int(is_t2[rows].sum()),
+                                   "auc": float(roc_auc_score(is_t2[rows], scores[rows])),
+                                   "t2_caught": float(flagged[rows & is_t2].mean()),
+                                   "others_flagged": float(flagged[rows & ~is_t2].mean())}
     if groups is not None:
         groups = np.asarray(groups)
         report["flagged_by_group"] = {str(g): float(flagged[groups == g].mean()) for g in np.unique(groups)}

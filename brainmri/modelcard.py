@@ -153,7 +153,12 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
                   f"{'' if check.get('notumor_uncertain', True) else ' (switched off in this release)'} or when the "
                   "answer changes with the slice's contrast inverted."
                   + (f" Cross-validated on the labels: AUC {cv['auc']:.3f}, {100 * cv['t2_caught']:.1f} % of T2 slices "
-                     f"caught, {100 * cv['others_flagged']:.1f} % of the others flagged." if cv.get("auc") is not None else "")]
+                     f"caught, {100 * cv['others_flagged']:.1f} % of the others flagged." if cv.get("auc") is not None else "")
+                  + (f" On the {cv['random_sample']['n']} randomly drawn labelled slices alone: AUC "
+                     f"{cv['random_sample']['auc']:.3f}, {100 * cv['random_sample']['t2_caught']:.1f} % caught, "
+                     f"{100 * cv['random_sample']['others_flagged']:.1f} % of the others flagged." if cv.get("random_sample") else "")
+                  + (" Over all Training images it flags: " + ", ".join(f"{k} {100 * v:.1f} %" for k, v in
+                     cv["training_flagged_by_class"].items()) + "." if cv.get("training_flagged_by_class") else "")]
     lines += [
         "", "## Intended use",
         "Teaching and research: showing how a CNN classifies 2-D brain MRI slices, how sure it is and where it looked.",

@@ -47,7 +47,10 @@ def test_features_separate_t1_from_t2_and_the_fitted_check_round_trips():
     assert features.shape == (60, len(FEATURE_NAMES)) and np.isfinite(features).all()
     check = fit_sequence_check(features, labels, groups=np.where(labels, "a", "b"), repeats=2, fitted_on="synthetic")
     assert check.cross_validation["auc"] > 0.95 and check.cross_validation["t2_caught"] > 0.9
-    assert set(check.cross_validation["flagged_by_group"]) == {"a", "b"}
+    assert set(check.cross_validation["flagged_by_group"]) == {"a", "b"} and "random_sample" not in check.cross_validation
+    drawn = np.arange(60) < 45  # the last 15 rows "chosen" rather than drawn: reported apart
+    chosen = fit_sequence_check(features, labels, repeats=2, random_rows=drawn).cross_validation
+    assert chosen["random_sample"]["n"] == 45 and chosen["random_sample"]["t2"] == int(labels[:45].sum())
     assert check.score(head_slice(True, rng)) > 0.5 > check.score(head_slice(False, rng))
     again = SequenceCheck.from_config({"sequence_check": json.loads(json.dumps(check.to_config()))})
     assert again == check
