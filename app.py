@@ -64,8 +64,9 @@ four classes side by side") and methods; never read it as a tumour outline.
 A model of this recipe trained without SARTAJ is right on 86 in 100 SARTAJ slices; trained without
 figshare, on three in five figshare slices (it had seen few gliomas); on Testing, about 98 in 100. The page
 therefore answers "uncertain" below 90 % confidence, and for DICOM series whose header names T2, FLAIR or
-diffusion. In this dataset about nine T2-weighted slices in ten are "no tumour": a "no tumour" answer on a T2 slice
-deserves the least trust.
+diffusion. In this dataset every T2-weighted slice in a hand-labelled sample was "no tumour", so the model may
+call a tumour on a T2 slice "no tumour": the page recognises T2-looking slices from their pixels and does not
+answer "no tumour" on them, nor any answer that changes when the slice's contrast is inverted.
 
 ### Known issues of the dataset
 The Kaggle "Brain Tumor MRI Dataset" (Msoud Nickparvar, 7,023 images, merged from figshare, SARTAJ and Br35H)
@@ -108,8 +109,10 @@ combien de fois son maximum tombe dans les contours de tumeur tracés par des ra
 Un modèle de cette recette entraîné sans SARTAJ a raison sur 86 coupes SARTAJ sur 100 ; entraîné sans
 figshare, sur trois coupes figshare sur cinq (il avait vu peu de gliomes) ; sur le test, environ 98 sur 100. La
 page répond donc « incertain » sous 90 % de confiance, et pour les séries DICOM dont l'en-tête indique T2, FLAIR
-ou diffusion. Dans ce jeu de données environ neuf coupes pondérées T2 sur dix sont « pas de tumeur » : une réponse
-« pas de tumeur » sur une coupe T2 mérite le moins de confiance.
+ou diffusion. Dans ce jeu de données, toutes les coupes pondérées T2 d'un échantillon étiqueté à la main étaient
+« pas de tumeur » : le modèle peut donc dire « pas de tumeur » devant une tumeur en T2. La page reconnaît l'aspect
+T2 d'une coupe à ses pixels et n'y répond pas « pas de tumeur », ni une réponse qui change quand on inverse le
+contraste de la coupe.
 
 ### Défauts connus du jeu de données
 Le « Brain Tumor MRI Dataset » de Kaggle (Msoud Nickparvar, 7 023 images, fusion de figshare, SARTAJ et Br35H)
