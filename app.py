@@ -152,7 +152,9 @@ i18n = gr.I18n(
                       "all of its images — the closest stand-in here for scans from another hospital. Expect the "
                       "page to be right about as often on your scans as in those columns, not as on Testing, "
                       "and less often on sequences it barely saw (T2, FLAIR). The 90 % confidence threshold "
-                      "was chosen on the held-out SARTAJ run, so its \"answered ok\" row there is not a blind estimate.",
+                      "was chosen on the held-out SARTAJ run, so its \"answered ok\" row there is not a blind estimate. "
+                      "The page does not answer \"no tumour\" on slices that look T2-weighted (in this data every "
+                      "T2 slice was \"no tumour\"): that holds back about a third of Testing's \"no tumour\" slices.",
         "risk_coverage": "Accuracy when the page answers only its most confident share (held-out collection)",
         "more": "More figures and tables", "model_card": "Model card",
         "per_class": "Per class (full Testing set)", "per_class_dedup": "Per class (de-duplicated Testing subset)",
@@ -192,7 +194,9 @@ i18n = gr.I18n(
                       "Attendez-vous à ce que la page ait raison sur vos images à peu près aussi souvent que dans "
                       "ces colonnes, pas comme sur le test, et moins souvent sur des séquences qu'il a peu vues "
                       "(T2, FLAIR). Le seuil de confiance de 90 % a été choisi sur la collection SARTAJ tenue à "
-                      "l'écart : sa ligne « répondu ok » n'y est donc pas une estimation à l'aveugle.",
+                      "l'écart : sa ligne « répondu ok » n'y est donc pas une estimation à l'aveugle. La page ne "
+                      "répond pas « pas de tumeur » sur les coupes d'aspect T2 (dans ces données, toutes les coupes "
+                      "T2 étaient « pas de tumeur ») : cela retient environ un tiers des coupes « pas de tumeur » du test.",
         "risk_coverage": "Exactitude quand la page ne répond qu'à sa part la plus sûre (collection tenue à l'écart)",
         "more": "Autres figures et tableaux", "model_card": "Fiche du modèle",
         "per_class": "Par classe (test complet)", "per_class_dedup": "Par classe (sous-ensemble de test dédupliqué)",
