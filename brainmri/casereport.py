@@ -25,6 +25,7 @@ TEXT = {
         "notice": "Research and teaching demo. Not a medical device: do not use it to diagnose or treat anyone.",
         "slice": "The slice", "overlay": "{method} heatmap for \"{target}\" (the box: what the model saw)",
         "probabilities": "Calibrated probabilities", "verdict": "Verdict", "ok": "ok: the screening checks passed.",
+        "not_read": "Not read: no heatmap and no class are shown for an image that is not a brain MRI slice.",
         "method": "Method: one gray channel, head cropped and padded to a square, resized to {size} px; "
                   "{architecture} network, probabilities calibrated by temperature scaling; heatmap: {method} "
                   "of the class \"{target}\" on the last feature map. A heatmap shows correlation, not cause, "
@@ -43,6 +44,7 @@ TEXT = {
                   "diagnostiquer ou traiter personne.",
         "slice": "La coupe", "overlay": "Carte {method} pour « {target} » (le cadre : ce que le modèle a vu)",
         "probabilities": "Probabilités calibrées", "verdict": "Verdict", "ok": "ok : les contrôles sont passés.",
+        "not_read": "Non lue : ni carte ni classe ne sont montrées pour une image qui n'est pas une coupe IRM cérébrale.",
         "method": "Méthode : un canal gris, tête recadrée et complétée en carré, redimensionnée à {size} px ; "
                   "réseau {architecture}, probabilités calibrées par mise à l'échelle de température ; carte : "
                   "{method} de la classe « {target} » sur la dernière carte de caractéristiques. Une carte de "
@@ -106,37 +108,41 @@ def write_case_report(path: str | Path, explanation, facts: ModelFacts, lang: st
     with rc_context({"pdf.fonttype": 42}):  # TrueType: the text stays selectable and searchable
         fig.text(0.06, 0.965, t["title"], fontsize=15, weight="bold", va="top")
         fig.text(0.06, 0.938, "\n".join(textwrap.wrap(t["notice"], 112)), fontsize=8.5, color="#a00000", va="top")
-        drawn = explanation.draw(opacity) if opacity is not None else explanation.overlay_original
+        verdict = explanation.verdict
+        read = verdict is None or verdict.status != "not_mri"  # as on the page: no class, no heatmap otherwise
+        drawn = ((explanation.draw(opacity) if opacity is not None else explanation.overlay_original) if read
+                 else explanation.original)
         for x, image, title, cmap in ((0.06, explanation.original, t["slice"], "gray"),
-                                      (0.52, drawn, t["overlay"].format(method=method, target=target), None)):
+                                      (0.52, drawn, t["overlay"].format(method=method, target=target) if read
+                                       else t["not_read"], None if read else "gray")):
             ax = fig.add_axes((x, 0.58, 0.42, 0.33))
             ax.imshow(image, cmap=cmap, vmin=0, vmax=255, interpolation="lanczos")
             ax.set_title("\n".join(textwrap.wrap(title, 48)), fontsize=9)
             ax.set_axis_off()
 
-        bars = fig.add_axes((0.30, 0.40, 0.60, 0.14))
-        labels = list(explanation.probabilities)
-        values = [explanation.probabilities[k] for k in labels]
-        colours = ["#d9534f" if k == explanation.label else "#7a9cc6" for k in labels]
-        bars.barh([names[k] for k in labels][::-1], values[::-1], color=colours[::-1])
-        for y, value in enumerate(values[::-1]):
-            bars.text(min(value, 1.0) + 0.01, y, f"{value:.1%}", va="center", fontsize=9)
-        bars.set_xlim(0, 1.12)
-        bars.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0", "25 %", "50 %", "75 %", "100 %"], fontsize=8)
-        bars.tick_params(axis="y", labelsize=10)
-        bars.set_title(t["probabilities"], fontsize=10, loc="left")
-        for side in ("top", "right"):
-            bars.spines[side].set_visible(False)
+        if read:
+            bars = fig.add_axes((0.30, 0.40, 0.60, 0.14))
+            labels = list(explanation.probabilities)
+            values = [explanation.probabilities[k] for k in labels]
+            colours = ["#d9534f" if k == explanation.label else "#7a9cc6" for k in labels]
+            bars.barh([names[k] for k in labels][::-1], values[::-1], color=colours[::-1])
+            for y, value in enumerate(values[::-1]):
+                bars.text(min(value, 1.0) + 0.01, y, f"{value:.1%}", va="center", fontsize=9)
+            bars.set_xlim(0, 1.12)
+            bars.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0", "25 %", "50 %", "75 %", "100 %"], fontsize=8)
+            bars.tick_params(axis="y", labelsize=10)
+            bars.set_title(t["probabilities"], fontsize=10, loc="left")
+            for side in ("top", "right"):
+                bars.spines[side].set_visible(False)
 
-        verdict = explanation.verdict
         if verdict is None or verdict.ok:
             verdict_text = f"{names[explanation.label]} ({explanation.probabilities[explanation.label]:.0%}); {t['ok']}"
         else:
             verdict_text = f"{wording.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}"
         y = 0.355
         blocks = [(f"{t['verdict']}: {verdict_text}", 10, "bold"),
-                  (t["method"].format(size=facts.input_size, architecture=facts.architecture, method=method,
-                                      target=target), 8.5, "normal"),
+                  *([(t["method"].format(size=facts.input_size, architecture=facts.architecture, method=method,
+                                         target=target), 8.5, "normal")] if read else []),
                   (t["model"].format(architecture=facts.architecture, version=__version__,
                                      sha=facts.weights_sha256), 8.5, "normal"),
                   (_figures_line(facts, t), 8.5, "normal"),

@@ -68,3 +68,21 @@ def test_facts_from_the_bundled_evaluation():
                                     metrics, report.load_json(METRICS, "crossval.json"))
     assert facts.testing_accuracy == metrics["full"]["accuracy"] and facts.input_size == 112
     assert "SARTAJ" in facts.heldout_accuracy
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_report_on_an_image_that_is_not_an_mri_shows_no_class(predictor, tmp_path, lang):
+    """As on the page: a colour photograph gets its verdict and reason, but no heatmap, no bars, no class."""
+    from PIL import Image
+
+    photo = np.zeros((96, 96, 3), np.uint8)
+    photo[..., 0], photo[20:70, 20:70, 1] = 200, 180  # red with a green square: colourful
+    source = tmp_path / "photo.png"
+    Image.fromarray(photo).save(source)
+    explanation = predictor.explain(source)
+    assert explanation.verdict.status == "not_mri"
+    _, text, _ = _text(write_case_report(tmp_path / "case.pdf", explanation,
+                                         ModelFacts.from_release(predictor.config, None, None), lang))
+    assert ("Not read" if lang == "en" else "Non lue") in text
+    assert explanation.verdict.reason_in(lang).split(":")[0].split()[0] in text
+    assert not any(class_name(label, lang) in text for label in CLASSES)
