@@ -1,7 +1,7 @@
 """Does a slice look T2-weighted (bright fluid)? A check from the pixels the model sees.
 
-In this dataset the sequence gives the class away: in a hand-labelled sample of Training slices
-(``assets/sequence-labels.csv``), 42 of 135 "no tumour" slices were T2-weighted and none of 192 tumour
+In this dataset the sequence gives the class away: in a hand-labelled random sample of 399 Training slices
+(``assets/sequence-labels.csv``), 66 of 207 "no tumour" slices were T2-weighted and none of 192 tumour
 slices (figshare's are contrast-enhanced T1, SARTAJ's almost all T1 too). A model can therefore learn
 "T2 ⇒ no tumour", and call a tumour on a T2 slice "no tumour" with confidence. This module recognises the
 T2 look so that the verdict can say so (:func:`brainmri.screening.judge`, check ``looks_t2``).
