@@ -190,10 +190,9 @@ def cmd_localisation(args) -> int:
     root = test_root if args.split == "Testing" else train_root
     image_set = load_folder(root, predictor.preprocess, cache_dir=args.cache_dir, classes=list_classes(root)).relabel(predictor.labels)
     if args.validation_of:
-        import csv
+        from brainmri.data import read_split
 
-        with open(Path(args.validation_of) / "split.csv") as handle:
-            val = {row["path"] for row in csv.DictReader(handle) if row["split"] == "val"}
+        val = {path for path, (_, split) in read_split(args.validation_of).items() if split == "val"}
         image_set = image_set.subset(np.array([i for i, p in enumerate(image_set.paths) if p in val], dtype=np.int64))
     masks = load_masks(image_set, args.masks, predictor.preprocess, cache_dir=args.cache_dir)
     report = localisation(predictor, image_set.images, masks.masks, image_set.labels, tuple(args.method),
@@ -233,12 +232,10 @@ def cmd_selective(args) -> int:
         image_set, name = load(test_root), "Testing"
     depths = None
     if args.fit_split:  # the earlier-depth Mahalanobis: fitted on that run's own training split, never on this set
-        import csv
-
+        from brainmri.data import read_split
         from brainmri.selective import depth_models
 
-        with open(args.fit_split) as handle:
-            split = {row["path"]: row["split"] for row in csv.DictReader(handle)}
+        split = {path: side for path, (_, side) in read_split(args.fit_split).items()}
         training = load(train_root)
         chosen = np.array([split.get(p) for p in training.paths])
         rng = np.random.default_rng(0)
@@ -416,6 +413,13 @@ def cmd_push(args) -> int:
     return 0
 
 
+def add_collection_args(p) -> None:
+    """--origins/--collection: measure on every image of one collection instead of Testing."""
+    p.add_argument("--origins", default=None, help="CSV of each image's collection (with --collection)")
+    p.add_argument("--collection", default=None, choices=["figshare", "sartaj", "br35h"],
+                   help="measure on every image of this collection (Training and Testing) instead of Testing")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -445,9 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--origins", default=None, help="CSV of each image's collection (with --collection)")
-    p.add_argument("--collection", default=None, choices=["figshare", "sartaj", "br35h"],
-                   help="measure on every image of this collection (Training and Testing) instead of Testing")
+    add_collection_args(p)
     p.add_argument("--member", action="append", default=[], help="another release for the ensemble signal (repeat)")
     p.add_argument("--no-tta", action="store_true", help="skip the test-time-view signal")
     p.add_argument("--mc-passes", type=int, default=16, help="passes with the head's dropout on (0: skip MC dropout)")
@@ -491,9 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="first N files only")
     p.add_argument("--validation-of", default=None, metavar="RUN",
                    help="measure on that run's validation split (RUN/split.csv) instead of Testing")
-    p.add_argument("--origins", default=None, help="CSV of each image's collection (with --collection)")
-    p.add_argument("--collection", default=None, choices=["figshare", "sartaj", "br35h"],
-                   help="measure on every image of this collection (Training and Testing) instead of Testing")
+    add_collection_args(p)
 
     p = sub.add_parser("screening", help="how the app's not-an-MRI / uncertain checks behave on Testing and on outliers")
     p.add_argument("--checkpoint", required=True)

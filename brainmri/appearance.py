@@ -32,16 +32,13 @@ CONFIG_KEY = "sequence_check"
 
 
 def head_and_interior(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The head (largest bright region, holes filled) and its interior: the head eroded by a fifth of
-    its equivalent radius, which leaves out the scalp and the skull."""
+    """The head (the screening's largest bright region, holes filled) and its interior: the head eroded by a
+    fifth of its equivalent radius, which leaves out the scalp and the skull."""
     from scipy import ndimage
 
-    g = gray.astype(np.float32)
-    head = ndimage.binary_fill_holes(ndimage.binary_closing(g > 0.1 * max(float(np.percentile(g, 99)), 1.0),
-                                                            iterations=2))
-    labels, count = ndimage.label(head)
-    if count:
-        head = labels == (np.bincount(labels.ravel())[1:].argmax() + 1)
+    from .screening import largest_bright_region
+
+    head = largest_bright_region(gray, fill_holes=True)
     radius = np.sqrt(head.sum() / np.pi)
     interior = ndimage.binary_erosion(head, iterations=max(1, int(0.2 * radius)))
     if interior.sum() < 50:  # a thin or tiny head: use all of it

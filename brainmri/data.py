@@ -228,10 +228,22 @@ def split_roots(data: str | os.PathLike) -> tuple[Path | None, Path]:
     return None, data
 
 
-def load_run_split(run: str | Path):
-    """The training and validation ImageSets of a finished run, from its args.json and split.csv."""
+SPLIT_FILE = "split.csv"
+
+
+def read_split(run_or_file: str | Path) -> dict[str, tuple[str, str]]:
+    """A finished run's split (``RUN/split.csv``, or that file itself): ``{path: (class name, "train" | "val")}``,
+    paths relative to the run's Training folder."""
     import csv
 
+    path = Path(run_or_file)
+    path = path / SPLIT_FILE if path.is_dir() else path
+    with open(path, newline="") as handle:
+        return {row["path"]: (row["label"], row["split"]) for row in csv.DictReader(handle)}
+
+
+def load_run_split(run: str | Path):
+    """The training and validation ImageSets of a finished run, from its args.json and split.csv."""
     from .checkpoint import read_config
 
     run = Path(run)
@@ -241,7 +253,6 @@ def load_run_split(run: str | Path):
     root = Path(args["data"])
     root = root / "Training" if (root / "Training").is_dir() else root
     full = load_folder(root, preprocess, cache_dir=args.get("cache_dir"), classes=list(config["label_names"]))
-    with open(run / "split.csv", newline="") as handle:
-        side = {row["path"]: row["split"] for row in csv.DictReader(handle)}
+    side = {path: split for path, (_, split) in read_split(run).items()}
     index = {name: [i for i, p in enumerate(full.paths) if side.get(p) == name] for name in ("train", "val")}
     return full.subset(index["train"]), full.subset(index["val"])

@@ -16,8 +16,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from .appearance import invert_inside_head
-from .data import split_roots
-from .data import list_classes, list_files
+from .data import list_classes, list_files, read_split, split_roots
 from .imageio import load_grayscale
 from .predictor import Predictor
 
@@ -69,12 +68,9 @@ def robustness_files(data: str | os.PathLike, *, validation_of: str | os.PathLik
     if validation_of is not None and collection is not None:
         raise ValueError("choose --validation-of or --collection, not both")
     if validation_of is not None:
-        import csv
-
         if train_root is None:
             raise ValueError(f"{data} has no Training folder to take a validation split from")
-        with open(Path(validation_of) / "split.csv", newline="") as handle:
-            chosen = [(train_root / row["path"], row["label"]) for row in csv.DictReader(handle) if row["split"] == "val"]
+        chosen = [(train_root / path, label) for path, (label, split) in read_split(validation_of).items() if split == "val"]
         return f"validation of {Path(validation_of).name}", chosen
     if collection is not None:
         from .origins import read_origins

@@ -125,18 +125,30 @@ def dark_border_fraction(gray: np.ndarray) -> float:
     return float((ring < 0.15 * max(1.0, float(np.percentile(gray, 99)))).mean())
 
 
-def head_share(gray: np.ndarray) -> float:
-    """Share of the image covered by its largest connected bright region (see check 3)."""
-    from PIL import Image
+def largest_bright_region(gray: np.ndarray, fill_holes: bool = False) -> np.ndarray:
+    """The largest connected region brighter than a tenth of the image's 99th percentile, after a small
+    closing (holes filled if asked): the head, on an MRI slice. All False when nothing is bright."""
     from scipy import ndimage
+
+    g = np.asarray(gray, dtype=np.float32)
+    bright = ndimage.binary_closing(g > 0.1 * max(float(np.percentile(g, 99)), 1.0), iterations=2)
+    if fill_holes:
+        bright = ndimage.binary_fill_holes(bright)
+    labels, count = ndimage.label(bright)
+    if not count:
+        return np.zeros(g.shape, dtype=bool)
+    return labels == (np.bincount(labels.ravel())[1:].argmax() + 1)
+
+
+def head_share(gray: np.ndarray) -> float:
+    """Share of the image covered by its largest connected bright region (see check 5), on a 128-px thumbnail."""
+    from PIL import Image
 
     image = Image.fromarray(gray)
     scale = 128 / max(image.size)
     small = np.asarray(image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                                     Image.BILINEAR), dtype=np.float32)
-    bright = ndimage.binary_closing(small > 0.1 * max(float(np.percentile(small, 99)), 1.0), iterations=2)
-    labels, count = ndimage.label(bright)
-    return float(np.bincount(labels.ravel())[1:].max() / bright.size) if count else 0.0
+    return float(largest_bright_region(small).mean())
 
 
 def jump_share(gray: np.ndarray) -> float:

@@ -14,6 +14,7 @@ those of one process, and only rank 0 writes.
 from __future__ import annotations
 
 import csv
+from functools import cached_property
 import json
 import logging
 import math
@@ -32,7 +33,7 @@ from .augment import AugmentConfig, augment_batch, paste_lesions
 from .calibration import calibrate_release
 from .checkpoint import load_release, save_release
 from .config import TrainConfig
-from .data import check_classes, list_classes, load_folder, split_train_val
+from .data import SPLIT_FILE, check_classes, list_classes, load_folder, split_train_val
 from .dedup import duplicate_groups, find_pairs
 from .model import create_model, head_parameters
 from .transforms import Preprocess
@@ -331,7 +332,7 @@ class Trainer:
         return optimizer
 
     def _write_split(self) -> None:
-        with open(self.out / "split.csv", "w", newline="") as handle:
+        with open(self.out / SPLIT_FILE, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["path", "label", "split"])
             for name, s in (("train", self.train_set), ("val", self.val_set)):
@@ -433,6 +434,13 @@ class Trainer:
     def eval_model(self):
         return self.ema.module if self.ema is not None and self.history and self.history[-1]["epoch"] >= self.head_epochs else self.model
 
+    @cached_property
+    def _val_inverted(self) -> np.ndarray:
+        """The validation images with their contrast inverted (computed once per run)."""
+        from .appearance import invert_inside_head
+
+        return np.stack([invert_inside_head(image) for image in self.val_set.images])
+
     def validate(self, model=None) -> dict[str, float]:
         """Loss and accuracy on the validation split. A run trained with contrast inversion is also measured
         on the inverted validation images, and its best epoch is chosen on the mean of both losses
@@ -448,9 +456,7 @@ class Trainer:
         loss, accuracy = measure(self.val_set.images)
         row = {"val_loss": loss, "val_acc": accuracy, "select_loss": loss}
         if self.cfg.invert_prob > 0:
-            from .appearance import invert_inside_head
-
-            inverted_loss, inverted_accuracy = measure(np.stack([invert_inside_head(i) for i in self.val_set.images]))
+            inverted_loss, inverted_accuracy = measure(self._val_inverted)
             row.update(val_loss_inverted=inverted_loss, val_acc_inverted=inverted_accuracy,
                        select_loss=(loss + inverted_loss) / 2)
         return row
