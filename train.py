@@ -61,6 +61,9 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
                    help="weight of an auxiliary tumour-map loss on the last feature map (needs --masks)")
     g.add_argument("--cam-weight", type=float, default=D("cam_weight"),
                    help="weight of a loss on the share of the true class's Grad-CAM outside the tumour mask (needs --masks)")
+    g.add_argument("--cam-target", default=D("cam_target"), choices=["widened", "centres"],
+                   help="the Grad-CAM loss's 'inside': widened: cells touching the mask widened by one cell; centres: "
+                        "cells whose centre is in the mask widened by 2 px (the pointing game's rule)")
     g.add_argument("--paste-prob", type=float, default=D("paste_prob"),
                    help="share of tumour-free training slices given a masked tumour from another slice (needs --masks)")
     g.add_argument("--invert-prob", type=float, default=D("invert_prob"), help="share of slices with the tissue inverted (T2-like)")

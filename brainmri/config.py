@@ -63,6 +63,7 @@ class TrainConfig:
     masks: str | None = None
     seg_weight: float = 0.0
     cam_weight: float = 0.0
+    cam_target: str = "widened"  # which heatmap cells count as on the tumour (training.cam_target_cells)
     paste_prob: float = 0.0
     # intensity augmentation on top of the recipe's
     invert_prob: float = 0.0

@@ -13,8 +13,9 @@ those of one process, and only rank 0 writes.
 """
 from __future__ import annotations
 
+
 import csv
-from functools import cached_property
+from functools import cached_property, lru_cache
 import json
 import logging
 import math
@@ -123,24 +124,50 @@ def tumour_map_loss(tumour_map: torch.Tensor, masks: torch.Tensor, supervised: t
     return F.binary_cross_entropy_with_logits(tumour_map.float()[supervised], target[supervised])
 
 
-def cam_outside_loss(cam: torch.Tensor, masks: torch.Tensor, widen_cells: int = 1) -> torch.Tensor:
-    """The share of the true class's Grad-CAM outside the tumour (mask widened by ``widen_cells`` cells), on
-    images with a tumour mask; 0 for a heatmap all on the tumour."""
-    target = F.adaptive_max_pool2d(masks.float(), cam.shape[-2:])
-    if widen_cells:
-        target = F.max_pool2d(target, 2 * widen_cells + 1, stride=1, padding=widen_cells)
-    target = target[:, 0]
-    has_tumour = target.flatten(1).amax(1) > 0
+@lru_cache(maxsize=16)
+def _peak_pixels(cells: int, pixels: int) -> torch.Tensor:
+    """Where a heatmap of ``cells`` scaled bilinearly to ``pixels`` (half-pixel centres, as pytorch-grad-cam's
+    cv2.resize) peaks when one cell is hot: the first pixel of the largest weight, per cell (its centre
+    inside the map, the outer edge for a border cell)."""
+    one_hot = torch.eye(cells)[:, None, :]  # cells x 1 x cells
+    return F.interpolate(one_hot, size=pixels, mode="linear", align_corners=False)[:, 0].argmax(1)
+
+
+def cam_target_cells(masks: torch.Tensor, grid: tuple[int, int], target: str = "widened",
+                     widen_px: int = 2) -> torch.Tensor:
+    """Which cells of a ``grid`` heatmap count as "on the tumour" for ``masks`` (``B x 1 x H x W``) → ``B x h x w``.
+
+    ``"widened"``: cells touching the mask, widened by one cell. ``"centres"``: cells whose centre pixel lies in
+    the mask widened by ``widen_px`` pixels, the localisation yardstick's own rule (a heatmap scaled to the input
+    peaks on a cell centre); where no centre does (a tumour smaller than a cell), the cells touching the mask."""
+    touching = F.adaptive_max_pool2d((masks > 0).float(), grid)
+    if target == "widened":
+        return F.max_pool2d(touching, 3, stride=1, padding=1)[:, 0]
+    if target != "centres":
+        raise ValueError(f"unknown Grad-CAM target {target!r}; choose widened or centres")
+    height, width = masks.shape[-2:]
+    widened = F.max_pool2d((masks > 0.5).float(), 2 * widen_px + 1, stride=1, padding=widen_px)
+    rows, cols = (_peak_pixels(cells, pixels).to(masks.device) for cells, pixels in zip(grid, (height, width)))
+    centres = widened[:, :, rows][:, :, :, cols]
+    none_hit = centres.flatten(1).amax(1) == 0
+    return torch.where(none_hit.view(-1, 1, 1, 1), touching, centres)[:, 0]
+
+
+def cam_outside_loss(cam: torch.Tensor, masks: torch.Tensor, target: str = "widened") -> torch.Tensor:
+    """The share of the true class's Grad-CAM outside the tumour cells (:func:`cam_target_cells`), on images
+    with a tumour mask; 0 for a heatmap all on the tumour."""
+    cells = cam_target_cells(masks, tuple(cam.shape[-2:]), target)
+    has_tumour = cells.flatten(1).amax(1) > 0
     if not bool(has_tumour.any()):
         return cam.sum() * 0.0
-    cam, target = cam[has_tumour].float(), target[has_tumour]
-    share = (cam * target).flatten(1).sum(1) / cam.flatten(1).sum(1).clamp_min(1e-6)
+    cam, cells = cam[has_tumour].float(), cells[has_tumour]
+    share = (cam * cells).flatten(1).sum(1) / cam.flatten(1).sum(1).clamp_min(1e-6)
     return (1 - share).mean()
 
 
 def train_step(model, optimizer, inputs, targets, *, label_smoothing: float = 0.0, bf16: bool = False,
                loss_scale: float = 1.0, masks: torch.Tensor | None = None, supervised: torch.Tensor | None = None,
-               seg_weight: float = 0.0, cam_weight: float = 0.0) -> tuple[float, int]:
+               seg_weight: float = 0.0, cam_weight: float = 0.0, cam_target: str = "widened") -> tuple[float, int]:
     """One forward/backward/step; returns (mean loss on this batch, correct predictions).
 
     A :class:`WithTumourMap` model adds ``seg_weight`` times its tumour-map loss against ``masks`` on the
@@ -153,7 +180,7 @@ def train_step(model, optimizer, inputs, targets, *, label_smoothing: float = 0.
     if tumour_map is not None and masks is not None and seg_weight:
         loss = loss + seg_weight * tumour_map_loss(tumour_map, masks, supervised)
     if cam is not None and masks is not None and cam_weight:
-        loss = loss + cam_weight * cam_outside_loss(cam, masks)
+        loss = loss + cam_weight * cam_outside_loss(cam, masks, cam_target)
     optimizer.zero_grad(set_to_none=True)
     (loss * loss_scale).backward()
     optimizer.step()
@@ -420,7 +447,8 @@ class Trainer:
                     self.scheduler.step_update(global_step)
             masks, supervised = mask_batch or (None, None)
             loss, hits = train_step(self.net, self.optimizer, x, y, label_smoothing=c.label_smoothing, bf16=self.bf16,
-                                    masks=masks, supervised=supervised, seg_weight=c.seg_weight, cam_weight=c.cam_weight)
+                                    masks=masks, supervised=supervised, seg_weight=c.seg_weight, cam_weight=c.cam_weight,
+                                    cam_target=c.cam_target)
             if self.ema is not None and not in_head_phase:
                 self.ema.update(self.model, step=global_step)
             total_loss += loss * len(y)
@@ -552,7 +580,7 @@ class Trainer:
         batches = [b for _, b in zip(range(steps), self._batches(0))]
         def step(x, y, masks=None, supervised=None):
             train_step(net, opt, x, y, bf16=self.bf16, masks=masks, supervised=supervised, seg_weight=self.cfg.seg_weight,
-                       cam_weight=self.cfg.cam_weight)
+                       cam_weight=self.cfg.cam_weight, cam_target=self.cfg.cam_target)
 
         step(*batches[0])  # warm-up
         start = time.perf_counter()
