@@ -152,6 +152,17 @@ def cmd_crossval(args) -> int:
     return 0
 
 
+def _training_stages(run: Path) -> list[dict]:
+    """A run and the runs it was fine-tuned from (``--init RUN/release``), first stage first: name and epochs."""
+    stages = []
+    while run is not None and (run / "args.json").is_file():
+        recipe = json.loads((run / "args.json").read_text())
+        stages.insert(0, {"run": run.name, "epochs": recipe.get("epochs"), "init": recipe.get("init")})
+        init = Path(recipe["init"]) if recipe.get("init") else None
+        run = init.parent if init is not None and init.name == "release" and init.parent != run else None
+    return stages
+
+
 def cmd_heldout_summary(args) -> int:
     """Gather leave-one-collection-out results (and their verdict figures) into one file for the README,
     the model card and the Model tab."""
@@ -160,8 +171,10 @@ def cmd_heldout_summary(args) -> int:
         collection, _, run = item.partition("=")
         run = Path(run)
         metrics = json.loads((run / "heldout" / "metrics.json").read_text())
-        entry = {"run": run.name, "recipe": json.loads((run / "args.json").read_text()), "metrics": metrics["heldout"],
-                 "holdout": metrics["meta"].get("holdout")}
+        recipe = json.loads((run / "args.json").read_text())
+        entry = {"run": run.name, "recipe": recipe, "stages": _training_stages(run), "metrics": metrics["heldout"],
+                 "holdout": metrics["meta"].get("holdout"),
+                 "model_args": json.loads((run / "release" / "config.json").read_text()).get("model_args", {})}
         for name in ("localisation.json", "selective.json"):
             path = run / "heldout" / name
             if path.is_file():

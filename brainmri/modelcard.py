@@ -11,6 +11,13 @@ from .checkpoint import read_config
 from .report import headline_markdown, load_metrics, localisation_summary, testing_verdict, trust_markdown
 
 
+
+def _stages_text(entry: dict) -> str:
+    """``run `A`, 100 epochs, then `B`, 30 epochs (fine-tune)`` from a held-out entry of crossval.json."""
+    stages = entry.get("stages") or [{"run": entry["run"], "epochs": entry["recipe"].get("epochs")}]
+    parts = [f"`{stage['run']}`, {stage['epochs']} epochs" + (" (fine-tune)" if i else "") for i, stage in enumerate(stages)]
+    return "run " + ", then ".join(parts)
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -133,7 +140,7 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
                   "nearer those columns than Testing's on scans from elsewhere. The page's 90 % confidence threshold "
                   "was chosen on the held-out SARTAJ run, so its \"answered ok\" figures there are not a blind "
                   "estimate.", "",
-                  *[f"- held-out {name}: run `{entry['run']}`, {entry['recipe'].get('epochs')} epochs"
+                  *[f"- held-out {name}: {_stages_text(entry)}"
                     f"{', ' + str(entry['holdout']['dropped_duplicates']) + ' near duplicates left out of training' if entry.get('holdout') else ''}."
                     for name, entry in crossval.get("heldout", {}).items()], "",
                   trust_markdown(metrics, crossval, testing_verdict(metrics_dir))]

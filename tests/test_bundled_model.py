@@ -63,7 +63,7 @@ def test_ships_its_held_out_localisation_and_verdict_record():
     crossval = json.loads((METRICS / "crossval.json").read_text())
     sartaj = crossval["heldout"]["sartaj"]
     assert sartaj["recipe"]["holdout"] == "sartaj" and sartaj["metrics"]["n"] == 2579
-    assert sartaj["recipe"]["output_stride"] == read_config(MODEL)["model_args"].get("output_stride")
+    assert sartaj["model_args"].get("output_stride") == read_config(MODEL)["model_args"].get("output_stride")
     localisation = json.loads((METRICS / "localisation.json").read_text())
     assert localisation["images"] == 619 and min(localisation["cam_grid"]) >= 7
     verdict = json.loads((METRICS / "testing-selective" / "selective.json").read_text())["verdict"]

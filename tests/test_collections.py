@@ -162,7 +162,7 @@ def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_di
             "--image-size", str(TINY_SIZE), "--batch-size", "16", "--steps-per-epoch", "2", "--val-fraction", "0.2",
             "--cache-dir", str(cache_dir), "--threads", "1", "--recipe", "scratch", "--epochs", "2",
             "--origins", str(origins), "--holdout", "sartaj", "--masks", str(masks), "--seg-weight", "1.0", "--cam-weight", "1.0",
-            "--paste-prob", "0.5", "--invert-prob", "0.2", "--curve-prob", "0.2", "--output-stride", "16"]
+            "--cam-target", "centres", "--paste-prob", "0.5", "--invert-prob", "0.2", "--curve-prob", "0.2", "--output-stride", "16"]
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
     assert "held-out sartaj" in printed and "pointing game" in printed
@@ -184,10 +184,28 @@ def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_di
     assert cli.main(["heldout-summary", "--run", f"sartaj={out}", "--out", str(summary_path)]) == 0
     summary = json.loads(summary_path.read_text())
     assert summary["heldout"]["sartaj"]["metrics"] == held and summary["heldout"]["sartaj"]["localisation"]
+    assert summary["heldout"]["sartaj"]["model_args"]["output_stride"] == 16
+    assert summary["heldout"]["sartaj"]["stages"] == [{"run": "cv", "epochs": 2, "init": None}]
+    assert summary["heldout"]["sartaj"]["recipe"]["cam_target"] == "centres"
     from brainmri import report as page
     table = page.trust_markdown({"full": held, "dedup": None}, summary)
     assert "held-out SARTAJ" in table and f"| images | {held['n']:,} | {held['n']:,} |" in table
     assert not any("tumour_map" in k for k in __import__("safetensors.torch").torch.load_file(out / "release" / "model.safetensors"))
+
+
+def test_heldout_summary_follows_a_fine_tune_back_to_its_first_stage(tmp_path):
+    from brainmri.modelcard import _stages_text
+
+    first, second = tmp_path / "base", tmp_path / "ft"
+    (first / "release").mkdir(parents=True)
+    second.mkdir()
+    (first / "args.json").write_text(json.dumps({"epochs": 100, "init": None}))
+    (second / "args.json").write_text(json.dumps({"epochs": 30, "init": str(first / "release")}))
+    stages = cli._training_stages(second)
+    assert [(s["run"], s["epochs"]) for s in stages] == [("base", 100), ("ft", 30)]
+    assert _stages_text({"run": "ft", "stages": stages}) == "run `base`, 100 epochs, then `ft`, 30 epochs (fine-tune)"
+    (first / "args.json").write_text(json.dumps({"epochs": 100, "init": str(first / "release")}))  # a loop ends
+    assert len(cli._training_stages(second)) == 2
 
 
 def test_crossval_needs_origins_and_masks_where_asked(dataset, tmp_path, capsys):
