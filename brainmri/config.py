@@ -68,6 +68,7 @@ class TrainConfig:
     # intensity augmentation on top of the recipe's
     invert_prob: float = 0.0
     curve_prob: float = 0.0
+    gamma: tuple[float, float] | None = None  # random gamma range (None: the augmentation's own; strong: 0.6-1.6)
     model_args: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":

@@ -236,6 +236,8 @@ class Trainer:
         self.bf16 = use_bf16(self.cfg.bf16, self.device)
         self.aug = replace(AugmentConfig.named(self.cfg.augment), invert_prob=self.cfg.invert_prob,
                            curve_prob=self.cfg.curve_prob)
+        if self.cfg.gamma is not None:
+            self.aug = replace(self.aug, gamma=tuple(self.cfg.gamma))
         self.holdout = None
         self.history: list[dict[str, Any]] = []
         self.best_loss = math.inf

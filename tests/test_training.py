@@ -380,3 +380,15 @@ def test_command_line_defaults_are_the_train_config_defaults():
     for f in fields(TrainConfig):
         if f.name in args and f.name not in ("data", "out", "resume"):
             assert args[f.name] == f.default, f.name
+
+
+def test_gamma_range_option_reaches_the_augmentation(dataset, cache_dir, tmp_path):
+    import train as cli
+
+    common = dict(data=str(dataset), arch=TINY_ARCH, pretrained=False, image_size=TINY_SIZE, epochs=1, batch_size=16,
+                  steps_per_epoch=1, cache_dir=str(cache_dir), recipe="scratch")
+    assert Trainer(TrainConfig(out=str(tmp_path / "a"), **common)).aug.gamma == (0.6, 1.6)  # the strong recipe's own
+    assert Trainer(TrainConfig(out=str(tmp_path / "b"), gamma=(0.45, 1.8), **common)).aug.gamma == (0.45, 1.8)
+    parser = __import__("argparse").ArgumentParser()
+    cli._train_parser(parser.add_subparsers(dest="command"))
+    assert vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--gamma", "0.45", "1.8"]))["gamma"] == [0.45, 1.8]
