@@ -11,12 +11,12 @@ from .checkpoint import read_config
 from .report import headline_markdown, load_metrics, localisation_summary, testing_verdict, trust_markdown
 
 
-
 def _stages_text(entry: dict) -> str:
     """``run `A`, 100 epochs, then `B`, 30 epochs (fine-tune)`` from a held-out entry of crossval.json."""
     stages = entry.get("stages") or [{"run": entry["run"], "epochs": entry["recipe"].get("epochs")}]
     parts = [f"`{stage['run']}`, {stage['epochs']} epochs" + (" (fine-tune)" if i else "") for i, stage in enumerate(stages)]
     return "run " + ", then ".join(parts)
+
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None

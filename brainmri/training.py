@@ -13,15 +13,14 @@ those of one process, and only rank 0 writes.
 """
 from __future__ import annotations
 
-
 import csv
-from functools import cached_property, lru_cache
 import json
 import logging
 import math
 import os
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 

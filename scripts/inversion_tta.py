@@ -1,27 +1,21 @@
 """Exploration: averaging a model's probabilities over a slice and its contrast-inverted copy (test-time
 symmetrisation), on all SARTAJ images, clean and inverted. Run from the repository root:
 ``python scripts/inversion_tta.py runs/r9b-sartaj-ft/release`` (run folders are not in git)."""
-import csv
 import sys
-from pathlib import Path
 sys.path.insert(0, ".")
+
 import numpy as np  # noqa: E402
 
 from brainmri import Predictor  # noqa: E402
 from brainmri.appearance import invert_inside_head  # noqa: E402
-from brainmri.data import list_classes, list_files  # noqa: E402
+from brainmri.robustness import robustness_files  # noqa: E402
 from brainmri.imageio import load_grayscale  # noqa: E402
 
-root = Path("../shared/data/brain-tumor-mri")
-origins = {r["file"]: r["origin"] for r in csv.DictReader(open("../shared/data/brain-tumor-mri-origins.csv"))}
 b = Predictor.from_pretrained(sys.argv[1] if len(sys.argv) > 1 else "runs/r9b-sartaj-ft/release", backend="torch")
-files, labels = [], []
-for split in ("Training", "Testing"):
-    classes = list_classes(root / split)
-    for rel, k in list_files(root / split, classes):
-        if origins.get(f"{split}/{rel}") == "sartaj":
-            files.append(root / split / rel); labels.append(b.labels.index(classes[k]))
-labels = np.array(labels)
+_, chosen = robustness_files("../shared/data/brain-tumor-mri", origins="../shared/data/brain-tumor-mri-origins.csv",
+                             collection="sartaj")
+files = [path for path, _ in chosen]
+labels = np.array([b.labels.index(name) for _, name in chosen])
 grays = [load_grayscale(f) for f in files]
 acc = lambda p: float((p.argmax(1) == labels).mean())
 P = {}
