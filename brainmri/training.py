@@ -403,7 +403,8 @@ class Trainer:
     def _batches(self, epoch: int):
         """Deterministic per epoch (seed, epoch): a resumed run sees the same batches."""
         gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
-        order = torch.randperm(len(self.train_set), generator=gen)
+        order = (torch.tensor(list(self._balanced_sampler(gen))) if self.cfg.balance == "classes"
+                 else torch.randperm(len(self.train_set), generator=gen))
         share = rank_slice(self.cfg.batch_size, self.dist)
         for step in range(self.steps_per_epoch):
             index = order[step * self.cfg.batch_size:(step + 1) * self.cfg.batch_size]
@@ -425,6 +426,15 @@ class Trainer:
             images, masks = augment_batch(images, self.aug, gen, masks=masks)
             yield (self._model_input(images[share]), labels[share].to(self.device), masks[share].to(self.device),
                    supervised[share].to(self.device))
+
+    def _balanced_sampler(self, gen: torch.Generator):
+        """One epoch's draw in which every class is equally likely (with replacement): a class with few images
+        is seen as often as one with many, each of its images more often."""
+        from torch.utils.data import WeightedRandomSampler
+
+        counts = torch.bincount(self.train_labels, minlength=len(self.classes)).double()
+        weights = (1.0 / counts)[self.train_labels]
+        return WeightedRandomSampler(weights, len(self.train_set), replacement=True, generator=gen)
 
     def _model_input(self, images: torch.Tensor) -> torch.Tensor:
         x = self.preprocess.normalize(images.to(self.device))

@@ -392,3 +392,29 @@ def test_gamma_range_option_reaches_the_augmentation(dataset, cache_dir, tmp_pat
     parser = __import__("argparse").ArgumentParser()
     cli._train_parser(parser.add_subparsers(dest="command"))
     assert vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--gamma", "0.45", "1.8"]))["gamma"] == [0.45, 1.8]
+
+
+def test_class_balanced_batches_draw_every_class_equally(dataset, cache_dir, tmp_path):
+    """--balance classes: a class with a tenth of the images is drawn as often as the others, the same each epoch."""
+    trainer = Trainer(TrainConfig(data=str(dataset), out=str(tmp_path / "run"), arch=TINY_ARCH, pretrained=False,
+                                  image_size=TINY_SIZE, epochs=1, batch_size=16, cache_dir=str(cache_dir),
+                                  recipe="scratch", balance="classes"))
+    trainer.setup()
+    n = len(trainer.train_set)
+    skewed = torch.tensor([0] * (n // 10) + [1 + i % 3 for i in range(n - n // 10)])  # class 0 is rare
+    trainer.train_labels = skewed
+    gen = torch.Generator().manual_seed(1)
+    drawn = torch.cat([torch.tensor(list(trainer._balanced_sampler(gen))) for _ in range(200)])
+    assert len(drawn) == 200 * n
+    shares = torch.bincount(skewed[drawn], minlength=4).double() / len(drawn)
+    assert torch.allclose(shares, torch.full((4,), 0.25, dtype=torch.double), atol=0.02), shares
+    assert set(drawn[skewed[drawn] == 0].tolist()) == set(range(n // 10))  # every rare image is drawn
+    first = [y.tolist() for _, y, *_ in trainer._batches(epoch=3)]
+    assert first == [y.tolist() for _, y, *_ in trainer._batches(epoch=3)]  # deterministic per epoch (resume)
+    assert first != [y.tolist() for _, y, *_ in trainer._batches(epoch=4)]
+
+    with pytest.raises(ValueError, match="--balance"):
+        TrainConfig(data="d", out="o", balance="collections").resolved()
+    parser = __import__("argparse").ArgumentParser()
+    cli._train_parser(parser.add_subparsers(dest="command"))
+    assert vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--balance", "classes"]))["balance"] == "classes"
