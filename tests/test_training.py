@@ -344,7 +344,7 @@ def test_model_card(run, tmp_path):
     card = (release / "README.md").read_text()
     assert card.startswith("---\nlicense:") and "library_name: timm" in card
     for needed in ("not a medical device", "Testing (de-duplicated)", "accuracy (95 % CI)", "Limitations",
-                   "python train.py train ...", "Seed: 0"):
+                   "python train.py train ...", "Seed: 0", "balance=none"):  # every recipe option, sampling included
         assert needed.lower() in card.lower(), needed
     wall = json.loads((run / "summary.json").read_text())["wall_seconds"]
     assert f"Training time: {wall / 60:.0f} min wall-clock" in card
