@@ -151,8 +151,8 @@ i18n = gr.I18n(
         "trust_note": "*Held-out* columns: a model of the same recipe trained **without** that collection, judged on "
                       "all of its images — the closest stand-in here for scans from another hospital. Expect the "
                       "page to be right about as often on your scans as in those columns, not as on Testing, "
-                      "and less often on sequences it barely saw (T2, FLAIR). The 90 % confidence threshold "
-                      "was chosen on the held-out SARTAJ run, so its \"answered ok\" row there is not a blind estimate. "
+                      "and less often on sequences it barely saw (T2, FLAIR). Neither column is a blind estimate: the "
+                      "recipe was chosen on these held-out runs, and the 90 % confidence threshold on the SARTAJ one. "
                       "The page does not answer \"no tumour\" on slices that look T2-weighted (in this data every "
                       "T2 slice was \"no tumour\"): that holds back about a third of Testing's \"no tumour\" slices.",
         "risk_coverage": "Accuracy when the page answers only its most confident share (held-out collection)",
@@ -193,8 +193,8 @@ i18n = gr.I18n(
                       "jugé sur toutes ses images — ce qui s'approche le plus ici d'examens d'un autre hôpital. "
                       "Attendez-vous à ce que la page ait raison sur vos images à peu près aussi souvent que dans "
                       "ces colonnes, pas comme sur le test, et moins souvent sur des séquences qu'il a peu vues "
-                      "(T2, FLAIR). Le seuil de confiance de 90 % a été choisi sur la collection SARTAJ tenue à "
-                      "l'écart : sa ligne « répondu ok » n'y est donc pas une estimation à l'aveugle. La page ne "
+                      "(T2, FLAIR). Aucune colonne n'est une estimation à l'aveugle : la recette a été choisie sur ces "
+                      "essais tenus à l'écart, et le seuil de confiance de 90 % sur celui de SARTAJ. La page ne "
                       "répond pas « pas de tumeur » sur les coupes d'aspect T2 (dans ces données, toutes les coupes "
                       "T2 étaient « pas de tumeur ») : cela retient environ un tiers des coupes « pas de tumeur » du test.",
         "risk_coverage": "Exactitude quand la page ne répond qu'à sa part la plus sûre (collection tenue à l'écart)",

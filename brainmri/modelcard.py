@@ -137,9 +137,9 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
                   "Each held-out column is a model of this recipe trained on the other collections' Training images "
                   "(minus near duplicates of the held-out images) and judged on every image of the held-out "
                   "collection. That is the closest stand-in here for another hospital's scans: expect figures "
-                  "nearer those columns than Testing's on scans from elsewhere. The page's 90 % confidence threshold "
-                  "was chosen on the held-out SARTAJ run, so its \"answered ok\" figures there are not a blind "
-                  "estimate.", "",
+                  "nearer those columns than Testing's on scans from elsewhere. Neither column is a blind estimate: "
+                  "the recipe was chosen on these held-out runs, and the page's 90 % confidence threshold on the "
+                  "SARTAJ one.", "",
                   *[f"- held-out {name}: {_stages_text(entry)}"
                     f"{', ' + str(entry['holdout']['dropped_duplicates']) + ' near duplicates left out of training' if entry.get('holdout') else ''}."
                     for name, entry in crossval.get("heldout", {}).items()], "",
