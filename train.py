@@ -70,6 +70,9 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
     g.add_argument("--curve-prob", type=float, default=D("curve_prob"), help="share of slices given a random monotone intensity curve")
     g.add_argument("--gamma", type=float, nargs=2, metavar=("LOW", "HIGH"), default=D("gamma"),
                    help="range of the random gamma (log-uniform; default: the augmentation's own, strong: 0.6 1.6)")
+    g.add_argument("--framing-prob", type=float, default=D("framing_prob"),
+                   help="share of slices framed as the head crop frames them after a gamma change at either end of "
+                        "the gamma range (a brighter or darker export is cropped differently)")
     g.add_argument("--balance", default=D("balance"), choices=["none", "classes"],
                    help="classes: draw each batch with replacement, every class equally likely (for skewed sets)")
     g = p.add_argument_group("recipe (unset values come from --recipe)")

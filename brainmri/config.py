@@ -69,6 +69,7 @@ class TrainConfig:
     invert_prob: float = 0.0
     curve_prob: float = 0.0
     gamma: tuple[float, float] | None = None  # random gamma range (None: the augmentation's own; strong: 0.6-1.6)
+    framing_prob: float = 0.0  # share of slices framed as the content crop frames them after a gamma change
     balance: str = "none"  # "classes": batches drawn with replacement, each image weighted 1 / its class's count
     model_args: dict[str, Any] = field(default_factory=dict)
 
@@ -80,6 +81,8 @@ class TrainConfig:
             raise ValueError("--seg-weight, --cam-weight and --paste-prob need --masks (the tumour masks folder)")
         if self.holdout and not self.origins:
             raise ValueError("--holdout needs --origins (the CSV of each image's collection)")
+        if not 0.0 <= self.framing_prob <= 1.0:
+            raise ValueError(f"--framing-prob must be between 0 and 1, got {self.framing_prob}")
         if self.balance not in ("none", "classes"):
             raise ValueError(f"unknown --balance {self.balance!r}; choose 'none' or 'classes'")
         values = asdict(self)

@@ -36,7 +36,7 @@ from .config import TrainConfig
 from .data import SPLIT_FILE, check_classes, list_classes, load_folder, split_train_val
 from .dedup import duplicate_groups, find_pairs
 from .model import create_model, head_parameters
-from .transforms import Preprocess
+from .transforms import GammaFraming, Preprocess
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +300,9 @@ class Trainer:
                      len(self.train_set), int(self.train_supervised.sum()))
             if c.paste_prob and not len(self.donors):
                 log.warning("--paste-prob: no training image has a tumour mask, so no lesion is pasted")
+        self.framed_images = self.framed_masks = None
+        if c.framing_prob:
+            self._load_framings(train_root, full, train_index)
 
         self.model.to(self.device)
         self.train_module = (WithTumourMap(self.model, seg=bool(c.seg_weight), cam=bool(c.cam_weight)).to(self.device)
@@ -329,6 +332,27 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "args.json").write_text(json.dumps(asdict(c), indent=2))
             self._write_split()
+
+    def _load_framings(self, train_root: Path, full, train_index: np.ndarray) -> None:
+        """``--framing-prob``: the training slices framed as after a gamma change at each end of the gamma range
+        (``V x N x H x W`` uint8, masks likewise; decoded once, then read from the cache)."""
+        c = self.cfg
+        if self.aug.gamma[0] == self.aug.gamma[1]:
+            raise ValueError("--framing-prob needs a gamma range (--gamma LOW HIGH, or the scratch recipe's own)")
+        images, masks = [], []
+        for box_gamma in self.aug.gamma:
+            framing = GammaFraming.of(self.preprocess, box_gamma)
+            framed = load_folder(train_root, framing, cache_dir=c.cache_dir, classes=self.classes, progress=self.dist.main)
+            position = {path: row for row, path in enumerate(framed.paths)}
+            aligned = framed.subset(np.array([position[path] for path in full.paths], dtype=np.int64))
+            images.append(np.ascontiguousarray(aligned.images[train_index]))
+            if c.masks:
+                from .masks import load_masks
+                masks.append(load_masks(aligned, c.masks, framing, cache_dir=c.cache_dir).subset(train_index).masks)
+        self.framed_images = torch.from_numpy(np.stack(images))
+        self.framed_masks = torch.from_numpy(np.stack(masks)) if masks else None
+        log.info("framing: %d copies of %d training slices, cropped as after gamma %s", len(images),
+                 len(train_index), " and ".join(f"{g:g}" for g in self.aug.gamma))
 
     def _hold_out(self, root: Path, training):
         """Leave one collection out: keep the other collections' Training images that duplicate none of it."""
@@ -410,11 +434,17 @@ class Trainer:
             index = order[step * self.cfg.batch_size:(step + 1) * self.cfg.batch_size]
             images = self.train_images[index].unsqueeze(1).float().div_(255)
             labels = self.train_labels[index]
+            if self.framed_images is not None:  # --framing-prob: some slices framed as after a gamma change
+                rows = (torch.rand(len(index), generator=gen) < self.cfg.framing_prob).nonzero().flatten()
+                views = torch.randint(len(self.framed_images), (len(rows),), generator=gen)
+                images[rows] = self.framed_images[views, index[rows]].unsqueeze(1).float().div_(255)
             if self.train_masks is None:  # no masks: images and labels only
                 x = self._model_input(augment_batch(images, self.aug, gen)[share])
                 yield x, labels[share].to(self.device)
                 continue
             masks = self.train_masks[index].unsqueeze(1).float().div_(255)
+            if self.framed_masks is not None:
+                masks[rows] = self.framed_masks[views, index[rows]].unsqueeze(1).float().div_(255)
             supervised = self.train_supervised[index].clone()
             if self.cfg.paste_prob and len(self.donors):
                 chosen = (labels == self.classes.index("notumor")) & (torch.rand(len(index), generator=gen) < self.cfg.paste_prob)

@@ -19,7 +19,7 @@ then replicated to three channels and normalised with the release folder's
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import Any
 
@@ -177,6 +177,29 @@ class Preprocess:
         if array.ndim == 2:
             array = array[None]
         return self.normalize(torch.from_numpy(np.array(array, dtype=np.uint8)).unsqueeze(1))
+
+
+@dataclass(frozen=True)
+class GammaFraming(Preprocess):
+    """:class:`Preprocess` with the crop box it would pick for the slice after a gamma change, applied to the
+    unchanged slice.
+
+    The content crop thresholds the head at a tenth of the bright end, so a brighter or darker export of the
+    same slice is framed differently (under gamma 0.6, 457 of 572 validation slices; docs/decisions.md).
+    Training shows the model that framing through copies of the training slices cached with this
+    preprocessing (``--framing-prob``); their intensities stay the slice's own."""
+
+    box_gamma: float = 1.0
+
+    @classmethod
+    def of(cls, preprocess: Preprocess, box_gamma: float) -> "GammaFraming":
+        return cls(**{f.name: getattr(preprocess, f.name) for f in fields(Preprocess)}, box_gamma=box_gamma)
+
+    def box(self, gray: np.ndarray) -> tuple[int, int, int, int]:
+        if not self.content_crop:
+            return super().box(gray)
+        shifted = np.clip(255.0 * (gray / 255.0) ** self.box_gamma, 0, 255).astype(np.uint8)
+        return content_box(shifted)
 
 
 def _blur(x: torch.Tensor) -> torch.Tensor:

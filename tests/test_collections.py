@@ -13,7 +13,7 @@ from brainmri.augment import AugmentConfig, augment_batch, paste_lesions
 from brainmri.data import load_folder
 from brainmri.localisation import localisation_scores, widen
 from brainmri.origins import plan_holdout, read_origins
-from brainmri.transforms import Preprocess
+from brainmri.transforms import GammaFraming, Preprocess
 from helpers import TINY_ARCH, TINY_SIZE
 
 
@@ -96,6 +96,78 @@ def test_mask_follows_the_image_through_crop_pad_and_resize():
         preprocess.fit_mask(gray, mask[:10])
 
 
+def test_gamma_framing_crops_as_the_head_crop_would_after_a_gamma_change():
+    """A faint rim below the crop's threshold joins the box once gamma 0.6 brightens it; gamma 1.6 drops it."""
+    gray = np.zeros((160, 160), np.uint8)
+    gray[20:140, 20:140] = 12  # faint: below a tenth of the bright end (the 99th percentile, 160)
+    gray[40:120, 40:120] = 160
+    gray[60:70, 60:70] = 255
+    preprocess = Preprocess.from_config({"input_size": (3, 64, 64), "interpolation": "bilinear", "crop_pct": 1.0,
+                                         "mean": (0.5,) * 3, "std": (0.5,) * 3}, content_crop=True)
+    brighter, darker = GammaFraming.of(preprocess, 0.6), GammaFraming.of(preprocess, 1.6)
+    top, bottom, left, right = preprocess.box(gray)
+    assert 30 <= top < 40 and 120 < bottom <= 130  # the head only, with its margin
+    assert brighter.box(gray) == preprocess.box(np.clip(255 * (gray / 255) ** 0.6, 0, 255).astype(np.uint8))
+    b_top, b_bottom, *_ = brighter.box(gray)
+    assert b_top < 20 and b_bottom > 140  # the rim is in
+    assert darker.box(gray) == preprocess.box(gray)  # darker: nothing new crosses the threshold here
+    assert GammaFraming.of(preprocess, 1.0).box(gray) == preprocess.box(gray)
+    assert not np.array_equal(brighter.fit(gray), preprocess.fit(gray))  # smaller head in the same input size
+    assert brighter.fit(gray).shape == preprocess.fit(gray).shape
+    assert brighter.fit(gray).max() == preprocess.fit(gray).max()  # intensities stay the slice's own
+    mask = np.zeros_like(gray)
+    mask[60:70, 60:70] = 255
+    assert (brighter.fit_mask(gray, mask) > 0).sum() < (preprocess.fit_mask(gray, mask) > 0).sum()
+    assert str(brighter) != str(preprocess) != str(darker)  # the decoded cache keeps them apart
+    uncropped = __import__("dataclasses").replace(preprocess, content_crop=False)
+    assert GammaFraming.of(uncropped, 0.6).box(gray) == (0, 160, 0, 160)  # no head crop: nothing to frame
+
+
+def test_framing_swaps_slices_and_their_masks_for_the_framed_copies(dataset, cache_dir, collections, tmp_path):
+    from dataclasses import replace
+
+    from brainmri.training import TrainConfig, Trainer
+
+    _, masks = collections
+    common = dict(data=str(dataset), arch=TINY_ARCH, pretrained=False, image_size=TINY_SIZE, epochs=1,
+                  batch_size=16, cache_dir=str(cache_dir), recipe="scratch", masks=str(masks), seg_weight=1.0)
+    trainer = Trainer(TrainConfig(out=str(tmp_path / "a"), framing_prob=1.0, **common))
+    trainer.setup()
+    assert trainer.framed_images.shape == (2, *trainer.train_images.shape)
+    assert trainer.framed_masks.shape == trainer.framed_images.shape
+    # real copies: each is its slice cropped as after gamma 0.6 and 1.6 (the scratch recipe's range)
+    position = 0
+    gray = __import__("brainmri.imageio", fromlist=["x"]).load_grayscale(trainer.train_set.root / trainer.train_set.paths[0])
+    for view, box_gamma in enumerate((0.6, 1.6)):
+        expected = GammaFraming.of(trainer.preprocess, box_gamma).fit(gray)
+        assert np.array_equal(trainer.framed_images[view, position].numpy(), expected)
+
+    trainer.aug = AugmentConfig.named("none")  # so a batch shows exactly which copy it took
+    trainer.framed_images = torch.stack([torch.full_like(trainer.train_images, 7), torch.full_like(trainer.train_images, 200)])
+    trainer.framed_masks = torch.stack([torch.zeros_like(trainer.train_images), torch.full_like(trainer.train_images, 255)])
+    mean, std = torch.tensor(trainer.preprocess.mean).view(1, 3, 1, 1), torch.tensor(trainer.preprocess.std).view(1, 3, 1, 1)
+    seen = set()
+    for x, _, batch_masks, _ in trainer._batches(epoch=0):
+        pixels = (x.float() * std + mean).mul(255).round()[:, 0]
+        for image, mask in zip(pixels, batch_masks[:, 0]):
+            value = int(image.flatten()[0])
+            assert value in (7, 200) and torch.all(image == value)  # every slice swapped (framing_prob 1)
+            assert torch.all(mask == (1.0 if value == 200 else 0.0))  # its mask is the same copy's
+            seen.add(value)
+    assert seen == {7, 200}  # both ends of the gamma range
+
+    plain = Trainer(TrainConfig(out=str(tmp_path / "b"), **common))
+    plain.setup()
+    assert plain.framed_images is None and plain.framed_masks is None
+    with pytest.raises(ValueError, match="gamma range"):
+        Trainer(TrainConfig(out=str(tmp_path / "c"), framing_prob=0.5, **{**common, "recipe": "report"})).setup()
+    with pytest.raises(ValueError, match="--framing-prob"):
+        replace(TrainConfig(data="d", out="o"), framing_prob=1.5).resolved()
+    parser = __import__("argparse").ArgumentParser()
+    cli._train_parser(parser.add_subparsers(dest="command"))
+    assert vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--framing-prob", "0.5"]))["framing_prob"] == 0.5
+
+
 def test_masks_follow_the_augmentation_geometry():
     gen = torch.Generator().manual_seed(0)
     images = torch.zeros(8, 1, 32, 32)
@@ -162,7 +234,8 @@ def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_di
             "--image-size", str(TINY_SIZE), "--batch-size", "16", "--steps-per-epoch", "2", "--val-fraction", "0.2",
             "--cache-dir", str(cache_dir), "--threads", "1", "--recipe", "scratch", "--epochs", "2",
             "--origins", str(origins), "--holdout", "sartaj", "--masks", str(masks), "--seg-weight", "1.0", "--cam-weight", "1.0",
-            "--cam-target", "centres", "--paste-prob", "0.5", "--invert-prob", "0.2", "--curve-prob", "0.2", "--output-stride", "16"]
+            "--cam-target", "centres", "--paste-prob", "0.5", "--invert-prob", "0.2", "--curve-prob", "0.2", "--output-stride", "16",
+            "--framing-prob", "0.5"]
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
     assert "held-out sartaj" in printed and "pointing game" in printed
