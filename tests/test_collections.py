@@ -1,5 +1,6 @@
 """Leave-one-collection-out runs, tumour masks through the preprocessing, lesion-aware augmentation, localisation."""
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -119,13 +120,14 @@ def test_gamma_framing_crops_as_the_head_crop_would_after_a_gamma_change():
     mask[60:70, 60:70] = 255
     assert (brighter.fit_mask(gray, mask) > 0).sum() < (preprocess.fit_mask(gray, mask) > 0).sum()
     assert str(brighter) != str(preprocess) != str(darker)  # the decoded cache keeps them apart
-    uncropped = __import__("dataclasses").replace(preprocess, content_crop=False)
+    uncropped = dataclasses.replace(preprocess, content_crop=False)
     assert GammaFraming.of(uncropped, 0.6).box(gray) == (0, 160, 0, 160)  # no head crop: nothing to frame
 
 
 def test_framing_swaps_slices_and_their_masks_for_the_framed_copies(dataset, cache_dir, collections, tmp_path):
     from dataclasses import replace
 
+    from brainmri.imageio import load_grayscale
     from brainmri.training import TrainConfig, Trainer
 
     _, masks = collections
@@ -136,11 +138,12 @@ def test_framing_swaps_slices_and_their_masks_for_the_framed_copies(dataset, cac
     assert trainer.framed_images.shape == (2, *trainer.train_images.shape)
     assert trainer.framed_masks.shape == trainer.framed_images.shape
     # real copies: each is its slice cropped as after gamma 0.6 and 1.6 (the scratch recipe's range)
-    position = 0
-    gray = __import__("brainmri.imageio", fromlist=["x"]).load_grayscale(trainer.train_set.root / trainer.train_set.paths[0])
-    for view, box_gamma in enumerate((0.6, 1.6)):
-        expected = GammaFraming.of(trainer.preprocess, box_gamma).fit(gray)
-        assert np.array_equal(trainer.framed_images[view, position].numpy(), expected)
+    for row in (0, len(trainer.train_set) - 1):
+        gray = load_grayscale(trainer.train_set.root / trainer.train_set.paths[row])
+        for view, box_gamma in enumerate((0.6, 1.6)):
+            expected = GammaFraming.of(trainer.preprocess, box_gamma).fit(gray)
+            assert np.array_equal(trainer.framed_images[view, row].numpy(), expected)
+    assert not torch.equal(trainer.framed_images[0], trainer.train_images)  # the brighter crop moved somewhere
 
     trainer.aug = AugmentConfig.named("none")  # so a batch shows exactly which copy it took
     trainer.framed_images = torch.stack([torch.full_like(trainer.train_images, 7), torch.full_like(trainer.train_images, 200)])
