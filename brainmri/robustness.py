@@ -19,10 +19,11 @@ from .appearance import invert_inside_head
 from .data import list_classes, list_files, read_split, split_roots
 from .imageio import load_grayscale
 from .predictor import Predictor
+from .transforms import gamma_shift
 
 
 def _gamma(value: float) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda g: np.clip(255.0 * (g / 255.0) ** value, 0, 255).astype(np.uint8)
+    return lambda g: gamma_shift(g, value)
 
 
 def _blur(g: np.ndarray) -> np.ndarray:

@@ -179,6 +179,11 @@ class Preprocess:
         return self.normalize(torch.from_numpy(np.array(array, dtype=np.uint8)).unsqueeze(1))
 
 
+def gamma_shift(gray: np.ndarray, value: float) -> np.ndarray:
+    """A uint8 slice as a brighter (``value`` < 1) or darker (> 1) export would store it."""
+    return np.clip(255.0 * (gray / 255.0) ** value, 0, 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class GammaFraming(Preprocess):
     """:class:`Preprocess` with the crop box it would pick for the slice after a gamma change, applied to the
@@ -198,8 +203,7 @@ class GammaFraming(Preprocess):
     def box(self, gray: np.ndarray) -> tuple[int, int, int, int]:
         if not self.content_crop:
             return super().box(gray)
-        shifted = np.clip(255.0 * (gray / 255.0) ** self.box_gamma, 0, 255).astype(np.uint8)
-        return content_box(shifted)
+        return content_box(gamma_shift(gray, self.box_gamma))
 
 
 def _blur(x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from brainmri import Predictor  # noqa: E402
 from brainmri.imageio import load_grayscale  # noqa: E402
 from brainmri.robustness import robustness_files  # noqa: E402
-from brainmri.transforms import GammaFraming  # noqa: E402
+from brainmri.transforms import GammaFraming, gamma_shift  # noqa: E402
 
 if len(sys.argv) < 3:
     sys.exit(__doc__)
@@ -35,7 +35,7 @@ def accuracy(fitted: list[np.ndarray]) -> float:
 clean = accuracy([model.preprocess.fit(g) for g in grays])
 print(f"{release} on {name} ({len(grays)} slices): clean {100 * clean:.2f} %")
 for gamma in gammas:
-    shifted = [np.clip(255.0 * (g / 255.0) ** gamma, 0, 255).astype(np.uint8) for g in grays]  # as robustness does
+    shifted = [gamma_shift(g, gamma) for g in grays]  # as train.py robustness shifts them
     own = accuracy([model.preprocess.fit(s) for s in shifted])
     kept = accuracy([model.preprocess._fit(s, model.preprocess.box(g)) for s, g in zip(shifted, grays)])
     framing = GammaFraming.of(model.preprocess, gamma)
