@@ -92,6 +92,11 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
     g.add_argument("--ema-decay", type=float, default=None, help="0 disables the weight EMA")
     g.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (0: off)")
     g.add_argument("--seed", type=int, default=D("seed"))
+    g.add_argument("--split-seed", type=int, default=D("split_seed"),
+                   help="seed of the validation split (default: --seed): other seeds, same split (e.g. after --init)")
+    g.add_argument("--clean-floor", type=float, default=D("clean_floor"),
+                   help="with --init: an epoch whose clean validation accuracy is more than this (a fraction, 0.005 = "
+                        "half a point) below the starting model's is chosen only while no epoch has stayed above it")
     g = p.add_argument_group("machine")
     g.add_argument("--bf16", choices=["auto", "on", "off"], default=D("bf16"))
     g.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=D("channels_last"))

@@ -47,6 +47,7 @@ class TrainConfig:
     ls_init_value: float | None = None
     val_fraction: float = 0.1
     seed: int = 0
+    split_seed: int | None = None  # the validation split's seed (None: seed); other seeds on the same split
     steps_per_epoch: int | None = None  # cap, for smoke tests
     bf16: str = "auto"  # auto | on | off
     channels_last: bool = True
@@ -71,6 +72,9 @@ class TrainConfig:
     gamma: tuple[float, float] | None = None  # random gamma range (None: the augmentation's own; strong: 0.6-1.6)
     framing_prob: float = 0.0  # share of slices framed as the content crop frames them after a gamma change
     balance: str = "none"  # "classes": batches drawn with replacement, each image weighted 1 / its class's count
+    # epoch choice: an epoch whose clean validation accuracy is more than this below the starting (--init) model's is
+    # chosen only while no epoch has stayed above it (None: the selection loss alone)
+    clean_floor: float | None = None
     model_args: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> "TrainConfig":
@@ -83,6 +87,9 @@ class TrainConfig:
             raise ValueError("--holdout needs --origins (the CSV of each image's collection)")
         if not 0.0 <= self.framing_prob <= 1.0:
             raise ValueError(f"--framing-prob must be between 0 and 1, got {self.framing_prob}")
+        if self.clean_floor is not None and not (self.init and 0.0 <= self.clean_floor <= 1.0):
+            raise ValueError("--clean-floor needs --init (the starting model's validation accuracy is the reference) "
+                             f"and a value between 0 and 1, got {self.clean_floor}")
         if self.balance not in ("none", "classes"):
             raise ValueError(f"unknown --balance {self.balance!r}; choose 'none' or 'classes'")
         values = asdict(self)

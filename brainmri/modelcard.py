@@ -38,7 +38,8 @@ def hardware_description() -> str:
 
 RECIPE_KEYS = ["recipe", "init", "arch", "image_size", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                "schedule", "label_smoothing", "augment", "ema_decay", "ls_init_value", "drop_rate", "output_stride",
-               "seg_weight", "cam_weight", "cam_target", "paste_prob", "invert_prob", "curve_prob", "gamma", "framing_prob", "balance", "holdout", "seed"]
+               "seg_weight", "cam_weight", "cam_target", "paste_prob", "invert_prob", "curve_prob", "gamma", "framing_prob", "balance",
+               "clean_floor", "holdout", "seed", "split_seed"]
 
 
 def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,

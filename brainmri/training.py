@@ -240,6 +240,8 @@ class Trainer:
         self.holdout = None
         self.history: list[dict[str, Any]] = []
         self.best_loss = math.inf
+        self.best_meets_floor = False  # whether the saved epoch kept --clean-floor (always, without one)
+        self.reference_acc: float | None = None  # the --init model's clean validation accuracy (--clean-floor)
         self.bad_epochs = 0
         self.start_epoch = 0
         self.seconds = 0.0  # in training steps
@@ -283,7 +285,8 @@ class Trainer:
         if c.holdout:
             full = self._hold_out(root, full)
         groups = duplicate_groups(len(full), find_pairs(full.phash, full.images, full.sha256))
-        train_index, val_index = split_train_val(full, groups, c.val_fraction, c.seed)
+        train_index, val_index = split_train_val(full, groups, c.val_fraction,
+                                                 c.seed if c.split_seed is None else c.split_seed)
         self.train_set, self.val_set = full.subset(train_index), full.subset(val_index)
         self.train_images = torch.from_numpy(np.ascontiguousarray(self.train_set.images))
         self.train_labels = torch.from_numpy(self.train_set.labels)
@@ -326,6 +329,10 @@ class Trainer:
             raise ValueError(f"{len(self.train_set)} training images are fewer than one batch of {c.batch_size}")
         self.head_epochs = min(c.head_epochs, c.epochs)
         self.optimizer = self._make_optimizer(head_only=self.head_epochs > 0)
+        if c.clean_floor is not None:  # measured on the starting weights, also when resuming
+            self.reference_acc = self.validate(self.model)["val_acc"]
+            log.info("clean floor: the starting model's validation accuracy %.4f, minus %.4f", self.reference_acc,
+                     c.clean_floor)
         if c.resume and (self.out / "last.pt").is_file():
             self._load_state()
         if self.dist.main:
@@ -397,7 +404,8 @@ class Trainer:
                 "tumour_map": (self.train_module.tumour_map.state_dict()
                                if self.train_module is not self.model and self.train_module.tumour_map is not None else {}),
                 "ema": self.ema.module.state_dict() if self.ema else {}, "epoch": epoch,
-                "best_loss": self.best_loss, "bad_epochs": self.bad_epochs, "seconds": self.seconds,
+                "best_loss": self.best_loss, "best_meets_floor": self.best_meets_floor,
+                "bad_epochs": self.bad_epochs, "seconds": self.seconds,
                 "wall_seconds": self.wall_seconds,
                 "history": json.dumps(self.history)}
 
@@ -418,6 +426,7 @@ class Trainer:
         if self.ema and state["ema"]:
             self.ema.module.load_state_dict(state["ema"])
         self.best_loss, self.bad_epochs = float(state["best_loss"]), int(state["bad_epochs"])
+        self.best_meets_floor = bool(state.get("best_meets_floor", math.isfinite(self.best_loss)))
         self.seconds = float(state["seconds"])
         self._wall_before = float(state.get("wall_seconds", 0.0))
         self.history = json.loads(state["history"])
@@ -530,6 +539,17 @@ class Trainer:
                        select_loss=(loss + inverted_loss) / 2)
         return row
 
+    def _improves(self, row: dict[str, Any]) -> bool:
+        """Whether this epoch replaces the saved one: lower selection loss, except that with ``--clean-floor`` an
+        epoch that kept the floor always beats one that did not (the floor is recorded in ``row``)."""
+        meets = True
+        if self.reference_acc is not None:
+            meets = row["val_acc"] >= self.reference_acc - self.cfg.clean_floor - 1e-9
+            row["meets_floor"] = meets
+        if meets != self.best_meets_floor:
+            return meets
+        return row["select_loss"] < self.best_loss
+
     def run(self) -> dict[str, Any]:
         c = self.cfg
         self.setup()
@@ -545,9 +565,9 @@ class Trainer:
                    "lr": self.optimizer.param_groups[0]["lr"], **stats}
             self.history.append(row)
             row.update(self.validate())
-            improved = row["select_loss"] < self.best_loss
+            improved = self._improves(row)
             if improved:
-                self.best_loss, self.bad_epochs = row["select_loss"], 0
+                self.best_loss, self.best_meets_floor, self.bad_epochs = row["select_loss"], row.get("meets_floor", True), 0
                 if self.dist.main:
                     self._save_release(self.eval_model(), epoch, row)
             elif epoch >= self.head_epochs:
@@ -585,6 +605,8 @@ class Trainer:
         """Calibrate the best release on validation, measure loop vs bare step, write summary.json."""
         summary: dict[str, Any] = {"epochs_run": len(self.history), "train_seconds": round(self.seconds, 1),
                                    "best_val_loss": self.best_loss, "skipped_files": self.skipped}
+        if self.reference_acc is not None:
+            summary.update(floor_reference_val_acc=self.reference_acc, best_meets_floor=self.best_meets_floor)
         if self.dist.main and (self.out / "release").is_dir():
             summary.update(calibrate_release(self.out / "release", self.train_set, self.val_set,
                                              extra_meta={"train_seconds": round(self.seconds, 1)},

@@ -418,3 +418,70 @@ def test_class_balanced_batches_draw_every_class_equally(dataset, cache_dir, tmp
     parser = __import__("argparse").ArgumentParser()
     cli._train_parser(parser.add_subparsers(dest="command"))
     assert vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--balance", "classes"]))["balance"] == "classes"
+
+
+def test_split_seed_keeps_the_split_and_changes_the_batches(dataset, cache_dir, tmp_path):
+    """--seed 1 --split-seed 0: the validation split of seed 0 (a run after --init must not validate on images its
+    starting model trained on), with batches of its own."""
+    def setup(name, **kw):
+        trainer = Trainer(TrainConfig(data=str(dataset), out=str(tmp_path / name), arch=TINY_ARCH, pretrained=False,
+                                      image_size=TINY_SIZE, epochs=1, batch_size=16, val_fraction=0.2,
+                                      cache_dir=str(cache_dir), recipe="scratch", **kw))
+        trainer.setup()
+        return trainer
+
+    base, same_split, other = setup("a", seed=0), setup("b", seed=1, split_seed=0), setup("c", seed=1)
+    assert same_split.val_set.paths == base.val_set.paths
+    assert other.val_set.paths != base.val_set.paths
+    batches = lambda t: [y.tolist() for _, y, *_ in t._batches(epoch=0)]
+    assert torch.equal(same_split.train_labels, base.train_labels)  # the same training images ...
+    assert batches(same_split) != batches(base)  # ... drawn in another order
+
+
+def _floor_trainer(reference_acc, floor):
+    trainer = Trainer.__new__(Trainer)
+    trainer.cfg = TrainConfig(data="d", out="o", clean_floor=floor)
+    trainer.reference_acc, trainer.best_loss, trainer.best_meets_floor = reference_acc, math.inf, False
+    return trainer
+
+
+def _choose(trainer, epochs):
+    saved = []
+    for acc, loss in epochs:
+        row = {"val_acc": acc, "select_loss": loss}
+        if trainer._improves(row):
+            trainer.best_loss, trainer.best_meets_floor = loss, row.get("meets_floor", True)
+            saved.append((acc, loss))
+    return saved
+
+
+def test_clean_floor_prefers_epochs_that_kept_clean_accuracy():
+    epochs = [(0.95, 0.50), (0.97, 0.90), (0.94, 0.10), (0.965, 0.80), (0.97, 0.85)]
+    # the reference is 0.97 and the floor half a point: 0.965 keeps it, 0.95 and 0.94 do not
+    assert _choose(_floor_trainer(0.97, 0.005), epochs) == [(0.95, 0.50), (0.97, 0.90), (0.965, 0.80)]
+    assert _choose(_floor_trainer(None, None), epochs) == [(0.95, 0.50), (0.94, 0.10)]  # no floor: the loss alone
+    assert _choose(_floor_trainer(0.99, 0.005), epochs) == [(0.95, 0.50), (0.94, 0.10)]  # none keeps it: the loss
+
+
+def test_clean_floor_run_records_and_follows_its_reference(dataset, cache_dir, run, tmp_path):
+    from brainmri.checkpoint import load_release
+    from brainmri.training import predict_logits
+
+    with pytest.raises(ValueError, match="--clean-floor needs --init"):
+        TrainConfig(data="d", out="o", clean_floor=0.005).resolved()
+    out = tmp_path / "floor"
+    trainer = Trainer(TrainConfig(data=str(dataset), out=str(out), init=str(run / "release"), epochs=4, batch_size=16,
+                                  steps_per_epoch=2, val_fraction=0.2, cache_dir=str(cache_dir), threads=1,
+                                  recipe="scratch", invert_prob=0.5, clean_floor=0.0))
+    trainer.run()
+    start, _ = load_release(run / "release")  # the reference is the starting model's clean validation accuracy
+    logits = predict_logits(start, trainer.val_set.images, trainer.preprocess)
+    reference = float((logits.argmax(1) == torch.from_numpy(trainer.val_set.labels)).float().mean())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["floor_reference_val_acc"] == pytest.approx(reference)
+    history = rows(out / "epochs.csv")
+    for r in history:
+        assert (r["meets_floor"] == "True") == (float(r["val_acc"]) >= reference - 1e-9)
+    chosen = min(history, key=lambda r: (r["meets_floor"] != "True", float(r["select_loss"])))
+    assert read_config(out / "release")["brainmri"]["epoch"] == int(chosen["epoch"]) + 1
+    assert summary["best_meets_floor"] == (chosen["meets_floor"] == "True")
