@@ -187,6 +187,9 @@ def cmd_heldout_summary(args) -> int:
         entry = {"run": run.name, "recipe": recipe, "stages": _training_stages(run), "metrics": metrics["heldout"],
                  "holdout": metrics["meta"].get("holdout"),
                  "model_args": json.loads((run / "release" / "config.json").read_text()).get("model_args", {})}
+        robustness = run / "heldout-robustness" / "robustness.json"  # train.py robustness --collection
+        if robustness.is_file():
+            entry["robustness"] = json.loads(robustness.read_text())
         for name in ("localisation.json", "selective.json"):
             path = run / "heldout" / name
             if path.is_file():

@@ -144,7 +144,7 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
                   *[f"- held-out {name}: {_stages_text(entry)}"
                     f"{', ' + str(entry['holdout']['dropped_duplicates']) + ' near duplicates left out of training' if entry.get('holdout') else ''}."
                     for name, entry in crossval.get("heldout", {}).items()], "",
-                  trust_markdown(metrics, crossval, testing_verdict(metrics_dir))]
+                  trust_markdown(metrics, crossval, testing_verdict(metrics_dir), testing_robustness=robustness)]
     localisation = _read_json(metrics_dir / "localisation.json")
     if localisation:
         lines += ["", "## Where the heatmaps land", "", localisation_summary(localisation)]

@@ -17,6 +17,7 @@ WORDS = {  # what the Model tab and the model card's tables say, by language
     "en": {"testing_full": "Testing (full)", "testing_dedup": "Testing (de-duplicated)", "heldout": "held-out {name}",
            "images": "images", "accuracy": "accuracy", "recall": "recall {label}",
            "answered_ok": "answered \"ok\" (accuracy among them)", "accuracy_ci": "accuracy (95 % CI)",
+           "inverted": "accuracy, contrast inverted (T2-like stand-in)",
            "macro_f1": "macro F1 (95 % CI)", "weighted_f1": "weighted F1", "auc": "macro ROC-AUC (one-vs-rest)",
            "ece": "expected calibration error",
            "no_localisation": "_No localisation measurement saved for this model._",
@@ -31,6 +32,7 @@ WORDS = {  # what the Model tab and the model card's tables say, by language
     "fr": {"testing_full": "Test (complet)", "testing_dedup": "Test (dédupliqué)", "heldout": "{name} tenue à l'écart",
            "images": "images", "accuracy": "exactitude", "recall": "rappel {label}",
            "answered_ok": "répondu « ok » (exactitude parmi elles)", "accuracy_ci": "exactitude (IC 95 %)",
+           "inverted": "exactitude, contraste inversé (imitation du T2)",
            "macro_f1": "F1 macro (IC 95 %)", "weighted_f1": "F1 pondéré", "auc": "ROC-AUC macro (un contre tous)",
            "ece": "erreur de calibration attendue",
            "no_localisation": "_Pas de mesure de localisation enregistrée pour ce modèle._",
@@ -149,29 +151,38 @@ def batch_csv(rows: list[list[Any]], headers: list[str]) -> str:
 COLLECTION_NAMES = {"sartaj": "SARTAJ", "figshare": "figshare", "br35h": "Br35H"}
 
 
+INVERSION = "contrast inversion (T2-like)"  # the robustness table's shift (brainmri.robustness.SHIFTS)
+
+
 def trust_markdown(metrics: dict[str, Any], crossval: dict[str, Any] | None,
-                   testing_verdict: dict[str, float] | None = None, lang: str = "en") -> str:
+                   testing_verdict: dict[str, float] | None = None, lang: str = "en",
+                   testing_robustness: dict[str, Any] | None = None) -> str:
     """One table: Testing (full, de-duplicated) beside the held-out collections (a model of the same recipe
     trained without that collection, judged on all its images); with the verdicts' figures where saved
-    (``{"ok_share": ..., "ok_accuracy": ...}``)."""
+    (``{"ok_share": ..., "ok_accuracy": ...}``) and the accuracy under contrast inversion where a robustness
+    table was saved (Testing's ``robustness.json``; a held-out entry's ``robustness``)."""
     w = words(lang)
-    columns = [(w["testing_full"], metrics["full"], testing_verdict), (w["testing_dedup"], metrics.get("dedup"), None)]
+    columns = [(w["testing_full"], metrics["full"], testing_verdict, testing_robustness),
+               (w["testing_dedup"], metrics.get("dedup"), None, None)]
     for name, block in ((crossval or {}).get("heldout") or {}).items():
         columns.append((w["heldout"].format(name=COLLECTION_NAMES.get(name, name)), block["metrics"],
-                        block.get("verdict")))
-    columns = [c for c in columns if c[1]]
-    rows = ["| | " + " | ".join(title for title, _, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    rows.append(f"| {w['images']} | " + " | ".join(f"{m['n']:,}" for _, m, _ in columns) + " |")
+                        block.get("verdict"), block.get("robustness")))
+    columns = [c[:3] + ((c[3] or {}).get(INVERSION),) for c in columns if c[1]]
+    rows = ["| | " + " | ".join(title for title, *_ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    rows.append(f"| {w['images']} | " + " | ".join(f"{m['n']:,}" for _, m, *_ in columns) + " |")
     rows.append(f"| {w['accuracy']} | " + " | ".join(f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}"
-                                                      for _, m, _ in columns) + " |")
+                                                      for _, m, *_ in columns) + " |")
     for label in columns[0][1]["labels"]:
         cells = [_pct(m["per_class"][label]["recall"]) if m["per_class"].get(label, {}).get("support") else "—"
-                 for _, m, _ in columns]
+                 for _, m, *_ in columns]
         name = wording.class_name(label, lang) if lang != "en" else label
         rows.append(f"| {w['recall'].format(label=name)} | " + " | ".join(cells) + " |")
-    if any(v for _, _, v in columns):
+    if any(inverted for *_, inverted in columns):
+        rows.append(f"| {w['inverted']} | " + " | ".join(
+            _pct(inverted["accuracy"]) if inverted else "—" for *_, inverted in columns) + " |")
+    if any(v for _, _, v, _ in columns):
         rows.append(f"| {w['answered_ok']} | " + " | ".join(
-            f"{_pct(v['ok_share'])} ({_pct(v['ok_accuracy'])})" if v else "—" for _, _, v in columns) + " |")
+            f"{_pct(v['ok_share'])} ({_pct(v['ok_accuracy'])})" if v else "—" for _, _, v, _ in columns) + " |")
     return "\n".join(rows)
 
 

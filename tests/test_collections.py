@@ -256,16 +256,27 @@ def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_di
     assert config["model_args"]["output_stride"] == 16  # the release rebuilds the finer last stage
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["tumour_map"]  # the auxiliary head is resumable, and not in the release
+    assert cli.main(["robustness", "--checkpoint", str(out / "release"), "--data", str(dataset), "--origins", str(origins),
+                     "--collection", "sartaj", "--out", str(out / "heldout-robustness")]) == 0
+    robustness = json.loads((out / "heldout-robustness" / "robustness.json").read_text())
     summary_path = tmp_path / "crossval.json"
     assert cli.main(["heldout-summary", "--run", f"sartaj={out}", "--out", str(summary_path)]) == 0
     summary = json.loads(summary_path.read_text())
     assert summary["heldout"]["sartaj"]["metrics"] == held and summary["heldout"]["sartaj"]["localisation"]
+    assert summary["heldout"]["sartaj"]["robustness"] == robustness
     assert summary["heldout"]["sartaj"]["model_args"]["output_stride"] == 16
     assert summary["heldout"]["sartaj"]["stages"] == [{"run": "cv", "epochs": 2, "init": None}]
     assert summary["heldout"]["sartaj"]["recipe"]["cam_target"] == "centres"
     from brainmri import report as page
     table = page.trust_markdown({"full": held, "dedup": None}, summary)
     assert "held-out SARTAJ" in table and f"| images | {held['n']:,} | {held['n']:,} |" in table
+    inverted = robustness[page.INVERSION]["accuracy"]
+    assert f"| accuracy, contrast inverted (T2-like stand-in) | — | {100 * inverted:.2f} % |" in table
+    table = page.trust_markdown({"full": held, "dedup": None}, summary, lang="fr",
+                                testing_robustness={page.INVERSION: {"accuracy": 0.5}})
+    assert "| exactitude, contraste inversé (imitation du T2) | 50.00 % |" in table
+    del summary["heldout"]["sartaj"]["robustness"]  # no robustness table saved: no row
+    assert "inverted" not in page.trust_markdown({"full": held, "dedup": None}, summary)
     assert not any("tumour_map" in k for k in __import__("safetensors.torch").torch.load_file(out / "release" / "model.safetensors"))
 
 
