@@ -1,5 +1,6 @@
 """The Gradio app: handlers without a server, then the real server through gradio_client."""
 import csv
+import json
 import importlib
 import sys
 from pathlib import Path
@@ -136,6 +137,9 @@ def test_model_tab_shows_only_the_served_release_evaluation(app_module, trained_
     own = shutil.copytree(trained_run / "evaluation", tmp_path / "metrics")  # `train.py train` evaluated it
     shown = markdowns(app_module.build_demo(predictor, own))
     assert "Testing (full)" in shown and predictor.config["weights_sha256"][:12] in shown
+    assert "contrast inverted" not in shown  # no robustness table saved for it: no row
+    (own / "robustness.json").write_text(json.dumps({"contrast inversion (T2-like)": {"accuracy": 0.123}}))
+    assert "| accuracy, contrast inverted (T2-like stand-in) | 12.30 % |" in markdowns(app_module.build_demo(predictor, own))
 
 
 def test_bad_uploads_give_a_clear_message(handlers, tmp_path):
