@@ -42,6 +42,17 @@ RECIPE_KEYS = ["recipe", "init", "arch", "image_size", "epochs", "batch_size", "
                "clean_floor", "holdout", "seed", "split_seed"]
 
 
+def _selection_text(args: dict) -> str:
+    """How the run chose its saved epoch (brainmri.training.Trainer.validate and _improves)."""
+    text = ("lowest mean of the clean and contrast-inverted validation losses" if args.get("invert_prob")
+            else "lowest validation loss")
+    floor = args.get("clean_floor")
+    if floor is not None:
+        text += (", among the epochs whose clean validation accuracy was at least the starting model's"
+                 + (f" less {100 * floor:g} points" if floor else ""))
+    return text
+
+
 def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
                      run: str | os.PathLike | list | None = None, command: str | list[str] = "",
                      hardware: str | None = None) -> Path:
@@ -114,7 +125,8 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
             took += f", {summary['wall_seconds'] / 60:.0f} min wall-clock"
         lines.append(f"- {name}: {recipe};{took}.")
     lines += [
-        f"- Best epoch (lowest validation loss){' of the last stage' if several else ''}: {meta.get('epoch', '?')}; "
+        f"- Best epoch ({_selection_text(stages[-1][0] if stages else {})}){' of the last stage' if several else ''}: "
+        f"{meta.get('epoch', '?')}; "
         f"validation accuracy {meta.get('val_acc', float('nan')):.4f}.",
         f"- Seed: {meta.get('seed', '?')}. Hardware: {hardware or hardware_description()}. "
         f"Training time{' (all stages)' if several else ''}: "

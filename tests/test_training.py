@@ -485,3 +485,12 @@ def test_clean_floor_run_records_and_follows_its_reference(dataset, cache_dir, r
     chosen = min(history, key=lambda r: (r["meets_floor"] != "True", float(r["select_loss"])))
     assert read_config(out / "release")["brainmri"]["epoch"] == int(chosen["epoch"]) + 1
     assert summary["best_meets_floor"] == (chosen["meets_floor"] == "True")
+
+
+def test_model_card_says_how_the_epoch_was_chosen():
+    from brainmri.modelcard import _selection_text
+
+    assert _selection_text({}) == "lowest validation loss"
+    assert _selection_text({"invert_prob": 0.5}) == "lowest mean of the clean and contrast-inverted validation losses"
+    assert _selection_text({"invert_prob": 0.5, "clean_floor": 0.0}).endswith("at least the starting model's")
+    assert _selection_text({"clean_floor": 0.005}).endswith("at least the starting model's less 0.5 points")
