@@ -240,7 +240,7 @@ class Trainer:
         self.holdout = None
         self.history: list[dict[str, Any]] = []
         self.best_loss = math.inf
-        self.best_meets_floor = False  # whether the saved epoch kept --clean-floor (always, without one)
+        self.best_meets_floor = False  # whether the saved epoch kept --clean-floor (without one, every epoch does)
         self.reference_acc: float | None = None  # the --init model's clean validation accuracy (--clean-floor)
         self.bad_epochs = 0
         self.start_epoch = 0
