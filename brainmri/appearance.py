@@ -63,6 +63,9 @@ def interior_features(fitted: np.ndarray) -> np.ndarray:
                      (values < 0.3).mean(), values.mean(), values.std(), rim_level], dtype=np.float64)
 
 
+INVERSION = "contrast inversion (T2-like)"  # the name of invert_inside_head as a shift in robustness tables
+
+
 def invert_inside_head(gray: np.ndarray) -> np.ndarray:
     """T1 ↔ T2-like contrast: invert the tissue, keep the background black (uint8 in, uint8 out)."""
     mask = np.asarray(Image.fromarray((gray > 15).astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import wording
+from .appearance import INVERSION
 
 WORDS = {  # what the Model tab and the model card's tables say, by language
     "en": {"testing_full": "Testing (full)", "testing_dedup": "Testing (de-duplicated)", "heldout": "held-out {name}",
@@ -149,9 +150,6 @@ def batch_csv(rows: list[list[Any]], headers: list[str]) -> str:
 
 
 COLLECTION_NAMES = {"sartaj": "SARTAJ", "figshare": "figshare", "br35h": "Br35H"}
-
-
-INVERSION = "contrast inversion (T2-like)"  # the robustness table's shift (brainmri.robustness.SHIFTS)
 
 
 def trust_markdown(metrics: dict[str, Any], crossval: dict[str, Any] | None,

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .appearance import invert_inside_head
+from .appearance import INVERSION, invert_inside_head
 from .data import list_classes, list_files, read_split, split_roots
 from .imageio import load_grayscale
 from .predictor import Predictor
@@ -51,7 +51,7 @@ SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "gaussian blur": _blur,
     "downscale to 96 px and back": _downscale,
     "JPEG quality 20": _jpeg,
-    "contrast inversion (T2-like)": invert_inside_head,
+    INVERSION: invert_inside_head,
 }
 
 

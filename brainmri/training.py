@@ -404,8 +404,7 @@ class Trainer:
                 "tumour_map": (self.train_module.tumour_map.state_dict()
                                if self.train_module is not self.model and self.train_module.tumour_map is not None else {}),
                 "ema": self.ema.module.state_dict() if self.ema else {}, "epoch": epoch,
-                "best_loss": self.best_loss, "best_meets_floor": self.best_meets_floor,
-                "bad_epochs": self.bad_epochs, "seconds": self.seconds,
+                "best_loss": self.best_loss, "bad_epochs": self.bad_epochs, "seconds": self.seconds,
                 "wall_seconds": self.wall_seconds,
                 "history": json.dumps(self.history)}
 
@@ -426,10 +425,11 @@ class Trainer:
         if self.ema and state["ema"]:
             self.ema.module.load_state_dict(state["ema"])
         self.best_loss, self.bad_epochs = float(state["best_loss"]), int(state["bad_epochs"])
-        self.best_meets_floor = bool(state.get("best_meets_floor", math.isfinite(self.best_loss)))
         self.seconds = float(state["seconds"])
         self._wall_before = float(state.get("wall_seconds", 0.0))
         self.history = json.loads(state["history"])
+        saved = [row for row in self.history if row.get("best")]  # the saved epoch kept the floor (always, without one)
+        self.best_meets_floor = bool(saved) and saved[-1].get("meets_floor", True)
         log.info("resumed %s at epoch %d", self.out, self.start_epoch)
 
     # -- epochs

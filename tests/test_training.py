@@ -469,22 +469,29 @@ def test_clean_floor_run_records_and_follows_its_reference(dataset, cache_dir, r
 
     with pytest.raises(ValueError, match="--clean-floor needs --init"):
         TrainConfig(data="d", out="o", clean_floor=0.005).resolved()
-    out = tmp_path / "floor"
-    trainer = Trainer(TrainConfig(data=str(dataset), out=str(out), init=str(run / "release"), epochs=4, batch_size=16,
-                                  steps_per_epoch=2, val_fraction=0.2, cache_dir=str(cache_dir), threads=1,
-                                  recipe="scratch", invert_prob=0.5, clean_floor=0.0))
-    trainer.run()
+    def train(out, epochs, resume=False):
+        trainer = Trainer(TrainConfig(data=str(dataset), out=str(out), init=str(run / "release"), epochs=epochs,
+                                      batch_size=16, steps_per_epoch=2, val_fraction=0.2, cache_dir=str(cache_dir),
+                                      threads=1, recipe="scratch", invert_prob=0.5, clean_floor=0.0, resume=resume))
+        trainer.run()
+        return trainer
+
+    trainer = train(tmp_path / "floor", 4)
     start, _ = load_release(run / "release")  # the reference is the starting model's clean validation accuracy
     logits = predict_logits(start, trainer.val_set.images, trainer.preprocess)
     reference = float((logits.argmax(1) == torch.from_numpy(trainer.val_set.labels)).float().mean())
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["floor_reference_val_acc"] == pytest.approx(reference)
-    history = rows(out / "epochs.csv")
-    for r in history:
-        assert (r["meets_floor"] == "True") == (float(r["val_acc"]) >= reference - 1e-9)
-    chosen = min(history, key=lambda r: (r["meets_floor"] != "True", float(r["select_loss"])))
-    assert read_config(out / "release")["brainmri"]["epoch"] == int(chosen["epoch"]) + 1
-    assert summary["best_meets_floor"] == (chosen["meets_floor"] == "True")
+    train(tmp_path / "resumed", 2)
+    train(tmp_path / "resumed", 4, resume=True)  # the saved epoch's floor is read back from the history
+    for out in (tmp_path / "floor", tmp_path / "resumed"):
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["floor_reference_val_acc"] == pytest.approx(reference)
+        history = rows(out / "epochs.csv")
+        assert len(history) == 4
+        for r in history:
+            assert (r["meets_floor"] == "True") == (float(r["val_acc"]) >= reference - 1e-9)
+        chosen = min(history, key=lambda r: (r["meets_floor"] != "True", float(r["select_loss"])))
+        assert read_config(out / "release")["brainmri"]["epoch"] == int(chosen["epoch"]) + 1
+        assert summary["best_meets_floor"] == (chosen["meets_floor"] == "True")
 
 
 def test_model_card_says_how_the_epoch_was_chosen():
