@@ -14,6 +14,7 @@
     python train.py calibrate --run runs/NAME
     python train.py export   --checkpoint DIR --format onnx [--data DATA]
     python train.py push     --checkpoint DIR --repo-id USER/NAME
+    python train.py lgg-eval --checkpoint DIR --lgg LGG --out DIR [--sites DU] [--masks]
 
 DATA is a Kaggle-layout folder (DATA/Training/<class>/..., DATA/Testing/<class>/...)
 or a single folder of class sub-folders. Training never reads Testing.
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainmri.config import BALANCE
 from brainmri.config import default as D  # every training default lives in TrainConfig
 
 
@@ -56,6 +58,10 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
     g.add_argument("--origins", default=None, help="CSV of each image's collection (file,origin)")
     g.add_argument("--holdout", default=None, choices=["figshare", "sartaj", "br35h"],
                    help="train without this collection (and without duplicates of its images)")
+    g.add_argument("--lgg", default=None, help="also train on TCGA-LGG's labelled slices (brainmri.lgg's rule; "
+                                                  "patients split between training and validation)")
+    g.add_argument("--lgg-holdout", nargs="+", default=None, metavar="SITE",
+                   help="TCGA-LGG institutions left out of training (the leave-one-institution-out yardstick)")
     g.add_argument("--masks", default=None, help="tumour masks folder (MASKS/<Training|Testing>/<class>/<name>.png)")
     g.add_argument("--seg-weight", type=float, default=D("seg_weight"),
                    help="weight of an auxiliary tumour-map loss on the last feature map (needs --masks)")
@@ -73,8 +79,9 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
     g.add_argument("--framing-prob", type=float, default=D("framing_prob"),
                    help="share of slices framed as the head crop frames them after a gamma change at either end of "
                         "the gamma range (a brighter or darker export is cropped differently)")
-    g.add_argument("--balance", default=D("balance"), choices=["none", "classes"],
-                   help="classes: draw each batch with replacement, every class equally likely (for skewed sets)")
+    g.add_argument("--balance", default=D("balance"), choices=list(BALANCE),
+                   help="classes: draw each batch with replacement, every class equally likely (for skewed sets); "
+                        "sources: every (source, class) pair equally likely (Kaggle glioma as often as TCGA-LGG glioma)")
     g = p.add_argument_group("recipe (unset values come from --recipe)")
     g.add_argument("--recipe", default=D("recipe"), choices=["report", "scratch"],
                    help="report: Adam, head 1e-3 then all 1e-4, early stopping; scratch: AdamW, warm-up+cosine, "
@@ -205,6 +212,29 @@ def cmd_heldout_summary(args) -> int:
     for collection, entry in summary["heldout"].items():
         m = entry["metrics"]
         print(f"{collection}: accuracy {100 * m['accuracy']:.2f} % on {m['n']} images (run {entry['run']})")
+    return 0
+
+
+def cmd_lgg_eval(args) -> int:
+    """The new-source yardstick: a release on TCGA-LGG's labelled slices, per sequence, with the verdict."""
+    from brainmri import Predictor
+    from brainmri.lgg import LabelRule, load_lgg, load_lgg_masks
+    from brainmri.lgg_eval import lgg_markdown, lgg_report, write_rows
+
+    predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
+    rule = LabelRule()
+    lgg = load_lgg(args.lgg, predictor.preprocess, predictor.labels, sites=args.sites, rule=rule,
+                   cache_dir=args.cache_dir)
+    masks = load_lgg_masks(lgg, predictor.preprocess, cache_dir=args.cache_dir) if args.pointing else None
+    report, rows = lgg_report(predictor, lgg, masks=masks)
+    report.update(checkpoint=str(args.checkpoint), label_rule=rule.describe(),
+                  weights_sha256=predictor.release.weights_sha256)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "lgg.json").write_text(json.dumps(report, indent=2))
+    (out / "lgg.md").write_text(lgg_markdown(report) + "\n")
+    write_rows(rows, out / "lgg-slices.csv")
+    print(lgg_markdown(report))
     return 0
 
 
@@ -555,6 +585,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-images", type=int, default=64)
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest logit difference accepted")
 
+    p = sub.add_parser("lgg-eval", help="judge a release on TCGA-LGG slices (per sequence, with the verdict)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--lgg", required=True, help="the TCGA-LGG folder (slices.csv, <patient>/NNN_<sequence>.jpg)")
+    p.add_argument("--sites", nargs="+", default=None, help="institutions to judge on (default: all)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--no-pointing", dest="pointing", action="store_false", help="skip the Grad-CAM pointing game")
+    p.add_argument("--cache-dir", default=None)
+
     p = sub.add_parser("push", help="upload a release folder to the Hugging Face Hub")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--repo-id", required=True)
@@ -577,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "method", "") is None:
             args.method = ["gradcam", "gradcam++", "eigencam"]
         return {"train": cmd_train, "crossval": cmd_crossval, "heldout-summary": cmd_heldout_summary, "selective": cmd_selective, "localisation": cmd_localisation, "evaluate": cmd_evaluate, "sequence-check": cmd_sequence_check, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
-                "export": cmd_export, "push": cmd_push}[command](args)
+                "export": cmd_export, "push": cmd_push, "lgg-eval": cmd_lgg_eval}[command](args)
     except (PretrainedUnavailable, CheckpointError, ExportError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -10,6 +10,9 @@ from typing import Any
 
 DROP_RATE = 0.3  # the head's dropout (the research report's); MC dropout reuses the rate a release records
 
+# How batches are drawn: uniformly; every class equally likely; every (source, class) pair equally likely.
+BALANCE = ("none", "classes", "sources")
+
 RECIPES: dict[str, dict[str, Any]] = {
     # The research report: Adam, batch 32, head at 1e-3 then everything at 1e-4, early stopping.
     "report": dict(optimizer="adam", lr=1e-4, head_lr=1e-3, head_epochs=2, weight_decay=0.0, warmup_epochs=0,
@@ -60,6 +63,9 @@ class TrainConfig:
     # leave-one-collection-out (see brainmri.origins): train without one collection
     origins: str | None = None
     holdout: str | None = None
+    # a second source (see brainmri.lgg): TCGA-LGG's labelled slices of every institution but the held-out ones
+    lgg: str | None = None
+    lgg_holdout: list[str] | None = None
     # where to look (see brainmri.masks): tumour masks, an auxiliary tumour map, lesions pasted into tumour-free slices
     masks: str | None = None
     seg_weight: float = 0.0
@@ -71,7 +77,7 @@ class TrainConfig:
     curve_prob: float = 0.0
     gamma: tuple[float, float] | None = None  # random gamma range (None: the augmentation's own; strong: 0.6-1.6)
     framing_prob: float = 0.0  # share of slices framed as the content crop frames them after a gamma change
-    balance: str = "none"  # "classes": batches drawn with replacement, each image weighted 1 / its class's count
+    balance: str = "none"  # "classes" / "sources": drawn with replacement, weighted 1 / the image's class (source-class) count
     # epoch choice: an epoch whose clean validation accuracy is more than this below the starting (--init) model's is
     # chosen only while no epoch has stayed above it (None: the selection loss alone)
     clean_floor: float | None = None
@@ -90,8 +96,10 @@ class TrainConfig:
         if self.clean_floor is not None and not (self.init and 0.0 <= self.clean_floor <= 1.0):
             raise ValueError("--clean-floor needs --init (the starting model's validation accuracy is the reference) "
                              f"and a value between 0 and 1, got {self.clean_floor}")
-        if self.balance not in ("none", "classes"):
-            raise ValueError(f"unknown --balance {self.balance!r}; choose 'none' or 'classes'")
+        if self.balance not in BALANCE:
+            raise ValueError(f"unknown --balance {self.balance!r}; choose one of {list(BALANCE)}")
+        if self.lgg_holdout and not self.lgg:
+            raise ValueError("--lgg-holdout needs --lgg (the TCGA-LGG folder)")
         values = asdict(self)
         for key, default in RECIPES[self.recipe].items():
             if values.get(key) is None:

@@ -94,6 +94,18 @@ class ImageSet:
         return out
 
 
+def join(first: ImageSet, other: ImageSet, prefix: str) -> ImageSet:
+    """``first`` followed by ``other`` (same classes), ``other``'s paths prefixed ``prefix/`` so a run's split file
+    tells the sources apart; the root stays ``first``'s."""
+    if first.classes != other.classes:
+        raise ValueError("image sets with different classes cannot be joined")
+    return ImageSet(first.root, list(first.classes), first.paths + [f"{prefix}/{p}" for p in other.paths],
+                    np.concatenate([first.labels, other.labels]), np.concatenate([first.images, other.images]),
+                    first.sha256 + other.sha256, np.concatenate([first.phash, other.phash]),
+                    np.concatenate([first.sizes, other.sizes]), first.modes + other.modes,
+                    first.skipped + other.skipped)
+
+
 def image_files(folder: str | Path) -> list[Path]:
     """Every image file under ``folder`` (by suffix), sorted."""
     return [p for p in sorted(Path(folder).rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
@@ -145,6 +157,23 @@ def load_folder(
     files = list_files(root, classes)
     if not files:
         raise ValueError(f"no image files under {root}")
+    return load_files(root, files, preprocess, classes=classes, cache_dir=cache_dir, workers=workers, progress=progress)
+
+
+def load_files(
+    root: str | os.PathLike,
+    files: list[tuple[str, int]],
+    preprocess: Preprocess,
+    *,
+    classes: list[str],
+    cache_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> ImageSet:
+    """Decode (or read from cache) the listed ``(path relative to root, label index)`` files, in that order;
+    unreadable files are skipped and reported. Any source whose labels are not its folder names (e.g.
+    :mod:`brainmri.lgg`) comes through here, so it shares the decoding, the cache and the preprocessing."""
+    root = Path(root)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = _cache_key(root, files, preprocess)
     cached = _read_cache(cache_dir, key, root, classes)
@@ -253,6 +282,12 @@ def load_run_split(run: str | Path):
     root = Path(args["data"])
     root = root / "Training" if (root / "Training").is_dir() else root
     full = load_folder(root, preprocess, cache_dir=args.get("cache_dir"), classes=list(config["label_names"]))
+    if args.get("lgg"):  # a run trained with TCGA-LGG: its slices are in the split file too
+        from .lgg import COLLECTION, load_lgg, training_sites
+
+        lgg = load_lgg(args["lgg"], preprocess, list(config["label_names"]), sites=training_sites(args.get("lgg_holdout")),
+                       cache_dir=args.get("cache_dir"))
+        full = join(full, lgg.images, COLLECTION)
     side = {path: split for path, (_, split) in read_split(run).items()}
     index = {name: [i for i, p in enumerate(full.paths) if side.get(p) == name] for name in ("train", "val")}
     return full.subset(index["train"]), full.subset(index["val"])

@@ -50,12 +50,19 @@ def _fit_one(preprocess: Preprocess, image_path: Path, mask_path: Path) -> np.nd
 
 
 def load_masks(image_set: ImageSet, mask_root: str | os.PathLike, preprocess: Preprocess, *,
-               cache_dir: str | os.PathLike | None = None, workers: int | None = None) -> MaskSet:
-    """Masks for every image of ``image_set`` at the model's input size (read from cache after the first call)."""
+               cache_dir: str | os.PathLike | None = None, workers: int | None = None,
+               mask_paths: list[str] | None = None) -> MaskSet:
+    """Masks for every image of ``image_set`` at the model's input size (read from cache after the first call).
+
+    Each image's mask is ``mask_root/<its dataset path>.png`` (the figshare layout), or ``mask_root/<path>`` for
+    the ``mask_paths`` given, one per image (a source whose masks are named otherwise, e.g. TCGA-LGG)."""
     mask_root = Path(mask_root)
     if not mask_root.is_dir():
         raise FileNotFoundError(f"no masks folder at {mask_root}")
-    relative = image_set.dataset_paths()
+    if mask_paths is not None and len(mask_paths) != len(image_set):
+        raise ValueError(f"{len(mask_paths)} mask paths for {len(image_set)} images")
+    relative = (image_set.dataset_paths() if mask_paths is None
+                else [f"{rel}|{mask}" for rel, mask in zip(image_set.dataset_paths(), mask_paths)])
     digest = hashlib.sha256(f"{MASK_CACHE_VERSION}|{preprocess}|{mask_root.resolve()}".encode())
     for rel in relative:
         digest.update(f"{rel}\n".encode())
@@ -64,7 +71,9 @@ def load_masks(image_set: ImageSet, mask_root: str | os.PathLike, preprocess: Pr
     if path.is_file():
         with np.load(path, allow_pickle=False) as stored:
             return MaskSet(stored["masks"], stored["annotated"])
-    jobs = [(image_set.root / path, mask_root / Path(rel).with_suffix(".png")) for path, rel in zip(image_set.paths, relative)]
+    masks_of = ([mask_root / Path(rel).with_suffix(".png") for rel in image_set.dataset_paths()] if mask_paths is None
+                else [mask_root / mask for mask in mask_paths])
+    jobs = [(image_set.root / path, mask) for path, mask in zip(image_set.paths, masks_of)]
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
         fitted = list(pool.map(lambda job: _fit_one(preprocess, *job), jobs))
     size = preprocess.image_size

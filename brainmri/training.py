@@ -306,6 +306,9 @@ class Trainer:
         self.framed_images = self.framed_masks = None
         if c.framing_prob:
             self._load_framings(train_root, full, train_index)
+        self.train_source = torch.zeros(len(self.train_set), dtype=torch.int64)  # 0: the Kaggle folder, 1: TCGA-LGG
+        if c.lgg:
+            self._add_lgg()
 
         self.model.to(self.device)
         self.train_module = (WithTumourMap(self.model, seg=bool(c.seg_weight), cam=bool(c.cam_weight)).to(self.device)
@@ -360,6 +363,45 @@ class Trainer:
         self.framed_masks = torch.from_numpy(np.stack(masks)) if masks else None
         log.info("framing: %d copies of %d training slices, cropped as after gamma %s", len(images),
                  len(train_index), " and ".join(f"{g:g}" for g in self.aug.gamma))
+
+    def _add_lgg(self) -> None:
+        """``--lgg``: TCGA-LGG's labelled slices of the training institutions, split by patient, appended to the
+        training and validation splits (with their masks and framed copies when the run uses them)."""
+        from .data import join
+        from .lgg import COLLECTION, load_lgg, load_lgg_masks, split_patients, training_sites
+        from .masks import MaskSet
+
+        c = self.cfg
+        sites = training_sites(c.lgg_holdout)
+        lgg = load_lgg(c.lgg, self.preprocess, self.classes, sites=sites, cache_dir=c.cache_dir, progress=self.dist.main)
+        train_index, val_index = split_patients(lgg, c.val_fraction, c.seed if c.split_seed is None else c.split_seed)
+        train, val = lgg.subset(train_index), lgg.subset(val_index)
+        self.lgg_val = val
+        first_new = len(self.train_set)
+        self.train_set, self.val_set = join(self.train_set, train.images, COLLECTION), join(self.val_set, val.images, COLLECTION)
+        self.train_images = torch.from_numpy(np.ascontiguousarray(self.train_set.images))
+        self.train_labels = torch.from_numpy(self.train_set.labels)
+        self.train_source = torch.cat([self.train_source, torch.ones(len(train), dtype=torch.int64)])
+        if c.masks:  # every labelled TCGA-LGG slice has its reader's mask (empty on "notumor" slices)
+            masks = load_lgg_masks(lgg, self.preprocess, cache_dir=c.cache_dir)
+            self.train_masks = torch.cat([self.train_masks, torch.from_numpy(masks.masks[train_index])])
+            self.train_supervised = torch.cat([self.train_supervised, torch.ones(len(train), dtype=torch.bool)])
+            self.donors = torch.cat([self.donors, first_new + torch.arange(len(train))])
+            self.val_masks = MaskSet(np.concatenate([self.val_masks.masks, masks.masks[val_index]]),
+                                     np.concatenate([self.val_masks.annotated, masks.annotated[val_index]]))
+        if self.framed_images is not None:
+            framed, framed_masks = [], []
+            for box_gamma in self.aug.gamma:
+                framing = GammaFraming.of(self.preprocess, box_gamma)
+                copy = load_lgg(c.lgg, framing, self.classes, sites=sites, cache_dir=c.cache_dir)
+                framed.append(torch.from_numpy(np.ascontiguousarray(copy.images.images[train_index])))
+                if c.masks:
+                    framed_masks.append(torch.from_numpy(load_lgg_masks(copy, framing, cache_dir=c.cache_dir).masks[train_index]))
+            self.framed_images = torch.cat([self.framed_images, torch.stack(framed)], dim=1)
+            if c.masks:
+                self.framed_masks = torch.cat([self.framed_masks, torch.stack(framed_masks)], dim=1)
+        log.info("TCGA-LGG (%s): %d training slices of %d patients, %d validation slices of %d patients",
+                 ", ".join(sites), len(train), len(set(train.patient)), len(val), len(set(val.patient)))
 
     def _hold_out(self, root: Path, training):
         """Leave one collection out: keep the other collections' Training images that duplicate none of it."""
@@ -436,7 +478,7 @@ class Trainer:
     def _batches(self, epoch: int):
         """Deterministic per epoch (seed, epoch): a resumed run sees the same batches."""
         gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
-        order = (torch.tensor(list(self._balanced_sampler(gen))) if self.cfg.balance == "classes"
+        order = (torch.tensor(list(self._balanced_sampler(gen))) if self.cfg.balance != "none"
                  else torch.randperm(len(self.train_set), generator=gen))
         share = rank_slice(self.cfg.batch_size, self.dist)
         for step in range(self.steps_per_epoch):
@@ -471,8 +513,11 @@ class Trainer:
         is seen as often as one with many, each of its images more often."""
         from torch.utils.data import WeightedRandomSampler
 
-        counts = torch.bincount(self.train_labels, minlength=len(self.classes)).double()
-        weights = (1.0 / counts)[self.train_labels]
+        cell = self.train_labels
+        if self.cfg.balance == "sources":
+            cell = self.train_source * len(self.classes) + self.train_labels
+        counts = torch.bincount(cell).double()
+        weights = (1.0 / counts)[cell]
         return WeightedRandomSampler(weights, len(self.train_set), replacement=True, generator=gen)
 
     def _model_input(self, images: torch.Tensor) -> torch.Tensor:
@@ -533,11 +578,20 @@ class Trainer:
 
         loss, accuracy = measure(self.val_set.images)
         row = {"val_loss": loss, "val_acc": accuracy, "select_loss": loss}
+        if self.cfg.lgg:  # each source apart: a mixed figure hides a fall on either
+            kaggle = len(self.val_set) - len(self.lgg_val)
+            row.update(val_acc_kaggle=self._part_accuracy(model, slice(0, kaggle)),
+                       val_acc_lgg=self._part_accuracy(model, slice(kaggle, None)))
         if self.cfg.invert_prob > 0:
             inverted_loss, inverted_accuracy = measure(self._val_inverted)
             row.update(val_loss_inverted=inverted_loss, val_acc_inverted=inverted_accuracy,
                        select_loss=(loss + inverted_loss) / 2)
         return row
+
+    def _part_accuracy(self, model, part: slice) -> float:
+        logits = predict_logits(model, self.val_set.images[part], self.preprocess, device=self.device, bf16=self.bf16,
+                                channels_last=self.cfg.channels_last)
+        return float((logits.argmax(1) == torch.from_numpy(self.val_set.labels[part])).float().mean())
 
     def _improves(self, row: dict[str, Any]) -> bool:
         """Whether this epoch replaces the saved one: lower selection loss, except that with ``--clean-floor`` an
