@@ -51,6 +51,10 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
     g.add_argument("--drop-path-rate", type=float, default=D("drop_path_rate"))
     g.add_argument("--no-content-crop", dest="content_crop", action="store_false", default=D("content_crop"),
                    help="do not crop to the head before padding (keeps the file's framing)")
+    g.add_argument("--crop", default=None, choices=["threshold", "head"],
+                   help="how the head is found before cropping: threshold (rows and columns with bright pixels; the "
+                        "earlier releases') or head (the largest bright region: letters and markers at the edges "
+                        "ignored); default: the --init release's, else threshold")
     g.add_argument("--ls-init-value", type=float, default=None, help="ConvNeXt layer-scale init (1.0 helps from scratch)")
     g.add_argument("--output-stride", type=int, default=None, choices=[16, 32],
                    help="16: dilate the last stage, a last feature map twice as fine (7x7 cells at 112 px)")

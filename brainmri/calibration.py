@@ -73,5 +73,5 @@ def calibrate_release(release: str | Path, train_set, val_set, *, extra_meta: di
     save_release(predictor.model, release, predictor.labels, temperature=temperature, half=half,
                  extra={"brainmri": meta, "screening": screening,
                         **({k: config[k] for k in ("sequence_check",) if k in config})},
-                 extra_tensors={OOD_FILE: feature_model.tensors()}, content_crop=predictor.preprocess.content_crop)
+                 extra_tensors={OOD_FILE: feature_model.tensors()}, preprocessing=predictor.preprocess.release_steps())
     return {"temperature": temperature, "feature_threshold": feature_model.threshold}

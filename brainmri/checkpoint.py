@@ -52,8 +52,11 @@ def save_release(
     half: bool = False,
     extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None,
     content_crop: bool = False,
+    preprocessing: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` as a release folder at ``directory`` (replacing it atomically)."""
+    """Write ``model`` as a release folder at ``directory`` (replacing it atomically); ``preprocessing``: the
+    steps before timm's geometry (:meth:`Preprocess.release_steps`; default: grayscale, ``content_crop``'s
+    threshold crop, padding to a square)."""
     directory = Path(directory)
     if len(label_names) != model.num_classes:
         raise CheckpointError(f"{len(label_names)} label names for a model with {model.num_classes} outputs")
@@ -68,7 +71,8 @@ def save_release(
         cfg = model.pretrained_cfg
         data_config = {k: cfg[k] for k in ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std") if k in cfg}
         model_config = {"label_names": list(label_names), "temperature": float(temperature),
-                        "preprocessing": {"grayscale": True, "content_crop": bool(content_crop), "pad_to_square": True},
+                        "preprocessing": preprocessing or {"grayscale": True, "content_crop": bool(content_crop),
+                                                           "pad_to_square": True},
                         **(extra or {})}
         save_for_hf(source, str(staging), model_config=model_config, safe_serialization=True, data_config=data_config)
         config_path = staging / CONFIG

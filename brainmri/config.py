@@ -59,6 +59,7 @@ class TrainConfig:
     resume: bool = False
     half_weights: bool = False
     content_crop: bool = True
+    crop: str | None = None  # how the head is found (brainmri.transforms.CROPS); None: the --init release's, else "threshold"
     output_stride: int | None = None  # 16: a last feature map twice as fine (dilated last stage), for CAMs
     # leave-one-collection-out (see brainmri.origins): train without one collection
     origins: str | None = None

@@ -279,6 +279,8 @@ class Trainer:
         check_classes(self.classes, self.label_names, allow_subset=False)
         self.preprocess = (Preprocess.from_release_config(self.init_config) if c.init
                            else Preprocess.from_model(self.model, content_crop=c.content_crop))
+        if c.crop is not None:  # e.g. a stage that moves a released model onto the head-region crop
+            self.preprocess = replace(self.preprocess, crop=c.crop)
         full = load_folder(train_root, self.preprocess, cache_dir=c.cache_dir, classes=self.classes,
                            progress=self.dist.main)
         self.skipped = full.skipped
@@ -645,7 +647,7 @@ class Trainer:
                               "data": Path(c.data).name, "pretrained": bool(c.pretrained and not c.init),
                               "drop_rate": c.drop_rate}}  # the head's dropout in training (MC dropout reuses it)
         save_release(model, self.out / "release", self.label_names, extra=extra, half=c.half_weights,
-                     content_crop=self.preprocess.content_crop)
+                     preprocessing=self.preprocess.release_steps())
 
     def _write_history(self) -> None:
         keys = list(dict.fromkeys(k for row in self.history for k in row))

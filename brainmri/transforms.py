@@ -51,6 +51,45 @@ def content_box(gray: np.ndarray, margin: float = 0.04) -> tuple[int, int, int, 
     return int(max(0, top - pad)), int(min(height, bottom + pad)), int(max(0, left - pad)), int(min(width, right + pad))
 
 
+REACH = 0.02  # how far from the head's core (share of the image's side) a bright region may start and still count
+
+
+def head_box(gray: np.ndarray, margin: float = 0.04) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` of the head itself, with a small margin: the bright pixels (above 10 % of
+    the 99th percentile, as in :func:`content_box`) of every connected region that comes within :data:`REACH` of
+    the head's core, the largest region left after an opening that cuts strokes under about 2 % of the image's
+    side. The scalp around the core is kept (thin, but next to it); letters, arrows, rulers and text at the
+    edges lie further out and no longer widen the box as they do in :func:`content_box`. The whole image when
+    there is no head-sized content."""
+    from scipy import ndimage
+
+    height, width = gray.shape[:2]
+    whole = (0, height, 0, width)
+    if gray.size == 0 or np.percentile(gray, 99) <= 0:
+        return whole
+    bright = gray > 0.1 * np.percentile(gray, 99)
+    radius = max(1, round(0.01 * max(height, width)))
+    core, count = ndimage.label(ndimage.binary_opening(bright, structure=np.ones((3, 3), bool), iterations=radius))
+    if not count:
+        return content_box(gray, margin)  # nothing survives the opening (a thin drawing): the plain threshold
+    core = core == 1 + np.bincount(core.ravel())[1:].argmax()
+    near = ndimage.distance_transform_edt(~core) <= REACH * max(height, width)
+    bright = ndimage.binary_opening(bright, structure=np.ones((3, 3), bool))  # noise bridges between regions cut
+    regions, _ = ndimage.label(bright)
+    keep = np.isin(regions, np.unique(regions[near & bright]))
+    rows, cols = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if (bottom - top) < 0.25 * height and (right - left) < 0.25 * width:
+        return whole  # a speck, not a head: leave the image as it is
+    pad = int(round(margin * max(bottom - top, right - left)))
+    return int(max(0, top - pad)), int(min(height, bottom + pad)), int(max(0, left - pad)), int(min(width, right + pad))
+
+
+# How the head is found before cropping (a release's config.json "preprocessing": "crop"; "threshold" where absent,
+# the crop every release before the second source was trained with).
+CROPS = {"threshold": content_box, "head": head_box}
+
+
 def crop_to_content(gray: np.ndarray, margin: float = 0.04) -> np.ndarray:
     """Crop to the bounding box of the head, so the framing of the original file does not reach the model."""
     top, bottom, left, right = content_box(gray, margin)
@@ -80,9 +119,14 @@ class Preprocess:
     std: tuple[float, ...]
     crop_mode: str = "center"
     content_crop: bool = False  # crop to the head first (config.json "preprocessing")
+    crop: str = "threshold"  # how the head is found (:data:`CROPS`)
+
+    def __post_init__(self):
+        if self.crop not in CROPS:
+            raise ValueError(f"unknown head crop {self.crop!r}; choose one of {sorted(CROPS)}")
 
     @classmethod
-    def from_config(cls, pretrained_cfg: dict[str, Any], content_crop: bool = False) -> "Preprocess":
+    def from_config(cls, pretrained_cfg: dict[str, Any], content_crop: bool = False, crop: str = "threshold") -> "Preprocess":
         cfg = resolve_data_config(pretrained_cfg=pretrained_cfg, use_test_size=True)
         return cls(
             input_size=tuple(cfg["input_size"]),
@@ -92,17 +136,23 @@ class Preprocess:
             std=tuple(cfg["std"]),
             crop_mode=cfg.get("crop_mode", "center"),
             content_crop=content_crop,
+            crop=crop,
         )
 
     @classmethod
-    def from_model(cls, model: torch.nn.Module, content_crop: bool = False) -> "Preprocess":
-        return cls.from_config(model.pretrained_cfg, content_crop)
+    def from_model(cls, model: torch.nn.Module, content_crop: bool = False, crop: str = "threshold") -> "Preprocess":
+        return cls.from_config(model.pretrained_cfg, content_crop, crop)
 
     @classmethod
     def from_release_config(cls, config: dict[str, Any]) -> "Preprocess":
         """From a release folder's config.json: timm's pretrained_cfg plus our "preprocessing" keys."""
         steps = config.get("preprocessing", {})
-        return cls.from_config(config["pretrained_cfg"], content_crop=bool(steps.get("content_crop", False)))
+        return cls.from_config(config["pretrained_cfg"], content_crop=bool(steps.get("content_crop", False)),
+                               crop=steps.get("crop", "threshold"))
+
+    def release_steps(self) -> dict[str, Any]:
+        """The "preprocessing" entry of a release's config.json that rebuilds this preprocessing."""
+        return {"grayscale": True, "content_crop": self.content_crop, "crop": self.crop, "pad_to_square": True}
 
     @property
     def image_size(self) -> int:
@@ -123,7 +173,7 @@ class Preprocess:
 
     def box(self, gray: np.ndarray) -> tuple[int, int, int, int]:
         """The part of ``gray`` the model sees, ``(top, bottom, left, right)``, before padding and resizing."""
-        return content_box(gray) if self.content_crop else (0, gray.shape[0], 0, gray.shape[1])
+        return CROPS[self.crop](gray) if self.content_crop else (0, gray.shape[0], 0, gray.shape[1])
 
     def fit_mask(self, gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """A mask aligned with ``gray`` (same size, >0 inside) through exactly the geometry ``gray`` goes
@@ -203,7 +253,7 @@ class GammaFraming(Preprocess):
     def box(self, gray: np.ndarray) -> tuple[int, int, int, int]:
         if not self.content_crop:
             return super().box(gray)
-        return content_box(gamma_shift(gray, self.box_gamma))
+        return CROPS[self.crop](gamma_shift(gray, self.box_gamma))
 
 
 def _blur(x: torch.Tensor) -> torch.Tensor:

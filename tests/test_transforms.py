@@ -88,3 +88,82 @@ def test_release_config_carries_the_preprocessing(tmp_path):
     config = read_config(folder)
     assert config["preprocessing"] == {"grayscale": True, "content_crop": True, "pad_to_square": True}
     assert Preprocess.from_release_config(config).content_crop is True
+
+
+def _with_markers(gray: np.ndarray) -> np.ndarray:
+    """Orientation letters at the four edges, an arrow head in a corner and a scale bar in the bottom margin, as
+    teaching-case images carry them."""
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.fromarray(gray.copy())
+    draw = ImageDraw.Draw(image)
+    height, width = gray.shape
+    size = max(12, int(0.06 * min(height, width)))
+    font = ImageFont.load_default(size=size)
+    for letter, place in (("A", (width // 2, 1)), ("P", (width // 2, height - size - 3)), ("R", (1, height // 2)),
+                          ("L", (width - size, height // 2))):
+        draw.text(place, letter, fill=255, font=font)
+    draw.polygon([(width - 3, 3), (width - 23, 8), (width - 8, 23)], fill=255)
+    draw.line([(width - int(0.3 * width), height - 3), (width - int(0.1 * width), height - 3)], fill=255, width=3)
+    return np.asarray(image)
+
+
+def test_head_crop_ignores_letters_and_markers_at_the_edges():
+    """Real slices with a margin around the head: the head-region crop finds the same box with markers drawn at
+    the edges (within 3 px); the threshold crop is pulled out to them."""
+    from brainmri.transforms import content_box, head_box
+    from helpers import REAL_DATA, real_images
+
+    real_images()  # skips without the real dataset
+    files = [f for name in ("glioma", "meningioma", "notumor", "pituitary")
+             for f in sorted((REAL_DATA / "Testing" / name).iterdir())[:50]]
+    tried = widened = 0
+    for path in files:
+        gray = load_grayscale(path)
+        clean = head_box(gray)
+        height, width = gray.shape
+        margins = (clean[0] / height, 1 - clean[1] / height, clean[2] / width, 1 - clean[3] / width)
+        if min(margins) < 0.07:
+            continue  # the markers would touch the head: nothing to tell them apart by
+        marked = _with_markers(gray)
+        assert np.abs(np.subtract(head_box(marked), clean)).max() <= 3, path.name
+        widened += np.abs(np.subtract(content_box(marked), content_box(gray))).max() > 10
+        tried += 1
+    assert tried >= 8 and widened >= tried // 2
+
+
+def test_head_crop_keeps_the_scalp_and_drops_what_lies_apart():
+    from brainmri.transforms import content_box, head_box
+
+    yy, xx = np.mgrid[:200, :200]
+    radius = np.hypot(yy - 100, xx - 100)
+    gray = np.where(radius < 60, 120, 0).astype(np.uint8)
+    ring = (radius >= 63) & (radius < 68)
+    gray[ring] = 200  # a thin bright scalp ring beyond a dark skull gap
+    gray[5:20, 5:20] = 255  # a marker in the corner
+    gray[190:193, 40:160] = 255  # a ruler
+    rows, cols = np.flatnonzero(ring.any(1)), np.flatnonzero(ring.any(0))
+    # the ring, not the brain alone and not the marks
+    assert head_box(gray, margin=0) == (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
+    assert content_box(gray, margin=0)[0] == 5
+    assert head_box(np.zeros((30, 30), np.uint8)) == (0, 30, 0, 30)
+
+
+def test_the_crop_travels_with_the_release(tmp_path):
+    from dataclasses import replace
+
+    import pytest
+
+    from brainmri.checkpoint import read_config, save_release
+    from brainmri.model import create_model
+    pre = replace(Preprocess.from_config(CFG, content_crop=True), crop="head")
+    folder = save_release(create_model("test_convnext", image_size=32), tmp_path / "r", list("abcd"),
+                          preprocessing=pre.release_steps())
+    config = read_config(folder)
+    rebuilt = Preprocess.from_release_config(config)
+    assert config["preprocessing"]["crop"] == "head" and rebuilt.crop == "head" and rebuilt.content_crop
+    del config["preprocessing"]["crop"]  # a release from before the head-region crop
+    assert Preprocess.from_release_config(config).crop == "threshold"
+    assert repr(pre) != repr(replace(pre, crop="threshold"))  # the decoded cache keeps them apart
+    with pytest.raises(ValueError, match="unknown head crop"):
+        replace(pre, crop="circle")

@@ -1,0 +1,177 @@
+"""TCGA-LGG as a fourth collection: the slice-label rule, the loader, the patient split, training with it and the
+new-source yardstick (`train.py lgg-eval`)."""
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import train as cli
+from brainmri.config import config_from_dict
+from brainmri.lgg import SLICE_PIXELS, LabelRule, load_lgg, load_lgg_masks, read_slices, split_patients, training_sites
+from brainmri.transforms import Preprocess
+from helpers import CLASSES, TINY_ARCH, TINY_SIZE, synthetic_slice
+
+# patient id -> slices in the scan; the site is the id's second part, as in the source
+PATIENTS = {"TCGA_CS_0001_20000101": 20, "TCGA_CS_0002_20000101": 20, "TCGA_FG_0003_20000101": 20,
+            "TCGA_FG_0004_20000101": 20, "TCGA_DU_0005_20000101": 20, "TCGA_DU_0006_20000101": 20}
+TUMOUR_SLICES = {9, 10, 11}  # a blob covering well over 1 % of the slice
+SMALL_SLICE = 12  # a lesion under 1 %: unlabelled
+
+
+def write_lgg(root: Path, seed: int = 0) -> Path:
+    """A TCGA-LGG-shaped folder: 256 px slices, FLAIR/T1/T1C (the last patient FLAIR only), masks, slices.csv."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p, (patient, count) in enumerate(PATIENTS.items()):
+        folder = root / patient
+        folder.mkdir(parents=True)
+        sequences = ("flair",) if p == len(PATIENTS) - 1 else ("t1", "flair", "t1c")
+        for number in range(1, count + 1):
+            tumour = number in TUMOUR_SLICES
+            image = np.asarray(synthetic_slice(0 if tumour else 2, rng, (256, 256)))
+            mask = np.zeros((256, 256), np.uint8)
+            if tumour:
+                mask[image > 200] = 255
+            elif number == SMALL_SLICE:
+                mask[100:105, 100:105] = 255
+            for sequence in sequences:
+                Image.fromarray(image).save(folder / f"{number:03d}_{sequence}.jpg", quality=90)
+            Image.fromarray(mask).convert("1").save(folder / f"{number:03d}_mask.png")
+            rows.append([patient, patient.split("_")[1], number, count, ";".join(sequences), int((mask > 0).sum())])
+    with open(root / "slices.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["patient", "site", "slice", "slices_in_scan", "sequences", "mask_pixels"])
+        writer.writerows(rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def lgg_root(tmp_path_factory) -> Path:
+    return write_lgg(tmp_path_factory.mktemp("tcga-lgg") / "tcga-lgg")
+
+
+@pytest.fixture(scope="module")
+def preprocess() -> Preprocess:
+    return Preprocess(input_size=(3, TINY_SIZE, TINY_SIZE), interpolation="bicubic", crop_pct=1.0,
+                      mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), content_crop=True)
+
+
+def test_label_rule():
+    rule = LabelRule()
+    one_percent = int(0.01 * SLICE_PIXELS) + 1
+    assert rule.label(one_percent, 1, 20) == "glioma"  # a tumour is a tumour at either end too
+    assert rule.label(one_percent - 2, 10, 20) is None  # a small lesion: neither class
+    assert rule.label(0, 10, 20) == "notumor"
+    assert rule.label(0, 4, 20) is None and rule.label(0, 5, 20) == "notumor"  # the first 20 % are skull top
+    assert rule.label(0, 16, 20) == "notumor" and rule.label(0, 17, 20) is None
+    assert "1 %" in rule.describe() and "60 %" in rule.describe()
+
+
+def test_read_slices_refuses_bad_tables(tmp_path):
+    with pytest.raises(FileNotFoundError, match="slice table"):
+        read_slices(tmp_path)
+    (tmp_path / "slices.csv").write_text("patient,site,slice\nA,CS,1\n")
+    with pytest.raises(ValueError, match="lacks the columns"):
+        read_slices(tmp_path)
+    (tmp_path / "slices.csv").write_text("patient,site,slice,slices_in_scan,sequences,mask_pixels\nA,XX,1,3,flair,0\n")
+    with pytest.raises(ValueError, match="unknown sequence .* or site 'XX'"):
+        read_slices(tmp_path)
+    with pytest.raises(ValueError, match="unknown TCGA-LGG sites"):
+        training_sites(["ZZ"])
+    assert training_sites(["DU"]) == ["CS", "EZ", "FG"]
+
+
+def test_load_lgg_labels_sequences_and_masks(lgg_root, preprocess, tmp_path):
+    lgg = load_lgg(lgg_root, preprocess, CLASSES, cache_dir=tmp_path)
+    # per patient: 3 tumour slices and the 8 empty ones of slices 5..16 of 20 (the middle 60 %)
+    labelled = {"glioma": 3, "notumor": 8}
+    per_sequence = {"flair": 6, "t1": 5, "t1c": 5}  # the last patient has FLAIR only
+    for name, count in labelled.items():
+        for sequence, patients in per_sequence.items():
+            here = (lgg.sequence == sequence) & (lgg.images.labels == CLASSES.index(name))
+            assert here.sum() == count * patients, (name, sequence)
+    assert len(lgg) == sum(labelled.values()) * sum(per_sequence.values())
+    assert all(path.startswith(patient) for path, patient in zip(lgg.images.paths, lgg.patient))
+    assert set(lgg.site) == {"CS", "FG", "DU"} and (lgg.mask_share[lgg.images.labels == 0] >= 0.01).all()
+    masks = load_lgg_masks(lgg, preprocess, cache_dir=tmp_path)
+    assert masks.annotated.all()
+    inside = masks.masks.reshape(len(lgg), -1).max(1) > 0
+    assert (inside == (lgg.images.labels == CLASSES.index("glioma"))).all()
+    bright = lgg.images.images[inside] > 180  # the mask lies on the blob the image shows
+    assert (bright & (masks.masks[inside] > 0)).sum() > 0.7 * bright.sum()
+    du = load_lgg(lgg_root, preprocess, CLASSES, sites=["DU"], sequences=("flair",), cache_dir=tmp_path)
+    assert set(du.site) == {"DU"} and set(du.sequence) == {"flair"} and len(du) == 2 * 11
+    assert (du.images.images == lgg.where(sites=["DU"], sequences=["flair"]).images.images).all()
+    with pytest.raises(ValueError, match="the model knows"):
+        load_lgg(lgg_root, preprocess, ["cat", "dog"], cache_dir=tmp_path)
+
+
+def test_patients_stay_on_one_side_of_the_split(lgg_root, preprocess, tmp_path):
+    lgg = load_lgg(lgg_root, preprocess, CLASSES, cache_dir=tmp_path)
+    train, val = split_patients(lgg, 0.3, seed=3)
+    assert not set(lgg.patient[train]) & set(lgg.patient[val])
+    assert len(set(lgg.patient[val])) == 2 and len(train) + len(val) == len(lgg)
+    again, _ = split_patients(lgg, 0.3, seed=3)
+    assert (again == train).all()
+
+
+@pytest.mark.slow
+def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache_dir, lgg_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(dataset), "--out", str(out), "--arch", TINY_ARCH, "--no-pretrained",
+            "--image-size", str(TINY_SIZE), "--batch-size", "16", "--steps-per-epoch", "2", "--val-fraction", "0.3",
+            "--cache-dir", str(cache_dir), "--threads", "1", "--recipe", "scratch", "--epochs", "1", "--no-evaluate",
+            "--lgg", str(lgg_root), "--lgg-holdout", "DU", "--balance", "sources", "--framing-prob", "0.5"]
+    assert cli.main(args) == 0
+    with open(out / "split.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    lgg_rows = [r for r in rows if r["path"].startswith("tcga-lgg/")]
+    assert lgg_rows and not any("_DU_" in r["path"] for r in rows)
+    sides = {side: {r["path"].split("/")[1] for r in lgg_rows if r["split"] == side} for side in ("train", "val")}
+    assert sides["train"] and sides["val"] and not sides["train"] & sides["val"]
+    with open(out / "epochs.csv") as handle:
+        epoch = next(csv.DictReader(handle))
+    assert 0 <= float(epoch["val_acc_kaggle"]) <= 1 and 0 <= float(epoch["val_acc_lgg"]) <= 1
+
+    from brainmri.data import load_run_split  # calibrate and the other run readers see the same split
+    train, val = load_run_split(out)
+    assert len(train) + len(val) == len(rows)
+    assert sum(p.startswith("tcga-lgg/") for p in val.paths) == sum(r["split"] == "val" for r in lgg_rows)
+
+    capsys.readouterr()
+    assert cli.main(["lgg-eval", "--checkpoint", str(out / "release"), "--lgg", str(lgg_root), "--sites", "DU",
+                     "--out", str(out / "du"), "--cache-dir", str(cache_dir)]) == 0
+    report = json.loads((out / "du" / "lgg.json").read_text())
+    assert report["sites"] == ["DU"] and report["patients"] == 2 and report["n"] == 11 * 3 + 11  # 11 labelled slices each; one has FLAIR only
+    assert report["by_sequence"]["flair"]["glioma"]["n"] == 6 and report["by_sequence"]["t1"]["notumor"]["n"] == 8
+    assert sum(report["all"]["answers"].values()) == report["n"]
+    with open(out / "du" / "lgg-slices.csv") as handle:
+        slices = list(csv.DictReader(handle))
+    assert len(slices) == report["n"] and {s["site"] for s in slices} == {"DU"}
+    right = np.mean([s["label"] == s["predicted"] for s in slices])
+    assert report["all"]["accuracy"] == pytest.approx(right)
+    ok = [s for s in slices if s["verdict"] == "ok"]
+    assert report["all"]["ok_share"] == pytest.approx(len(ok) / len(slices))
+    assert 0 <= report["pointing_game_glioma"] <= 1 and "flair" in report["pointing_by_sequence"]
+    assert "| flair, glioma | 6 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_source_balance_draws_each_source_and_class_alike(dataset, cache_dir, lgg_root, tmp_path):
+    from brainmri.training import Trainer
+
+    cfg = config_from_dict(dict(data=str(dataset), out=str(tmp_path / "t"), arch=TINY_ARCH, pretrained=False,
+                                image_size=TINY_SIZE, recipe="scratch", batch_size=16, val_fraction=0.3,
+                                cache_dir=str(cache_dir), threads=1, lgg=str(lgg_root), balance="sources"))
+    trainer = Trainer(cfg)
+    trainer.setup()
+    cells = trainer.train_source * 4 + trainer.train_labels
+    draws = torch.cat([torch.tensor(list(trainer._balanced_sampler(torch.Generator().manual_seed(s)))) for s in range(40)])
+    shares = torch.bincount(cells[draws]).double() / len(draws)
+    present = torch.unique(cells)
+    assert len(present) == 6  # Kaggle's four classes, TCGA-LGG's glioma and notumor
+    assert torch.allclose(shares[present], torch.full((6,), 1 / 6, dtype=torch.float64), atol=0.02)
