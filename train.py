@@ -14,7 +14,9 @@
     python train.py calibrate --run runs/NAME
     python train.py export   --checkpoint DIR --format onnx [--data DATA]
     python train.py push     --checkpoint DIR --repo-id USER/NAME
-    python train.py lgg-eval --checkpoint DIR --lgg LGG --out DIR [--sites DU] [--masks]
+    python train.py lgg-eval --checkpoint DIR --lgg LGG --out DIR [--sites DU]
+    python train.py release  --recipe recipes/NAME.yaml --data DATA [--masks M --lgg L] --out runs/NAME [--install]
+    python train.py check-rules RUN --recipe recipes/NAME.yaml
 
 DATA is a Kaggle-layout folder (DATA/Training/<class>/..., DATA/Testing/<class>/...)
 or a single folder of class sub-folders. Training never reads Testing.
@@ -36,6 +38,8 @@ from brainmri.config import default as D  # every training default lives in Trai
 def _train_parser(sub, name: str = "train", help: str = "train a model; writes a run folder with a release/ folder") -> None:
     p = sub.add_parser(name, help=help)
     g = p.add_argument_group("data")
+    g.add_argument("--config", default=None, help="a recipe stage (recipes/NAME.yaml): its args become the defaults, "
+                                                    "flags given here win")
     g.add_argument("--data", required=True, help="dataset root (with Training/) or a folder of class folders")
     g.add_argument("--out", required=True, help="run folder (arguments, epochs.csv, curves, release/, last.pt)")
     g.add_argument("--val-fraction", type=float, default=D("val_fraction"))
@@ -454,6 +458,44 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_release(args) -> int:
+    """Every stage of a recipe's chain, then its release steps; resumable; --install copies it into assets/."""
+    from brainmri.recipes import Release
+
+    start = dict(item.split("=", 1) for item in args.start_release)
+    places = {k: v for k, v in (("data", args.data), ("masks", args.masks), ("lgg", args.lgg),
+                                ("origins", args.origins)) if v}
+    release = Release(Path(args.recipe), Path(args.out), places, main, start=start, cache_dir=args.cache_dir,
+                      until=args.until)
+    if not release.run():
+        print(f"stopped after {args.until}; run the same command again to continue")
+        return 0
+    results = _print_rules(args.out, args.recipe)
+    if args.install:
+        if not all(r["met"] for r in results):
+            raise ValueError("not installed: a shipping rule is not met (train.py check-rules)")
+        release.install(Path(args.assets))
+        print(f"installed {release.release_dir} and {Path(args.out) / 'metrics'} into {args.assets}")
+    return 0
+
+
+def _print_rules(run, recipe) -> list[dict]:
+    from brainmri.recipes import check_rules
+
+    results = check_rules(run, recipe)
+    for r in results:
+        bounds = " and ".join(f"{op} {r[key]:g}" for key, op in (("min", ">="), ("max", "<=")) if key in r)
+        figure = "missing" if r["figure"] is None else f"{r['figure']:.4g}"
+        print(f"{'met    ' if r['met'] else 'NOT MET'}  {r['name']}: {figure} (rule {bounds}; {r['file']} {r['key']})")
+    return results
+
+
+def cmd_check_rules(args) -> int:
+    results = _print_rules(args.run, args.recipe)
+    print(f"{sum(r['met'] for r in results)} of {len(results)} rules met")
+    return 0 if all(r["met"] for r in results) else 1
+
+
 def cmd_card(args) -> int:
     from brainmri.modelcard import write_model_card
 
@@ -597,6 +639,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pointing", dest="pointing", action="store_false", help="skip the Grad-CAM pointing game")
     p.add_argument("--cache-dir", default=None)
 
+    p = sub.add_parser("release", help="train a recipe's chain and run its release steps (resumable)")
+    p.add_argument("--recipe", required=True, help="the chain's last stage, recipes/NAME.yaml")
+    p.add_argument("--data", required=True)
+    p.add_argument("--masks", default=None)
+    p.add_argument("--lgg", default=None)
+    p.add_argument("--origins", default=None)
+    p.add_argument("--out", required=True, help="run folder: one sub-folder per stage, metrics/, .steps/")
+    p.add_argument("--start-release", action="append", default=[], metavar="STAGE=DIR",
+                   help="use an existing release of STAGE (checked against the recipe's recorded sha256) instead of "
+                        "training it and the stages before it")
+    p.add_argument("--until", default=None, help="stop after this step (stage-NAME or a release step)")
+    p.add_argument("--install", action="store_true", help="copy the release and metrics into --assets when every "
+                                                          "shipping rule is met")
+    p.add_argument("--assets", default="assets")
+    p.add_argument("--cache-dir", default=None)
+
+    p = sub.add_parser("check-rules", help="print each shipping rule of a recipe against a run's figures")
+    p.add_argument("run")
+    p.add_argument("--recipe", required=True)
+
     p = sub.add_parser("push", help="upload a release folder to the Hugging Face Hub")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--repo-id", required=True)
@@ -606,8 +668,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; with ``--config FILE`` (train, crossval) the recipe's args are the defaults."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        from brainmri.recipes import config_defaults
+
+        places = {k: getattr(args, k) for k in ("data", "masks", "lgg", "origins") if getattr(args, k, None)}
+        subparser = parser._subparsers._group_actions[0].choices[args.command]
+        subparser.set_defaults(**config_defaults(args.config, places))
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse(argv)
+    except ValueError as err:  # a recipe file that cannot be read
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     command = args.command
@@ -619,7 +699,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "method", "") is None:
             args.method = ["gradcam", "gradcam++", "eigencam"]
         return {"train": cmd_train, "crossval": cmd_crossval, "heldout-summary": cmd_heldout_summary, "selective": cmd_selective, "localisation": cmd_localisation, "evaluate": cmd_evaluate, "sequence-check": cmd_sequence_check, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
-                "export": cmd_export, "push": cmd_push, "lgg-eval": cmd_lgg_eval}[command](args)
+                "export": cmd_export, "push": cmd_push, "lgg-eval": cmd_lgg_eval,
+                "release": cmd_release, "check-rules": cmd_check_rules}[command](args)
     except (PretrainedUnavailable, CheckpointError, ExportError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

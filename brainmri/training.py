@@ -645,7 +645,8 @@ class Trainer:
                               "val_acc": row["val_acc"], "seed": c.seed, "image_size": c.image_size,
                               "train_images": len(self.train_set), "val_images": len(self.val_set),
                               "data": Path(c.data).name, "pretrained": bool(c.pretrained and not c.init),
-                              "drop_rate": c.drop_rate}}  # the head's dropout in training (MC dropout reuses it)
+                              "drop_rate": c.drop_rate,  # the head's dropout in training (MC dropout reuses it)
+                              **{k: v for k, v in row.items() if k.startswith("val_acc_")}}}  # each source apart
         save_release(model, self.out / "release", self.label_names, extra=extra, half=c.half_weights,
                      preprocessing=self.preprocess.release_steps())
 

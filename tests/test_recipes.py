@@ -1,0 +1,151 @@
+"""Recipes as files (train.py --config), the one-command release of a chain (resumable), and shipping rules."""
+import json
+from pathlib import Path
+
+import pytest
+
+import train as cli
+from brainmri.recipes import RecipeError, check_rules, read_chain, read_stage, to_argv
+from helpers import TINY_ARCH, TINY_SIZE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FIRST = f"""
+args:
+  arch: {TINY_ARCH}
+  pretrained: false
+  image_size: {TINY_SIZE}
+  recipe: scratch
+  epochs: 2
+  batch_size: 16
+  steps_per_epoch: 2
+  val_fraction: 0.2
+  threads: 1
+  seed: 0
+"""
+SECOND = """
+init: first
+args:
+  recipe: scratch
+  lr: 5.0e-4
+  epochs: 1
+  batch_size: 16
+  steps_per_epoch: 2
+  val_fraction: 0.2
+  threads: 1
+  seed: 1
+  invert_prob: 0.5
+  gamma: [0.5, 1.5]
+release:
+  steps: [export, evaluate, robustness, card]
+  rules:
+    - {name: Testing accuracy at least zero, file: metrics/metrics.json, key: full.accuracy, min: 0.0}
+    - {name: an impossible accuracy, file: metrics/metrics.json, key: full.accuracy, min: 2.0}
+    - {name: a figure nobody wrote, file: metrics/nothing.json, key: a.b, min: 0.0}
+"""
+
+
+@pytest.fixture()
+def recipes(tmp_path) -> Path:
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "first.yaml").write_text(FIRST)
+    (folder / "second.yaml").write_text(SECOND)
+    return folder
+
+
+def _release(recipes, dataset, cache_dir, out, *extra):
+    return cli.main(["release", "--recipe", str(recipes / "second.yaml"), "--data", str(dataset), "--out", str(out),
+                     "--cache-dir", str(cache_dir), *extra])
+
+
+@pytest.mark.slow
+def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(recipes, dataset, cache_dir, tmp_path, capsys):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert _release(recipes, dataset, cache_dir, whole) == 0
+    printed = capsys.readouterr().out
+    assert "met      Testing accuracy at least zero" in printed and "NOT MET  an impossible accuracy" in printed
+    assert "NOT MET  a figure nobody wrote: missing" in printed
+    release = whole / "second" / "release"
+    for artefact in ("model.safetensors", "model.onnx", "config.json", "README.md"):
+        assert (release / artefact).is_file(), artefact
+    for artefact in ("metrics.json", "robustness.json"):
+        assert (whole / "metrics" / artefact).is_file(), artefact
+    config = json.loads((release / "config.json").read_text())
+    from brainmri.checkpoint import sha256_file
+    assert config["weights_sha256"] == sha256_file(release / "model.safetensors")
+    assert all(sha256_file(release / name) == digest for name, digest in config.get("files_sha256", {}).items())
+    args = json.loads((whole / "second" / "args.json").read_text())
+    assert args["init"] == str(whole / "first" / "release") and args["invert_prob"] == 0.5 and args["gamma"] == [0.5, 1.5]
+    recorded = json.loads((whole / "recipe.json").read_text())
+    assert recorded["chain"] == ["first", "second"]
+
+    # killed after the first stage, then the same command again: the same release as the uninterrupted run
+    assert _release(recipes, dataset, cache_dir, killed, "--until", "stage-first") == 0
+    assert (killed / "first" / "release").is_dir() and not (killed / "second").exists()
+    assert _release(recipes, dataset, cache_dir, killed) == 0
+    assert sha256_file(killed / "second" / "release" / "model.safetensors") == sha256_file(release / "model.safetensors")
+    assert json.loads((killed / "metrics" / "metrics.json").read_text())["full"]["accuracy"] == \
+        json.loads((whole / "metrics" / "metrics.json").read_text())["full"]["accuracy"]
+
+    # a third run finds every step up to date and trains nothing
+    stamps = {p.name: p.stat().st_mtime_ns for p in (killed / ".steps").iterdir()}
+    assert _release(recipes, dataset, cache_dir, killed) == 0
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in (killed / ".steps").iterdir()}
+
+    capsys.readouterr()
+    assert cli.main(["check-rules", str(whole), "--recipe", str(recipes / "second.yaml")]) == 1
+    assert "1 of 3 rules met" in capsys.readouterr().out
+    results = check_rules(whole, recipes / "second.yaml")
+    assert [r["met"] for r in results] == [True, False, False] and results[0]["figure"] >= 0
+
+    # --install refuses while a rule is not met; --start-release refuses another model than the recorded one
+    assets = tmp_path / "assets"
+    assert _release(recipes, dataset, cache_dir, whole, "--install", "--assets", str(assets)) == 2
+    assert not (assets / "model").exists()
+    (recipes / "second.yaml").write_text(SECOND + "runs:\n  first: {weights_sha256: '0000'}\n")
+    assert _release(recipes, dataset, cache_dir, tmp_path / "started", "--start-release",
+                    f"first={whole / 'first' / 'release'}") == 2
+    assert "is not the recorded first" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_config_file_gives_the_defaults_and_flags_win(recipes, dataset, cache_dir, tmp_path):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--config", str(recipes / "first.yaml"), "--data", str(dataset), "--out", str(out),
+                     "--cache-dir", str(cache_dir), "--epochs", "1", "--no-evaluate"]) == 0
+    args = json.loads((out / "args.json").read_text())
+    assert args["arch"] == TINY_ARCH and args["image_size"] == TINY_SIZE and args["epochs"] == 1  # the flag won
+    assert args["steps_per_epoch"] == 2 and args["pretrained"] is False
+
+
+def test_recipe_errors_are_clear(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    for text, message in (("args: {learning_rate: 1}\n", "not training options"),
+                          ("colour: red\n", "unknown keys"),
+                          ("args: [1, 2\n", "not valid YAML"),
+                          ("args: {out: x}\n", "set by the chain"),
+                          ("release: {steps: [dance]}\n", "unknown release steps")):
+        bad.write_text(text)
+        with pytest.raises(RecipeError, match=message):
+            read_stage(bad)
+    (tmp_path / "a.yaml").write_text("init: b\n")
+    (tmp_path / "b.yaml").write_text("init: a\n")
+    with pytest.raises(RecipeError, match="loops"):
+        read_chain(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("args: {masks: '{masks}'}\n")
+    assert cli.main(["train", "--config", str(tmp_path / "c.yaml"), "--data", "x", "--out", str(tmp_path / "o")]) == 2
+    assert "needs --masks" in capsys.readouterr().err
+    assert to_argv({"lr": 0.1, "pretrained": False, "gamma": [0.5, 1.5], "resume": True, "seed": None}) == \
+        ["--lr", "0.1", "--no-pretrained", "--gamma", "0.5", "1.5", "--resume"]
+
+
+def test_the_shipped_chain_is_in_the_repository():
+    chain = read_chain(ROOT / "recipes" / "r21.yaml")
+    assert [s.name for s in chain] == ["r8", "r14", "r16", "r21"]
+    assert chain[0].init is None and chain[0].args["epochs"] == 100 and chain[-1].args["framing_prob"] == 0.5
+    bundled_before = "1495e028cfc9e30989309a1d61be2c24982040904727d71a9b2f1ba5a3261240"
+    assert chain[-1].runs["r21"]["weights_sha256"] == bundled_before
+    yardstick = read_chain(ROOT / "recipes" / "r22-du.yaml")
+    assert yardstick[-1].args["lgg_holdout"] == ["DU"] and yardstick[-1].release["lgg_sites"] == ["DU"]
+    assert {k: v for k, v in yardstick[-1].args.items() if k not in ("lgg", "lgg_holdout", "crop")} == chain[-1].args
