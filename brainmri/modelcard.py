@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import read_config
+from .lgg_eval import newsource_markdown
 from .report import headline_markdown, load_metrics, localisation_summary, testing_verdict, trust_markdown
 
 
@@ -53,6 +54,9 @@ def _selection_text(args: dict) -> str:
     return text
 
 
+LGG_LICENCE = "cc-by-nc-sa-4.0"  # weights trained on TCGA-LGG inherit its non-commercial terms
+
+
 def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
                      run: str | os.PathLike | list | None = None, command: str | list[str] = "",
                      hardware: str | None = None) -> Path:
@@ -77,9 +81,10 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
     several = len(stages) > 1
     crop = config.get("preprocessing", {}).get("content_crop")
 
+    with_lgg = any(args.get("lgg") for args, _ in stages) or bool(meta.get("val_acc_lgg") is not None)
     lines = [
         "---",
-        "license: apache-2.0",
+        f"license: {LGG_LICENCE if with_lgg else 'apache-2.0'}",
         "library_name: timm",
         "pipeline_tag: image-classification",
         "tags: [medical-imaging, mri, brain-tumor, convnext, grad-cam, brainmri]",
@@ -111,6 +116,19 @@ def write_model_card(release: str | os.PathLike, metrics_dir: str | os.PathLike,
         f"early stopping, calibration): {meta.get('val_images', '?')} images carved from Training, stratified, "
         "with near-duplicate groups kept on one side. Testing was used for nothing but the final evaluation.",
     ]
+    if with_lgg:
+        lines += ["", "TCGA-LGG (lower-grade gliomas of The Cancer Genome Atlas, images from The Cancer Imaging Archive, "
+                      "as prepared by Buda, Saha and Mazurowski, *Computers in Biology and Medicine* 109, 2019; Kaggle "
+                      "\"LGG MRI Segmentation\"): FLAIR, T1 and T1 with contrast slices of its patients, split by patient "
+                      "between training and validation; glioma where the reader's FLAIR mask covers at least 1 % of the "
+                      "slice, \"no tumour\" where it is empty in the middle 60 % of the scan. **Licence of these weights: "
+                      "non-commercial** (CC BY-NC-SA 4.0, following TCGA-LGG's terms and TCIA's data usage policy); "
+                      "credit TCGA-LGG, TCIA and Buda et al. wherever results of this model are shown. The code is "
+                      "Apache-2.0."]
+    newsource = newsource_markdown(_read_json(metrics_dir / "lgg-heldout-institution.json"),
+                                   _read_json(metrics_dir / "lgg-leave-out.json"))
+    if newsource:
+        lines += ["", "## Scans from another source: TCGA-LGG", "", newsource]
     if audit:
         s = audit["summary"]
         lines += ["", f"Duplicate audit: {s['testing_with_exact_dup_in_training']} Testing images have an exact and "
