@@ -159,6 +159,16 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
     assert 0 <= report["pointing_game_glioma"] <= 1 and "flair" in report["pointing_by_sequence"]
     assert "| flair, glioma | 6 |" in capsys.readouterr().out
 
+    # the card: TCGA-LGG credited, the weights' licence non-commercial, the new-source rows from the saved figures
+    metrics = out / "metrics"
+    metrics.mkdir()
+    (metrics / "lgg-heldout-institution.json").write_text(json.dumps(report))
+    assert cli.main(["card", "--checkpoint", str(out / "release"), "--metrics", str(metrics), "--run", str(out)]) == 0
+    card = (out / "release" / "README.md").read_text()
+    assert "license: cc-by-nc-sa-4.0" in card and "Buda, Saha and Mazurowski" in card and "non-commercial" in card
+    flair = report["by_sequence"]["flair"]["glioma"]["accuracy"]
+    assert f"| institution held out (DU: 2 patients, 44 slices) | {100 * flair:.1f} % |" in card
+
 
 @pytest.mark.slow
 def test_source_balance_draws_each_source_and_class_alike(dataset, cache_dir, lgg_root, tmp_path):
@@ -175,3 +185,13 @@ def test_source_balance_draws_each_source_and_class_alike(dataset, cache_dir, lg
     present = torch.unique(cells)
     assert len(present) == 6  # Kaggle's four classes, TCGA-LGG's glioma and notumor
     assert torch.allclose(shares[present], torch.full((6,), 1 / 6, dtype=torch.float64), atol=0.02)
+
+
+def test_a_card_without_tcga_lgg_keeps_the_code_licence(tiny_release, tmp_path):
+    import shutil
+
+    release = tmp_path / "release"
+    shutil.copytree(tiny_release, release)
+    assert cli.main(["card", "--checkpoint", str(release), "--metrics", str(tmp_path / "none")]) == 0
+    card = (release / "README.md").read_text()
+    assert "license: apache-2.0" in card and "TCGA-LGG" not in card
