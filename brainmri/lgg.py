@@ -171,6 +171,19 @@ def split_patients(lgg: LggSet, val_fraction: float, seed: int) -> tuple[np.ndar
     return np.flatnonzero(~val), np.flatnonzero(val)
 
 
+def scan(root: str | os.PathLike, patient: str, sequence: str = "flair") -> np.ndarray:
+    """One patient's whole scan of ``sequence`` as ``Z x 256 x 256`` uint8, first slice first (the Scan tab's input
+    once written as a volume file); every slice must have the sequence."""
+    from .imageio import load_grayscale
+
+    slices = sorted((s for s in read_slices(root) if s.patient == patient), key=lambda s: s.number)
+    if not slices:
+        raise ValueError(f"no patient {patient!r} in {root}")
+    if any(sequence not in s.sequences for s in slices):
+        raise ValueError(f"patient {patient} lacks {sequence} on some slices")
+    return np.stack([load_grayscale(Path(root) / s.image_path(sequence)) for s in slices])
+
+
 def load_lgg_masks(lgg: LggSet, preprocess: Preprocess, cache_dir=None):
     """The reader's FLAIR masks through each image's own preprocessing (a :class:`~brainmri.masks.MaskSet`;
     every labelled slice has its mask file, empty on "notumor" slices)."""

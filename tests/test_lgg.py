@@ -195,3 +195,37 @@ def test_a_card_without_tcga_lgg_keeps_the_code_licence(tiny_release, tmp_path):
     assert cli.main(["card", "--checkpoint", str(release), "--metrics", str(tmp_path / "none")]) == 0
     card = (release / "README.md").read_text()
     assert "license: apache-2.0" in card and "TCGA-LGG" not in card
+
+
+REAL_LGG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tcga-lgg"
+
+
+def test_a_real_tcga_lgg_scan_goes_through_the_scan_path(tmp_path):
+    """A patient's FLAIR scan written as a NIfTI volume: the slices come back in order and orientation, only the
+    ends are skipped, every tumour slice is read, and each read slice gets exactly the single-image answer."""
+    if not REAL_LGG.is_dir():
+        pytest.skip("TCGA-LGG is not beside the repository")
+    from brainmri import Predictor
+    from brainmri.lgg import scan
+    from helpers import nifti_bytes
+
+    patient = "TCGA_CS_4941_19960909"
+    slices = scan(REAL_LGG, patient)
+    table = [s for s in read_slices(REAL_LGG) if s.patient == patient]
+    assert len(slices) == table[0].slices_in_scan == len(table)
+    voxels = np.stack([np.flipud(np.fliplr(s)).T for s in slices], axis=-1)  # X x Y x Z as the slices show it
+    path = tmp_path / "flair.nii.gz"
+    path.write_bytes(nifti_bytes(voxels, gz=True))
+    predictor = Predictor.from_pretrained(Path(__file__).resolve().parents[1] / "assets" / "model")
+    result = predictor.predict_volume(path)
+    assert [s.index for s in result.slices] == list(range(len(slices)))
+    for got, expected in zip(result.volume.slices, slices):  # the same picture (the volume has one grey window)
+        assert np.corrcoef(got.ravel().astype(float), expected.ravel().astype(float))[0, 1] > 0.99
+    skipped = [s.index for s in result.slices if s.skipped]
+    assert all(i < 4 or i >= len(slices) - 4 for i in skipped)  # only the skull top and base
+    tumour = {s.number - 1 for s in table if s.mask_pixels >= 0.01 * SLICE_PIXELS}
+    assert tumour and tumour <= {s.index for s in result.read()}
+    for s in result.read()[::4]:
+        probabilities, verdict = predictor.screen(result.volume.slices[s.index])
+        assert s.probabilities == pytest.approx(probabilities, abs=1e-5)
+        assert (s.verdict.status, s.verdict.code) == (verdict.status, verdict.code)
