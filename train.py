@@ -109,6 +109,9 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
     g.add_argument("--seed", type=int, default=D("seed"))
     g.add_argument("--split-seed", type=int, default=D("split_seed"),
                    help="seed of the validation split (default: --seed): other seeds, same split (e.g. after --init)")
+    g.add_argument("--ok-target", type=float, default=D("ok_target"),
+                   help="after training, fit the verdict's confidence threshold so that answers are right this often "
+                        "on each source of the validation split (default: the fixed 0.90)")
     g.add_argument("--clean-floor", type=float, default=D("clean_floor"),
                    help="with --init: an epoch whose clean validation accuracy is more than this (a fraction, 0.005 = "
                         "half a point) below the starting model's is chosen only while no epoch has stayed above it")
@@ -453,7 +456,9 @@ def cmd_calibrate(args) -> int:
     from brainmri.data import load_run_split
 
     train_set, val_set = load_run_split(args.run)
-    result = calibrate_release(Path(args.run) / "release", train_set, val_set)
+    if args.ok_target is None:  # the run's own setting, as training's last step used it
+        args.ok_target = json.loads((Path(args.run) / "args.json").read_text()).get("ok_target")
+    result = calibrate_release(Path(args.run) / "release", train_set, val_set, ok_target=args.ok_target)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -614,6 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="refit temperature and out-of-distribution screening on a run's validation split")
     p.add_argument("--run", required=True, help="run folder written by `train` (args.json, split.csv, release/)")
+    p.add_argument("--ok-target", type=float, default=None,
+                   help="fit the verdict's confidence threshold so that answers are right this often on each source "
+                        "of the validation split (default: the run's own --ok-target, else the fixed 0.90)")
 
     p = sub.add_parser("card", help="write the release folder's model card (README.md) from its saved record")
     p.add_argument("--checkpoint", required=True)

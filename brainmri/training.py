@@ -667,7 +667,7 @@ class Trainer:
         if self.dist.main and (self.out / "release").is_dir():
             summary.update(calibrate_release(self.out / "release", self.train_set, self.val_set,
                                              extra_meta={"train_seconds": round(self.seconds, 1)},
-                                             half=self.cfg.half_weights))
+                                             half=self.cfg.half_weights, ok_target=self.cfg.ok_target))
         loop = [r["train_img_s"] for r in self.history if r["phase"] == "full"] or [r["train_img_s"] for r in self.history]
         summary["loop_img_s"] = float(np.median(loop)) if loop else None
         summary["bare_step_img_s"] = self.bare_step_speed()

@@ -82,3 +82,26 @@ def test_mc_dropout_switches_dropout_on_for_its_passes_only(trained_run, dataset
     assert all(m.p == 0 for m in predictor.model.modules() if isinstance(m, torch.nn.Dropout))  # as loaded
     assert mc_dropout_agreement(predictor, images, probs, rate=0.0) is None  # no dropout: no signal
     assert predictor.config["brainmri"]["drop_rate"] == 0.3  # recorded by training, used by default
+
+
+def test_the_ok_threshold_holds_on_every_source():
+    from brainmri.calibration import confidence_for_ok
+
+    rng = np.random.default_rng(0)
+    n = 400
+    top = rng.uniform(0.5, 1.0, n)
+    labels = np.zeros(n, dtype=int)
+    groups = np.where(np.arange(n) < 300, "kaggle", "tcga-lgg")
+    # kaggle right almost always; the second source right only above 0.95
+    right = np.where(groups == "kaggle", rng.uniform(size=n) < 0.99, top > 0.95)
+    probs = np.stack([np.where(right, top, 1 - top), np.where(right, 1 - top, top)], axis=1)
+    fit = confidence_for_ok(probs, labels, groups, target=0.97, floor=0.9)
+    assert fit["by_group"]["tcga-lgg"]["threshold"] > 0.95 >= fit["by_group"]["kaggle"]["threshold"]
+    assert fit["min_confidence"] == fit["by_group"]["tcga-lgg"]["threshold"]
+    answered = probs.max(1) >= fit["min_confidence"]
+    for group in ("kaggle", "tcga-lgg"):
+        here = answered & (groups == group)
+        assert right[here].mean() >= 0.97
+    assert confidence_for_ok(probs, labels, np.full(n, "kaggle"), target=0.5, floor=0.9)["min_confidence"] == 0.9
+    never = confidence_for_ok(np.full((4, 2), 0.5) + [[0.1, -0.1]] * 4, np.ones(4, int), np.full(4, "a"), 0.9, 0.9)
+    assert never["min_confidence"] == 1.0
