@@ -634,6 +634,9 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, localised) ->
     gr.Markdown(i18n("trust"))
     text(lambda lang: report.trust_markdown(metrics, crossval, verdict, lang, testing_robustness=robustness))
     gr.Markdown(i18n("trust_note"))
+    heldout, leave_out = (report.load_json(metrics_dir, name) for name in ("lgg-heldout-institution.json", "lgg-leave-out.json"))
+    if heldout or leave_out:
+        text(lambda lang: report.newsource_markdown(heldout, leave_out, lang))
     localisation = report.load_json(metrics_dir, "localisation.json")
     text(lambda lang: report.localisation_summary(localisation, lang=lang))
     image("risk_coverage", i18n("risk_coverage"))

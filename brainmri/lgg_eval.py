@@ -103,25 +103,3 @@ def lgg_markdown(report: dict[str, Any]) -> str:
                   + ", ".join(f"{s} {pct(v)}" for s, v in report["pointing_by_sequence"].items()) + ")"]
     return "\n".join(lines)
 
-
-def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any] | None) -> str:
-    """The trust table's new-source rows (README, model card): per sequence, on TCGA-LGG patients of an institution
-    the model never trained on, and on all of TCGA-LGG for a model that never saw it. Empty without either."""
-    rows = [(f"institution held out ({', '.join(r['sites'])}: {r['patients']} patients, {r['n']:,} slices)", r)
-            for r in (heldout,) if r] + \
-           [(f"TCGA-LGG never seen ({r['patients']} patients, {r['n']:,} slices; {r.get('model', 'a model without it')})", r)
-            for r in (leave_out,) if r]
-    if not rows:
-        return ""
-
-    def pct(x):
-        return "—" if x is None else f"{100 * x:.1f} %"
-
-    lines = ["| judged on | glioma, FLAIR | glioma, T1 | glioma, T1 with contrast | tumour-free → \"no tumour\" | "
-             "answered \"ok\" | right among \"ok\" |", "|---|---|---|---|---|---|---|"]
-    for name, r in rows:
-        seq = r["by_sequence"]
-        lines.append(f"| {name} | " + " | ".join(pct(seq.get(s, {}).get("glioma", {}).get("accuracy"))
-                                                 for s in ("flair", "t1", "t1c"))
-                     + f" | {pct(r['notumor']['accuracy'])} | {pct(r['all']['ok_share'])} | {pct(r['all']['ok_accuracy'])} |")
-    return "\n".join(lines)

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import read_config
-from .lgg_eval import newsource_markdown
-from .report import headline_markdown, load_metrics, localisation_summary, testing_verdict, trust_markdown
+from .report import (headline_markdown, load_metrics, localisation_summary, newsource_markdown, testing_verdict,
+                     trust_markdown)
 
 
 def _stages_text(entry: dict) -> str:

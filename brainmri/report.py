@@ -29,7 +29,15 @@ WORDS = {  # what the Model tab and the model card's tables say, by language
            "summary": "**{architecture}**, weights `{sha}`: right on **{testing}** of Testing ({dedup} de-duplicated)",
            "summary_heldout": "; a model of the same recipe trained without {name} is right on **{accuracy}** of it",
            "summary_ok": ". The page answers \"ok\" on {share} of Testing and is right on {accuracy} of those.",
-           "per_class": ["class", "precision", "recall", "F1", "support", "ROC-AUC"]},
+           "per_class": ["class", "precision", "recall", "F1", "support", "ROC-AUC"],
+           "newsource_head": ["judged on", "glioma, FLAIR", "glioma, T1", "glioma, T1 with contrast",
+                              "tumour-free → \"no tumour\"", "answered \"ok\"", "right among \"ok\""],
+           "newsource_heldout": "TCGA-LGG, institution held out ({sites}: {patients} patients, {n} slices; this "
+                                "recipe trained on the other institutions)",
+           "newsource_never": "TCGA-LGG never seen ({patients} patients, {n} slices; {model})",
+           "newsource_note": "On a scan from a source this model never trained on, expect the last row rather than "
+                             "Testing: the Kaggle set's three collections share one look, and a model that has seen "
+                             "only them is wrong on most slices of another source while sure of itself."},
     "fr": {"testing_full": "Test (complet)", "testing_dedup": "Test (dédupliqué)", "heldout": "{name} tenue à l'écart",
            "images": "images", "accuracy": "exactitude", "recall": "rappel {label}",
            "answered_ok": "répondu « ok » (exactitude parmi elles)", "accuracy_ci": "exactitude (IC 95 %)",
@@ -46,7 +54,16 @@ WORDS = {  # what the Model tab and the model card's tables say, by language
            "summary_heldout": " ; un modèle de la même recette entraîné sans {name} est juste sur **{accuracy}** "
                               "de cette collection",
            "summary_ok": ". La page répond « ok » sur {share} du test et a raison sur {accuracy} de ces réponses.",
-           "per_class": ["classe", "précision", "rappel", "F1", "effectif", "ROC-AUC"]},
+           "per_class": ["classe", "précision", "rappel", "F1", "effectif", "ROC-AUC"],
+           "newsource_head": ["jugé sur", "gliome, FLAIR", "gliome, T1", "gliome, T1 avec contraste",
+                              "coupes sans tumeur → « pas de tumeur »", "répondu « ok »", "juste parmi les « ok »"],
+           "newsource_heldout": "TCGA-LGG, établissement tenu à l'écart ({sites} : {patients} patients, {n} coupes ; "
+                                "cette recette entraînée sur les autres établissements)",
+           "newsource_never": "TCGA-LGG jamais vu ({patients} patients, {n} coupes ; {model})",
+           "newsource_note": "Sur un examen d'une source sur laquelle ce modèle ne s'est jamais entraîné, attendez-vous "
+                             "à la dernière ligne plutôt qu'au test : les trois collections du jeu Kaggle ont le même "
+                             "aspect, et un modèle qui n'a vu qu'elles se trompe sur la plupart des coupes d'une autre "
+                             "source tout en étant sûr de lui."},
 }
 
 
@@ -182,6 +199,35 @@ def trust_markdown(metrics: dict[str, Any], crossval: dict[str, Any] | None,
         rows.append(f"| {w['answered_ok']} | " + " | ".join(
             f"{_pct(v['ok_share'])} ({_pct(v['ok_accuracy'])})" if v else "—" for _, _, v, _ in columns) + " |")
     return "\n".join(rows)
+
+
+def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any] | None, lang: str = "en") -> str:
+    """The trust table's new-source rows (README, Model tab, model card): per sequence, on TCGA-LGG patients of an
+    institution the recipe never trained on (:mod:`brainmri.lgg_eval`'s figures), and on all of TCGA-LGG for a model
+    that never saw it. Empty without either."""
+    w = words(lang)
+
+    def pct(x):
+        return "—" if x is None else _pct(x)
+
+    def number(n):
+        return f"{n:,}".replace(",", "\u202f" if lang == "fr" else ",")
+
+    rows = []
+    if heldout:
+        rows.append((w["newsource_heldout"].format(sites=", ".join(heldout["sites"]), patients=heldout["patients"],
+                                                   n=number(heldout["n"])), heldout))
+    if leave_out:
+        rows.append((w["newsource_never"].format(patients=leave_out["patients"], n=number(leave_out["n"]),
+                                                 model=leave_out.get("model", "")), leave_out))
+    if not rows:
+        return ""
+    lines = ["| " + " | ".join(w["newsource_head"]) + " |", "|---" * len(w["newsource_head"]) + "|"]
+    for name, r in rows:
+        cells = [pct(r["by_sequence"].get(s, {}).get("glioma", {}).get("accuracy")) for s in ("flair", "t1", "t1c")]
+        cells += [pct(r["notumor"]["accuracy"]), pct(r["all"]["ok_share"]), pct(r["all"]["ok_accuracy"])]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n" + w["newsource_note"]
 
 
 def localisation_summary(result: dict[str, Any] | None, method: str = "gradcam", lang: str = "en") -> str:

@@ -167,7 +167,13 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
     card = (out / "release" / "README.md").read_text()
     assert "license: cc-by-nc-sa-4.0" in card and "Buda, Saha and Mazurowski" in card and "non-commercial" in card
     flair = report["by_sequence"]["flair"]["glioma"]["accuracy"]
-    assert f"| institution held out (DU: 2 patients, 44 slices) | {100 * flair:.1f} % |" in card
+    assert f"| TCGA-LGG, institution held out (DU: 2 patients, 44 slices; this recipe trained on the other " \
+           f"institutions) | {100 * flair:.2f} % |" in card
+    from brainmri.report import newsource_markdown
+    french = newsource_markdown(report, {**report, "model": "r21"}, lang="fr")
+    assert "établissement tenu à l'écart (DU : 2 patients, 44 coupes" in french and "jamais vu" in french
+    rows = [line.split(" | ") for line in french.splitlines()[2:4]]
+    assert [row[1] for row in rows] == [f"{100 * flair:.2f} %"] * 2 and newsource_markdown(None, None) == ""
 
 
 @pytest.mark.slow
