@@ -239,7 +239,8 @@ def cmd_lgg_eval(args) -> int:
     masks = load_lgg_masks(lgg, predictor.preprocess, cache_dir=args.cache_dir) if args.pointing else None
     report, rows = lgg_report(predictor, lgg, masks=masks)
     report.update(checkpoint=str(args.checkpoint), label_rule=rule.describe(),
-                  weights_sha256=predictor.release.weights_sha256)
+                  weights_sha256=predictor.release.weights_sha256,
+                  model=args.name or f"{predictor.config.get('architecture')}, weights {predictor.release.weights_sha256[:12]}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "lgg.json").write_text(json.dumps(report, indent=2))
@@ -645,6 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sites", nargs="+", default=None, help="institutions to judge on (default: all)")
     p.add_argument("--out", required=True)
     p.add_argument("--no-pointing", dest="pointing", action="store_false", help="skip the Grad-CAM pointing game")
+    p.add_argument("--name", default=None, help="how tables name the model judged (default: architecture and weights)")
     p.add_argument("--cache-dir", default=None)
 
     p = sub.add_parser("release", help="train a recipe's chain and run its release steps (resumable)")

@@ -7,6 +7,7 @@ A **stage** is a YAML file in ``recipes/`` (timm's ``-c`` config, nanoGPT's ``co
     release:                  # only on a chain's last stage
       steps: [sequence-check, export, evaluate, ...]
       rules: [{name: ..., file: metrics/lgg/lgg.json, key: by_sequence.flair.glioma.accuracy, min: 0.9}]
+      yardsticks: {lgg-heldout-institution.json: ../r22-du/metrics/lgg/lgg.json}   # other runs' figures
     runs: {r16: {weights_sha256: ...}}   # the shipped chain's stages, as they were run (optional)
 
 Strings in ``args`` may name the machine's folders (``{data}``, ``{masks}``, ``{lgg}``, ``{origins}``), given on
@@ -266,6 +267,7 @@ class Release:
                      *[a for s in self.chain if (self.out / s.name).is_dir() for a in ("--run", str(self.out / s.name))],
                      "--command", f"python train.py release --recipe {self.recipe}"],
         }
+        self._gather_yardsticks(metrics)
         for step in conf.get("steps", []):
             if step == "benchmark":
                 if not self._benchmark():
@@ -275,6 +277,16 @@ class Release:
             if not self._run(step, commands[step], inputs):
                 return False
         return True
+
+    def _gather_yardsticks(self, metrics: Path) -> None:
+        """``release.yardsticks``: figures of other runs (a held-out institution, a model without a source) copied
+        into ``metrics/`` under the names the card, the README and the Model tab read."""
+        for name, source in (self.final.release.get("yardsticks") or {}).items():
+            path = self.out / source
+            if not path.is_file():
+                raise RecipeError(f"yardstick {name}: no {path} (run its chain first)")
+            metrics.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, metrics / name)
 
     def _benchmark(self) -> bool:
         out = self.out / "metrics" / "benchmark.json"
