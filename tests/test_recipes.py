@@ -38,6 +38,7 @@ args:
   gamma: [0.5, 1.5]
 release:
   steps: [export, evaluate, robustness, card]
+  yardsticks: {lgg-heldout-institution.json: ../held-out.json}
   rules:
     - {name: Testing accuracy at least zero, file: metrics/metrics.json, key: full.accuracy, min: 0.0}
     - {name: an impossible accuracy, file: metrics/metrics.json, key: full.accuracy, min: 2.0}
@@ -62,6 +63,11 @@ def _release(recipes, dataset, cache_dir, out, *extra):
 @pytest.mark.slow
 def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(recipes, dataset, cache_dir, tmp_path, capsys):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert _release(recipes, dataset, cache_dir, whole) == 2  # the yardstick it shows is not there yet
+    assert "no " in capsys.readouterr().err
+    figures = {"sites": ["DU"], "patients": 2, "n": 10, "notumor": {"accuracy": 0.5}, "by_sequence": {},
+               "all": {"ok_share": 0.5, "ok_accuracy": 0.8}}
+    (tmp_path / "held-out.json").write_text(json.dumps(figures))
     assert _release(recipes, dataset, cache_dir, whole) == 0
     printed = capsys.readouterr().out
     assert "met      Testing accuracy at least zero" in printed and "NOT MET  an impossible accuracy" in printed
@@ -69,7 +75,8 @@ def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(recipe
     release = whole / "second" / "release"
     for artefact in ("model.safetensors", "model.onnx", "config.json", "README.md"):
         assert (release / artefact).is_file(), artefact
-    for artefact in ("metrics.json", "robustness.json"):
+    assert "institution held out (DU: 2 patients" in (release / "README.md").read_text()  # gathered before the card
+    for artefact in ("metrics.json", "robustness.json", "lgg-heldout-institution.json"):
         assert (whole / "metrics" / artefact).is_file(), artefact
     config = json.loads((release / "config.json").read_text())
     from brainmri.checkpoint import sha256_file
