@@ -406,6 +406,45 @@ def cmd_sequence_check(args) -> int:
     return 0
 
 
+def cmd_flair_check(args) -> int:
+    """Fit the FLAIR look on TCGA-LGG's labelled sequences (FLAIR against T1 and T1C) into the release's config.json;
+    with --exclude-sites, fitted without them and measured on them."""
+    from brainmri import Predictor
+    from brainmri.appearance import FLAIR_KEY, fit_feature_look
+    from brainmri.checkpoint import add_files
+    from brainmri.data import list_classes, load_folder, split_roots
+    from brainmri.lgg import load_lgg, training_sites
+
+    predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
+    sites = training_sites(args.exclude_sites)
+    lgg = load_lgg(args.lgg, predictor.preprocess, predictor.labels, cache_dir=args.cache_dir)
+    _, features = predictor.logits_and_features(lgg.images.images)
+    features = features.double().numpy()
+    fit = np.isin(lgg.site, sites)
+    check = fit_feature_look(features[fit], lgg.sequence[fit] == "flair", lgg.patient[fit], C=args.C,
+                             threshold=args.threshold,
+                             fitted_on=f"{int(fit.sum())} labelled TCGA-LGG slices of {', '.join(sites)} "
+                                       f"({int((lgg.sequence[fit] == 'flair').sum())} FLAIR, the others T1 and T1C)")
+    report = dict(check.cross_validation)
+    if args.exclude_sites:
+        held = ~fit
+        scores = check.scores(features[held])
+        report["held_out"] = {"sites": list(args.exclude_sites), **{
+            f"{sequence}_flagged": float((scores[lgg.sequence[held] == sequence] >= check.threshold).mean())
+            for sequence in ("flair", "t1", "t1c")}}
+    if args.data:
+        train_root, _ = split_roots(args.data)
+        training = load_folder(train_root, predictor.preprocess, cache_dir=args.cache_dir,
+                               classes=list_classes(train_root))
+        scores = check.scores(predictor.logits_and_features(training.images)[1].double().numpy())
+        report["kaggle_training_flagged"] = {name: float((scores[training.labels == k] >= check.threshold).mean())
+                                             for k, name in enumerate(training.classes)}
+    add_files(args.checkpoint, {}, config_updates={FLAIR_KEY: {**check.to_config(), "cross_validation": report}})
+    print(json.dumps(report, indent=2))
+    print(f"written to {Path(args.checkpoint) / 'config.json'} ({FLAIR_KEY})")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from brainmri.evaluation import evaluate_release
 
@@ -649,6 +688,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="how tables name the model judged (default: architecture and weights)")
     p.add_argument("--cache-dir", default=None)
 
+    p = sub.add_parser("flair-check", help="fit the FLAIR look (the verdict's check) on TCGA-LGG's sequences")
+    p.add_argument("--checkpoint", required=True, help="release folder (its config.json gets the check)")
+    p.add_argument("--lgg", required=True)
+    p.add_argument("--exclude-sites", nargs="+", default=None, help="fit without these institutions, measure on them")
+    p.add_argument("--data", default=None, help="also report how often it flags the Kaggle Training slices, by class")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--C", type=float, default=0.1, help="inverse regularisation of the logistic regression")
+    p.add_argument("--cache-dir", default=None)
+
     p = sub.add_parser("release", help="train a recipe's chain and run its release steps (resumable)")
     p.add_argument("--recipe", required=True, help="the chain's last stage, recipes/NAME.yaml")
     p.add_argument("--data", required=True)
@@ -710,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
             args.method = ["gradcam", "gradcam++", "eigencam"]
         return {"train": cmd_train, "crossval": cmd_crossval, "heldout-summary": cmd_heldout_summary, "selective": cmd_selective, "localisation": cmd_localisation, "evaluate": cmd_evaluate, "sequence-check": cmd_sequence_check, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
                 "export": cmd_export, "push": cmd_push, "lgg-eval": cmd_lgg_eval,
-                "release": cmd_release, "check-rules": cmd_check_rules}[command](args)
+                "release": cmd_release, "check-rules": cmd_check_rules, "flair-check": cmd_flair_check}[command](args)
     except (PretrainedUnavailable, CheckpointError, ExportError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -147,3 +147,71 @@ def fit_sequence_check(features: np.ndarray, is_t2: np.ndarray, *, groups: np.nd
     return SequenceCheck(tuple(map(float, scaler.mean_)), tuple(map(float, scaler.scale_)),
                          tuple(map(float, logistic.coef_[0])), float(logistic.intercept_[0]), threshold,
                          notumor_uncertain, fitted_on, report)
+
+
+FLAIR_KEY = "flair_check"
+
+
+@dataclass(frozen=True)
+class FeatureLook:
+    """Does a slice look like FLAIR? A logistic regression on the network's own pooled features (the twelve
+    intensity statistics above cannot tell FLAIR from T1: cross-validated AUC 0.68 on a held-out institution,
+    docs/abstention.md), fitted on TCGA-LGG's labelled sequences by ``train.py flair-check``; kept in the release's
+    ``config.json`` under ``"flair_check"``. ``classes_seen``: the classes the model has seen on FLAIR slices; an
+    answer outside them on a FLAIR-looking slice is "uncertain" (screening check ``looks_flair``)."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float = 0.5
+    classes_seen: tuple[str, ...] = ("glioma", "notumor")
+    fitted_on: str = ""
+    cross_validation: dict | None = None
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """Probability of the FLAIR look for rows of pooled features."""
+        z = (np.atleast_2d(np.asarray(features, dtype=np.float64)) - np.array(self.mean)) / np.array(self.scale)
+        return 1.0 / (1.0 + np.exp(-(z @ np.array(self.coef) + self.intercept)))
+
+    def to_config(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | None, width: int | None = None) -> "FeatureLook | None":
+        """From a release's ``config.json`` (None without one, or one fitted on features of another width)."""
+        block = (config or {}).get(FLAIR_KEY)
+        if not block or (width is not None and len(block["coef"]) != width):
+            return None
+        return cls(tuple(block["mean"]), tuple(block["scale"]), tuple(block["coef"]), float(block["intercept"]),
+                   float(block.get("threshold", 0.5)), tuple(block.get("classes_seen", ("glioma", "notumor"))),
+                   block.get("fitted_on", ""), block.get("cross_validation"))
+
+
+def fit_feature_look(features: np.ndarray, positive: np.ndarray, patients: np.ndarray, *, C: float = 0.1,
+                     threshold: float = 0.5, folds: int = 5, classes_seen=("glioma", "notumor"),
+                     fitted_on: str = "") -> FeatureLook:
+    """Fit the FLAIR look on labelled rows of pooled features; cross-validated with every patient's slices in one
+    fold (AUC; at ``threshold`` the share of FLAIR slices caught and of the others flagged)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    positive = np.asarray(positive, dtype=bool)
+    if positive.all() or not positive.any():
+        raise ValueError("the labels need both FLAIR and other slices")
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=C, class_weight="balanced", max_iter=5000))
+    folds = max(2, min(folds, len(set(np.asarray(patients).tolist()))))
+    scores = cross_val_predict(pipeline, features, positive, groups=patients, method="predict_proba",
+                               cv=StratifiedGroupKFold(folds, shuffle=True, random_state=0))[:, 1]
+    flagged = scores >= threshold
+    report = {"folds": folds, "n": int(len(positive)), "flair": int(positive.sum()),
+              "auc": float(roc_auc_score(positive, scores)), "flair_caught": float(flagged[positive].mean()),
+              "others_flagged": float(flagged[~positive].mean())}
+    pipeline.fit(features, positive)
+    scaler, logistic = pipeline[0], pipeline[1]
+    return FeatureLook(tuple(map(float, scaler.mean_)), tuple(map(float, scaler.scale_)),
+                       tuple(map(float, logistic.coef_[0])), float(logistic.intercept_[0]), threshold,
+                       tuple(classes_seen), fitted_on, report)

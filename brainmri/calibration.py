@@ -97,7 +97,7 @@ def calibrate_release(release: str | Path, train_set, val_set, *, extra_meta: di
         screening.update(min_confidence=fitted["min_confidence"], min_confidence_fit=fitted)
     save_release(predictor.model, release, predictor.labels, temperature=temperature, half=half,
                  extra={"brainmri": meta, "screening": screening,
-                        **({k: config[k] for k in ("sequence_check",) if k in config})},
+                        **({k: config[k] for k in ("sequence_check", "flair_check") if k in config})},
                  extra_tensors={OOD_FILE: feature_model.tensors()}, preprocessing=predictor.preprocess.release_steps())
     return {"temperature": temperature, "feature_threshold": feature_model.threshold,
             **({"min_confidence": fitted} if fitted else {})}

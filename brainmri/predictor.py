@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import torch
 
-from .appearance import SequenceCheck, interior_features, invert_inside_head
+from .appearance import FeatureLook, SequenceCheck, interior_features, invert_inside_head
 from .backends import select_backend
 from .checkpoint import Release, load_release
 from .explain import HEATMAP_OPACITY, feature_maps_cams, overlay
@@ -163,6 +163,7 @@ class Predictor:
         self.feature_model = FeatureModel.load(release.folder)
         self.screening = release.screening
         self.sequence_check = SequenceCheck.from_config(release.config)
+        self.flair_check = FeatureLook.from_config(release.config, getattr(self.model, "num_features", None))
 
     @property
     def config(self) -> dict:
@@ -330,15 +331,19 @@ class Predictor:
                head: float | None = None, t2: tuple[float | None, str | None] = (None, None)) -> Verdict:
         """``head``: the slice's head share when the caller has measured it already (a volume's skipping);
         ``t2``: the slice's :meth:`t2_looks` entry."""
-        distance = threshold = None
+        distance = threshold = flair = None
         if self.feature_model is not None and features is not None:
             distance = float(self.feature_model.distance(features.double().cpu())[0])
             threshold = self.feature_model.threshold
+        if self.flair_check is not None and features is not None:
+            score = float(self.flair_check.scores(features.double().cpu().numpy())[0])
+            flair = score if score >= self.flair_check.threshold else None
         return judge(probabilities, colourfulness=loaded.colourfulness, pixel_std=float(fitted.std()), distance=distance,
                      feature_threshold=threshold, settings=self.screening, dark_border=dark_border_fraction(loaded.gray),
                      agreement=agreement, head=head_share(loaded.gray) if head is None else head,
                      jumps=jump_share(loaded.gray), sequence=loaded.sequence, t2_look=t2[0], inverted=t2[1],
-                     t2_notumor=self.sequence_check.notumor_uncertain if self.sequence_check else False)
+                     t2_notumor=self.sequence_check.notumor_uncertain if self.sequence_check else False,
+                     flair_look=flair, flair_classes=self.flair_check.classes_seen if self.flair_check else ())
 
     def screen(self, image: ImageSource) -> tuple[dict[str, float], Verdict]:
         """Probabilities and the screening verdict, without a heatmap."""

@@ -32,7 +32,7 @@ import yaml
 log = logging.getLogger(__name__)
 
 PLACES = ("data", "masks", "lgg", "origins")
-STEPS = ("sequence-check", "export", "evaluate", "robustness", "screening", "localisation", "selective", "lgg-eval",
+STEPS = ("sequence-check", "flair-check", "export", "evaluate", "robustness", "screening", "localisation", "selective", "lgg-eval",
          "card", "benchmark")
 
 
@@ -252,6 +252,9 @@ class Release:
         commands = {
             "sequence-check": ["sequence-check", "--checkpoint", str(rel), "--data", data, *cache,
                                *(["--labels", conf["sequence_labels"]] if conf.get("sequence_labels") else [])],
+            "flair-check": ["flair-check", "--checkpoint", str(rel), "--lgg", self.places.get("lgg", ""), "--data", data,
+                            *(["--exclude-sites", *self.final.args["lgg_holdout"]] if self.final.args.get("lgg_holdout")
+                              else []), *cache],
             "export": ["export", "--checkpoint", str(rel), "--format", "onnx", "--data", data],
             "evaluate": ["evaluate", "--checkpoint", str(rel), "--data", data, "--out", str(metrics), *masks, *cache],
             "robustness": ["robustness", "--checkpoint", str(rel), "--data", data, "--out", str(metrics)],

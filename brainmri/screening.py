@@ -29,7 +29,11 @@ Ten checks, in the order :func:`judge` runs them (cheapest first), each with a p
    answer is "no tumour" (in the training data nearly every T2 slice is "no tumour", so that answer is
    what the bias gives; a release can switch this half off, ``t2_notumor``) or the answer changes when
    the slice's contrast is turned over to look like T1 (:func:`brainmri.appearance.invert_inside_head`).
-9. **Unsure** (``unsure``): top calibrated probability below ``min_confidence`` (0.90: on all SARTAJ
+8b. **Looks like FLAIR** (``looks_flair``; releases with a fitted :class:`brainmri.appearance.FeatureLook`): the
+   network's features look like FLAIR and the answer is a class the model has never seen on FLAIR (a model
+   trained with TCGA-LGG has seen gliomas and tumour-free slices in FLAIR, no meningioma or pituitary tumour).
+9. **Unsure** (``unsure``): top calibrated probability below ``min_confidence`` (0.90, or fitted per release:
+   ``calibration.confidence_for_ok``; the fixed 0.90: on all SARTAJ
    images, a model of the previous bundled recipe (r5-seg-os16) trained without SARTAJ answers 69 % of them at ≥ 0.86 and is
    right on 90 % of those; 0.90 keeps a margin. Chosen on that held-out run, see docs/abstention.md).
 10. **Unstable** (``unstable``, when the release sets ``min_agreement``): the mean probability of the
@@ -166,11 +170,13 @@ def jump_share(gray: np.ndarray) -> float:
 def judge(probabilities: dict[str, float], *, colourfulness: float, pixel_std: float, distance: float | None,
           feature_threshold: float | None, settings: dict | None = None, dark_border: float = 1.0,
           agreement: float | None = None, head: float = 1.0, jumps: float = 0.0, sequence: str | None = None,
-          t2_look: float | None = None, inverted: str | None = None, t2_notumor: bool = True) -> Verdict:
+          t2_look: float | None = None, inverted: str | None = None, t2_notumor: bool = True,
+          flair_look: float | None = None, flair_classes: tuple[str, ...] = ()) -> Verdict:
     """The first failed check decides (see the module's list). ``t2_look``: the appearance check's score when
     the slice looks T2-weighted (None when it does not, or the release has no check); ``inverted``: the
     model's answer on the slice with its contrast turned over; ``t2_notumor``: whether a "no tumour" answer
-    on a T2-looking slice is "uncertain" whatever the inverted slice says."""
+    on a T2-looking slice is "uncertain" whatever the inverted slice says; ``flair_look``: the FLAIR check's score
+    when the slice looks like FLAIR (None otherwise), ``flair_classes``: the classes the model has seen on FLAIR."""
     s = {**DEFAULTS, **(settings or {})}
     top = max(probabilities.values())
     predicted = max(probabilities, key=probabilities.get)
@@ -187,6 +193,8 @@ def judge(probabilities: dict[str, float], *, colourfulness: float, pixel_std: f
         (t2 and t2_notumor and predicted == "notumor", "uncertain", "looks_t2_notumor", {"score": t2_look}),
         (t2 and inverted is not None and inverted != predicted, "uncertain", "looks_t2_flip",
          {"score": t2_look, "inverted_class": inverted}),
+        (flair_look is not None and predicted not in flair_classes, "uncertain", "looks_flair",
+         {"score": flair_look, "answer_class": predicted}),
         (top < s["min_confidence"], "uncertain", "unsure", {"top": top, "threshold": s["min_confidence"]}),
         (s.get("min_agreement") is not None and agreement is not None and agreement < s["min_agreement"],
          "uncertain", "unstable", {"agreement": agreement, "threshold": s.get("min_agreement")}),

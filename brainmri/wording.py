@@ -39,6 +39,9 @@ REASONS = {
                          "answer changes to \"{inverted_class}\" when its contrast is turned over to look like T1: "
                          "it learned tumours almost only from contrast-enhanced T1 slices, so its answer here is not "
                          "reliable.",
+        "looks_flair": "This slice looks like FLAIR (appearance check {score:.0%}). The model has seen FLAIR slices "
+                       "only of gliomas and of brains without a tumour, never of a meningioma or a pituitary "
+                       "tumour, so its answer \"{answer_class}\" here is not reliable.",
         "unsure": "The model is unsure (top probability {top:.0%} < {threshold:.0%}): on scans from other "
                   "collections, answers this unsure are wrong too often to show as a result.",
         "unstable": "Small changes to the image (mirroring it, brightening or darkening it, blurring it) move the "
@@ -66,6 +69,9 @@ REASONS = {
                          "et la réponse du modèle devient « {inverted_class} » quand on inverse son contraste pour "
                          "qu'elle ressemble à une coupe T1 : il a appris les tumeurs presque uniquement sur des coupes "
                          "T1 avec injection, sa réponse n'est pas fiable ici.",
+        "looks_flair": "Cette coupe ressemble à une coupe FLAIR (contrôle d'aspect {score:.0%}). Le modèle n'a vu "
+                       "des coupes FLAIR que de gliomes et de cerveaux sans tumeur, jamais de méningiome ni de "
+                       "tumeur hypophysaire : sa réponse « {answer_class} » n'est pas fiable ici.",
         "unsure": "Le modèle n'est pas sûr (probabilité maximale {top:.0%} < {threshold:.0%}) : sur des examens "
                   "d'autres collections, des réponses aussi peu sûres sont trop souvent fausses pour être montrées "
                   "comme un résultat.",

@@ -235,3 +235,63 @@ def test_a_real_tcga_lgg_scan_goes_through_the_scan_path(tmp_path):
         probabilities, verdict = predictor.screen(result.volume.slices[s.index])
         assert s.probabilities == pytest.approx(probabilities, abs=1e-5)
         assert (s.verdict.status, s.verdict.code) == (verdict.status, verdict.code)
+
+
+def test_judge_holds_back_answers_never_seen_on_flair():
+    from brainmri.screening import judge
+    from brainmri.wording import reason
+
+    common = dict(colourfulness=0.0, pixel_std=40.0, distance=None, feature_threshold=None, dark_border=0.9)
+    meningioma = {"glioma": 0.01, "meningioma": 0.97, "notumor": 0.01, "pituitary": 0.01}
+    verdict = judge(meningioma, **common, flair_look=0.8, flair_classes=("glioma", "notumor"))
+    assert (verdict.status, verdict.code) == ("uncertain", "looks_flair")
+    assert "meningioma" in reason(verdict.code, verdict.params).lower()
+    assert "méningiome" in reason(verdict.code, verdict.params, "fr").lower()
+    glioma = {"glioma": 0.97, "meningioma": 0.01, "notumor": 0.01, "pituitary": 0.01}
+    assert judge(glioma, **common, flair_look=0.8, flair_classes=("glioma", "notumor")).ok
+    assert judge(meningioma, **common, flair_look=None, flair_classes=("glioma", "notumor")).ok
+
+
+def test_feature_look_fits_scores_and_travels_in_the_config():
+    from brainmri.appearance import FeatureLook, fit_feature_look
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(120, 6))
+    flair = np.arange(120) % 3 == 0
+    features[flair, 2] += 3.0
+    patients = np.repeat(np.arange(12), 10)
+    look = fit_feature_look(features, flair, patients, fitted_on="synthetic")
+    assert look.cross_validation["auc"] > 0.95 and look.cross_validation["flair_caught"] > 0.9
+    assert (look.scores(features[flair]) > 0.5).mean() > 0.9 and (look.scores(features[~flair]) < 0.5).mean() > 0.9
+    again = FeatureLook.from_config({"flair_check": look.to_config()}, width=6)
+    assert again == look and FeatureLook.from_config({"flair_check": look.to_config()}, width=5) is None
+    assert FeatureLook.from_config({}) is None
+    with pytest.raises(ValueError, match="both FLAIR and other"):
+        fit_feature_look(features, np.ones(120, bool), patients)
+
+
+@pytest.mark.slow
+def test_flair_check_command_writes_a_check_the_predictor_uses(tiny_release, lgg_root, dataset, cache_dir, tmp_path,
+                                                             capsys):
+    import shutil
+
+    from brainmri import Predictor
+    release = tmp_path / "release"
+    shutil.copytree(tiny_release, release)
+    assert cli.main(["flair-check", "--checkpoint", str(release), "--lgg", str(lgg_root), "--exclude-sites", "DU",
+                     "--data", str(dataset), "--threshold", "0.0", "--cache-dir", str(cache_dir)]) == 0
+    report = json.loads(capsys.readouterr().out.split("\nwritten to")[0])
+    assert report["held_out"]["sites"] == ["DU"] and report["held_out"]["flair_flagged"] == 1.0
+    assert set(report["kaggle_training_flagged"]) == set(CLASSES) and "CS, EZ, FG" not in report  # sites in fitted_on
+    config = json.loads((release / "config.json").read_text())
+    assert "CS, EZ, FG" in config["flair_check"]["fitted_on"]
+    predictor = Predictor.from_pretrained(release)
+    assert predictor.flair_check is not None
+    judged = 0
+    for path in sorted((dataset / "Testing").rglob("*.png"))[:12]:  # threshold 0: every slice looks like FLAIR
+        probabilities, verdict = predictor.screen(path)
+        answer = max(probabilities, key=probabilities.get)
+        if verdict.status != "not_mri":
+            assert (verdict.code == "looks_flair") == (answer in ("meningioma", "pituitary")), (answer, verdict)
+            judged += 1
+    assert judged >= 3
