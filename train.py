@@ -421,10 +421,22 @@ def cmd_flair_check(args) -> int:
     _, features = predictor.logits_and_features(lgg.images.images)
     features = features.double().numpy()
     fit = np.isin(lgg.site, sites)
-    check = fit_feature_look(features[fit], lgg.sequence[fit] == "flair", lgg.patient[fit], C=args.C,
-                             threshold=args.threshold,
-                             fitted_on=f"{int(fit.sum())} labelled TCGA-LGG slices of {', '.join(sites)} "
-                                       f"({int((lgg.sequence[fit] == 'flair').sum())} FLAIR, the others T1 and T1C)")
+    rows, positive = features[fit], lgg.sequence[fit] == "flair"
+    groups, kinds = lgg.patient[fit], np.array([f"tcga-lgg {q}" for q in lgg.sequence[fit]])
+    fitted_on = (f"{int(fit.sum())} labelled TCGA-LGG slices of {', '.join(sites)} ({int(positive.sum())} FLAIR, "
+                 "the others T1 and T1C)")
+    if args.data:  # the Kaggle tumour slices are T1 and T1 with contrast (docs/abstention.md): more of the others
+        train_root, _ = split_roots(args.data)
+        training = load_folder(train_root, predictor.preprocess, cache_dir=args.cache_dir,
+                               classes=list_classes(train_root))
+        tumour = np.flatnonzero(training.labels != training.classes.index("notumor"))
+        kaggle = predictor.logits_and_features(training.images[tumour])[1].double().numpy()
+        rows, positive = np.concatenate([rows, kaggle]), np.concatenate([positive, np.zeros(len(tumour), bool)])
+        groups = np.concatenate([groups, [f"kaggle-{i}" for i in tumour]])
+        kinds = np.concatenate([kinds, [f"kaggle {training.classes[training.labels[i]]}" for i in tumour]])
+        fitted_on += f", and {len(tumour)} Kaggle Training tumour slices (T1 and T1 with contrast)"
+    check = fit_feature_look(rows, positive, groups, C=args.C, threshold=args.threshold, fitted_on=fitted_on,
+                             kinds=kinds)
     report = dict(check.cross_validation)
     if args.exclude_sites:
         held = ~fit
@@ -432,10 +444,7 @@ def cmd_flair_check(args) -> int:
         report["held_out"] = {"sites": list(args.exclude_sites), **{
             f"{sequence}_flagged": float((scores[lgg.sequence[held] == sequence] >= check.threshold).mean())
             for sequence in ("flair", "t1", "t1c")}}
-    if args.data:
-        train_root, _ = split_roots(args.data)
-        training = load_folder(train_root, predictor.preprocess, cache_dir=args.cache_dir,
-                               classes=list_classes(train_root))
+    if args.data:  # in-sample for the tumour classes (their cross-validated shares are in flagged_by_kind)
         scores = check.scores(predictor.logits_and_features(training.images)[1].double().numpy())
         report["kaggle_training_flagged"] = {name: float((scores[training.labels == k] >= check.threshold).mean())
                                              for k, name in enumerate(training.classes)}
@@ -692,7 +701,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="release folder (its config.json gets the check)")
     p.add_argument("--lgg", required=True)
     p.add_argument("--exclude-sites", nargs="+", default=None, help="fit without these institutions, measure on them")
-    p.add_argument("--data", default=None, help="also report how often it flags the Kaggle Training slices, by class")
+    p.add_argument("--data", default=None, help="the Kaggle dataset: its Training tumour slices join the fit as "
+                                                "non-FLAIR, and how often it flags each class is reported")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--C", type=float, default=0.1, help="inverse regularisation of the logistic regression")
     p.add_argument("--cache-dir", default=None)

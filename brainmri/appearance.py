@@ -190,9 +190,10 @@ class FeatureLook:
 
 def fit_feature_look(features: np.ndarray, positive: np.ndarray, patients: np.ndarray, *, C: float = 0.1,
                      threshold: float = 0.5, folds: int = 5, classes_seen=("glioma", "notumor"),
-                     fitted_on: str = "") -> FeatureLook:
+                     fitted_on: str = "", kinds: np.ndarray | None = None) -> FeatureLook:
     """Fit the FLAIR look on labelled rows of pooled features; cross-validated with every patient's slices in one
-    fold (AUC; at ``threshold`` the share of FLAIR slices caught and of the others flagged)."""
+    fold (AUC; at ``threshold`` the share of FLAIR slices caught and of the others flagged, and per ``kinds``, e.g.
+    each source and class, the share flagged)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
@@ -210,6 +211,9 @@ def fit_feature_look(features: np.ndarray, positive: np.ndarray, patients: np.nd
     report = {"folds": folds, "n": int(len(positive)), "flair": int(positive.sum()),
               "auc": float(roc_auc_score(positive, scores)), "flair_caught": float(flagged[positive].mean()),
               "others_flagged": float(flagged[~positive].mean())}
+    if kinds is not None:
+        kinds = np.asarray(kinds)
+        report["flagged_by_kind"] = {str(k): float(flagged[kinds == k].mean()) for k in np.unique(kinds)}
     pipeline.fit(features, positive)
     scaler, logistic = pipeline[0], pipeline[1]
     return FeatureLook(tuple(map(float, scaler.mean_)), tuple(map(float, scaler.scale_)),
