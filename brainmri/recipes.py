@@ -13,7 +13,8 @@ A **stage** is a YAML file in ``recipes/`` (timm's ``-c`` config, nanoGPT's ``co
 Strings in ``args`` may name the machine's folders (``{data}``, ``{masks}``, ``{lgg}``, ``{origins}``), given on
 the command line. Following ``init`` back gives the chain; ``train.py release`` trains every stage in order
 (each from the one before's release), then runs the release steps. Every step writes a stamp, the sha256 of what
-it read (its arguments, the recipe, the release's weights and config); a step whose stamp matches is skipped, so a
+it read (its arguments and the release's weights and config: a change of rules retrains nothing); a step whose
+stamp matches is skipped, so a
 run killed at any point continues where it stopped and gives the release an uninterrupted run gives.
 """
 from __future__ import annotations
@@ -230,7 +231,7 @@ class Release:
                     raise RecipeError(f"stage {stage.name} starts from {stage.init}, which has no release")
                 args["init"] = str(previous)
             argv = ["train", *to_argv(args), "--resume"]
-            inputs = _sha(stage.text_sha256, json.dumps(argv), folder_digest(previous) if previous else "")
+            inputs = _sha(json.dumps(argv), folder_digest(previous) if previous else "")  # the args, not the rules
             if not self._run(f"stage-{stage.name}", argv, inputs):
                 return False
             previous = run / "release"
@@ -276,7 +277,7 @@ class Release:
                 if not self._benchmark():
                     return False
                 continue
-            inputs = _sha(self.final.text_sha256, json.dumps(commands[step]), folder_digest(rel))
+            inputs = _sha(json.dumps(commands[step]), folder_digest(rel))
             if not self._run(step, commands[step], inputs):
                 return False
         return True

@@ -110,6 +110,14 @@ def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(recipe
     assets = tmp_path / "assets"
     assert _release(recipes, dataset, cache_dir, whole, "--install", "--assets", str(assets)) == 2
     assert not (assets / "model").exists()
+    # with its rules met, --install copies the release and its metrics into assets/ (and trains nothing again)
+    met_only = SECOND.split("    - {name: an impossible")[0]
+    (recipes / "second.yaml").write_text(met_only)
+    trained = (whole / "second" / "last.pt").stat().st_mtime_ns
+    assert _release(recipes, dataset, cache_dir, whole, "--install", "--assets", str(assets)) == 0
+    assert sha256_file(assets / "model" / "model.safetensors") == sha256_file(release / "model.safetensors")
+    assert (assets / "metrics" / "metrics.json").read_bytes() == (whole / "metrics" / "metrics.json").read_bytes()
+    assert (whole / "second" / "last.pt").stat().st_mtime_ns == trained  # a change of rules retrains nothing
     (recipes / "second.yaml").write_text(SECOND + "runs:\n  first: {weights_sha256: '0000'}\n")
     assert _release(recipes, dataset, cache_dir, tmp_path / "started", "--start-release",
                     f"first={whole / 'first' / 'release'}") == 2
