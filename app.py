@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -305,7 +306,7 @@ class UploadFile(gr.File):
         return NamedString(f.path)
 
 
-def cached_output(folder: Path, suffix: str, write) -> str:
+def cached_output(folder: Path, suffix: str, write, name: str | None = None) -> str:
     """A file the page sends back (model input, heatmap, batch CSV, report), written by ``write(path)`` under a
     new name inside Gradio's cache folder, then renamed into place.
 
@@ -315,7 +316,12 @@ def cached_output(folder: Path, suffix: str, write) -> str:
     file is served as is and deleted with the rest of the cache (``delete_cache``).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"brainmri-{uuid.uuid4().hex}{suffix}"
+    if name:  # a name for people (the download's), in a folder of its own so that it never collides
+        folder = folder / uuid.uuid4().hex
+        folder.mkdir()
+        path = folder / name
+    else:
+        path = folder / f"brainmri-{uuid.uuid4().hex}{suffix}"
     staging = folder / f".{path.name}.part"
     write(staging)
     os.replace(staging, path)
@@ -390,7 +396,8 @@ class Handlers:
         """One image file in; out: a one-page PDF case report (predicted class, Grad-CAM) in the page's language."""
         lang = page_language(request)
         e = self._explain(path, lang=lang)
-        return cached_output(self.output_dir, "-report.pdf", lambda out: write_case_report(out, e, self.facts, lang))
+        name = f"brainmri-report-{datetime.now():%Y%m%d-%H%M%S}.pdf"
+        return cached_output(self.output_dir, ".pdf", lambda out: write_case_report(out, e, self.facts, lang), name=name)
 
     def classify_batch(self, paths, request: gr.Request = None):
         """Several files in; out: a table in the page's language and a CSV with the stable English keys."""
@@ -553,6 +560,11 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                     lambda: gr.update(visible=True), None, [gallery], api_visibility="private", queue=False)
                 make_report.click(handlers.report, [upload], [report_file], api_name="report").success(
                     lambda: gr.update(visible=True), None, [report_file], api_visibility="private", queue=False)
+                # one case at a time: a new image (upload, example, Clear) empties every output of the previous one
+                upload.change(lambda: (None, None, "", None, gr.update(value=None, visible=False),
+                                       gr.update(value=None, visible=False), None),
+                              None, [label, overlay, note, shown, gallery, report_file, slider], queue=False,
+                              api_visibility="private")
                 redraw = dict(fn=handlers.reexplain, inputs=[upload, target, method, opacity, outline],
                               outputs=[overlay, slider, note], api_visibility="private")
                 for control in (target, method, outline):
@@ -587,12 +599,17 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                              api_visibility="private")
                 suspicious.select(handlers.jump_from_table, [scan_state, opacity, outline],
                                   [position, slice_view, slice_note], api_visibility="private")
+                scan_files.change(lambda: (None, None, None, "", gr.update(value=0, visible=False), None, None, None, ""),
+                                  None, [per_slice, scan_json, scan_state, scan_text, position, strip, suspicious,
+                                         slice_view, slice_note], queue=False, api_visibility="private")
             with gr.Tab(i18n("tab_batch")):
                 files = UploadFile(label=i18n("batch_files"), file_count="multiple", file_types=FILE_TYPES, type="filepath")
                 run_batch = gr.Button(i18n("batch_run"), variant="primary")
                 table = gr.Dataframe(label=i18n("batch_table"), interactive=False)
                 download = gr.DownloadButton(i18n("batch_csv"), visible=False)
                 run_batch.click(handlers.classify_batch, [files], [table, download], api_name="predict_batch")
+                files.change(lambda: (None, gr.update(value=None, visible=False)), None, [table, download], queue=False,
+                             api_visibility="private")
             with gr.Tab(i18n("tab_model")):
                 runtime = gr.Markdown(SAY["en"]["runtime"].format(backend=predictor.backend.name))
                 localised.append((runtime, lambda lang: SAY[lang]["runtime"].format(backend=predictor.backend.name)))

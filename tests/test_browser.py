@@ -73,7 +73,7 @@ def test_classify_explain_report_and_model_tab(server, browser, tmp_path):
     assert all(page.get_by_text(f"{name}:").count() > 0 for name in ("Glioma", "Meningioma", "No tumour"))
 
     page.get_by_role("button", name="Report (PDF)").click()
-    link = page.locator('a[download$="-report.pdf"]').first
+    link = page.locator('a[download^="brainmri-report-"]').first
     link.wait_for(timeout=60_000)
     with page.expect_download() as download:
         link.click()
@@ -89,6 +89,48 @@ def test_classify_explain_report_and_model_tab(server, browser, tmp_path):
     loaded = page.locator("img").evaluate_all("els => els.filter(e => e.naturalWidth > 100).length")
     assert loaded >= 3  # confusion matrix, reliability diagram, risk-coverage curve: in view, not folded away
     page.screenshot(path=str(SHOTS / "app-model.png"), full_page=True)
+    page.close()
+
+
+def test_a_new_image_empties_the_previous_case(server, browser, tmp_path):
+    """Upload A, make its heatmap, gallery and report; upload B: nothing of A is left to read or download."""
+    url, app = server
+    page = browser.new_page(locale="en-US", viewport={"width": 1300, "height": 1400}, accept_downloads=True)
+    page.goto(url)
+    classify = page.get_by_role("button", name="Classify", exact=True)
+    classify.wait_for(timeout=30_000)
+    upload = page.locator("input[type=file]").first
+    first, second = (sorted(app.EXAMPLES_DIR.glob(f"{kind}-*"))[0] for kind in ("glioma", "notumor"))
+    upload.set_input_files(str(first))
+    page.wait_for_timeout(1000)
+    classify.click()
+    page.get_by_text("Heatmap: Grad-CAM for").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="All four classes side by side").click()
+    page.get_by_text("Pituitary tumour:").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Report (PDF)").click()
+    report = page.locator('a[download^="brainmri-report-"]')
+    report.first.wait_for(timeout=60_000)
+    first_name = report.first.get_attribute("download")
+    assert re.fullmatch(r"brainmri-report-\d{8}-\d{6}\.pdf", first_name)
+
+    upload.set_input_files(str(second))
+    page.wait_for_function("() => !document.querySelector('a[download^=\"brainmri-report-\"]')", timeout=30_000)
+    page.wait_for_timeout(500)
+    assert page.get_by_text("Heatmap: Grad-CAM for").count() == 0  # the note
+    assert page.get_by_text("Pituitary tumour:").count() == 0  # the gallery
+    assert [512, 512] not in _natural_sizes(page)  # A's overlay (the examples are 512 px)
+
+    classify.click()  # B's own case, and its own report
+    page.get_by_text("Heatmap: Grad-CAM for").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Report (PDF)").click()
+    report.first.wait_for(timeout=60_000)
+    with page.expect_download() as download:
+        report.first.click()
+    pdf = tmp_path / download.value.suggested_filename
+    download.value.save_as(pdf)
+    from pypdf import PdfReader
+    text = PdfReader(pdf).pages[0].extract_text()
+    assert pdf.name.startswith("brainmri-report-") and "No tumour" in text
     page.close()
 
 
