@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -317,6 +318,13 @@ def cached_output(folder: Path, suffix: str, write, name: str | None = None) -> 
     """
     folder.mkdir(parents=True, exist_ok=True)
     if name:  # a name for people (the download's), in a folder of its own so that it never collides
+        now = time.time()
+        for old in folder.iterdir():  # Gradio's cache schedule deletes files, not their folders: drop empty ones
+            try:  # old enough that no answer is still being written into it
+                if old.is_dir() and now - old.stat().st_mtime > 60 and not any(old.iterdir()):
+                    old.rmdir()
+            except OSError:  # another request got there first
+                continue
         folder = folder / uuid.uuid4().hex
         folder.mkdir()
         path = folder / name

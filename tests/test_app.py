@@ -1,7 +1,8 @@
 """The Gradio app: handlers without a server, then the real server through gradio_client."""
 import csv
-import json
 import importlib
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -113,7 +114,9 @@ def test_report_is_a_pdf_in_the_cache_in_the_page_language(handlers, dataset):
     path = _first_ok(handlers, dataset)
     for lang, request in (("en", None), ("fr", FakeRequest("fr"))):
         out = handlers.report(path, request=request)
-        assert Path(out).parent == handlers.output_dir and out.endswith("-report.pdf")
+        # inside the cache, in a folder of its own, named for people by the time it was made
+        assert Path(out).parent.parent == handlers.output_dir
+        assert re.fullmatch(r"brainmri-report-\d{8}-\d{6}\.pdf", Path(out).name)
         reader = PdfReader(out)
         text = " ".join(reader.pages[0].extract_text().split())
         label = handlers.predictor.explain(path).label
