@@ -113,7 +113,10 @@ def test_a_new_image_empties_the_previous_case(server, browser, tmp_path):
     first_name = report.first.get_attribute("download")
     assert re.fullmatch(r"brainmri-report-\d{8}-\d{6}\.pdf", first_name)
 
-    upload.set_input_files(str(second))
+    page.get_by_role("button", name="Clear").first.click()  # the upload box's ×, as a user swaps the image
+    page.wait_for_function("() => !document.querySelector('a[download^=\"brainmri-report-\"]')", timeout=30_000)
+    assert page.get_by_text("Heatmap: Grad-CAM for").count() == 0
+    page.locator("input[type=file]").first.set_input_files(str(second))
     page.wait_for_function("() => !document.querySelector('a[download^=\"brainmri-report-\"]')", timeout=30_000)
     page.wait_for_timeout(500)
     assert page.get_by_text("Heatmap: Grad-CAM for").count() == 0  # the note
