@@ -140,13 +140,21 @@ def fit_sequence_check(features: np.ndarray, is_t2: np.ndarray, *, groups: np.nd
                                    "t2_caught": float(flagged[rows & is_t2].mean()),
                                    "others_flagged": float(flagged[rows & ~is_t2].mean())}
     if groups is not None:
-        groups = np.asarray(groups)
-        report["flagged_by_group"] = {str(g): float(flagged[groups == g].mean()) for g in np.unique(groups)}
-    pipeline.fit(features, is_t2)
+        report["flagged_by_group"] = _share_by(flagged, groups)
+    return SequenceCheck(*_fitted(pipeline, features, is_t2), threshold, notumor_uncertain, fitted_on, report)
+
+
+def _share_by(flagged: np.ndarray, groups) -> dict[str, float]:
+    groups = np.asarray(groups)
+    return {str(g): float(flagged[groups == g].mean()) for g in np.unique(groups)}
+
+
+def _fitted(pipeline, features: np.ndarray, labels: np.ndarray) -> tuple:
+    """Fit the scaler + logistic regression pipeline; its standardisation and coefficients as plain numbers."""
+    pipeline.fit(features, labels)
     scaler, logistic = pipeline[0], pipeline[1]
-    return SequenceCheck(tuple(map(float, scaler.mean_)), tuple(map(float, scaler.scale_)),
-                         tuple(map(float, logistic.coef_[0])), float(logistic.intercept_[0]), threshold,
-                         notumor_uncertain, fitted_on, report)
+    return (tuple(map(float, scaler.mean_)), tuple(map(float, scaler.scale_)), tuple(map(float, logistic.coef_[0])),
+            float(logistic.intercept_[0]))
 
 
 FLAIR_KEY = "flair_check"
@@ -212,10 +220,5 @@ def fit_feature_look(features: np.ndarray, positive: np.ndarray, patients: np.nd
               "auc": float(roc_auc_score(positive, scores)), "flair_caught": float(flagged[positive].mean()),
               "others_flagged": float(flagged[~positive].mean())}
     if kinds is not None:
-        kinds = np.asarray(kinds)
-        report["flagged_by_kind"] = {str(k): float(flagged[kinds == k].mean()) for k in np.unique(kinds)}
-    pipeline.fit(features, positive)
-    scaler, logistic = pipeline[0], pipeline[1]
-    return FeatureLook(tuple(map(float, scaler.mean_)), tuple(map(float, scaler.scale_)),
-                       tuple(map(float, logistic.coef_[0])), float(logistic.intercept_[0]), threshold,
-                       tuple(classes_seen), fitted_on, report)
+        report["flagged_by_kind"] = _share_by(flagged, kinds)
+    return FeatureLook(*_fitted(pipeline, features, positive), threshold, tuple(classes_seen), fitted_on, report)
