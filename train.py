@@ -161,10 +161,7 @@ def cmd_crossval(args) -> int:
     held = trainer.holdout.heldout
     results = evaluate_set(predictor, held, out / "heldout", "heldout",
                            meta={"holdout": trainer.holdout.summary(), "recipe": vars(args)})
-    m = results["heldout"]
-    recalls = " / ".join(f"{name} {100 * v['recall']:.1f}" for name, v in m["per_class"].items() if v["support"])
-    print(f"held-out {args.holdout}: n={m['n']} accuracy {100 * m['accuracy']:.2f} % "
-          f"[{100 * m['accuracy_ci95'][0]:.2f}, {100 * m['accuracy_ci95'][1]:.2f}]  recall {recalls}")
+    _print_heldout(args.holdout, results["heldout"])
     if args.masks:
         from brainmri.localisation import localisation, localisation_markdown
         from brainmri.masks import load_masks
@@ -179,6 +176,33 @@ def cmd_crossval(args) -> int:
         (out / "heldout" / "localisation.json").write_text(json.dumps(report, indent=2))
         for name, block in report.items():
             print(f"localisation on {name} (true class):\n{localisation_markdown(block)}")
+    return 0
+
+
+def _print_heldout(collection: str, m: dict) -> None:
+    recalls = " / ".join(f"{name} {100 * v['recall']:.1f}" for name, v in m["per_class"].items() if v["support"])
+    print(f"held-out {collection}: n={m['n']} accuracy {100 * m['accuracy']:.2f} % "
+          f"[{100 * m['accuracy_ci95'][0]:.2f}, {100 * m['accuracy_ci95'][1]:.2f}]  recall {recalls}")
+
+
+def cmd_heldout_eval(args) -> int:
+    """A release trained without a collection (``train --origins --holdout``, a recipe stage) judged on every image
+    of it, as ``crossval`` judges its own run: the release step of a held-out-collection yardstick chain."""
+    from brainmri import Predictor
+    from brainmri.data import load_folder, split_roots
+    from brainmri.evaluation import evaluate_set
+    from brainmri.origins import plan_holdout, read_origins
+
+    predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
+    train_root, test_root = split_roots(args.data)
+    if train_root is None:
+        raise ValueError(f"{args.data} has no Training folder")
+    load = lambda root: load_folder(root, predictor.preprocess, cache_dir=args.cache_dir,  # noqa: E731
+                                    classes=predictor.labels)
+    holdout = plan_holdout(load(train_root), load(test_root), read_origins(args.origins), args.collection)
+    results = evaluate_set(predictor, holdout.heldout, Path(args.out), "heldout",
+                           meta={"holdout": holdout.summary(), "checkpoint": str(args.checkpoint)})
+    _print_heldout(args.collection, results["heldout"])
     return 0
 
 
@@ -688,6 +712,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-images", type=int, default=64)
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest logit difference accepted")
 
+    p = sub.add_parser("heldout-eval", help="judge a release trained without a collection on every image of it")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--origins", required=True, help="CSV of each image's collection (file,origin)")
+    p.add_argument("--collection", required=True, choices=["figshare", "sartaj", "br35h"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--cache-dir", default=None)
+
     p = sub.add_parser("lgg-eval", help="judge a release on TCGA-LGG slices (per sequence, with the verdict)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--lgg", required=True, help="the TCGA-LGG folder (slices.csv, <patient>/NNN_<sequence>.jpg)")
@@ -768,7 +800,8 @@ def main(argv: list[str] | None = None) -> int:
             args.method = ["gradcam", "gradcam++", "eigencam"]
         return {"train": cmd_train, "crossval": cmd_crossval, "heldout-summary": cmd_heldout_summary, "selective": cmd_selective, "localisation": cmd_localisation, "evaluate": cmd_evaluate, "sequence-check": cmd_sequence_check, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
                 "export": cmd_export, "push": cmd_push, "lgg-eval": cmd_lgg_eval,
-                "release": cmd_release, "check-rules": cmd_check_rules, "flair-check": cmd_flair_check}[command](args)
+                "release": cmd_release, "check-rules": cmd_check_rules, "flair-check": cmd_flair_check,
+                "heldout-eval": cmd_heldout_eval}[command](args)
     except (PretrainedUnavailable, CheckpointError, ExportError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -33,7 +33,7 @@ import yaml
 log = logging.getLogger(__name__)
 
 PLACES = ("data", "masks", "lgg", "origins")
-STEPS = ("sequence-check", "flair-check", "export", "evaluate", "robustness", "screening", "localisation", "selective", "lgg-eval",
+STEPS = ("heldout-eval", "sequence-check", "flair-check", "export", "evaluate", "robustness", "screening", "localisation", "selective", "lgg-eval",
          "card", "benchmark")
 
 
@@ -253,6 +253,9 @@ class Release:
         commands = {
             "sequence-check": ["sequence-check", "--checkpoint", str(rel), "--data", data, *cache,
                                *(["--labels", conf["sequence_labels"]] if conf.get("sequence_labels") else [])],
+            "heldout-eval": ["heldout-eval", "--checkpoint", str(rel), "--data", data, "--origins",
+                             self.places.get("origins", ""), "--collection", str(self.final.args.get("holdout")),
+                             "--out", str(metrics / "heldout"), *cache],
             "flair-check": ["flair-check", "--checkpoint", str(rel), "--lgg", self.places.get("lgg", ""), "--data", data,
                             *(["--exclude-sites", *self.final.args["lgg_holdout"]] if self.final.args.get("lgg_holdout")
                               else []), *cache],

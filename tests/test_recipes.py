@@ -165,3 +165,34 @@ def test_the_shipped_chain_is_in_the_repository():
     assert yardstick[-1].args["lgg_holdout"] == ["DU"] and yardstick[-1].release["lgg_sites"] == ["DU"]
     assert {k: v for k, v in yardstick[-1].args.items()
             if k not in ("lgg", "lgg_holdout", "crop", "ok_target")} == chain[-1].args
+
+
+@pytest.mark.slow
+def test_a_held_out_collection_yardstick_is_a_release_too(dataset, cache_dir, tmp_path, capsys):
+    """A stage trained without SARTAJ (``holdout``), then the release step that judges it on every SARTAJ image."""
+    import csv
+
+    origins = tmp_path / "origins.csv"
+    with open(origins, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "origin"])
+        for path in sorted(p for p in dataset.rglob("*") if p.is_file()):
+            number = int(path.stem.split("-")[-1]) if path.stem.split("-")[-1].isdigit() else 1
+            other = "br35h" if "notumor" in path.parts else "figshare"
+            writer.writerow([path.relative_to(dataset).as_posix(), other if number % 2 == 0 else "sartaj"])
+    sartaj = sum(1 for row in csv.DictReader(open(origins)) if row["origin"] == "sartaj"
+                 and not row["file"].endswith("corrupt.jpg"))
+    recipe = tmp_path / "yardstick.yaml"
+    recipe.write_text(FIRST + '  origins: "{origins}"\n  holdout: sartaj\n'
+                      "release:\n  steps: [heldout-eval]\n  rules:\n"
+                      "    - {name: held-out SARTAJ, file: metrics/heldout/metrics.json, key: heldout.accuracy, min: 0.0}\n")
+    out = tmp_path / "run"
+    assert cli.main(["release", "--recipe", str(recipe), "--data", str(dataset), "--origins", str(origins),
+                     "--out", str(out), "--cache-dir", str(cache_dir)]) == 0
+    assert "met      held-out SARTAJ" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics" / "heldout" / "metrics.json").read_text())
+    assert metrics["heldout"]["n"] == metrics["meta"]["holdout"]["heldout_images"] == sartaj
+    with open(out / "yardstick" / "split.csv") as handle:  # trained without any SARTAJ image
+        trained = {row["path"] for row in csv.DictReader(handle)}
+    assert not trained & {row["file"].split("/", 1)[1] for row in csv.DictReader(open(origins))
+                          if row["origin"] == "sartaj" and row["file"].startswith("Training/")}
