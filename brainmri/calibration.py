@@ -91,7 +91,9 @@ def calibrate_release(release: str | Path, train_set, val_set, *, extra_meta: di
                  "fitted_on": f"{len(chosen)} training-split images; threshold = 99th percentile on {len(val_set)} validation images"}
     fitted = None
     if ok_target is not None:
-        sources = np.array([p.split("/", 1)[0] if p.startswith("tcga-lgg/") else "kaggle" for p in val_set.paths])
+        from .lgg import COLLECTION  # a run's TCGA-LGG slices are the paths under this prefix (Trainer._add_lgg)
+
+        sources = np.array([COLLECTION if p.startswith(f"{COLLECTION}/") else "kaggle" for p in val_set.paths])
         probs = torch.softmax(val_logits.double() / temperature, -1).numpy()
         fitted = confidence_for_ok(probs, val_set.labels, sources, ok_target, DEFAULTS["min_confidence"])
         screening.update(min_confidence=fitted["min_confidence"], min_confidence_fit=fitted)

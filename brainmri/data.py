@@ -94,16 +94,19 @@ class ImageSet:
         return out
 
 
-def join(first: ImageSet, other: ImageSet, prefix: str) -> ImageSet:
-    """``first`` followed by ``other`` (same classes), ``other``'s paths prefixed ``prefix/`` so a run's split file
-    tells the sources apart; the root stays ``first``'s."""
-    if first.classes != other.classes:
+def join(sets: list[ImageSet], prefixes: list[str], root: Path) -> ImageSet:
+    """One set of several (the same classes), in order, each one's paths prefixed ``prefix/`` ("" for none) so
+    that the sources stay apart (a split file, the origins file); ``root``: the joined set's root."""
+    classes = sets[0].classes
+    if any(s.classes != classes for s in sets):
         raise ValueError("image sets with different classes cannot be joined")
-    return ImageSet(first.root, list(first.classes), first.paths + [f"{prefix}/{p}" for p in other.paths],
-                    np.concatenate([first.labels, other.labels]), np.concatenate([first.images, other.images]),
-                    first.sha256 + other.sha256, np.concatenate([first.phash, other.phash]),
-                    np.concatenate([first.sizes, other.sizes]), first.modes + other.modes,
-                    first.skipped + other.skipped)
+    return ImageSet(
+        root=Path(root), classes=list(classes),
+        paths=[f"{prefix}/{p}" if prefix else p for s, prefix in zip(sets, prefixes) for p in s.paths],
+        labels=np.concatenate([s.labels for s in sets]), images=np.concatenate([np.asarray(s.images) for s in sets]),
+        sha256=[h for s in sets for h in s.sha256], phash=np.concatenate([s.phash for s in sets]),
+        sizes=np.concatenate([s.sizes for s in sets]), modes=[m for s in sets for m in s.modes],
+        skipped=[x for s in sets for x in s.skipped])
 
 
 def image_files(folder: str | Path) -> list[Path]:
@@ -287,7 +290,7 @@ def load_run_split(run: str | Path):
 
         lgg = load_lgg(args["lgg"], preprocess, list(config["label_names"]), sites=training_sites(args.get("lgg_holdout")),
                        cache_dir=args.get("cache_dir"))
-        full = join(full, lgg.images, COLLECTION)
+        full = join([full, lgg.images], ["", COLLECTION], full.root)
     side = {path: split for path, (_, split) in read_split(run).items()}
     index = {name: [i for i, p in enumerate(full.paths) if side.get(p) == name] for name in ("train", "val")}
     return full.subset(index["train"]), full.subset(index["val"])

@@ -65,13 +65,17 @@ def lgg_report(predictor, lgg: LggSet, *, masks=None, batch_size: int = 256) -> 
         from .localisation import localisation
 
         glioma = np.flatnonzero(labels == names.index(GLIOMA))
-        found = localisation(predictor, lgg.images.images[glioma], masks.masks[glioma], labels[glioma],
-                             methods=("gradcam",))
-        report["pointing_game_glioma"] = found["methods"]["gradcam"]["all"].get("pointing_game")
-        report["pointing_by_sequence"] = {
-            sequence: localisation(predictor, lgg.images.images[index], masks.masks[index], labels[index],
-                                   methods=("gradcam",))["methods"]["gradcam"]["all"].get("pointing_game")
-            for sequence in SEQUENCES if len(index := glioma[lgg.sequence[glioma] == sequence])}
+        found = {}  # one Grad-CAM pass per sequence; the whole is their slice-weighted mean
+        for sequence in SEQUENCES:
+            index = glioma[lgg.sequence[glioma] == sequence]
+            block = localisation(predictor, lgg.images.images[index], masks.masks[index], labels[index],
+                                 methods=("gradcam",))["methods"]["gradcam"]["all"] if len(index) else {"n": 0}
+            if block["n"]:
+                found[sequence] = block
+        counted = sum(b["n"] for b in found.values())
+        report["pointing_game_glioma"] = (sum(b["pointing_game"] * b["n"] for b in found.values()) / counted
+                                          if counted else None)
+        report["pointing_by_sequence"] = {sequence: b["pointing_game"] for sequence, b in found.items()}
     return report, rows
 
 

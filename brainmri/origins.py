@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import ImageSet
+from .data import ImageSet, join
 from .dedup import find_pairs
 
 COLLECTIONS = ("figshare", "sartaj", "br35h")
@@ -50,16 +50,7 @@ def origin_of(image_set: ImageSet, origins: dict[str, str]) -> np.ndarray:
 
 def concat(sets: list[ImageSet]) -> ImageSet:
     """One set of several (the same classes); paths are prefixed with their folder's name."""
-    classes = sets[0].classes
-    if any(s.classes != classes for s in sets):
-        raise ValueError("image sets with different classes cannot be joined")
-    return ImageSet(
-        root=sets[0].root.parent, classes=list(classes),
-        paths=[f"{s.root.name}/{p}" for s in sets for p in s.paths],
-        labels=np.concatenate([s.labels for s in sets]), images=np.concatenate([np.asarray(s.images) for s in sets]),
-        sha256=[h for s in sets for h in s.sha256], phash=np.concatenate([s.phash for s in sets]),
-        sizes=np.concatenate([s.sizes for s in sets]), modes=[m for s in sets for m in s.modes],
-        skipped=[x for s in sets for x in s.skipped])
+    return join(sets, [s.root.name for s in sets], sets[0].root.parent)
 
 
 @dataclass

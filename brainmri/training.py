@@ -380,7 +380,8 @@ class Trainer:
         train, val = lgg.subset(train_index), lgg.subset(val_index)
         self.lgg_val = val
         first_new = len(self.train_set)
-        self.train_set, self.val_set = join(self.train_set, train.images, COLLECTION), join(self.val_set, val.images, COLLECTION)
+        self.train_set = join([self.train_set, train.images], ["", COLLECTION], self.train_set.root)
+        self.val_set = join([self.val_set, val.images], ["", COLLECTION], self.val_set.root)
         self.train_images = torch.from_numpy(np.ascontiguousarray(self.train_set.images))
         self.train_labels = torch.from_numpy(self.train_set.labels)
         self.train_source = torch.cat([self.train_source, torch.ones(len(train), dtype=torch.int64)])
@@ -573,27 +574,23 @@ class Trainer:
         model = model or self.eval_model()
         labels = torch.from_numpy(self.val_set.labels)
 
-        def measure(images) -> tuple[float, float]:
+        def measure(images) -> tuple[float, torch.Tensor]:
             logits = predict_logits(model, images, self.preprocess, device=self.device, bf16=self.bf16,
                                     channels_last=self.cfg.channels_last)
-            return float(F.cross_entropy(logits, labels)), float((logits.argmax(1) == labels).float().mean())
+            return float(F.cross_entropy(logits, labels)), logits.argmax(1) == labels
 
-        loss, accuracy = measure(self.val_set.images)
-        row = {"val_loss": loss, "val_acc": accuracy, "select_loss": loss}
-        if self.cfg.lgg:  # each source apart: a mixed figure hides a fall on either
+        loss, right = measure(self.val_set.images)
+        row = {"val_loss": loss, "val_acc": float(right.float().mean()), "select_loss": loss}
+        if self.cfg.lgg:  # each source apart (the LGG slices come last): a mixed figure hides a fall on either
             kaggle = len(self.val_set) - len(self.lgg_val)
-            row.update(val_acc_kaggle=self._part_accuracy(model, slice(0, kaggle)),
-                       val_acc_lgg=self._part_accuracy(model, slice(kaggle, None)))
+            row.update(val_acc_kaggle=float(right[:kaggle].float().mean()),
+                       val_acc_lgg=float(right[kaggle:].float().mean()))
         if self.cfg.invert_prob > 0:
-            inverted_loss, inverted_accuracy = measure(self._val_inverted)
+            inverted_loss, inverted_right = measure(self._val_inverted)
+            inverted_accuracy = float(inverted_right.float().mean())
             row.update(val_loss_inverted=inverted_loss, val_acc_inverted=inverted_accuracy,
                        select_loss=(loss + inverted_loss) / 2)
         return row
-
-    def _part_accuracy(self, model, part: slice) -> float:
-        logits = predict_logits(model, self.val_set.images[part], self.preprocess, device=self.device, bf16=self.bf16,
-                                channels_last=self.cfg.channels_last)
-        return float((logits.argmax(1) == torch.from_numpy(self.val_set.labels[part])).float().mean())
 
     def _improves(self, row: dict[str, Any]) -> bool:
         """Whether this epoch replaces the saved one: lower selection loss, except that with ``--clean-floor`` an
@@ -646,7 +643,7 @@ class Trainer:
                               "train_images": len(self.train_set), "val_images": len(self.val_set),
                               "data": Path(c.data).name, "pretrained": bool(c.pretrained and not c.init),
                               "drop_rate": c.drop_rate,  # the head's dropout in training (MC dropout reuses it)
-                              **{k: v for k, v in row.items() if k.startswith("val_acc_")}}}  # each source apart
+                              **{k: row[k] for k in ("val_acc_kaggle", "val_acc_lgg") if k in row}}}  # each source
         save_release(model, self.out / "release", self.label_names, extra=extra, half=c.half_weights,
                      preprocessing=self.preprocess.release_steps())
 
