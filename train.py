@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brainmri.config import BALANCE
-from brainmri.config import default as D  # every training default lives in TrainConfig
+from brainmri.training.config import BALANCE
+from brainmri.training.config import default as D  # every training default lives in TrainConfig
 
 
 def _train_parser(sub, name: str = "train", help: str = "train a model; writes a run folder with a release/ folder") -> None:
@@ -66,7 +66,7 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
     g.add_argument("--origins", default=None, help="CSV of each image's collection (file,origin)")
     g.add_argument("--holdout", default=None, choices=["figshare", "sartaj", "br35h"],
                    help="train without this collection (and without duplicates of its images)")
-    g.add_argument("--lgg", default=None, help="also train on TCGA-LGG's labelled slices (brainmri.lgg's rule; "
+    g.add_argument("--lgg", default=None, help="also train on TCGA-LGG's labelled slices (brainmri.data.lgg's rule; "
                                                   "patients split between training and validation)")
     g.add_argument("--lgg-holdout", nargs="+", default=None, metavar="SITE",
                    help="TCGA-LGG institutions left out of training (the leave-one-institution-out yardstick)")
@@ -127,8 +127,8 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
 
 
 def cmd_train(args) -> int:
-    from brainmri.config import config_from_dict
-    from brainmri.training import Trainer
+    from brainmri.training.config import config_from_dict
+    from brainmri.training.trainer import Trainer
 
     values = vars(args).copy()
     evaluate = values.pop("evaluate")
@@ -136,7 +136,7 @@ def cmd_train(args) -> int:
     trainer.run()
     testing = Path(args.data) / "Testing"
     if evaluate and trainer.dist.main and testing.is_dir() and (Path(args.out) / "release").is_dir():
-        from brainmri.evaluation import evaluate_release
+        from brainmri.evaluation.metrics import evaluate_release
         evaluate_release(Path(args.out) / "release", args.data, Path(args.out) / "evaluation", cache_dir=args.cache_dir)
     return 0
 
@@ -144,9 +144,9 @@ def cmd_train(args) -> int:
 def cmd_crossval(args) -> int:
     """Leave one collection out: train on the others, evaluate on every image of the held-out one."""
     from brainmri import Predictor
-    from brainmri.evaluation import evaluate_set
-    from brainmri.config import config_from_dict
-    from brainmri.training import Trainer
+    from brainmri.evaluation.metrics import evaluate_set
+    from brainmri.training.config import config_from_dict
+    from brainmri.training.trainer import Trainer
 
     if not (args.holdout and args.origins):
         raise ValueError("crossval needs --origins CSV and --holdout COLLECTION")
@@ -163,8 +163,8 @@ def cmd_crossval(args) -> int:
                            meta={"holdout": trainer.holdout.summary(), "recipe": vars(args)})
     _print_heldout(args.holdout, results["heldout"])
     if args.masks:
-        from brainmri.localisation import localisation, localisation_markdown
-        from brainmri.masks import load_masks
+        from brainmri.evaluation.localisation import localisation, localisation_markdown
+        from brainmri.data.masks import load_masks
 
         report = {}
         if trainer.val_masks.annotated.any():  # none when figshare, the one collection with masks, is held out
@@ -189,9 +189,9 @@ def cmd_heldout_eval(args) -> int:
     """A release trained without a collection (``train --origins --holdout``, a recipe stage) judged on every image
     of it, as ``crossval`` judges its own run: the release step of a held-out-collection yardstick chain."""
     from brainmri import Predictor
-    from brainmri.data import load_folder, split_roots
-    from brainmri.evaluation import evaluate_set
-    from brainmri.origins import plan_holdout, read_origins
+    from brainmri.data.folders import load_folder, split_roots
+    from brainmri.evaluation.metrics import evaluate_set
+    from brainmri.data.collections import plan_holdout, read_origins
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     train_root, test_root = split_roots(args.data)
@@ -253,8 +253,8 @@ def cmd_heldout_summary(args) -> int:
 def cmd_lgg_eval(args) -> int:
     """The new-source yardstick: a release on TCGA-LGG's labelled slices, per sequence, with the verdict."""
     from brainmri import Predictor
-    from brainmri.lgg import LabelRule, load_lgg, load_lgg_masks
-    from brainmri.lgg_eval import lgg_markdown, lgg_report, write_rows
+    from brainmri.data.lgg import LabelRule, load_lgg, load_lgg_masks
+    from brainmri.evaluation.lgg import lgg_markdown, lgg_report, write_rows
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     rule = LabelRule()
@@ -276,9 +276,9 @@ def cmd_lgg_eval(args) -> int:
 
 def cmd_localisation(args) -> int:
     from brainmri import Predictor
-    from brainmri.data import list_classes, load_folder, split_roots
-    from brainmri.localisation import localisation, localisation_markdown
-    from brainmri.masks import load_masks
+    from brainmri.data.folders import list_classes, load_folder, split_roots
+    from brainmri.evaluation.localisation import localisation, localisation_markdown
+    from brainmri.data.masks import load_masks
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     train_root, test_root = split_roots(args.data)
@@ -287,7 +287,7 @@ def cmd_localisation(args) -> int:
     root = test_root if args.split == "Testing" else train_root
     image_set = load_folder(root, predictor.preprocess, cache_dir=args.cache_dir, classes=list_classes(root)).relabel(predictor.labels)
     if args.validation_of:
-        from brainmri.data import read_split
+        from brainmri.data.folders import read_split
 
         val = {path for path, (_, split) in read_split(args.validation_of).items() if split == "val"}
         image_set = image_set.subset(np.array([i for i, p in enumerate(image_set.paths) if p in val], dtype=np.int64))
@@ -305,9 +305,10 @@ def cmd_localisation(args) -> int:
 
 def cmd_selective(args) -> int:
     """Risk-coverage of every abstention signal on Testing or on all images of one collection."""
-    from brainmri import Predictor, plots
-    from brainmri.data import list_classes, load_folder, split_roots
-    from brainmri.selective import selective_markdown, selective_report, verdict_report
+    from brainmri import Predictor
+    from brainmri.evaluation import plots
+    from brainmri.data.folders import list_classes, load_folder, split_roots
+    from brainmri.evaluation.selective import selective_markdown, selective_report, verdict_report
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     members = [Predictor.from_pretrained(m, backend="torch", expected_labels=predictor.labels) for m in args.member]
@@ -317,7 +318,7 @@ def cmd_selective(args) -> int:
     load = lambda root: load_folder(root, predictor.preprocess, cache_dir=args.cache_dir,  # noqa: E731
                                     classes=list_classes(root)).relabel(predictor.labels)
     if args.collection:
-        from brainmri.origins import concat, origin_of, read_origins
+        from brainmri.data.collections import concat, origin_of, read_origins
 
         if not args.origins:
             raise ValueError("--collection needs --origins CSV")
@@ -329,8 +330,8 @@ def cmd_selective(args) -> int:
         image_set, name = load(test_root), "Testing"
     depths = None
     if args.fit_split:  # the earlier-depth Mahalanobis: fitted on that run's own training split, never on this set
-        from brainmri.data import read_split
-        from brainmri.selective import depth_models
+        from brainmri.data.folders import read_split
+        from brainmri.evaluation.selective import depth_models
 
         split = {path: side for path, (_, side) in read_split(args.fit_split).items()}
         training = load(train_root)
@@ -349,7 +350,7 @@ def cmd_selective(args) -> int:
     files = [image_set.root / p for p in image_set.paths]
     report["verdict"] = verdict_report(predictor, files, image_set.labels)
     if args.t2_stand_in:  # tumours in T2-like contrast: the set's tumour slices with their contrast inverted
-        from brainmri.appearance import invert_inside_head
+        from brainmri.inference.sequence_check import invert_inside_head
 
         tumours = np.flatnonzero(np.array([predictor.labels[k] != "notumor" for k in image_set.labels]))
         report["verdict_inverted_tumours"] = verdict_report(predictor, [files[i] for i in tumours],
@@ -378,9 +379,9 @@ def cmd_sequence_check(args) -> int:
     import csv
 
     from brainmri import Predictor
-    from brainmri.appearance import CONFIG_KEY, fit_sequence_check, interior_features
-    from brainmri.checkpoint import add_files
-    from brainmri.data import list_classes, load_folder, split_roots
+    from brainmri.inference.sequence_check import CONFIG_KEY, fit_sequence_check, interior_features
+    from brainmri.inference.release import add_files
+    from brainmri.data.folders import list_classes, load_folder, split_roots
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     train_root, _ = split_roots(args.data)
@@ -391,7 +392,7 @@ def cmd_sequence_check(args) -> int:
     if not rows or not {"file", "sequence"} <= set(rows[0]):
         raise ValueError(f"{args.labels} must have the columns file,sequence (and rows)")
     if args.exclude_collection:  # a leave-one-collection-out run's check must not see its held-out collection
-        from brainmri.origins import read_origins
+        from brainmri.data.collections import read_origins
 
         if not args.origins:
             raise ValueError("--exclude-collection needs --origins CSV")
@@ -434,10 +435,10 @@ def cmd_flair_check(args) -> int:
     """Fit the FLAIR look on TCGA-LGG's labelled sequences (FLAIR against T1 and T1C) into the release's config.json;
     with --exclude-sites, fitted without them and measured on them."""
     from brainmri import Predictor
-    from brainmri.appearance import FLAIR_KEY, fit_feature_look
-    from brainmri.checkpoint import add_files
-    from brainmri.data import list_classes, load_folder, split_roots
-    from brainmri.lgg import load_lgg, training_sites
+    from brainmri.inference.sequence_check import FLAIR_KEY, fit_feature_look
+    from brainmri.inference.release import add_files
+    from brainmri.data.folders import list_classes, load_folder, split_roots
+    from brainmri.data.lgg import load_lgg, training_sites
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     sites = training_sites(args.exclude_sites)
@@ -479,7 +480,7 @@ def cmd_flair_check(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from brainmri.evaluation import evaluate_release
+    from brainmri.evaluation.metrics import evaluate_release
 
     metrics = evaluate_release(args.checkpoint, args.data, args.out, cache_dir=args.cache_dir, gallery=not args.no_gallery,
                                masks=args.masks)
@@ -492,7 +493,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_robustness(args) -> int:
-    from brainmri.robustness import robustness, robustness_markdown
+    from brainmri.evaluation.robustness import robustness, robustness_markdown
 
     print(robustness_markdown(robustness(args.checkpoint, args.data, args.out, limit=args.limit,
                                          validation_of=args.validation_of, origins=args.origins,
@@ -502,9 +503,9 @@ def cmd_robustness(args) -> int:
 
 def cmd_screening(args) -> int:
     from brainmri import Predictor
-    from brainmri.data import split_roots
-    from brainmri.data import list_files, list_classes
-    from brainmri.screening_eval import screening_report, synthetic_outliers
+    from brainmri.data.folders import split_roots
+    from brainmri.data.folders import list_files, list_classes
+    from brainmri.evaluation.screening_report import screening_report, synthetic_outliers
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     _, test_root = split_roots(args.data)
@@ -517,7 +518,7 @@ def cmd_screening(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from brainmri.audit import run_audit
+    from brainmri.data.audit import run_audit
 
     report = run_audit(args.data, args.out, cache_dir=args.cache_dir)
     print(json.dumps(report["summary"], indent=2))
@@ -525,8 +526,8 @@ def cmd_audit(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from brainmri.calibration import calibrate_release
-    from brainmri.data import load_run_split
+    from brainmri.training.calibration import calibrate_release
+    from brainmri.data.folders import load_run_split
 
     train_set, val_set = load_run_split(args.run)
     if args.ok_target is None:  # the run's own setting, as training's last step used it
@@ -538,7 +539,7 @@ def cmd_calibrate(args) -> int:
 
 def cmd_release(args) -> int:
     """Every stage of a recipe's chain, then its release steps; resumable; --install copies it into assets/."""
-    from brainmri.recipes import Release
+    from brainmri.training.recipes import Release
 
     start = dict(item.split("=", 1) for item in args.start_release)
     places = {k: v for k, v in (("data", args.data), ("masks", args.masks), ("lgg", args.lgg),
@@ -558,7 +559,7 @@ def cmd_release(args) -> int:
 
 
 def _print_rules(run, recipe) -> list[dict]:
-    from brainmri.recipes import check_rules
+    from brainmri.training.recipes import check_rules
 
     results = check_rules(run, recipe)
     for r in results:
@@ -575,14 +576,14 @@ def cmd_check_rules(args) -> int:
 
 
 def cmd_card(args) -> int:
-    from brainmri.modelcard import write_model_card
+    from brainmri.evaluation.modelcard import write_model_card
 
     print(write_model_card(args.checkpoint, args.metrics, args.run, command=args.train_command))
     return 0
 
 
 def cmd_export(args) -> int:
-    from brainmri.export import export_release, first_testing_inputs
+    from brainmri.training.export import export_release, first_testing_inputs
 
     inputs = first_testing_inputs(args.checkpoint, args.data, args.check_images) if args.data else None
     record = export_release(args.checkpoint, inputs, tolerance=args.tolerance)
@@ -591,7 +592,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_push(args) -> int:
-    from brainmri.hub import push_release
+    from brainmri.inference.hub import push_release
 
     url = push_release(args.checkpoint, args.repo_id, private=args.private, token=args.token)
     print(url)
@@ -773,7 +774,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "config", None):
-        from brainmri.recipes import config_defaults
+        from brainmri.training.recipes import config_defaults
 
         places = {k: getattr(args, k) for k in ("data", "masks", "lgg", "origins") if getattr(args, k, None)}
         subparser = parser._subparsers._group_actions[0].choices[args.command]
@@ -792,9 +793,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     command = args.command
     del args.command, args.verbose
-    from brainmri.checkpoint import CheckpointError
-    from brainmri.export import ExportError
-    from brainmri.model import PretrainedUnavailable
+    from brainmri.inference.release import CheckpointError
+    from brainmri.training.export import ExportError
+    from brainmri.training.model import PretrainedUnavailable
     try:
         if getattr(args, "method", "") is None:
             args.method = ["gradcam", "gradcam++", "eigencam"]

@@ -61,7 +61,7 @@ def timed(fn, repeats: int, warmup: int = 3) -> dict[str, float]:
 
 
 def testing_files(images: Path, limit: int | None = None) -> list[Path]:
-    from brainmri.data import image_files
+    from brainmri.data.folders import image_files
 
     files = image_files(images)
     return files[:limit] if limit else files
@@ -70,7 +70,7 @@ def testing_files(images: Path, limit: int | None = None) -> list[Path]:
 def machine() -> dict:
     import torch
 
-    from brainmri.modelcard import cpu_name
+    from brainmri.evaluation.modelcard import cpu_name
 
     info = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
@@ -92,8 +92,8 @@ def random_release(arch: str, image_size: int, folder: Path) -> Path:
     """A randomly initialised release folder (for speed only: its answers mean nothing)."""
     import torch
 
-    from brainmri.checkpoint import save_release
-    from brainmri.model import create_model
+    from brainmri.inference.release import save_release
+    from brainmri.training.model import create_model
 
     torch.manual_seed(0)
     model = create_model(arch, num_classes=4, image_size=image_size).eval()
@@ -103,9 +103,9 @@ def random_release(arch: str, image_size: int, folder: Path) -> Path:
 
 def with_onnx(release: Path, workdir: Path, data: Path | None) -> Path:
     """``release`` with a checked ONNX export: itself when it has one, else an exported copy in ``workdir``."""
-    from brainmri.backends import onnx_problem
-    from brainmri.checkpoint import Release, read_config
-    from brainmri.export import export_release, first_testing_inputs
+    from brainmri.inference.backends import onnx_problem
+    from brainmri.inference.release import Release, read_config
+    from brainmri.training.export import export_release, first_testing_inputs
 
     config = read_config(release)
     if onnx_problem(Release(Path(release), config)) is None:
@@ -122,8 +122,8 @@ def gradcam_baseline(release: Path):
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from brainmri.checkpoint import load_release
-    from brainmri.model import target_layer
+    from brainmri.inference.release import load_release
+    from brainmri.training.model import target_layer
 
     model, _ = load_release(release)
     model.eval()
@@ -139,7 +139,7 @@ def bench_model(release: Path, images: Path, repeats: int, workdir: Path, data: 
     import torch
 
     from brainmri import Predictor
-    from brainmri.backends import TorchBackend
+    from brainmri.inference.backends import TorchBackend
 
     files = testing_files(images, limit)
     sample = files[len(files) // 2]
@@ -228,8 +228,8 @@ def _int8_row(exported: Path, workdir: Path, x, plain, files, repeats: int, cali
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         return {"skipped": "onnxruntime.quantization unavailable"}
-    from brainmri.backends import OnnxBackend
-    from brainmri.backends import INPUT, ONNX_FILE
+    from brainmri.inference.backends import OnnxBackend
+    from brainmri.inference.backends import INPUT, ONNX_FILE
 
     source = str(exported / ONNX_FILE)
     if calibration is None:
@@ -239,7 +239,7 @@ def _int8_row(exported: Path, workdir: Path, x, plain, files, repeats: int, cali
         training = testing_files(Path(calibration) / "Training") if (Path(calibration) / "Training").is_dir() else []
         if not training:
             return {"skipped": "static quantisation needs DATA/Training images for calibration"}
-        from brainmri.imageio import ImageLoadError
+        from brainmri.io.images import ImageLoadError
 
         samples = []
         for f in training[::max(1, len(training) // 32)][:32]:
@@ -340,7 +340,7 @@ def bench_volume(release: Path, images: Path, workdir: Path, slices: int = 150, 
 
 def training_speed(data: str, arch: str, image_size: int, batch_size: int, steps: int, cache_dir=None,
                    threads: int | None = None) -> dict:
-    from brainmri.training import TrainConfig, Trainer
+    from brainmri.training.trainer import TrainConfig, Trainer
 
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(TrainConfig(data=data, out=out, arch=arch, pretrained=False, image_size=image_size,
@@ -472,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.what == "training":
                 specs = [(args.arch, args.image_size, args.batch_size, args.steps)]
             else:
-                from brainmri.checkpoint import read_config
+                from brainmri.inference.release import read_config
                 cfg = read_config(args.model)
                 specs = [(cfg["architecture"], int(cfg["pretrained_cfg"]["input_size"][-1]), 64, args.training_steps),
                          (args.tiny_arch, args.tiny_size, 32, args.training_steps)]

@@ -8,9 +8,9 @@ __all__ = ["Predictor", "ImageLoadError", "__version__"]
 def __getattr__(name: str):
     # Lazy: `import brainmri` stays cheap (no torch/timm import) for tools that need only the loader.
     if name == "Predictor":
-        from .predictor import Predictor
+        from brainmri.inference.predictor import Predictor
         return Predictor
     if name == "ImageLoadError":
-        from .imageio import ImageLoadError
+        from brainmri.io.images import ImageLoadError
         return ImageLoadError
     raise AttributeError(name)

@@ -6,9 +6,9 @@ import sys
 sys.path.insert(0, ".")
 import numpy as np  # noqa: E402
 from brainmri import Predictor
-from brainmri.data import load_run_split
-from brainmri.masks import load_masks
-from brainmri.localisation import localisation_scores
+from brainmri.data.folders import load_run_split
+from brainmri.data.masks import load_masks
+from brainmri.evaluation.localisation import localisation_scores
 from pytorch_grad_cam import GradCAM, LayerCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 run = sys.argv[1] if len(sys.argv) > 1 else "runs/final-r8"

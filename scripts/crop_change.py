@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brainmri.imageio import load_grayscale
-from brainmri.transforms import content_box, head_box
+from brainmri.io.images import load_grayscale
+from brainmri.inference.preprocess import content_box, head_box
 
 
 def iou(a, b) -> float:

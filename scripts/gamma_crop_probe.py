@@ -1,6 +1,6 @@
 """Exploration: how much of a release's loss under a gamma change is the head crop moving, not the contrast.
 
-The head crop (``brainmri.transforms.content_box``) thresholds at a tenth of the slice's bright end, so a brighter
+The head crop (``brainmri.inference.preprocess.content_box``) thresholds at a tenth of the slice's bright end, so a brighter
 or darker export of a slice is cropped differently. On a run's validation split (Training images it never trained
 on) this prints the accuracy on the clean slices, on the gamma-shifted slices as the app sees them (their own
 crop), and on the gamma-shifted slices cropped where the clean slice is, and how many crop boxes moved. Run from
@@ -15,9 +15,9 @@ sys.path.insert(0, ".")
 import numpy as np  # noqa: E402
 
 from brainmri import Predictor  # noqa: E402
-from brainmri.imageio import load_grayscale  # noqa: E402
-from brainmri.robustness import robustness_files  # noqa: E402
-from brainmri.transforms import GammaFraming, gamma_shift  # noqa: E402
+from brainmri.io.images import load_grayscale  # noqa: E402
+from brainmri.evaluation.robustness import robustness_files  # noqa: E402
+from brainmri.inference.preprocess import GammaFraming, gamma_shift  # noqa: E402
 
 if len(sys.argv) < 3:
     sys.exit(__doc__)

@@ -14,9 +14,9 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from brainmri import Predictor  # noqa: E402
-from brainmri.appearance import invert_inside_head  # noqa: E402
-from brainmri.imageio import load_grayscale  # noqa: E402
-from brainmri.robustness import robustness_files  # noqa: E402
+from brainmri.inference.sequence_check import invert_inside_head  # noqa: E402
+from brainmri.io.images import load_grayscale  # noqa: E402
+from brainmri.evaluation.robustness import robustness_files  # noqa: E402
 
 releases = sys.argv[1:] or ["runs/r8-sartaj100/release", "runs/r9b-sartaj-ft/release"]
 models = [Predictor.from_pretrained(release, backend="torch") for release in releases]

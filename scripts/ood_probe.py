@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from brainmri import Predictor
-from brainmri.data import load_folder, split_train_val
-from brainmri.dedup import duplicate_groups, find_pairs
-from brainmri.lgg import load_lgg
-from brainmri.screening import fit_feature_model
-from brainmri.selective import stage_features
+from brainmri.data.folders import load_folder, split_train_val
+from brainmri.data.dedup import duplicate_groups, find_pairs
+from brainmri.data.lgg import load_lgg
+from brainmri.inference.verdict import fit_feature_model
+from brainmri.evaluation.selective import stage_features
 
 
 def main() -> None:

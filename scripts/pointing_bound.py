@@ -13,9 +13,9 @@ import numpy as np  # noqa: E402
 from pytorch_grad_cam.utils.image import scale_cam_image  # noqa: E402
 
 from brainmri import Predictor  # noqa: E402
-from brainmri.data import list_classes, load_folder, split_roots  # noqa: E402
-from brainmri.localisation import widen  # noqa: E402
-from brainmri.masks import load_masks  # noqa: E402
+from brainmri.data.folders import list_classes, load_folder, split_roots  # noqa: E402
+from brainmri.evaluation.localisation import widen  # noqa: E402
+from brainmri.data.masks import load_masks  # noqa: E402
 
 release = sys.argv[1] if len(sys.argv) > 1 else "assets/model"
 predictor = Predictor.from_pretrained(release, backend="torch")

@@ -39,15 +39,17 @@ def main() -> int:
     os.environ.pop("BRAINMRI_MODEL", None)
 
     import app
+    from brainmri import Predictor
+    from brainmri.ui import page
     from helpers import free_port
     from playwright.sync_api import sync_playwright
 
-    from brainmri import report
-    from brainmri.casereport import ModelFacts, write_case_report
+    from brainmri.evaluation import report
+    from brainmri.ui.casereport import ModelFacts, write_case_report
 
-    example = sorted(app.EXAMPLES_DIR.glob("glioma-*"))[0]
-    predictor = app.Predictor.from_pretrained(app.DEFAULT_MODEL)
-    metrics_dir = app.release_metrics_dir(predictor)
+    example = sorted(page.EXAMPLES_DIR.glob("glioma-*"))[0]
+    predictor = Predictor.from_pretrained(page.DEFAULT_MODEL)
+    metrics_dir = page.release_metrics_dir(predictor)
     metrics = report.evaluation_for(predictor.config, metrics_dir)
     facts = ModelFacts.from_release(predictor.config, metrics, report.load_json(metrics_dir, "crossval.json"))
     with tempfile.TemporaryDirectory() as tmp:

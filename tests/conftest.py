@@ -46,8 +46,8 @@ def cache_dir(tmp_path_factory) -> Path:
 def tiny_release(tmp_path_factory) -> Path:
     import torch
 
-    from brainmri.checkpoint import save_release
-    from brainmri.model import create_model
+    from brainmri.inference.release import save_release
+    from brainmri.training.model import create_model
 
     torch.manual_seed(0)
     model = create_model(TINY_ARCH, num_classes=4, image_size=TINY_SIZE).eval()

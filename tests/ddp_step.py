@@ -7,8 +7,8 @@ from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from brainmri.model import create_model  # noqa: E402
-from brainmri.training import rank_slice, setup_distributed, train_step  # noqa: E402
+from brainmri.training.model import create_model  # noqa: E402
+from brainmri.training.trainer import rank_slice, setup_distributed, train_step  # noqa: E402
 
 folder = Path(sys.argv[1])
 dist = setup_distributed()

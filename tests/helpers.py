@@ -146,3 +146,13 @@ def start_app(monkeypatch, model: Path | None, **env: str):
     port = free_port()
     app.launch(app.demo, app.parse_args(["--port", str(port)]), prevent_thread_lock=True, quiet=True)
     return app, f"http://127.0.0.1:{port}/"
+
+
+def synthetic_scan(tmp_path, dataset) -> Path:
+    """A small NIfTI volume: eight synthetic Testing slices (64 px) stacked axially."""
+    files = sorted((dataset / "Testing").rglob("*.png"))[:8]
+    stack = np.stack([np.asarray(Image.open(f).convert("L").resize((64, 64))) for f in files], axis=-1)
+    voxels = np.flip(np.swapaxes(stack, 0, 1), axis=(0, 1)).astype(np.float32)  # X x Y x Z as viewers store it
+    path = tmp_path / "scan.nii.gz"
+    path.write_bytes(nifti_bytes(np.ascontiguousarray(voxels), gz=True))
+    return path

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import brainmri.training as training  # noqa: E402
+import brainmri.training.trainer as training  # noqa: E402
 import train as cli  # noqa: E402
 
 marker, stop_at, args = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]

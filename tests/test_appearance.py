@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 import train as cli
-from brainmri import Predictor, wording
-from brainmri.appearance import (FEATURE_NAMES, SequenceCheck, fit_sequence_check, interior_features,
+from brainmri import Predictor
+from brainmri import text
+from brainmri.inference.sequence_check import (FEATURE_NAMES, SequenceCheck, fit_sequence_check, interior_features,
                                  invert_inside_head)
-from brainmri.checkpoint import add_files
-from brainmri.screening import judge
-from brainmri.selective import verdict_report
+from brainmri.inference.release import add_files
+from brainmri.inference.verdict import judge
+from brainmri.evaluation.selective import verdict_report
 
 
 def head_slice(t2: bool, rng: np.random.Generator, size: int = 112) -> np.ndarray:
@@ -76,8 +77,8 @@ def test_the_verdict_says_why_a_t2_looking_slice_is_uncertain():
     # the DICOM header outranks the pixels; an image that is not an MRI stays "not_mri"
     assert judge(notumor, **base, t2_look=0.8, inverted="notumor", sequence="T2").code == "sequence"
     assert judge(notumor, **{**base, "colourfulness": 1.0}, t2_look=0.8).status == "not_mri"
-    for lang in wording.LANGUAGES:
-        assert {"looks_t2_notumor", "looks_t2_flip"} <= set(wording.REASONS[lang])
+    for lang in text.LANGUAGES:
+        assert {"looks_t2_notumor", "looks_t2_flip"} <= set(text.catalogue(lang)["reasons"])
 
 
 @pytest.fixture()

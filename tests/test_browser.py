@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from brainmri.ui import page as ui_page
 from helpers import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -58,7 +59,7 @@ def test_classify_explain_report_and_model_tab(server, browser, tmp_path):
     page = browser.new_page(locale="en-US", viewport={"width": 1300, "height": 1400}, accept_downloads=True)
     page.goto(url)
     page.get_by_role("button", name="Classify", exact=True).wait_for(timeout=30_000)
-    example = sorted(app.EXAMPLES_DIR.glob("glioma-*"))[0]  # a 512 x 512 slice
+    example = sorted(ui_page.EXAMPLES_DIR.glob("glioma-*"))[0]  # a 512 x 512 slice
     page.locator("input[type=file]").first.set_input_files(str(example))
     page.wait_for_timeout(1000)
     page.get_by_role("button", name="Classify", exact=True).click()
@@ -100,7 +101,7 @@ def test_a_new_image_empties_the_previous_case(server, browser, tmp_path):
     classify = page.get_by_role("button", name="Classify", exact=True)
     classify.wait_for(timeout=30_000)
     upload = page.locator("input[type=file]").first
-    first, second = (sorted(app.EXAMPLES_DIR.glob(f"{kind}-*"))[0] for kind in ("glioma", "notumor"))
+    first, second = (sorted(ui_page.EXAMPLES_DIR.glob(f"{kind}-*"))[0] for kind in ("glioma", "notumor"))
     upload.set_input_files(str(first))
     page.wait_for_timeout(1000)
     classify.click()
@@ -144,7 +145,7 @@ def test_scan_tab_with_a_small_nifti(server, browser, tmp_path):
     from helpers import nifti_bytes
 
     url, app = server
-    examples = sorted(app.EXAMPLES_DIR.glob("*"))
+    examples = sorted(ui_page.EXAMPLES_DIR.glob("*"))
     stack = [np.asarray(Image.open(p).convert("L").resize((128, 128))) for p in examples] * 2  # 8 slices
     voxels = np.flip(np.swapaxes(np.stack(stack, axis=-1), 0, 1), axis=(0, 1)).astype(np.float32)
     scan = tmp_path / "scan.nii.gz"
@@ -177,7 +178,7 @@ def test_french_interface(server, browser):
     page.goto(url)
     page.get_by_role("button", name="Classer", exact=True).wait_for(timeout=30_000)
     assert page.get_by_text("pas un dispositif médical").count() > 0
-    example = sorted(app.EXAMPLES_DIR.glob("glioma-*"))[0]
+    example = sorted(ui_page.EXAMPLES_DIR.glob("glioma-*"))[0]
     page.locator("input[type=file]").first.set_input_files(str(example))
     page.wait_for_timeout(1000)
     page.get_by_role("button", name="Classer", exact=True).click()

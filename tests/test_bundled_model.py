@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from brainmri import Predictor
-from brainmri.checkpoint import read_config, sha256_file
+from brainmri.inference.release import read_config, sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "assets" / "model"

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from pypdf import PdfReader
 
-from brainmri import Predictor, report
-from brainmri.casereport import ModelFacts, write_case_report
-from brainmri.wording import class_name
+from brainmri import Predictor
+
+from brainmri.evaluation import report
+from brainmri.ui.casereport import ModelFacts, write_case_report
+from brainmri.text import class_name
 from helpers import CLASSES, synthetic_slice
 
 METRICS = Path(__file__).resolve().parents[1] / "assets" / "metrics"

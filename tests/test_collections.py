@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 import train as cli
-from brainmri.augment import AugmentConfig, augment_batch, paste_lesions
-from brainmri.data import load_folder
-from brainmri.localisation import localisation_scores, widen
-from brainmri.origins import plan_holdout, read_origins
-from brainmri.transforms import GammaFraming, Preprocess
+from brainmri.data.augment import AugmentConfig, augment_batch, paste_lesions
+from brainmri.data.folders import load_folder
+from brainmri.evaluation.localisation import localisation_scores, widen
+from brainmri.data.collections import plan_holdout, read_origins
+from brainmri.inference.preprocess import GammaFraming, Preprocess
 from helpers import TINY_ARCH, TINY_SIZE
 
 
@@ -127,8 +127,8 @@ def test_gamma_framing_crops_as_the_head_crop_would_after_a_gamma_change():
 def test_framing_swaps_slices_and_their_masks_for_the_framed_copies(dataset, cache_dir, collections, tmp_path):
     from dataclasses import replace
 
-    from brainmri.imageio import load_grayscale
-    from brainmri.training import TrainConfig, Trainer
+    from brainmri.io.images import load_grayscale
+    from brainmri.training.trainer import TrainConfig, Trainer
 
     _, masks = collections
     common = dict(data=str(dataset), arch=TINY_ARCH, pretrained=False, image_size=TINY_SIZE, epochs=1,
@@ -267,7 +267,7 @@ def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_di
     assert summary["heldout"]["sartaj"]["model_args"]["output_stride"] == 16
     assert summary["heldout"]["sartaj"]["stages"] == [{"run": "cv", "epochs": 2, "init": None}]
     assert summary["heldout"]["sartaj"]["recipe"]["cam_target"] == "centres"
-    from brainmri import report as page
+    from brainmri.evaluation import report as page
     table = page.trust_markdown({"full": held, "dedup": None}, summary)
     assert "held-out SARTAJ" in table and f"| images | {held['n']:,} | {held['n']:,} |" in table
     inverted = robustness[page.INVERSION]["accuracy"]
@@ -281,7 +281,7 @@ def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_di
 
 
 def test_heldout_summary_follows_a_fine_tune_back_to_its_first_stage(tmp_path):
-    from brainmri.modelcard import _stages_text
+    from brainmri.evaluation.modelcard import _stages_text
 
     first, second = tmp_path / "base", tmp_path / "ft"
     (first / "release").mkdir(parents=True)
@@ -352,7 +352,7 @@ def run(trained_run):
 
 
 def test_outline_draws_the_mask_border_only():
-    from brainmri.evaluation import outline
+    from brainmri.evaluation.metrics import outline
 
     mask = np.zeros((9, 9), np.uint8)
     mask[2:7, 2:7] = 255
@@ -385,9 +385,9 @@ def test_unfit_maps_a_model_input_map_back_onto_the_original():
 def test_differentiable_cam_is_grad_cam_and_its_loss_counts_heat_outside():
     from pytorch_grad_cam.utils.image import scale_cam_image
 
-    from brainmri.explain import feature_maps_cams
-    from brainmri.model import create_model
-    from brainmri.training import WithTumourMap, cam_outside_loss
+    from brainmri.inference.explain import feature_maps_cams
+    from brainmri.training.model import create_model
+    from brainmri.training.trainer import WithTumourMap, cam_outside_loss
 
     torch.manual_seed(0)
     model = create_model(TINY_ARCH, num_classes=4, image_size=64).eval()
@@ -422,8 +422,8 @@ def test_centres_target_is_the_pointing_games_rule():
     localisation yardstick; on any other cell it misses (where some centre can hit at all)."""
     from pytorch_grad_cam.utils.image import scale_cam_image
 
-    from brainmri.localisation import localisation_scores
-    from brainmri.training import cam_target_cells
+    from brainmri.evaluation.localisation import localisation_scores
+    from brainmri.training.trainer import cam_target_cells
 
     rng = np.random.default_rng(0)
     masks = np.zeros((40, 112, 112), np.uint8)

@@ -3,11 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from brainmri import data as data_module
-from brainmri.audit import AUDIT_PREPROCESS, dedup_paths, run_audit
-from brainmri.data import check_classes, list_classes, load_folder, split_train_val
-from brainmri.dedup import duplicate_groups, find_pairs
-from brainmri.transforms import Preprocess
+from brainmri.data import folders as data_module
+from brainmri.data.audit import AUDIT_PREPROCESS, dedup_paths, run_audit
+from brainmri.data.folders import check_classes, list_classes, load_folder, split_train_val
+from brainmri.data.dedup import duplicate_groups, find_pairs
+from brainmri.inference.preprocess import Preprocess
 from helpers import CLASSES
 
 PRE = Preprocess(input_size=(3, 32, 32), interpolation="bicubic", crop_pct=1.0, mean=(0.5,) * 3, std=(0.5,) * 3)

@@ -11,11 +11,11 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 import train as cli
 from brainmri import Predictor
-from brainmri.backends import BackendUnavailable, OnnxBackend, TorchBackend, select_backend
-from brainmri.checkpoint import CheckpointError, load_release
-from brainmri.explain import feature_maps_cams
-from brainmri.export import ONNX_FILE, ExportError, export_release, first_testing_inputs
-from brainmri.model import create_model, target_layer
+from brainmri.inference.backends import BackendUnavailable, OnnxBackend, TorchBackend, select_backend
+from brainmri.inference.release import CheckpointError, load_release
+from brainmri.inference.explain import feature_maps_cams
+from brainmri.training.export import ONNX_FILE, ExportError, export_release, first_testing_inputs
+from brainmri.training.model import create_model, target_layer
 from helpers import REAL_DATA
 
 pytest.importorskip("onnxruntime")

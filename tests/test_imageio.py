@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brainmri.imageio import ImageLoadError, load_grayscale
+from brainmri.io.images import ImageLoadError, load_grayscale
 from helpers import dicom_bytes, png_bytes, real_images
 
 
@@ -165,7 +165,7 @@ def test_real_images_load():
     ({}, None),
 ])
 def test_dicom_header_names_the_sequence(tags, expected):
-    from brainmri.imageio import load_image
+    from brainmri.io.images import load_image
 
     loaded = load_image(_dicom(gradient().astype(np.uint16), **tags))
     assert loaded.sequence == expected

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 
 import train as cli
-from brainmri.config import config_from_dict
-from brainmri.lgg import SLICE_PIXELS, LabelRule, load_lgg, load_lgg_masks, read_slices, split_patients, training_sites
-from brainmri.transforms import Preprocess
+from brainmri.training.config import config_from_dict
+from brainmri.data.lgg import SLICE_PIXELS, LabelRule, load_lgg, load_lgg_masks, read_slices, split_patients, training_sites
+from brainmri.inference.preprocess import Preprocess
 from helpers import CLASSES, TINY_ARCH, TINY_SIZE, synthetic_slice
 
 # patient id -> slices in the scan; the site is the id's second part, as in the source
@@ -137,7 +137,7 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
         epoch = next(csv.DictReader(handle))
     assert 0 <= float(epoch["val_acc_kaggle"]) <= 1 and 0 <= float(epoch["val_acc_lgg"]) <= 1
 
-    from brainmri.data import load_run_split  # calibrate and the other run readers see the same split
+    from brainmri.data.folders import load_run_split  # calibrate and the other run readers see the same split
     train, val = load_run_split(out)
     assert len(train) + len(val) == len(rows)
     assert sum(p.startswith("tcga-lgg/") for p in val.paths) == sum(r["split"] == "val" for r in lgg_rows)
@@ -169,7 +169,7 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
     flair = report["by_sequence"]["flair"]["glioma"]["accuracy"]
     assert f"| TCGA-LGG, institution held out (DU: 2 patients, 44 slices; this recipe trained on the other " \
            f"institutions) | {100 * flair:.2f} % |" in card
-    from brainmri.report import newsource_markdown
+    from brainmri.evaluation.report import newsource_markdown
     french = newsource_markdown(report, {**report, "model": "r21"}, lang="fr")
     assert "établissement tenu à l'écart (DU : 2 patients, 44 coupes" in french and "jamais vu" in french
     rows = [line.split(" | ") for line in french.splitlines()[2:4]]
@@ -178,7 +178,7 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
 
 @pytest.mark.slow
 def test_source_balance_draws_each_source_and_class_alike(dataset, cache_dir, lgg_root, tmp_path):
-    from brainmri.training import Trainer
+    from brainmri.training.trainer import Trainer
 
     cfg = config_from_dict(dict(data=str(dataset), out=str(tmp_path / "t"), arch=TINY_ARCH, pretrained=False,
                                 image_size=TINY_SIZE, recipe="scratch", batch_size=16, val_fraction=0.3,
@@ -212,7 +212,7 @@ def test_a_real_tcga_lgg_scan_goes_through_the_scan_path(tmp_path):
     if not REAL_LGG.is_dir():
         pytest.skip("TCGA-LGG is not beside the repository")
     from brainmri import Predictor
-    from brainmri.lgg import scan
+    from brainmri.data.lgg import scan
     from helpers import nifti_bytes
 
     patient = "TCGA_CS_4941_19960909"
@@ -238,8 +238,8 @@ def test_a_real_tcga_lgg_scan_goes_through_the_scan_path(tmp_path):
 
 
 def test_judge_holds_back_answers_never_seen_on_flair():
-    from brainmri.screening import judge
-    from brainmri.wording import reason
+    from brainmri.inference.verdict import judge
+    from brainmri.text import reason
 
     common = dict(colourfulness=0.0, pixel_std=40.0, distance=None, feature_threshold=None, dark_border=0.9)
     meningioma = {"glioma": 0.01, "meningioma": 0.97, "notumor": 0.01, "pituitary": 0.01}
@@ -253,7 +253,7 @@ def test_judge_holds_back_answers_never_seen_on_flair():
 
 
 def test_feature_look_fits_scores_and_travels_in_the_config():
-    from brainmri.appearance import FeatureLook, fit_feature_look
+    from brainmri.inference.sequence_check import FeatureLook, fit_feature_look
 
     rng = np.random.default_rng(0)
     features = rng.normal(size=(120, 6))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import precision_recall_fscore_support
 
-from brainmri.evaluation import compute_metrics
+from brainmri.evaluation.metrics import compute_metrics
 from helpers import CLASSES
 
 

@@ -5,8 +5,8 @@ import torch
 from PIL import Image
 
 from brainmri import ImageLoadError, Predictor
-from brainmri.calibration import expected_calibration_error, fit_temperature
-from brainmri.predictor import OUTLINE_RGB
+from brainmri.training.calibration import expected_calibration_error, fit_temperature
+from brainmri.inference.predictor import OUTLINE_RGB
 from helpers import CLASSES, png_bytes, real_images
 
 
@@ -131,15 +131,15 @@ def test_a_checkerboard_has_no_head(predictor):
     board = ((np.indices((256, 256)).sum(0) // 32) % 2 * 255).astype(np.uint8)
     _, verdict = predictor.screen(board)
     assert verdict.status == "not_mri" and "single head" in verdict.reason
-    from brainmri.screening import head_share
+    from brainmri.inference.verdict import head_share
     head = np.zeros((256, 256), np.uint8)
     head[40:220, 50:200] = 120
     assert head_share(board) < 0.15 < head_share(head)
 
 
 def test_wrapped_noise_is_not_a_slice(predictor):
-    from brainmri.screening import jump_share
-    from brainmri.screening_eval import synthetic_outliers
+    from brainmri.inference.verdict import jump_share
+    from brainmri.evaluation.screening_report import synthetic_outliers
 
     noise = synthetic_outliers()["noise"][5]  # random-walk noise wrapped at 256: it has a dark-enough border
     _, verdict = predictor.screen(noise)

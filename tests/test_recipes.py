@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import train as cli
-from brainmri.recipes import RecipeError, check_rules, read_chain, read_stage, to_argv
+from brainmri.training.recipes import RecipeError, check_rules, read_chain, read_stage, to_argv
 from helpers import TINY_ARCH, TINY_SIZE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(recipe
     for artefact in ("metrics.json", "robustness.json", "lgg-heldout-institution.json"):
         assert (whole / "metrics" / artefact).is_file(), artefact
     config = json.loads((release / "config.json").read_text())
-    from brainmri.checkpoint import sha256_file
+    from brainmri.inference.release import sha256_file
     assert config["weights_sha256"] == sha256_file(release / "model.safetensors")
     assert all(sha256_file(release / name) == digest for name, digest in config.get("files_sha256", {}).items())
     args = json.loads((whole / "second" / "args.json").read_text())

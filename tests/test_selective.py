@@ -6,7 +6,7 @@ import torch
 import pytest
 
 import train as cli
-from brainmri.selective import accuracy_at_threshold, risk_coverage
+from brainmri.evaluation.selective import accuracy_at_threshold, risk_coverage
 
 
 def test_risk_coverage_of_a_perfect_and_a_useless_signal():
@@ -55,7 +55,7 @@ def test_selective_collection_needs_origins(trained_run, dataset, tmp_path, caps
 
 
 def test_threshold_for_accuracy_answers_as_many_as_the_target_allows():
-    from brainmri.selective import threshold_for_accuracy
+    from brainmri.evaluation.selective import threshold_for_accuracy
 
     confidence = np.array([0.9, 0.8, 0.8, 0.6, 0.5, 0.4])
     correct = np.array([True, True, False, True, False, False])
@@ -68,8 +68,8 @@ def test_threshold_for_accuracy_answers_as_many_as_the_target_allows():
 
 def test_mc_dropout_switches_dropout_on_for_its_passes_only(trained_run, dataset, cache_dir):
     from brainmri import Predictor
-    from brainmri.data import load_folder
-    from brainmri.selective import mc_dropout_agreement
+    from brainmri.data.folders import load_folder
+    from brainmri.evaluation.selective import mc_dropout_agreement
 
     predictor = Predictor.from_pretrained(trained_run / "release", backend="torch")
     images = load_folder(dataset / "Testing", predictor.preprocess, cache_dir=cache_dir).images[:8]
@@ -85,7 +85,7 @@ def test_mc_dropout_switches_dropout_on_for_its_passes_only(trained_run, dataset
 
 
 def test_the_ok_threshold_holds_on_every_source():
-    from brainmri.calibration import confidence_for_ok
+    from brainmri.training.calibration import confidence_for_ok
 
     rng = np.random.default_rng(0)
     n = 400

@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 import train as cli
-from brainmri.checkpoint import read_config
-from brainmri.hub import push_release
-from brainmri.training import Dist, TrainConfig, Trainer, make_scheduler, rank_slice, train_step
+from brainmri.inference.release import read_config
+from brainmri.inference.hub import push_release
+from brainmri.training.trainer import Dist, TrainConfig, Trainer, make_scheduler, rank_slice, train_step
 from helpers import CLASSES, TINY_ARCH, TINY_SIZE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,7 +191,7 @@ def test_push_then_load_gives_the_same_model(run, tmp_path):
     from huggingface_hub.utils import filter_repo_objects
 
     from brainmri import Predictor
-    from brainmri.export import export_release
+    from brainmri.training.export import export_release
 
     release = tmp_path / "release"
     shutil.copytree(run / "release", release)
@@ -220,7 +220,7 @@ def test_push_then_load_gives_the_same_model(run, tmp_path):
 
 
 def test_a_bare_user_name_is_no_hub_download(tmp_path):
-    from brainmri.checkpoint import CheckpointError, resolve_release
+    from brainmri.inference.release import CheckpointError, resolve_release
 
     with pytest.raises(CheckpointError, match="hf-hub:someone/brainmri"):
         resolve_release("someone/brainmri")
@@ -254,7 +254,7 @@ def test_timm_schedule_keeps_the_earlier_values(total, warmup, schedule):
 
 
 def test_optimizer_decays_weights_only():
-    from brainmri.model import create_model
+    from brainmri.training.model import create_model
     from timm.optim import create_optimizer_v2
 
     model = create_model(TINY_ARCH, num_classes=4)
@@ -268,7 +268,7 @@ def test_optimizer_decays_weights_only():
 @pytest.mark.slow
 def test_ddp_step_matches_single_process(tmp_path):
     """torchrun with 2 gloo processes, each on half of a global batch, steps like one process."""
-    from brainmri.model import create_model
+    from brainmri.training.model import create_model
     torch.manual_seed(0)
     model = create_model(TINY_ARCH, num_classes=4, image_size=TINY_SIZE, drop_rate=0.0)
     from safetensors.torch import save_file
@@ -325,7 +325,7 @@ def test_robustness_table(run, dataset, tmp_path):
 
 
 def test_shifts_change_the_image_as_named():
-    from brainmri.robustness import SHIFTS
+    from brainmri.evaluation.robustness import SHIFTS
     g = np.tile(np.linspace(0, 255, 128).astype(np.uint8), (128, 1))
     g[:, :10] = 0
     assert SHIFTS["gamma 0.6"](g).mean() > g.mean() > SHIFTS["gamma 1.6"](g).mean()
@@ -372,7 +372,7 @@ def test_command_line_defaults_are_the_train_config_defaults():
     from dataclasses import fields
 
     import train as cli
-    from brainmri.config import TrainConfig
+    from brainmri.training.config import TrainConfig
 
     parser = argparse.ArgumentParser()
     cli._train_parser(parser.add_subparsers(dest="command"))
@@ -464,8 +464,8 @@ def test_clean_floor_prefers_epochs_that_kept_clean_accuracy():
 
 
 def test_clean_floor_run_records_and_follows_its_reference(dataset, cache_dir, run, tmp_path):
-    from brainmri.checkpoint import load_release
-    from brainmri.training import predict_logits
+    from brainmri.inference.release import load_release
+    from brainmri.training.trainer import predict_logits
 
     with pytest.raises(ValueError, match="--clean-floor needs --init"):
         TrainConfig(data="d", out="o", clean_floor=0.005).resolved()
@@ -495,7 +495,7 @@ def test_clean_floor_run_records_and_follows_its_reference(dataset, cache_dir, r
 
 
 def test_model_card_says_how_the_epoch_was_chosen():
-    from brainmri.modelcard import _selection_text
+    from brainmri.evaluation.modelcard import _selection_text
 
     assert _selection_text({}) == "lowest validation loss"
     assert _selection_text({"invert_prob": 0.5}) == "lowest mean of the clean and contrast-inverted validation losses"

@@ -3,9 +3,9 @@ import torch
 from PIL import Image
 from timm.data import create_transform
 
-from brainmri.augment import AugmentConfig, augment_batch
-from brainmri.imageio import load_grayscale
-from brainmri.transforms import Preprocess, pad_to_square
+from brainmri.data.augment import AugmentConfig, augment_batch
+from brainmri.io.images import load_grayscale
+from brainmri.inference.preprocess import Preprocess, pad_to_square
 from helpers import png_bytes
 
 CFG = {"input_size": (3, 64, 64), "interpolation": "bicubic", "crop_pct": 1.0,
@@ -68,7 +68,7 @@ def test_horizontal_flip_only():
 
 def test_content_crop_removes_the_file_framing():
     """The same head with wide black margins or none gives the same model input."""
-    from brainmri.transforms import crop_to_content
+    from brainmri.inference.preprocess import crop_to_content
     head = np.zeros((60, 50), np.uint8)
     head[5:55, 5:45] = 120
     framed = np.zeros((200, 300), np.uint8)
@@ -82,8 +82,8 @@ def test_content_crop_removes_the_file_framing():
 
 
 def test_release_config_carries_the_preprocessing(tmp_path):
-    from brainmri.checkpoint import read_config, save_release
-    from brainmri.model import create_model
+    from brainmri.inference.release import read_config, save_release
+    from brainmri.training.model import create_model
     folder = save_release(create_model("test_convnext", image_size=32), tmp_path / "r", list("abcd"), content_crop=True)
     config = read_config(folder)
     assert config["preprocessing"] == {"grayscale": True, "content_crop": True, "pad_to_square": True}
@@ -111,7 +111,7 @@ def _with_markers(gray: np.ndarray) -> np.ndarray:
 def test_head_crop_ignores_letters_and_markers_at_the_edges():
     """Real slices with a margin around the head: the head-region crop finds the same box with markers drawn at
     the edges (within 3 px); the threshold crop is pulled out to them."""
-    from brainmri.transforms import content_box, head_box
+    from brainmri.inference.preprocess import content_box, head_box
     from helpers import REAL_DATA, real_images
 
     real_images()  # skips without the real dataset
@@ -133,7 +133,7 @@ def test_head_crop_ignores_letters_and_markers_at_the_edges():
 
 
 def test_head_crop_keeps_the_scalp_and_drops_what_lies_apart():
-    from brainmri.transforms import content_box, head_box
+    from brainmri.inference.preprocess import content_box, head_box
 
     yy, xx = np.mgrid[:200, :200]
     radius = np.hypot(yy - 100, xx - 100)
@@ -154,8 +154,8 @@ def test_the_crop_travels_with_the_release(tmp_path):
 
     import pytest
 
-    from brainmri.checkpoint import read_config, save_release
-    from brainmri.model import create_model
+    from brainmri.inference.release import read_config, save_release
+    from brainmri.training.model import create_model
     pre = replace(Preprocess.from_config(CFG, content_crop=True), crop="head")
     folder = save_release(create_model("test_convnext", image_size=32), tmp_path / "r", list("abcd"),
                           preprocessing=pre.release_steps())

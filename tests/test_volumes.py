@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from brainmri import Predictor
-from brainmri.imageio import ImageLoadError
-from brainmri.volumes import load_volume
+from brainmri.io.images import ImageLoadError
+from brainmri.io.volumes import load_volume
 from helpers import CLASSES, dicom_bytes, dicom_series, nifti_bytes, real_images
 
 

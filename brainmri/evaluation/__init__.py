@@ -1,0 +1,1 @@
+"""Measuring a release: metrics, robustness, heatmap localisation, selective prediction, reports and plots."""

@@ -1,0 +1,218 @@
+"""Read a saved evaluation (metrics.json, figures, model card) and format it for people.
+
+Nothing here computes a metric: the app's Model tab shows exactly what
+``train.py evaluate`` wrote.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from brainmri import text
+from brainmri.inference.sequence_check import INVERSION
+
+
+
+def words(lang: str = "en") -> dict[str, Any]:
+    return text.catalogue(lang)["report"]
+
+FIGURES = {
+    "confusion": "confusion_full.png",
+    "confusion_normalized": "confusion_full_normalized.png",
+    "confusion_dedup": "confusion_dedup_normalized.png",
+    "roc": "roc_full.png",
+    "reliability": "reliability_full.png",
+    "curves": "curves.png",
+    "gallery": "gradcam_gallery.png",
+    "risk_coverage": "risk_coverage.png",
+}
+
+
+def load_metrics(folder: str | Path) -> dict[str, Any] | None:
+    path = Path(folder) / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_json(folder: str | Path, name: str) -> dict[str, Any] | None:
+    path = Path(folder) / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+TESTING_SELECTIVE = "testing-selective"  # `train.py selective --out METRICS/testing-selective` on Testing
+
+
+def testing_verdict(folder: str | Path) -> dict[str, Any] | None:
+    """The release's verdict figures on Testing, as ``train.py selective`` measured them."""
+    saved = load_json(Path(folder) / TESTING_SELECTIVE, "selective.json")
+    return saved.get("verdict") if saved else None
+
+
+def figure(folder: str | Path, key: str) -> str | None:
+    path = Path(folder) / FIGURES[key]
+    return str(path) if path.is_file() else None
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f} %"
+
+
+def _ci(values: list[float]) -> str:
+    return f"[{100 * values[0]:.2f}, {100 * values[1]:.2f}]"
+
+
+def headline_markdown(metrics: dict[str, Any], lang: str = "en") -> str:
+    w = words(lang)
+    rows = [f"| | {w['testing_full']} | {w['testing_dedup']} |", "|---|---|---|"]
+    full, dedup = metrics["full"], metrics.get("dedup", {})
+
+    def both(fn):
+        return f"| {fn(full)} | {fn(dedup) if dedup else '—'} |"
+
+    rows.append(f"| {w['images']}" + both(lambda m: str(m["n"])))
+    rows.append(f"| {w['accuracy_ci']}" + both(lambda m: f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}"))
+    rows.append(f"| {w['macro_f1']}" + both(lambda m: f"{_pct(m['macro_f1'])} {_ci(m['macro_f1_ci95'])}"))
+    rows.append(f"| {w['weighted_f1']}" + both(lambda m: _pct(m["weighted_f1"])))
+    rows.append(f"| {w['auc']}" + both(lambda m: f"{m['roc_auc']['macro']:.4f}"))
+    rows.append(f"| {w['ece']}" + both(lambda m: f"{m['ece']:.4f}"))
+    return "\n".join(rows)
+
+
+def per_class_rows(metrics: dict[str, Any], which: str = "full", lang: str = "en") -> list[list[Any]]:
+    m = metrics[which]
+    out = []
+    for label in m["labels"]:
+        c = m["per_class"][label]
+        auc = m["roc_auc"].get(label)
+        out.append([text.class_name(label, lang), round(c["precision"], 4), round(c["recall"], 4), round(c["f1"], 4),
+                    c["support"], None if auc is None else round(auc, 4)])
+    return out
+
+
+PER_CLASS_HEADERS = words("en")["per_class"]
+
+
+def model_card(folder: str | Path) -> str:
+    """The model card's body (README.md without its YAML front matter)."""
+    path = Path(folder) / "README.md"
+    if not path.is_file():
+        return "_This model folder has no model card._"
+    body = path.read_text()
+    if body.startswith("---"):
+        end = body.find("\n---", 3)
+        if end != -1:
+            body = body[end + 4:]
+    return body.strip()
+
+
+def batch_csv(rows: list[list[Any]], headers: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(headers)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+COLLECTION_NAMES = {"sartaj": "SARTAJ", "figshare": "figshare", "br35h": "Br35H"}
+
+
+def trust_markdown(metrics: dict[str, Any], crossval: dict[str, Any] | None,
+                   testing_verdict: dict[str, float] | None = None, lang: str = "en",
+                   testing_robustness: dict[str, Any] | None = None) -> str:
+    """One table: Testing (full, de-duplicated) beside the held-out collections (a model of the same recipe
+    trained without that collection, judged on all its images); with the verdicts' figures where saved
+    (``{"ok_share": ..., "ok_accuracy": ...}``) and the accuracy under contrast inversion where a robustness
+    table was saved (Testing's ``robustness.json``; a held-out entry's ``robustness``)."""
+    w = words(lang)
+    columns = [(w["testing_full"], metrics["full"], testing_verdict, testing_robustness),
+               (w["testing_dedup"], metrics.get("dedup"), None, None)]
+    for name, block in ((crossval or {}).get("heldout") or {}).items():
+        columns.append((w["heldout"].format(name=COLLECTION_NAMES.get(name, name)), block["metrics"],
+                        block.get("verdict"), block.get("robustness")))
+    columns = [c[:3] + ((c[3] or {}).get(INVERSION),) for c in columns if c[1]]
+    rows = ["| | " + " | ".join(title for title, *_ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    rows.append(f"| {w['images']} | " + " | ".join(f"{m['n']:,}" for _, m, *_ in columns) + " |")
+    rows.append(f"| {w['accuracy']} | " + " | ".join(f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}"
+                                                      for _, m, *_ in columns) + " |")
+    for label in columns[0][1]["labels"]:
+        cells = [_pct(m["per_class"][label]["recall"]) if m["per_class"].get(label, {}).get("support") else "—"
+                 for _, m, *_ in columns]
+        name = text.class_name(label, lang) if lang != "en" else label
+        rows.append(f"| {w['recall'].format(label=name)} | " + " | ".join(cells) + " |")
+    if any(inverted for *_, inverted in columns):
+        rows.append(f"| {w['inverted']} | " + " | ".join(
+            _pct(inverted["accuracy"]) if inverted else "—" for *_, inverted in columns) + " |")
+    if any(v for _, _, v, _ in columns):
+        rows.append(f"| {w['answered_ok']} | " + " | ".join(
+            f"{_pct(v['ok_share'])} ({_pct(v['ok_accuracy'])})" if v else "—" for _, _, v, _ in columns) + " |")
+    return "\n".join(rows)
+
+
+def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any] | None, lang: str = "en") -> str:
+    """The trust table's new-source rows (README, Model tab, model card): per sequence, on TCGA-LGG patients of an
+    institution the recipe never trained on (:mod:`brainmri.evaluation.lgg`'s figures), and on all of TCGA-LGG for a model
+    that never saw it. Empty without either."""
+    w = words(lang)
+
+    def pct(x):
+        return "—" if x is None else _pct(x)
+
+    def number(n):
+        return f"{n:,}".replace(",", "\u202f" if lang == "fr" else ",")
+
+    rows = []
+    if heldout:
+        rows.append((w["newsource_heldout"].format(sites=", ".join(heldout["sites"]), patients=heldout["patients"],
+                                                   n=number(heldout["n"])), heldout))
+    if leave_out:
+        rows.append((w["newsource_never"].format(patients=leave_out["patients"], n=number(leave_out["n"]),
+                                                 model=leave_out.get("model", "")), leave_out))
+    if not rows:
+        return ""
+    lines = ["| " + " | ".join(w["newsource_head"]) + " |", "|---" * len(w["newsource_head"]) + "|"]
+    for name, r in rows:
+        cells = [pct(r["by_sequence"].get(s, {}).get("glioma", {}).get("accuracy")) for s in ("flair", "t1", "t1c")]
+        cells += [pct(r["notumor"]["accuracy"]), pct(r["all"]["ok_share"]), pct(r["all"]["ok_accuracy"])]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n" + w["newsource_note"]
+
+
+def localisation_summary(result: dict[str, Any] | None, method: str = "gradcam", lang: str = "en") -> str:
+    """One sentence on whether the heatmaps land on the tumour (the localisation yardstick on Testing)."""
+    w = words(lang)
+    if not result or method not in result.get("methods", {}):
+        return w["no_localisation"]
+    a = result["methods"][method]["all"]
+    return w["localisation"].format(images=result["images"], grid="×".join(str(v) for v in result.get("cam_grid") or []),
+                                    widen=result["widen_px"], pointing=_pct(a["pointing_game"]),
+                                    energy=_pct(a["energy_inside"]), share=_pct(a["mask_share"]), ratio=a["energy_ratio"])
+
+
+def summary_line(config: dict[str, Any], metrics: dict[str, Any], crossval: dict[str, Any] | None,
+                 testing_verdict: dict[str, float] | None = None, lang: str = "en") -> str:
+    """The Model tab's first line: which model, how often right on Testing and on the held-out collections,
+    how much of Testing the page answers "ok"."""
+    w = words(lang)
+    dedup = metrics.get("dedup")
+    line = w["summary"].format(architecture=config.get("architecture", "?"), sha=config.get("weights_sha256", "?")[:12],
+                               testing=_pct(metrics["full"]["accuracy"]),
+                               dedup=_pct(dedup["accuracy"]) if dedup else "—")
+    for name, block in ((crossval or {}).get("heldout") or {}).items():
+        line += w["summary_heldout"].format(name=COLLECTION_NAMES.get(name, name),
+                                            accuracy=_pct(block["metrics"]["accuracy"]))
+    if testing_verdict:
+        return line + w["summary_ok"].format(share=_pct(testing_verdict["ok_share"]),
+                                             accuracy=_pct(testing_verdict["ok_accuracy"]))
+    return line + "."
+
+
+def evaluation_for(config: dict[str, Any], folder: str | Path) -> dict[str, Any] | None:
+    """``folder``'s metrics.json when it was measured on the weights ``config`` names (its sha256), else None:
+    a page must never show another model's evaluation."""
+    metrics = load_metrics(folder)
+    if metrics is None:
+        return None
+    measured = (metrics.get("meta") or {}).get("weights_sha256")
+    return metrics if measured and measured == config.get("weights_sha256") else None

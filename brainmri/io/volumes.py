@@ -1,0 +1,299 @@
+"""Whole scans: a DICOM series (a zip, a folder or several ``.dcm`` files), a multi-frame DICOM or a NIfTI
+volume, read into one stack of 2-D slices that then go, one by one, through the same path as a single image.
+
+- **DICOM series**: one series only (files of another SeriesInstanceUID are refused with a clear message),
+  ordered along the slice normal (ImagePositionPatient · (row × column direction)), else by InstanceNumber.
+  The slices stay in the plane they were acquired in. Only pixel data and the tags that place, scale and
+  name the series are read (position, orientation, rescale, window, photometric interpretation, series
+  description, protocol and sequence names); never a patient field.
+- **Multi-frame DICOM**: its frames in stored order.
+- **NIfTI** (``.nii``, ``.nii.gz``) through nibabel, reoriented to RAS+ from the affine
+  (``nibabel.as_closest_canonical``); ``axial`` slices by default, or ``coronal`` / ``sagittal``;
+  shown as viewers show them (axial and coronal in the radiological convention, the patient's right on
+  the left; sagittal with the face on the left; the front or the top up).
+- **Intensities** are windowed once per volume: the DICOM window where the header has one, else the
+  0.5th–99.5th percentiles of the whole volume; so the same tissue has the same gray in every slice.
+
+Limits: at most :data:`MAX_SLICES` slices and :data:`MAX_VOLUME_BYTES` uncompressed; a zip whose
+members would expand beyond that, or expand more than :data:`MAX_ZIP_RATIO` times (a zip bomb), a zip
+inside the zip, a mix of series, or a file that is neither DICOM nor NIfTI is refused with a clear message.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+
+from brainmri.io.images import MIN_SIDE, ImageLoadError, mr_sequence
+
+MAX_SLICES = 1000
+MAX_VOLUME_BYTES = 500 * 2**20
+MAX_ZIP_RATIO = 250  # a real DICOM or NIfTI file compresses 3-20 times; far more is a bomb
+PLANES = ("axial", "coronal", "sagittal")
+IGNORED = ("__MACOSX/", ".DS_Store", "DICOMDIR", "Thumbs.db")
+
+VolumeSource = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
+
+
+@dataclass
+class Volume:
+    slices: np.ndarray  # N x H x W uint8, windowed once for the whole volume, in display orientation
+    kind: str  # "DICOM series", "multi-frame DICOM" or "NIfTI"
+    plane: str  # the plane of the slices ("acquired" for DICOM)
+    sequence: str | None = None  # from a DICOM header, when it names a sequence other than T1 ("T2", "FLAIR", ...)
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+
+def load_volume(source: VolumeSource, plane: str = "axial", *, max_slices: int = MAX_SLICES,
+                max_bytes: int = MAX_VOLUME_BYTES) -> Volume:
+    """A zip, a folder, one file or several files of one scan → :class:`Volume`."""
+    if plane not in PLANES:
+        raise ValueError(f"plane must be one of {PLANES}, got {plane!r}")
+    blobs = _gather(source, max_bytes, max_slices)
+    if not blobs:
+        raise ImageLoadError("no files to read: upload a zip, DICOM files or a NIfTI volume")
+    kinds = ["nifti" if _is_nifti(b) else "dicom" if _is_dicom(b) else "other" for b in blobs]
+    nifti = [b for b, kind in zip(blobs, kinds) if kind == "nifti"]
+    dicom = [b for b, kind in zip(blobs, kinds) if kind == "dicom"]
+    others = kinds.count("other")
+    if others:
+        raise ImageLoadError(f"{others} of the {len(blobs)} files are neither DICOM nor NIfTI; upload one series "
+                             "(DICOM files or a zip of them) or one NIfTI volume")
+    if nifti and dicom or len(nifti) > 1:
+        raise ImageLoadError("upload one scan at a time: one NIfTI volume or the DICOM files of one series")
+    if nifti:
+        volume = _nifti_volume(nifti[0], plane, max_bytes)
+    else:
+        volume = _dicom_volume(dicom)
+    if len(volume) > max_slices:
+        raise ImageLoadError(f"the scan has {len(volume)} slices; the limit is {max_slices}")
+    if min(volume.slices.shape[1:]) < MIN_SIDE:
+        raise ImageLoadError(f"the slices are {volume.slices.shape[2]}x{volume.slices.shape[1]} pixels; "
+                             f"a slice needs at least {MIN_SIDE} px a side")
+    return volume
+
+
+# ----------------------------------------------------------------------------- reading the files
+
+def _gather(source: VolumeSource, max_bytes: int, max_files: int) -> list[bytes]:
+    """Every file's bytes (zips and folders opened), within the byte and file-count limits."""
+    if isinstance(source, (str, os.PathLike)):
+        paths = [Path(source)]
+    else:
+        paths = [Path(p) for p in source]
+    budget = _Budget(max_bytes, max_files)
+    blobs: list[bytes] = []
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                if not _ignored(child.relative_to(path).as_posix()):
+                    blobs += _from_file(child, budget)
+        elif path.is_file():
+            blobs += _from_file(path, budget)
+        else:
+            raise ImageLoadError(f"no such file: {path.name}")
+    return blobs
+
+
+class _Budget:
+    def __init__(self, max_bytes: int, max_files: int):
+        self.bytes_left, self.files_left = max_bytes, max_files + 16  # a few non-slice files are fine
+        self.max_bytes, self.max_files = max_bytes, max_files
+
+    def take(self, size: int) -> None:
+        self.bytes_left -= size
+        self.files_left -= 1
+        if self.bytes_left < 0:
+            raise ImageLoadError(f"the scan is over {self.max_bytes / 2**20:.0f} MB uncompressed; that is the limit")
+        if self.files_left < 0:
+            raise ImageLoadError(f"the upload holds more than {self.max_files} files; the limit is {self.max_files} slices")
+
+
+def _ignored(name: str) -> bool:
+    return any(part in name for part in IGNORED) or Path(name).name.startswith(".")
+
+
+def _from_file(path: Path, budget: _Budget) -> list[bytes]:
+    if zipfile.is_zipfile(path):
+        return _from_zip(path, budget)
+    size = path.stat().st_size
+    budget.take(size)
+    return [path.read_bytes()]
+
+
+def _from_zip(path: Path, budget: _Budget) -> list[bytes]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ImageLoadError(f"not a readable zip file ({err})") from None
+    blobs = []
+    with archive:
+        members = [m for m in archive.infolist() if not m.is_dir() and not _ignored(m.filename)]
+        if sum(m.file_size for m in members) > budget.bytes_left:
+            raise ImageLoadError(f"the zip expands to {sum(m.file_size for m in members) / 2**20:.0f} MB; "
+                                 f"the limit is {budget.max_bytes / 2**20:.0f} MB")
+        for member in members:
+            if member.file_size > MAX_ZIP_RATIO * max(member.compress_size, 1) and member.file_size > 2**20:
+                raise ImageLoadError("the zip expands far more than scans do (a zip bomb?); it was not opened")
+            try:
+                with archive.open(member) as handle:  # never trust the declared size: read at most what is left
+                    data = handle.read(budget.bytes_left + 1)
+            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as err:
+                raise ImageLoadError(f"cannot read a file in the zip ({type(err).__name__})") from None
+            budget.take(len(data))
+            if data[:4] == b"PK\x03\x04":
+                raise ImageLoadError("the zip holds another zip; upload the series itself")
+            blobs.append(data)
+    return blobs
+
+
+def _is_dicom(data: bytes) -> bool:
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        return True
+    try:  # DICOM without the preamble (some exporters): pydicom can still read its first element
+        import pydicom
+
+        pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True, specific_tags=["Modality"])
+        return len(data) > 256 and data[:2] in (b"\x08\x00", b"\x02\x00")
+    except Exception:
+        return False
+
+
+def _is_nifti(data: bytes) -> bool:
+    if data[:2] == b"\x1f\x8b":  # gzip: look at the header inside
+        try:
+            data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(352)
+        except (OSError, EOFError):
+            return False
+    return len(data) >= 348 and (data[344:348] in (b"n+1\x00", b"ni1\x00") or data[4:8] in (b"n+2\x00",))
+
+
+# ----------------------------------------------------------------------------- DICOM
+
+def _dicom_volume(blobs: list[bytes]) -> Volume:
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    try:
+        datasets = [pydicom.dcmread(io.BytesIO(b), force=True) for b in blobs]
+    except Exception as err:  # noqa: BLE001 - pydicom raises many types on malformed files
+        raise ImageLoadError(f"a DICOM file cannot be read ({type(err).__name__})") from None
+    datasets = [ds for ds in datasets if "PixelData" in ds]
+    if not datasets:
+        raise ImageLoadError("the DICOM files hold no pixel data")
+    series = {str(getattr(ds, "SeriesInstanceUID", "")) for ds in datasets}
+    if len(series) > 1:
+        raise ImageLoadError(f"the files belong to {len(series)} different series; upload one series at a time")
+    if len({(int(ds.Rows), int(ds.Columns)) for ds in datasets}) > 1:
+        raise ImageLoadError("the slices of this series differ in size; it cannot be read as one scan")
+    first = datasets[0]
+    try:
+        if len(datasets) == 1 and int(getattr(first, "NumberOfFrames", 1) or 1) > 1:
+            stack, kind = np.asarray(apply_modality_lut(first.pixel_array, first), dtype=np.float64), "multi-frame DICOM"
+        else:
+            datasets = _ordered(datasets)
+            stack = np.stack([np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float64) for ds in datasets])
+            kind = "DICOM series"
+    except ImageLoadError:
+        raise
+    except Exception as err:  # noqa: BLE001 - codecs and malformed data
+        raise ImageLoadError(f"cannot decode the DICOM pixel data ({type(err).__name__})") from None
+    if stack.ndim != 3:
+        raise ImageLoadError("colour DICOM images are not scans this model reads")
+    window = _dicom_window(datasets[len(datasets) // 2])
+    slices = _to_uint8(stack, window)
+    if getattr(first, "PhotometricInterpretation", "") == "MONOCHROME1":
+        slices = 255 - slices
+    return Volume(slices, kind, "acquired", mr_sequence(first))
+
+
+def _ordered(datasets: list) -> list:
+    """Slices along the normal of their plane (ImagePositionPatient projected on row × column direction),
+    else by InstanceNumber; refuses a series with two slices at one place."""
+    try:
+        orientation = np.asarray(datasets[0].ImageOrientationPatient, dtype=np.float64)
+        normal = np.cross(orientation[:3], orientation[3:])
+        keys = [float(np.dot(np.asarray(ds.ImagePositionPatient, dtype=np.float64), normal)) for ds in datasets]
+    except (AttributeError, TypeError, ValueError):
+        try:
+            keys = [int(ds.InstanceNumber) for ds in datasets]
+        except (AttributeError, TypeError, ValueError):
+            raise ImageLoadError("the DICOM files say neither where each slice lies nor its number; "
+                                 "their order cannot be recovered") from None
+    if len(set(np.round(keys, 3))) < len(keys):
+        raise ImageLoadError("two files of the series lie at the same place (duplicates or several echoes); "
+                             "upload one series of distinct slices")
+    return [datasets[i] for i in np.argsort(keys, kind="stable")]
+
+
+def _dicom_window(ds) -> tuple[float, float] | None:
+    """(low, high) of the header's VOI window (its first, when several), or None."""
+    from pydicom.multival import MultiValue
+
+    try:
+        center, width = ds.WindowCenter, ds.WindowWidth
+    except AttributeError:
+        return None
+    center = float(center[0] if isinstance(center, MultiValue) else center)
+    width = float(width[0] if isinstance(width, MultiValue) else width)
+    return (center - width / 2, center + width / 2) if width > 1 else None
+
+
+# ----------------------------------------------------------------------------- NIfTI
+
+def _nifti_volume(data: bytes, plane: str, max_bytes: int) -> Volume:
+    import nibabel
+
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(max_bytes + 1)
+        except (OSError, EOFError) as err:
+            raise ImageLoadError(f"the .nii.gz file is damaged ({err})") from None
+        if len(data) > max_bytes:
+            raise ImageLoadError(f"the volume is over {max_bytes / 2**20:.0f} MB uncompressed; that is the limit")
+    try:
+        image = nibabel.Nifti1Image.from_bytes(data) if data[344:348] in (b"n+1\x00", b"ni1\x00") \
+            else nibabel.Nifti2Image.from_bytes(data)
+        image = nibabel.as_closest_canonical(image)  # RAS+: x to the right, y to the front, z up
+        shape = image.shape
+        if len(shape) == 4 and shape[3] >= 1:
+            voxels = np.asarray(image.dataobj[..., 0], dtype=np.float64)  # a 4-D series: its first volume
+        elif len(shape) == 3:
+            voxels = np.asarray(image.dataobj, dtype=np.float64)
+        else:
+            raise ImageLoadError(f"a NIfTI volume of shape {shape} is not a 3-D scan")
+    except ImageLoadError:
+        raise
+    except Exception as err:  # noqa: BLE001 - nibabel raises many types on malformed files
+        raise ImageLoadError(f"not a readable NIfTI volume ({type(err).__name__}: {err})") from None
+    axis = {"sagittal": 0, "coronal": 1, "axial": 2}[plane]
+    moved = np.moveaxis(voxels, axis, 0)  # slices first; each slice keeps the other two axes in RAS order
+    # rows: the front (axial) or the top (coronal, sagittal) upwards; columns flipped: the patient's right
+    # on the left (axial, coronal: the radiological convention), the face on the left (sagittal)
+    slices = np.flip(np.swapaxes(moved, 1, 2), axis=(1, 2))
+    return Volume(_to_uint8(np.ascontiguousarray(slices), None), "NIfTI", plane)
+
+
+# ----------------------------------------------------------------------------- intensities
+
+def _to_uint8(stack: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:
+    """One intensity window for the whole volume (the header's, else robust percentiles) → uint8."""
+    finite = np.isfinite(stack)
+    if not finite.any():
+        raise ImageLoadError("the scan holds no finite pixel values")
+    stack = np.where(finite, stack, 0.0)
+    if window is None:
+        low, high = (float(v) for v in np.percentile(stack, [0.5, 99.5]))
+    else:
+        low, high = window
+    if high <= low:
+        return np.zeros(stack.shape, dtype=np.uint8)
+    return np.round(np.clip((stack - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)

@@ -1,0 +1,1 @@
+"""Training a release: options, the trainer, the network, calibration, export and recipes."""

@@ -1,0 +1,1 @@
+"""What people see: the Gradio page, its handlers, the case report and the words in each language."""

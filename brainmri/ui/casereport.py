@@ -1,0 +1,121 @@
+"""A one-page PDF record of one explained slice, for a teaching slide or a tumour board.
+
+Drawn with matplotlib's own PDF backend through its object API (no pyplot state, so concurrent
+requests do not share a figure). The page holds the slice, the heatmap overlay, the four
+probabilities, the verdict and its reason, the method, which model answered (name, version,
+weights sha256, its held-out figures), the date and the not-a-medical-device notice. It holds no
+file name and no patient field: the caller passes the explanation only, never the upload's path
+or DICOM header.
+"""
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from brainmri import __version__, text
+from brainmri.inference.explain import METHOD_NAMES
+
+A4_INCHES = (8.27, 11.69)
+
+
+
+@dataclass
+class ModelFacts:
+    """Which model answered and how far to trust it (from the release's config and saved evaluation)."""
+    architecture: str
+    weights_sha256: str
+    input_size: int
+    testing_accuracy: float | None = None
+    heldout_accuracy: dict[str, float] = field(default_factory=dict)  # collection name → accuracy
+
+    @classmethod
+    def from_release(cls, config: dict, metrics: dict | None, crossval: dict | None) -> "ModelFacts":
+        from brainmri.evaluation.report import COLLECTION_NAMES
+
+        heldout = {COLLECTION_NAMES.get(name, name): block["metrics"]["accuracy"]
+                   for name, block in ((crossval or {}).get("heldout") or {}).items()}
+        size = (config.get("pretrained_cfg") or {}).get("input_size", [3, 0, 0])[-1]
+        return cls(config.get("architecture", "?"), config.get("weights_sha256", "?"), int(size),
+                   metrics["full"]["accuracy"] if metrics else None, heldout if metrics else {})
+
+
+def _figures_line(facts: ModelFacts, t: dict) -> str:
+    if facts.testing_accuracy is None:
+        return t["no_figures"]
+    parts = [f"{t['testing']} {facts.testing_accuracy:.1%}"]
+    parts += [f"{t['heldout'].format(name=name)} {accuracy:.1%}" for name, accuracy in facts.heldout_accuracy.items()]
+    line = t["figures"].format(figures="; ".join(parts))
+    return f"{line} {t['heldout_note']}" if facts.heldout_accuracy else line
+
+
+def write_case_report(path: str | Path, explanation, facts: ModelFacts, lang: str = "en",
+                      opacity: float | None = None, now: datetime | None = None) -> Path:
+    """One A4 page for ``explanation`` (from :meth:`Predictor.explain` on a file or an array: it needs the
+    original slice), as PDF (or PNG when ``path`` ends in .png); ``opacity``: the heatmap's, as on the page."""
+    from matplotlib import rc_context  # imported on the first report: the page starts without matplotlib
+    from matplotlib.figure import Figure
+
+    if explanation.original is None:
+        raise ValueError("a case report needs an explanation of a file or an array, not of a prepared image")
+    t = text.catalogue(lang)["casereport"]
+    names = {label: text.class_name(label, lang) for label in explanation.probabilities}
+    method = METHOD_NAMES.get(explanation.method, explanation.method)
+    target = names[explanation.target]
+    date = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M")
+
+    fig = Figure(figsize=A4_INCHES)
+    with rc_context({"pdf.fonttype": 42}):  # TrueType: the text stays selectable and searchable
+        fig.text(0.06, 0.965, t["title"], fontsize=15, weight="bold", va="top")
+        fig.text(0.06, 0.938, "\n".join(textwrap.wrap(t["notice"], 112)), fontsize=8.5, color="#a00000", va="top")
+        verdict = explanation.verdict
+        read = verdict is None or verdict.status != "not_mri"  # as on the page: no class, no heatmap otherwise
+        drawn = ((explanation.draw(opacity) if opacity is not None else explanation.overlay_original) if read
+                 else explanation.original)
+        for x, image, title, cmap in ((0.06, explanation.original, t["slice"], "gray"),
+                                      (0.52, drawn, t["overlay"].format(method=method, target=target) if read
+                                       else t["not_read"], None if read else "gray")):
+            ax = fig.add_axes((x, 0.58, 0.42, 0.33))
+            ax.imshow(image, cmap=cmap, vmin=0, vmax=255, interpolation="lanczos")
+            ax.set_title("\n".join(textwrap.wrap(title, 48)), fontsize=9)
+            ax.set_axis_off()
+
+        if read:
+            bars = fig.add_axes((0.30, 0.40, 0.60, 0.14))
+            labels = list(explanation.probabilities)
+            values = [explanation.probabilities[k] for k in labels]
+            colours = ["#d9534f" if k == explanation.label else "#7a9cc6" for k in labels]
+            bars.barh([names[k] for k in labels][::-1], values[::-1], color=colours[::-1])
+            for y, value in enumerate(values[::-1]):
+                bars.text(min(value, 1.0) + 0.01, y, f"{value:.1%}", va="center", fontsize=9)
+            bars.set_xlim(0, 1.12)
+            bars.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0", "25 %", "50 %", "75 %", "100 %"], fontsize=8)
+            bars.tick_params(axis="y", labelsize=10)
+            bars.set_title(t["probabilities"], fontsize=10, loc="left")
+            for side in ("top", "right"):
+                bars.spines[side].set_visible(False)
+
+        if verdict is None or verdict.ok:
+            verdict_text = f"{names[explanation.label]} ({explanation.probabilities[explanation.label]:.0%}); {t['ok']}"
+        else:
+            verdict_text = f"{text.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}"
+        y = 0.355
+        blocks = [(f"{t['verdict']}: {verdict_text}", 10, "bold"),
+                  *([(t["method"].format(size=facts.input_size, architecture=facts.architecture, method=method,
+                                         target=target), 8.5, "normal")] if read else []),
+                  (t["model"].format(architecture=facts.architecture, version=__version__,
+                                     sha=facts.weights_sha256), 8.5, "normal"),
+                  (_figures_line(facts, t), 8.5, "normal"),
+                  (t["date"].format(date=date), 8.5, "normal")]
+        for words, size, weight in blocks:
+            lines = textwrap.wrap(words, 112 if size < 10 else 95)
+            fig.text(0.06, y, "\n".join(lines), fontsize=size, weight=weight, va="top", linespacing=1.3)
+            y -= 0.0165 * len(lines) * size / 8.5 + 0.014
+        path = Path(path)
+        if path.suffix.lower() == ".png":  # a picture of the page (the README shows one)
+            fig.savefig(path, format="png", dpi=80)
+        else:
+            fig.savefig(path, format="pdf", metadata={"Title": t["title"], "Creator": f"brainmri {__version__}"})
+    return path
+

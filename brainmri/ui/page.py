@@ -1,0 +1,204 @@
+"""The Gradio page: Classify, Scan, Batch, Model and About tabs over one Predictor, built by :func:`build_demo`.
+
+Building it launches nothing (tests and Hugging Face Spaces import the page); :func:`launch` serves it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gradio as gr
+
+from brainmri import Predictor, text
+from brainmri.evaluation import report
+from brainmri.inference.explain import HEATMAP_OPACITY, METHOD_NAMES
+from brainmri.ui.casereport import ModelFacts
+from brainmri.ui.handlers import PREDICTED, Handlers, UploadFile, page_language, say
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL = str(ROOT / "assets" / "model")
+METRICS_DIR = ROOT / "assets" / "metrics"
+EXAMPLES_DIR = ROOT / "assets" / "examples"
+MAX_FILE_SIZE = "500mb"  # a whole scan (brainmri.io.volumes.MAX_VOLUME_BYTES); one slice is refused over 25 MB
+FILE_TYPES = [".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"]
+SCAN_TYPES = [".zip", ".dcm", ".nii", ".gz"]  # a DICOM series (files or a zip), a multi-frame DICOM, a NIfTI volume
+# every 5 min, delete uploads and outputs older than 10 min (BRAINMRI_CACHE_CLEANUP="every,age" in seconds)
+CACHE_CLEANUP = tuple(int(x) for x in os.environ.get("BRAINMRI_CACHE_CLEANUP", "300,600").split(","))
+I18N = gr.I18n(**{lang: text.catalogue(lang)["page"] for lang in text.LANGUAGES})  # the static labels
+
+
+def release_metrics_dir(predictor: Predictor) -> Path:
+    """Where the served release's saved evaluation lives: its own ``metrics/`` folder, else assets/metrics
+    (whose metrics.json names the weights it was measured on; :func:`brainmri.evaluation.report.evaluation_for`)."""
+    own = predictor.release.path("metrics")
+    return own if (own / "metrics.json").is_file() else METRICS_DIR
+
+
+def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_dir: Path = EXAMPLES_DIR) -> gr.Blocks:
+    metrics_dir = Path(metrics_dir) if metrics_dir is not None else release_metrics_dir(predictor)
+    metrics = report.evaluation_for(predictor.config, metrics_dir)  # None unless measured on these weights
+    crossval = report.load_json(metrics_dir, "crossval.json") if metrics else None
+    verdict = report.testing_verdict(metrics_dir) if metrics else None
+    handlers = Handlers(predictor, ModelFacts.from_release(predictor.config, metrics, crossval))
+    localised = []  # (component, function of the language giving its value): filled in on each page load
+
+    def choices(lang):
+        return [(say(lang)["predicted"], PREDICTED), *[(text.class_name(k, lang), k) for k in predictor.labels]]
+
+    with gr.Blocks(title="brainmri", delete_cache=CACHE_CLEANUP, analytics_enabled=False) as demo:
+        gr.Markdown(I18N("title"))
+        gr.Markdown(I18N("notice"))
+        with gr.Tabs():
+            with gr.Tab(I18N("tab_classify")):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        upload = UploadFile(label=I18N("upload"), file_types=FILE_TYPES, type="filepath")
+                        run = gr.Button(I18N("classify"), variant="primary")
+                        target = gr.Dropdown(choices("en"), value=PREDICTED, label=I18N("explain_class"))
+                        localised.append((target, lambda lang: gr.update(choices=choices(lang))))
+                        method = gr.Radio([(METHOD_NAMES[m], m) for m in ("gradcam", "gradcam++", "eigencam")],
+                                          value="gradcam", label=I18N("method"))
+                        opacity = gr.Slider(0.0, 1.0, value=HEATMAP_OPACITY, step=0.05, label=I18N("opacity"))
+                        outline = gr.Checkbox(value=True, label=I18N("outline"))
+                        examples = sorted(examples_dir.glob("*")) if examples_dir.is_dir() else []
+                        if examples:
+                            gr.Examples([[str(p)] for p in examples], inputs=[upload], label=I18N("examples"))
+                    with gr.Column(scale=2):
+                        note = gr.Markdown()
+                        shown = gr.Label(num_top_classes=len(predictor.labels), label=I18N("prediction"))
+                        label = gr.Label(num_top_classes=len(predictor.labels), visible=False)  # the API's keys
+                        overlay = gr.Image(label=I18N("overlay"), type="numpy")
+                        with gr.Row():
+                            show_all = gr.Button(I18N("all_classes"))
+                            make_report = gr.Button(I18N("report"))
+                        report_file = gr.File(label=I18N("report_file"), visible=False)
+                        gallery = gr.Gallery(label=I18N("all_classes"), columns=4, height="auto", visible=False)
+                        with gr.Accordion(I18N("model_input"), open=False):
+                            slider = gr.ImageSlider(label=I18N("heatmap"), type="numpy")
+                run.click(handlers.classify, [upload, opacity, outline],
+                          [label, overlay, note, target, method, shown], api_name="predict").success(
+                    handlers.model_input, [upload, target, method], [slider], api_visibility="private")
+                # the API answers plain values; the page then shows the component that was hidden until used
+                show_all.click(handlers.all_classes, [upload, method], [gallery], api_name="explain_all").success(
+                    lambda: gr.update(visible=True), None, [gallery], api_visibility="private", queue=False)
+                make_report.click(handlers.report, [upload], [report_file], api_name="report").success(
+                    lambda: gr.update(visible=True), None, [report_file], api_visibility="private", queue=False)
+                # one case at a time: a new image (upload, example, Clear) empties every output of the previous one
+                upload.change(lambda: (None, None, "", None, gr.update(value=None, visible=False),
+                                       gr.update(value=None, visible=False), None),
+                              None, [label, overlay, note, shown, gallery, report_file, slider], queue=False,
+                              api_visibility="private")
+                redraw = dict(fn=handlers.reexplain, inputs=[upload, target, method, opacity, outline],
+                              outputs=[overlay, slider, note], api_visibility="private")
+                for control in (target, method, outline):
+                    control.input(**redraw)
+                opacity.release(**redraw)
+            with gr.Tab(I18N("tab_scan")):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        scan_files = UploadFile(label=I18N("scan_upload"), file_count="multiple", file_types=SCAN_TYPES,
+                                                type="filepath")
+                        plane = gr.Radio(["axial", "coronal", "sagittal"], value="axial", label=I18N("plane"))
+                        analyse = gr.Button(I18N("analyse"), variant="primary")
+                        scan_text = gr.Markdown()
+                        suspicious = gr.Dataframe(label=I18N("suspicious"), interactive=False)
+                    with gr.Column(scale=2):
+                        position = gr.Slider(0, 1, value=0, step=1, label=I18N("slice"), visible=False)
+                        slice_note = gr.Markdown()
+                        slice_view = gr.Image(label=I18N("slice_view"), type="filepath", interactive=False)
+                        strip = gr.LinePlot(x="slice", y="probability", color="class", y_lim=[0, 1],
+                                            label=I18N("strip"), height=320)
+                with gr.Accordion(I18N("all_slices"), open=False):
+                    per_slice = gr.Dataframe(interactive=False)
+                    scan_json = gr.JSON(label=I18N("scan_summary"))
+                scan_state = gr.State(time_to_live=CACHE_CLEANUP[1])  # the loaded scan, in memory, for this page only
+                analyse.click(handlers.analyse_scan, [scan_files, plane], [per_slice, scan_json, scan_state],
+                              api_name="predict_volume").success(
+                    handlers.scan_page, [scan_state, opacity, outline],
+                    [scan_text, position, strip, suspicious, slice_view, slice_note], api_visibility="private")
+                position.release(handlers.scan_slice, [scan_state, position, opacity, outline], [slice_view, slice_note],
+                                 api_visibility="private")
+                strip.select(handlers.jump_from_plot, [scan_state, opacity, outline], [position, slice_view, slice_note],
+                             api_visibility="private")
+                suspicious.select(handlers.jump_from_table, [scan_state, opacity, outline],
+                                  [position, slice_view, slice_note], api_visibility="private")
+                scan_files.change(lambda: (None, None, None, "", gr.update(value=0, visible=False), None, None, None, ""),
+                                  None, [per_slice, scan_json, scan_state, scan_text, position, strip, suspicious,
+                                         slice_view, slice_note], queue=False, api_visibility="private")
+            with gr.Tab(I18N("tab_batch")):
+                files = UploadFile(label=I18N("batch_files"), file_count="multiple", file_types=FILE_TYPES, type="filepath")
+                run_batch = gr.Button(I18N("batch_run"), variant="primary")
+                table = gr.Dataframe(label=I18N("batch_table"), interactive=False)
+                download = gr.DownloadButton(I18N("batch_csv"), visible=False)
+                run_batch.click(handlers.classify_batch, [files], [table, download], api_name="predict_batch")
+                files.change(lambda: (None, gr.update(value=None, visible=False)), None, [table, download], queue=False,
+                             api_visibility="private")
+            with gr.Tab(I18N("tab_model")):
+                runtime = gr.Markdown(say("en")["runtime"].format(backend=predictor.backend.name))
+                localised.append((runtime, lambda lang: say(lang)["runtime"].format(backend=predictor.backend.name)))
+                if metrics is None:
+                    gr.Markdown(I18N("no_evaluation"))
+                else:
+                    _model_tab(predictor, metrics_dir, metrics, crossval, verdict, localised)
+            with gr.Tab(I18N("tab_about")):
+                gr.Markdown(I18N("about"))
+
+        def localise(request: gr.Request):
+            lang = page_language(request)
+            return [value(lang) for _, value in localised]
+
+        demo.load(localise, None, [component for component, _ in localised], api_visibility="private", queue=False)
+    return demo
+
+
+def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, localised) -> None:
+    """Picture first: one summary line, the confusion matrix and the reliability diagram, the one table of
+    Testing beside the held-out collections, where the heatmaps land; the rest and the model card folded."""
+    robustness = report.load_json(metrics_dir, "robustness.json") if metrics else None
+    def text(function):  # a Markdown whose text follows the page's language
+        component = gr.Markdown(function("en"))
+        localised.append((component, function))
+
+    def table(rows, label):
+        component = gr.Dataframe(rows("en"), headers=report.words("en")["per_class"], label=label, interactive=False)
+        localised.append((component, lambda lang: gr.update(value=rows(lang), headers=report.words(lang)["per_class"])))
+
+    def image(key, label):
+        if report.figure(metrics_dir, key):
+            gr.Image(report.figure(metrics_dir, key), label=label, interactive=False)
+
+    text(lambda lang: report.summary_line(predictor.config, metrics, crossval, verdict, lang))
+    with gr.Row():
+        image("confusion_normalized", I18N("confusion"))
+        image("reliability", I18N("reliability"))
+    gr.Markdown(I18N("trust"))
+    text(lambda lang: report.trust_markdown(metrics, crossval, verdict, lang, testing_robustness=robustness))
+    gr.Markdown(I18N("trust_note"))
+    heldout, leave_out = (report.load_json(metrics_dir, name) for name in ("lgg-heldout-institution.json", "lgg-leave-out.json"))
+    if heldout or leave_out:
+        text(lambda lang: report.newsource_markdown(heldout, leave_out, lang))
+    localisation = report.load_json(metrics_dir, "localisation.json")
+    text(lambda lang: report.localisation_summary(localisation, lang=lang))
+    image("risk_coverage", I18N("risk_coverage"))
+    with gr.Accordion(I18N("more"), open=False):
+        text(lambda lang: report.headline_markdown(metrics, lang))
+        table(lambda lang: report.per_class_rows(metrics, "full", lang), I18N("per_class"))
+        if metrics.get("dedup"):
+            table(lambda lang: report.per_class_rows(metrics, "dedup", lang), I18N("per_class_dedup"))
+        with gr.Row():
+            image("confusion", I18N("confusion_counts"))
+            image("confusion_dedup", I18N("confusion_dedup"))
+            image("roc", I18N("roc"))
+        image("curves", I18N("curves"))
+        image("gallery", I18N("gallery"))
+    with gr.Accordion(I18N("model_card"), open=False):
+        gr.Markdown(report.model_card(predictor.release.folder))
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False, concurrency: int = 2,
+           queue_size: int = 64, **kwargs):
+    """Serve ``demo``: ``concurrency`` requests worked on at once, ``queue_size`` waiting before new ones are refused."""
+    demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
+    return demo.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_SIZE,
+                       allowed_paths=[str(EXAMPLES_DIR)], run_history=False, i18n=I18N, show_error=False,
+                       footer_links=["api", "gradio"], **kwargs)
