@@ -6,6 +6,7 @@ Every option has an environment variable (BRAINMRI_MODEL, BRAINMRI_BACKEND, BRAI
 BRAINMRI_SHARE, ...). The model is a local release folder or a Hugging Face Hub id (``hf-hub:user/repo``).
 The page itself is brainmri.ui.page; this file only reads the options and serves it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,17 +21,33 @@ from brainmri.ui import page  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=env("BRAINMRI_MODEL", page.DEFAULT_MODEL), help="release folder or hf-hub:user/repo")
+    parser.add_argument(
+        "--model", default=env("BRAINMRI_MODEL", page.DEFAULT_MODEL), help="release folder or hf-hub:user/repo"
+    )
     parser.add_argument("--host", default=env("BRAINMRI_HOST", env("GRADIO_SERVER_NAME", "127.0.0.1")))
     parser.add_argument("--port", type=int, default=int(env("BRAINMRI_PORT", env("GRADIO_SERVER_PORT", "7860"))))
-    parser.add_argument("--share", action="store_true", default=env("BRAINMRI_SHARE", "").lower() in ("1", "true", "yes"))
-    parser.add_argument("--backend", choices=BACKENDS, default=env("BRAINMRI_BACKEND", "auto"),
-                        help="network runtime: auto (ONNX Runtime when the release has a checked export, else torch), "
-                             "onnx, or torch (the fp32 reference the saved metrics were measured with)")
-    parser.add_argument("--concurrency", type=int, default=int(env("BRAINMRI_CONCURRENCY", "2")),
-                        help="requests worked on at once (default 2, one per core)")
-    parser.add_argument("--queue-size", type=int, default=int(env("BRAINMRI_QUEUE_SIZE", "64")),
-                        help="requests waiting before new ones are refused")
+    parser.add_argument(
+        "--share", action="store_true", default=env("BRAINMRI_SHARE", "").lower() in ("1", "true", "yes")
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=env("BRAINMRI_BACKEND", "auto"),
+        help="network runtime: auto (ONNX Runtime when the release has a checked export, else torch), "
+        "onnx, or torch (the fp32 reference the saved metrics were measured with)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=int(env("BRAINMRI_CONCURRENCY", "2")),
+        help="requests worked on at once (default 2, one per core)",
+    )
+    parser.add_argument(
+        "--queue-size",
+        type=int,
+        default=int(env("BRAINMRI_QUEUE_SIZE", "64")),
+        help="requests waiting before new ones are refused",
+    )
     return parser.parse_args(argv)
 
 

@@ -9,7 +9,8 @@
     python train.py evaluate --checkpoint DIR --data DATA --out DIR
     python train.py audit    --data DATA [--out DIR]
     python train.py screening --checkpoint DIR --data DATA --out DIR
-    python train.py robustness --checkpoint DIR --data DATA --out DIR [--validation-of RUN | --origins CSV --collection NAME]
+    python train.py robustness --checkpoint DIR --data DATA --out DIR [--validation-of RUN | --origins CSV
+    --collection NAME]
     python train.py sequence-check --checkpoint DIR --data DATA [--labels assets/sequence-labels.csv]
     python train.py calibrate --run runs/NAME
     python train.py export   --checkpoint DIR --format onnx [--data DATA]
@@ -21,6 +22,7 @@
 DATA is a Kaggle-layout folder (DATA/Training/<class>/..., DATA/Testing/<class>/...)
 or a single folder of class sub-folders. Training never reads Testing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,67 +37,149 @@ from brainmri.training.config import BALANCE
 from brainmri.training.config import default as D  # every training default lives in TrainConfig
 
 
-def _train_parser(sub, name: str = "train", help: str = "train a model; writes a run folder with a release/ folder") -> None:
+def _train_parser(
+    sub, name: str = "train", help: str = "train a model; writes a run folder with a release/ folder"
+) -> None:
     p = sub.add_parser(name, help=help)
     g = p.add_argument_group("data")
-    g.add_argument("--config", default=None, help="a recipe stage (recipes/NAME.yaml): its args become the defaults, "
-                                                    "flags given here win")
+    g.add_argument(
+        "--config",
+        default=None,
+        help="a recipe stage (recipes/NAME.yaml): its args become the defaults, flags given here win",
+    )
     g.add_argument("--data", required=True, help="dataset root (with Training/) or a folder of class folders")
     g.add_argument("--out", required=True, help="run folder (arguments, epochs.csv, curves, release/, last.pt)")
     g.add_argument("--val-fraction", type=float, default=D("val_fraction"))
     g.add_argument("--cache-dir", default=None, help="decoded-image cache (default .cache/brainmri)")
     g = p.add_argument_group("model")
     g.add_argument("--arch", default=D("arch"), help="any timm architecture name")
-    g.add_argument("--pretrained", dest="pretrained", action="store_true", default=D("pretrained"),
-                   help="start from ImageNet weights via the Hugging Face Hub (default)")
+    g.add_argument(
+        "--pretrained",
+        dest="pretrained",
+        action="store_true",
+        default=D("pretrained"),
+        help="start from ImageNet weights via the Hugging Face Hub (default)",
+    )
     g.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random initialisation")
     g.add_argument("--init", default=None, help="start from a local release folder (or Hub id)")
     g.add_argument("--image-size", type=int, default=D("image_size"))
     g.add_argument("--drop-rate", type=float, default=D("drop_rate"))
     g.add_argument("--drop-path-rate", type=float, default=D("drop_path_rate"))
-    g.add_argument("--no-content-crop", dest="content_crop", action="store_false", default=D("content_crop"),
-                   help="do not crop to the head before padding (keeps the file's framing)")
-    g.add_argument("--crop", default=None, choices=["threshold", "head"],
-                   help="how the head is found before cropping: threshold (rows and columns with bright pixels; the "
-                        "earlier releases') or head (the largest bright region: letters and markers at the edges "
-                        "ignored); default: the --init release's, else threshold")
-    g.add_argument("--ls-init-value", type=float, default=None, help="ConvNeXt layer-scale init (1.0 helps from scratch)")
-    g.add_argument("--output-stride", type=int, default=None, choices=[16, 32],
-                   help="16: dilate the last stage, a last feature map twice as fine (7x7 cells at 112 px)")
+    g.add_argument(
+        "--no-content-crop",
+        dest="content_crop",
+        action="store_false",
+        default=D("content_crop"),
+        help="do not crop to the head before padding (keeps the file's framing)",
+    )
+    g.add_argument(
+        "--crop",
+        default=None,
+        choices=["threshold", "head"],
+        help="how the head is found before cropping: threshold (rows and columns with bright pixels; the "
+        "earlier releases') or head (the largest bright region: letters and markers at the edges "
+        "ignored); default: the --init release's, else threshold",
+    )
+    g.add_argument(
+        "--ls-init-value", type=float, default=None, help="ConvNeXt layer-scale init (1.0 helps from scratch)"
+    )
+    g.add_argument(
+        "--output-stride",
+        type=int,
+        default=None,
+        choices=[16, 32],
+        help="16: dilate the last stage, a last feature map twice as fine (7x7 cells at 112 px)",
+    )
     g = p.add_argument_group("collections and masks")
     g.add_argument("--origins", default=None, help="CSV of each image's collection (file,origin)")
-    g.add_argument("--holdout", default=None, choices=["figshare", "sartaj", "br35h"],
-                   help="train without this collection (and without duplicates of its images)")
-    g.add_argument("--lgg", default=None, help="also train on TCGA-LGG's labelled slices (brainmri.data.lgg's rule; "
-                                                  "patients split between training and validation)")
-    g.add_argument("--lgg-holdout", nargs="+", default=None, metavar="SITE",
-                   help="TCGA-LGG institutions left out of training (the leave-one-institution-out yardstick)")
+    g.add_argument(
+        "--holdout",
+        default=None,
+        choices=["figshare", "sartaj", "br35h"],
+        help="train without this collection (and without duplicates of its images)",
+    )
+    g.add_argument(
+        "--lgg",
+        default=None,
+        help="also train on TCGA-LGG's labelled slices (brainmri.data.lgg's rule; "
+        "patients split between training and validation)",
+    )
+    g.add_argument(
+        "--lgg-holdout",
+        nargs="+",
+        default=None,
+        metavar="SITE",
+        help="TCGA-LGG institutions left out of training (the leave-one-institution-out yardstick)",
+    )
     g.add_argument("--masks", default=None, help="tumour masks folder (MASKS/<Training|Testing>/<class>/<name>.png)")
-    g.add_argument("--seg-weight", type=float, default=D("seg_weight"),
-                   help="weight of an auxiliary tumour-map loss on the last feature map (needs --masks)")
-    g.add_argument("--cam-weight", type=float, default=D("cam_weight"),
-                   help="weight of a loss on the share of the true class's Grad-CAM outside the tumour mask (needs --masks)")
-    g.add_argument("--cam-target", default=D("cam_target"), choices=["widened", "centres"],
-                   help="the Grad-CAM loss's 'inside': widened: cells touching the mask widened by one cell; centres: "
-                        "cells whose centre is in the mask widened by 2 px (the pointing game's rule)")
-    g.add_argument("--paste-prob", type=float, default=D("paste_prob"),
-                   help="share of tumour-free training slices given a masked tumour from another slice (needs --masks)")
-    g.add_argument("--invert-prob", type=float, default=D("invert_prob"), help="share of slices with the tissue inverted (T2-like)")
-    g.add_argument("--curve-prob", type=float, default=D("curve_prob"), help="share of slices given a random monotone intensity curve")
-    g.add_argument("--gamma", type=float, nargs=2, metavar=("LOW", "HIGH"), default=D("gamma"),
-                   help="range of the random gamma (log-uniform; default: the augmentation's own, strong: 0.6 1.6)")
-    g.add_argument("--framing-prob", type=float, default=D("framing_prob"),
-                   help="share of slices framed as the head crop frames them after a gamma change at either end of "
-                        "the gamma range (a brighter or darker export is cropped differently)")
-    g.add_argument("--balance", default=D("balance"), choices=list(BALANCE),
-                   help="classes: draw each batch with replacement, every class equally likely (for skewed sets); "
-                        "sources: every (source, class) pair equally likely (Kaggle glioma as often as TCGA-LGG glioma)")
+    g.add_argument(
+        "--seg-weight",
+        type=float,
+        default=D("seg_weight"),
+        help="weight of an auxiliary tumour-map loss on the last feature map (needs --masks)",
+    )
+    g.add_argument(
+        "--cam-weight",
+        type=float,
+        default=D("cam_weight"),
+        help="weight of a loss on the share of the true class's Grad-CAM outside the tumour mask (needs --masks)",
+    )
+    g.add_argument(
+        "--cam-target",
+        default=D("cam_target"),
+        choices=["widened", "centres"],
+        help="the Grad-CAM loss's 'inside': widened: cells touching the mask widened by one cell; centres: "
+        "cells whose centre is in the mask widened by 2 px (the pointing game's rule)",
+    )
+    g.add_argument(
+        "--paste-prob",
+        type=float,
+        default=D("paste_prob"),
+        help="share of tumour-free training slices given a masked tumour from another slice (needs --masks)",
+    )
+    g.add_argument(
+        "--invert-prob", type=float, default=D("invert_prob"), help="share of slices with the tissue inverted (T2-like)"
+    )
+    g.add_argument(
+        "--curve-prob",
+        type=float,
+        default=D("curve_prob"),
+        help="share of slices given a random monotone intensity curve",
+    )
+    g.add_argument(
+        "--gamma",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=D("gamma"),
+        help="range of the random gamma (log-uniform; default: the augmentation's own, strong: 0.6 1.6)",
+    )
+    g.add_argument(
+        "--framing-prob",
+        type=float,
+        default=D("framing_prob"),
+        help="share of slices framed as the head crop frames them after a gamma change at either end of "
+        "the gamma range (a brighter or darker export is cropped differently)",
+    )
+    g.add_argument(
+        "--balance",
+        default=D("balance"),
+        choices=list(BALANCE),
+        help="classes: draw each batch with replacement, every class equally likely (for skewed sets); "
+        "sources: every (source, class) pair equally likely (Kaggle glioma as often as TCGA-LGG glioma)",
+    )
     g = p.add_argument_group("recipe (unset values come from --recipe)")
-    g.add_argument("--recipe", default=D("recipe"), choices=["report", "scratch"],
-                   help="report: Adam, head 1e-3 then all 1e-4, early stopping; scratch: AdamW, warm-up+cosine, "
-                        "label smoothing, strong augmentation, EMA")
+    g.add_argument(
+        "--recipe",
+        default=D("recipe"),
+        choices=["report", "scratch"],
+        help="report: Adam, head 1e-3 then all 1e-4, early stopping; scratch: AdamW, warm-up+cosine, "
+        "label smoothing, strong augmentation, EMA",
+    )
     g.add_argument("--epochs", type=int, default=D("epochs"))
-    g.add_argument("--batch-size", type=int, default=D("batch_size"), help="global batch (split over torchrun processes)")
+    g.add_argument(
+        "--batch-size", type=int, default=D("batch_size"), help="global batch (split over torchrun processes)"
+    )
     g.add_argument("--lr", type=float, default=None)
     g.add_argument("--head-lr", type=float, default=None)
     g.add_argument("--head-epochs", type=int, default=None)
@@ -107,14 +191,26 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
     g.add_argument("--ema-decay", type=float, default=None, help="0 disables the weight EMA")
     g.add_argument("--patience", type=int, default=None, help="early-stopping patience in epochs (0: off)")
     g.add_argument("--seed", type=int, default=D("seed"))
-    g.add_argument("--split-seed", type=int, default=D("split_seed"),
-                   help="seed of the validation split (default: --seed): other seeds, same split (e.g. after --init)")
-    g.add_argument("--ok-target", type=float, default=D("ok_target"),
-                   help="after training, fit the verdict's confidence threshold so that answers are right this often "
-                        "on each source of the validation split (default: the fixed 0.90)")
-    g.add_argument("--clean-floor", type=float, default=D("clean_floor"),
-                   help="with --init: an epoch whose clean validation accuracy is more than this (a fraction, 0.005 = "
-                        "half a point) below the starting model's is chosen only while no epoch has stayed above it")
+    g.add_argument(
+        "--split-seed",
+        type=int,
+        default=D("split_seed"),
+        help="seed of the validation split (default: --seed): other seeds, same split (e.g. after --init)",
+    )
+    g.add_argument(
+        "--ok-target",
+        type=float,
+        default=D("ok_target"),
+        help="after training, fit the verdict's confidence threshold so that answers are right this often "
+        "on each source of the validation split (default: the fixed 0.90)",
+    )
+    g.add_argument(
+        "--clean-floor",
+        type=float,
+        default=D("clean_floor"),
+        help="with --init: an epoch whose clean validation accuracy is more than this (a fraction, 0.005 = "
+        "half a point) below the starting model's is chosen only while no epoch has stayed above it",
+    )
     g = p.add_argument_group("machine")
     g.add_argument("--bf16", choices=["auto", "on", "off"], default=D("bf16"))
     g.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=D("channels_last"))
@@ -122,8 +218,12 @@ def _train_parser(sub, name: str = "train", help: str = "train a model; writes a
     g.add_argument("--steps-per-epoch", type=int, default=None, help="cap steps per epoch (smoke tests)")
     g.add_argument("--half-weights", action="store_true", help="store the release weights in fp16")
     g.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    g.add_argument("--no-evaluate", dest="evaluate", action="store_false",
-                   help="skip evaluating the release on DATA/Testing at the end")
+    g.add_argument(
+        "--no-evaluate",
+        dest="evaluate",
+        action="store_false",
+        help="skip evaluating the release on DATA/Testing at the end",
+    )
 
 
 def cmd_train(args) -> int:
@@ -137,6 +237,7 @@ def cmd_train(args) -> int:
     testing = Path(args.data) / "Testing"
     if evaluate and trainer.dist.main and testing.is_dir() and (Path(args.out) / "release").is_dir():
         from brainmri.evaluation.metrics import evaluate_release
+
         evaluate_release(Path(args.out) / "release", args.data, Path(args.out) / "evaluation", cache_dir=args.cache_dir)
     return 0
 
@@ -159,20 +260,24 @@ def cmd_crossval(args) -> int:
     out = Path(args.out)
     predictor = Predictor.from_pretrained(out / "release", backend="torch")
     held = trainer.holdout.heldout
-    results = evaluate_set(predictor, held, out / "heldout", "heldout",
-                           meta={"holdout": trainer.holdout.summary(), "recipe": vars(args)})
+    results = evaluate_set(
+        predictor, held, out / "heldout", "heldout", meta={"holdout": trainer.holdout.summary(), "recipe": vars(args)}
+    )
     _print_heldout(args.holdout, results["heldout"])
     if args.masks:
-        from brainmri.evaluation.localisation import localisation, localisation_markdown
         from brainmri.data.masks import load_masks
+        from brainmri.evaluation.localisation import localisation, localisation_markdown
 
         report = {}
         if trainer.val_masks.annotated.any():  # none when figshare, the one collection with masks, is held out
-            report["validation"] = localisation(predictor, trainer.val_set.images, trainer.val_masks.masks,
-                                                trainer.val_set.labels)
+            report["validation"] = localisation(
+                predictor, trainer.val_set.images, trainer.val_masks.masks, trainer.val_set.labels
+            )
         held_masks = load_masks(held, args.masks, predictor.preprocess, cache_dir=args.cache_dir)
         if held_masks.annotated.any():
-            report["heldout"] = localisation(predictor, held.images, held_masks.masks, held.relabel(predictor.labels).labels)
+            report["heldout"] = localisation(
+                predictor, held.images, held_masks.masks, held.relabel(predictor.labels).labels
+            )
         (out / "heldout" / "localisation.json").write_text(json.dumps(report, indent=2))
         for name, block in report.items():
             print(f"localisation on {name} (true class):\n{localisation_markdown(block)}")
@@ -181,27 +286,41 @@ def cmd_crossval(args) -> int:
 
 def _print_heldout(collection: str, m: dict) -> None:
     recalls = " / ".join(f"{name} {100 * v['recall']:.1f}" for name, v in m["per_class"].items() if v["support"])
-    print(f"held-out {collection}: n={m['n']} accuracy {100 * m['accuracy']:.2f} % "
-          f"[{100 * m['accuracy_ci95'][0]:.2f}, {100 * m['accuracy_ci95'][1]:.2f}]  recall {recalls}")
+    print(
+        f"held-out {collection}: n={m['n']} accuracy {100 * m['accuracy']:.2f} % "
+        f"[{100 * m['accuracy_ci95'][0]:.2f}, {100 * m['accuracy_ci95'][1]:.2f}]  recall {recalls}"
+    )
 
 
 def cmd_heldout_eval(args) -> int:
     """A release trained without a collection (``train --origins --holdout``, a recipe stage) judged on every image
     of it, as ``crossval`` judges its own run: the release step of a held-out-collection yardstick chain."""
     from brainmri import Predictor
+    from brainmri.data.collections import plan_holdout, read_origins
     from brainmri.data.folders import load_folder, split_roots
     from brainmri.evaluation.metrics import evaluate_set
-    from brainmri.data.collections import plan_holdout, read_origins
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     train_root, test_root = split_roots(args.data)
     if train_root is None:
         raise ValueError(f"{args.data} has no Training folder")
-    load = lambda root: load_folder(root, predictor.preprocess, cache_dir=args.cache_dir,  # noqa: E731
-                                    classes=predictor.labels)
+
+    def load(root):
+        return load_folder(
+            root,
+            predictor.preprocess,
+            cache_dir=args.cache_dir,
+            classes=predictor.labels,
+        )
+
     holdout = plan_holdout(load(train_root), load(test_root), read_origins(args.origins), args.collection)
-    results = evaluate_set(predictor, holdout.heldout, Path(args.out), "heldout",
-                           meta={"holdout": holdout.summary(), "checkpoint": str(args.checkpoint)})
+    results = evaluate_set(
+        predictor,
+        holdout.heldout,
+        Path(args.out),
+        "heldout",
+        meta={"holdout": holdout.summary(), "checkpoint": str(args.checkpoint)},
+    )
     _print_heldout(args.collection, results["heldout"])
     return 0
 
@@ -226,9 +345,14 @@ def cmd_heldout_summary(args) -> int:
         run = Path(run)
         metrics = json.loads((run / "heldout" / "metrics.json").read_text())
         recipe = json.loads((run / "args.json").read_text())
-        entry = {"run": run.name, "recipe": recipe, "stages": _training_stages(run), "metrics": metrics["heldout"],
-                 "holdout": metrics["meta"].get("holdout"),
-                 "model_args": json.loads((run / "release" / "config.json").read_text()).get("model_args", {})}
+        entry = {
+            "run": run.name,
+            "recipe": recipe,
+            "stages": _training_stages(run),
+            "metrics": metrics["heldout"],
+            "holdout": metrics["meta"].get("holdout"),
+            "model_args": json.loads((run / "release" / "config.json").read_text()).get("model_args", {}),
+        }
         robustness = run / "heldout-robustness" / "robustness.json"  # train.py robustness --collection
         if robustness.is_file():
             entry["robustness"] = json.loads(robustness.read_text())
@@ -258,13 +382,17 @@ def cmd_lgg_eval(args) -> int:
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     rule = LabelRule()
-    lgg = load_lgg(args.lgg, predictor.preprocess, predictor.labels, sites=args.sites, rule=rule,
-                   cache_dir=args.cache_dir)
+    lgg = load_lgg(
+        args.lgg, predictor.preprocess, predictor.labels, sites=args.sites, rule=rule, cache_dir=args.cache_dir
+    )
     masks = load_lgg_masks(lgg, predictor.preprocess, cache_dir=args.cache_dir) if args.pointing else None
     report, rows = lgg_report(predictor, lgg, masks=masks)
-    report.update(checkpoint=str(args.checkpoint), label_rule=rule.describe(),
-                  weights_sha256=predictor.release.weights_sha256,
-                  model=args.name or f"{predictor.config.get('architecture')}, weights {predictor.release.weights_sha256[:12]}")
+    report.update(
+        checkpoint=str(args.checkpoint),
+        label_rule=rule.describe(),
+        weights_sha256=predictor.release.weights_sha256,
+        model=args.name or f"{predictor.config.get('architecture')}, weights {predictor.release.weights_sha256[:12]}",
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "lgg.json").write_text(json.dumps(report, indent=2))
@@ -277,28 +405,33 @@ def cmd_lgg_eval(args) -> int:
 def cmd_localisation(args) -> int:
     from brainmri import Predictor
     from brainmri.data.folders import list_classes, load_folder, split_roots
-    from brainmri.evaluation.localisation import localisation, localisation_markdown
     from brainmri.data.masks import load_masks
+    from brainmri.evaluation.localisation import localisation, localisation_markdown
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     train_root, test_root = split_roots(args.data)
     if args.validation_of:  # a run's own validation split (Training images it never trained on)
         args.split = "validation"
     root = test_root if args.split == "Testing" else train_root
-    image_set = load_folder(root, predictor.preprocess, cache_dir=args.cache_dir, classes=list_classes(root)).relabel(predictor.labels)
+    image_set = load_folder(root, predictor.preprocess, cache_dir=args.cache_dir, classes=list_classes(root)).relabel(
+        predictor.labels
+    )
     if args.validation_of:
         from brainmri.data.folders import read_split
 
         val = {path for path, (_, split) in read_split(args.validation_of).items() if split == "val"}
         image_set = image_set.subset(np.array([i for i, p in enumerate(image_set.paths) if p in val], dtype=np.int64))
     masks = load_masks(image_set, args.masks, predictor.preprocess, cache_dir=args.cache_dir)
-    report = localisation(predictor, image_set.images, masks.masks, image_set.labels, tuple(args.method),
-                          widen_px=args.widen)
+    report = localisation(
+        predictor, image_set.images, masks.masks, image_set.labels, tuple(args.method), widen_px=args.widen
+    )
     report["split"] = args.split
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "localisation.json").write_text(json.dumps(report, indent=2))
-    print(f"{report['images']} {args.split} images with a mask; CAM grid {report['cam_grid']}; "
-          f"accuracy on them {100 * report['accuracy']:.1f} %")
+    print(
+        f"{report['images']} {args.split} images with a mask; CAM grid {report['cam_grid']}; "
+        f"accuracy on them {100 * report['accuracy']:.1f} %"
+    )
     print(localisation_markdown(report))
     return 0
 
@@ -306,8 +439,8 @@ def cmd_localisation(args) -> int:
 def cmd_selective(args) -> int:
     """Risk-coverage of every abstention signal on Testing or on all images of one collection."""
     from brainmri import Predictor
-    from brainmri.evaluation import plots
     from brainmri.data.folders import list_classes, load_folder, split_roots
+    from brainmri.evaluation import plots
     from brainmri.evaluation.selective import selective_markdown, selective_report, verdict_report
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
@@ -315,8 +448,15 @@ def cmd_selective(args) -> int:
     if any(m.preprocess != predictor.preprocess for m in members):
         raise ValueError("ensemble members must share the main model's preprocessing")
     train_root, test_root = split_roots(args.data)
-    load = lambda root: load_folder(root, predictor.preprocess, cache_dir=args.cache_dir,  # noqa: E731
-                                    classes=list_classes(root)).relabel(predictor.labels)
+
+    def load(root):
+        return load_folder(
+            root,
+            predictor.preprocess,
+            cache_dir=args.cache_dir,
+            classes=list_classes(root),
+        ).relabel(predictor.labels)
+
     if args.collection:
         from brainmri.data.collections import concat, origin_of, read_origins
 
@@ -339,13 +479,26 @@ def cmd_selective(args) -> int:
         rng = np.random.default_rng(0)
         train_index = np.sort(rng.permutation(np.flatnonzero(chosen == "train"))[:2000])
         val_index = np.flatnonzero(chosen == "val")
-        depths = depth_models(predictor, training.images[train_index], training.labels[train_index],
-                              training.images[val_index], args.stage)
+        depths = depth_models(
+            predictor,
+            training.images[train_index],
+            training.labels[train_index],
+            training.images[val_index],
+            args.stage,
+        )
     if args.verdict_only:
         report = {"n": len(image_set), "signals": {}}
     else:
-        report = selective_report(predictor, image_set.images, image_set.labels, members, tta=not args.no_tta,
-                                  mc_passes=args.mc_passes, mc_rate=args.mc_rate, depths=depths)
+        report = selective_report(
+            predictor,
+            image_set.images,
+            image_set.labels,
+            members,
+            tta=not args.no_tta,
+            mc_passes=args.mc_passes,
+            mc_rate=args.mc_rate,
+            depths=depths,
+        )
     report.update(set=name, checkpoint=str(args.checkpoint), members=list(args.member))
     files = [image_set.root / p for p in image_set.paths]
     report["verdict"] = verdict_report(predictor, files, image_set.labels)
@@ -353,8 +506,9 @@ def cmd_selective(args) -> int:
         from brainmri.inference.sequence_check import invert_inside_head
 
         tumours = np.flatnonzero(np.array([predictor.labels[k] != "notumor" for k in image_set.labels]))
-        report["verdict_inverted_tumours"] = verdict_report(predictor, [files[i] for i in tumours],
-                                                            image_set.labels[tumours], transform=invert_inside_head)
+        report["verdict_inverted_tumours"] = verdict_report(
+            predictor, [files[i] for i in tumours], image_set.labels[tumours], transform=invert_inside_head
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if report["signals"]:
@@ -364,13 +518,18 @@ def cmd_selective(args) -> int:
         print(f"{name}: n={report['n']}, accuracy {100 * report['accuracy']:.2f} %")
         print(selective_markdown(report))
     v = report["verdict"]
-    print(f"the release's verdict: {100 * v['ok_share']:.1f} % answered \"ok\", {100 * v['ok_accuracy']:.1f} % right among "
-          f"them; {v['counts']}; decided by {v['codes']}")
+    print(
+        f'the release\'s verdict: {100 * v["ok_share"]:.1f} % answered "ok", {100 * v["ok_accuracy"]:.1f} % '
+        f"right among "
+        f"them; {v['counts']}; decided by {v['codes']}"
+    )
     if "verdict_inverted_tumours" in report:
         v = report["verdict_inverted_tumours"]
-        print(f"its tumour slices with the contrast inverted (T2-like stand-in, n={v['n']}): {100 * v['ok_share']:.1f} % "
-              f"\"ok\", {100 * v['ok_accuracy']:.1f} % right among them, {100 * v['tumours_ok_as_notumor']:.1f} % of the "
-              f"tumours answered \"no tumour\" with \"ok\"; decided by {v['codes']}")
+        print(
+            f"its tumour slices with the contrast inverted (T2-like stand-in, n={v['n']}): {100 * v['ok_share']:.1f} % "
+            f'"ok", {100 * v["ok_accuracy"]:.1f} % right among them, {100 * v["tumours_ok_as_notumor"]:.1f} % of the '
+            f'tumours answered "no tumour" with "ok"; decided by {v["codes"]}'
+        )
     return 0
 
 
@@ -379,9 +538,9 @@ def cmd_sequence_check(args) -> int:
     import csv
 
     from brainmri import Predictor
-    from brainmri.inference.sequence_check import CONFIG_KEY, fit_sequence_check, interior_features
-    from brainmri.inference.release import add_files
     from brainmri.data.folders import list_classes, load_folder, split_roots
+    from brainmri.inference.release import add_files
+    from brainmri.inference.sequence_check import CONFIG_KEY, fit_sequence_check, interior_features
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     train_root, _ = split_roots(args.data)
@@ -408,24 +567,39 @@ def cmd_sequence_check(args) -> int:
     is_t2 = np.array([r["sequence"].strip().upper() == "T2" for r in rows])
     groups = np.array([training.classes[training.labels[i]] for i in chosen])
     random_rows = np.array([r.get("sample", "random") in ("", "random") for r in rows])
-    check = fit_sequence_check(features, is_t2, groups=groups, C=args.C, threshold=args.threshold,
-                               notumor_uncertain=not args.flip_only, random_rows=random_rows,
-                               fitted_on=f"{len(rows)} hand-labelled Training slices ({int(is_t2.sum())} T2), {Path(args.labels).name}"
-                                         + (f", none from {args.exclude_collection}" if args.exclude_collection else ""))
+    check = fit_sequence_check(
+        features,
+        is_t2,
+        groups=groups,
+        C=args.C,
+        threshold=args.threshold,
+        notumor_uncertain=not args.flip_only,
+        random_rows=random_rows,
+        fitted_on=f"{len(rows)} hand-labelled Training slices ({int(is_t2.sum())} T2), {Path(args.labels).name}"
+        + (f", none from {args.exclude_collection}" if args.exclude_collection else ""),
+    )
     everything = check.scores(np.stack([interior_features(image) for image in training.images]))
-    flagged = {name: float((everything[training.labels == k] >= check.threshold).mean())
-               for k, name in enumerate(training.classes)}
+    flagged = {
+        name: float((everything[training.labels == k] >= check.threshold).mean())
+        for k, name in enumerate(training.classes)
+    }
     report = {**check.cross_validation, "training_flagged_by_class": flagged}
     block = {**check.to_config(), "cross_validation": report}
     add_files(args.checkpoint, {}, config_updates={CONFIG_KEY: block})
-    print(f"{report['n']} labelled slices, {report['t2']} T2; cross-validated ({report['repeats']} x {report['folds']} "
-          f"folds): AUC {report['auc']:.3f}, T2 caught {100 * report['t2_caught']:.1f} %, others flagged "
-          f"{100 * report['others_flagged']:.1f} % (threshold {check.threshold})")
+    print(
+        f"{report['n']} labelled slices, {report['t2']} T2; cross-validated ({report['repeats']} x {report['folds']} "
+        f"folds): AUC {report['auc']:.3f}, T2 caught {100 * report['t2_caught']:.1f} %, others flagged "
+        f"{100 * report['others_flagged']:.1f} % (threshold {check.threshold})"
+    )
     if "random_sample" in report:
         r = report["random_sample"]
-        print(f"on the {r['n']} randomly drawn of them ({r['t2']} T2): AUC {r['auc']:.3f}, T2 caught "
-              f"{100 * r['t2_caught']:.1f} %, others flagged {100 * r['others_flagged']:.1f} %")
-    print("flagged among the labelled, by class:", {k: round(100 * v, 1) for k, v in report["flagged_by_group"].items()})
+        print(
+            f"on the {r['n']} randomly drawn of them ({r['t2']} T2): AUC {r['auc']:.3f}, T2 caught "
+            f"{100 * r['t2_caught']:.1f} %, others flagged {100 * r['others_flagged']:.1f} %"
+        )
+    print(
+        "flagged among the labelled, by class:", {k: round(100 * v, 1) for k, v in report["flagged_by_group"].items()}
+    )
     print("flagged among all Training images, by class:", {k: round(100 * v, 1) for k, v in flagged.items()})
     print(f"written to {Path(args.checkpoint) / 'config.json'} ({CONFIG_KEY})")
     return 0
@@ -435,10 +609,10 @@ def cmd_flair_check(args) -> int:
     """Fit the FLAIR look on TCGA-LGG's labelled sequences (FLAIR against T1 and T1C) into the release's config.json;
     with --exclude-sites, fitted without them and measured on them."""
     from brainmri import Predictor
-    from brainmri.inference.sequence_check import FLAIR_KEY, fit_feature_look
-    from brainmri.inference.release import add_files
     from brainmri.data.folders import list_classes, load_folder, split_roots
     from brainmri.data.lgg import load_lgg, training_sites
+    from brainmri.inference.release import add_files
+    from brainmri.inference.sequence_check import FLAIR_KEY, fit_feature_look
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     sites = training_sites(args.exclude_sites)
@@ -448,31 +622,41 @@ def cmd_flair_check(args) -> int:
     fit = np.isin(lgg.site, sites)
     rows, positive = features[fit], lgg.sequence[fit] == "flair"
     groups, kinds = lgg.patient[fit], np.array([f"tcga-lgg {q}" for q in lgg.sequence[fit]])
-    fitted_on = (f"{int(fit.sum())} labelled TCGA-LGG slices of {', '.join(sites)} ({int(positive.sum())} FLAIR, "
-                 "the others T1 and T1C)")
+    fitted_on = (
+        f"{int(fit.sum())} labelled TCGA-LGG slices of {', '.join(sites)} ({int(positive.sum())} FLAIR, "
+        "the others T1 and T1C)"
+    )
     if args.data:  # the Kaggle tumour slices are T1 and T1 with contrast (docs/abstention.md): more of the others
         train_root, _ = split_roots(args.data)
-        training = load_folder(train_root, predictor.preprocess, cache_dir=args.cache_dir,
-                               classes=list_classes(train_root))
+        training = load_folder(
+            train_root, predictor.preprocess, cache_dir=args.cache_dir, classes=list_classes(train_root)
+        )
         tumour = np.flatnonzero(training.labels != training.classes.index("notumor"))
         kaggle = predictor.logits_and_features(training.images[tumour])[1].double().numpy()
         rows, positive = np.concatenate([rows, kaggle]), np.concatenate([positive, np.zeros(len(tumour), bool)])
         groups = np.concatenate([groups, [f"kaggle-{i}" for i in tumour]])
         kinds = np.concatenate([kinds, [f"kaggle {training.classes[training.labels[i]]}" for i in tumour]])
         fitted_on += f", and {len(tumour)} Kaggle Training tumour slices (T1 and T1 with contrast)"
-    check = fit_feature_look(rows, positive, groups, C=args.C, threshold=args.threshold, fitted_on=fitted_on,
-                             kinds=kinds)
+    check = fit_feature_look(
+        rows, positive, groups, C=args.C, threshold=args.threshold, fitted_on=fitted_on, kinds=kinds
+    )
     report = dict(check.cross_validation)
     if args.exclude_sites:
         held = ~fit
         scores = check.scores(features[held])
-        report["held_out"] = {"sites": list(args.exclude_sites), **{
-            f"{sequence}_flagged": float((scores[lgg.sequence[held] == sequence] >= check.threshold).mean())
-            for sequence in ("flair", "t1", "t1c")}}
+        report["held_out"] = {
+            "sites": list(args.exclude_sites),
+            **{
+                f"{sequence}_flagged": float((scores[lgg.sequence[held] == sequence] >= check.threshold).mean())
+                for sequence in ("flair", "t1", "t1c")
+            },
+        }
     if args.data:  # in-sample for the tumour classes (their cross-validated shares are in flagged_by_kind)
         scores = check.scores(predictor.logits_and_features(training.images)[1].double().numpy())
-        report["kaggle_training_flagged"] = {name: float((scores[training.labels == k] >= check.threshold).mean())
-                                             for k, name in enumerate(training.classes)}
+        report["kaggle_training_flagged"] = {
+            name: float((scores[training.labels == k] >= check.threshold).mean())
+            for k, name in enumerate(training.classes)
+        }
     add_files(args.checkpoint, {}, config_updates={FLAIR_KEY: {**check.to_config(), "cross_validation": report}})
     print(json.dumps(report, indent=2))
     print(f"written to {Path(args.checkpoint) / 'config.json'} ({FLAIR_KEY})")
@@ -482,29 +666,41 @@ def cmd_flair_check(args) -> int:
 def cmd_evaluate(args) -> int:
     from brainmri.evaluation.metrics import evaluate_release
 
-    metrics = evaluate_release(args.checkpoint, args.data, args.out, cache_dir=args.cache_dir, gallery=not args.no_gallery,
-                               masks=args.masks)
+    metrics = evaluate_release(
+        args.checkpoint, args.data, args.out, cache_dir=args.cache_dir, gallery=not args.no_gallery, masks=args.masks
+    )
     for name, m in metrics.items():
         if isinstance(m, dict) and "accuracy" in m:
-            print(f"{name:6s} n={m['n']:5d}  accuracy {m['accuracy']:.4f} [{m['accuracy_ci95'][0]:.4f}, "
-                  f"{m['accuracy_ci95'][1]:.4f}]  macro-F1 {m['macro_f1']:.4f}  macro AUC {m['roc_auc']['macro']:.4f}  "
-                  f"ECE {m['ece']:.4f}")
+            print(
+                f"{name:6s} n={m['n']:5d}  accuracy {m['accuracy']:.4f} [{m['accuracy_ci95'][0]:.4f}, "
+                f"{m['accuracy_ci95'][1]:.4f}]  macro-F1 {m['macro_f1']:.4f}  macro AUC {m['roc_auc']['macro']:.4f}  "
+                f"ECE {m['ece']:.4f}"
+            )
     return 0
 
 
 def cmd_robustness(args) -> int:
     from brainmri.evaluation.robustness import robustness, robustness_markdown
 
-    print(robustness_markdown(robustness(args.checkpoint, args.data, args.out, limit=args.limit,
-                                         validation_of=args.validation_of, origins=args.origins,
-                                         collection=args.collection)))
+    print(
+        robustness_markdown(
+            robustness(
+                args.checkpoint,
+                args.data,
+                args.out,
+                limit=args.limit,
+                validation_of=args.validation_of,
+                origins=args.origins,
+                collection=args.collection,
+            )
+        )
+    )
     return 0
 
 
 def cmd_screening(args) -> int:
     from brainmri import Predictor
-    from brainmri.data.folders import split_roots
-    from brainmri.data.folders import list_files, list_classes
+    from brainmri.data.folders import list_classes, list_files, split_roots
     from brainmri.evaluation.screening_report import screening_report, synthetic_outliers
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
@@ -518,7 +714,7 @@ def cmd_screening(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from brainmri.data.audit import run_audit
+    from brainmri.evaluation.audit import run_audit
 
     report = run_audit(args.data, args.out, cache_dir=args.cache_dir)
     print(json.dumps(report["summary"], indent=2))
@@ -526,8 +722,8 @@ def cmd_audit(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from brainmri.training.calibration import calibrate_release
     from brainmri.data.folders import load_run_split
+    from brainmri.training.calibration import calibrate_release
 
     train_set, val_set = load_run_split(args.run)
     if args.ok_target is None:  # the run's own setting, as training's last step used it
@@ -542,10 +738,12 @@ def cmd_release(args) -> int:
     from brainmri.training.recipes import Release
 
     start = dict(item.split("=", 1) for item in args.start_release)
-    places = {k: v for k, v in (("data", args.data), ("masks", args.masks), ("lgg", args.lgg),
-                                ("origins", args.origins)) if v}
-    release = Release(Path(args.recipe), Path(args.out), places, main, start=start, cache_dir=args.cache_dir,
-                      until=args.until)
+    places = {
+        k: v for k, v in (("data", args.data), ("masks", args.masks), ("lgg", args.lgg), ("origins", args.origins)) if v
+    }
+    release = Release(
+        Path(args.recipe), Path(args.out), places, main, start=start, cache_dir=args.cache_dir, until=args.until
+    )
     if not release.run():
         print(f"stopped after {args.until}; run the same command again to continue")
         return 0
@@ -602,8 +800,12 @@ def cmd_push(args) -> int:
 def add_collection_args(p) -> None:
     """--origins/--collection: measure on every image of one collection instead of Testing."""
     p.add_argument("--origins", default=None, help="CSV of each image's collection (with --collection)")
-    p.add_argument("--collection", default=None, choices=["figshare", "sartaj", "br35h"],
-                   help="measure on every image of this collection (Training and Testing) instead of Testing")
+    p.add_argument(
+        "--collection",
+        default=None,
+        choices=["figshare", "sartaj", "br35h"],
+        help="measure on every image of this collection (Training and Testing) instead of Testing",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -611,10 +813,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
-    _train_parser(sub, "crossval", "leave one collection out: train without it (--origins, --holdout), "
-                                   "then evaluate on all its images (OUT/heldout/)")
+    _train_parser(
+        sub,
+        "crossval",
+        "leave one collection out: train without it (--origins, --holdout), "
+        "then evaluate on all its images (OUT/heldout/)",
+    )
 
-    p = sub.add_parser("heldout-summary", help="gather crossval runs (heldout/metrics.json, selective.json) into one JSON")
+    p = sub.add_parser(
+        "heldout-summary", help="gather crossval runs (heldout/metrics.json, selective.json) into one JSON"
+    )
     p.add_argument("--run", action="append", required=True, help="COLLECTION=RUN_FOLDER (repeat)")
     p.add_argument("--out", required=True, help="e.g. assets/metrics/crossval.json")
 
@@ -624,10 +832,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", required=True, help="tumour masks folder (MASKS/<Training|Testing>/<class>/<name>.png)")
     p.add_argument("--out", required=True)
     p.add_argument("--split", choices=["Testing", "Training"], default="Testing")
-    p.add_argument("--validation-of", default=None, metavar="RUN",
-                   help="measure on that run's validation split (RUN/split.csv) instead of --split")
-    p.add_argument("--method", action="append", default=None,
-                   help="CAM method (repeat; default gradcam, gradcam++, eigencam)")
+    p.add_argument(
+        "--validation-of",
+        default=None,
+        metavar="RUN",
+        help="measure on that run's validation split (RUN/split.csv) instead of --split",
+    )
+    p.add_argument(
+        "--method", action="append", default=None, help="CAM method (repeat; default gradcam, gradcam++, eigencam)"
+    )
     p.add_argument("--widen", type=int, default=2, help="pointing game: widen the mask by this many input pixels")
     p.add_argument("--cache-dir", default=None)
 
@@ -639,16 +852,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--member", action="append", default=[], help="another release for the ensemble signal (repeat)")
     p.add_argument("--no-tta", action="store_true", help="skip the test-time-view signal")
     p.add_argument("--mc-passes", type=int, default=16, help="passes with the head's dropout on (0: skip MC dropout)")
-    p.add_argument("--mc-rate", type=float, default=None,
-                   help="MC dropout rate (default: the release's training drop_rate, recorded since 2026-11-26; "
-                        "older releases need it given, e.g. 0.3, the recipes' default)")
-    p.add_argument("--fit-split", default=None,
-                   help="the run's split.csv: fit a Mahalanobis model on an earlier stage from its training split")
-    p.add_argument("--stage", type=int, default=2, help="with --fit-split: which stage (0-based; the last is the release's)")
-    p.add_argument("--verdict-only", action="store_true",
-                   help="only the page's verdict (writes verdict.json; no signals, no curves)")
-    p.add_argument("--t2-stand-in", action="store_true",
-                   help="also the verdict on the set's tumour slices with their contrast inverted (tumours in T2-like contrast)")
+    p.add_argument(
+        "--mc-rate",
+        type=float,
+        default=None,
+        help="MC dropout rate (default: the release's training drop_rate, recorded since 2026-11-26; "
+        "older releases need it given, e.g. 0.3, the recipes' default)",
+    )
+    p.add_argument(
+        "--fit-split",
+        default=None,
+        help="the run's split.csv: fit a Mahalanobis model on an earlier stage from its training split",
+    )
+    p.add_argument(
+        "--stage", type=int, default=2, help="with --fit-split: which stage (0-based; the last is the release's)"
+    )
+    p.add_argument(
+        "--verdict-only",
+        action="store_true",
+        help="only the page's verdict (writes verdict.json; no signals, no curves)",
+    )
+    p.add_argument(
+        "--t2-stand-in",
+        action="store_true",
+        help="also the verdict on the set's tumour slices with their contrast inverted (tumours in T2-like contrast)",
+    )
     p.add_argument("--cache-dir", default=None)
 
     p = sub.add_parser("sequence-check", help="fit the T2-look check on hand-labelled Training slices into a release")
@@ -658,10 +886,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5, help="score at which a slice looks T2-weighted")
     p.add_argument("--C", type=float, default=1.0, help="inverse regularisation of the logistic regression")
     p.add_argument("--origins", default=None, help="CSV of each image's collection (with --exclude-collection)")
-    p.add_argument("--exclude-collection", default=None, choices=["figshare", "sartaj", "br35h"],
-                   help="leave that collection's labelled slices out (for a run that holds it out)")
-    p.add_argument("--flip-only", action="store_true",
-                   help="a T2-looking slice is 'uncertain' only when the contrast-inverted slice changes the answer")
+    p.add_argument(
+        "--exclude-collection",
+        default=None,
+        choices=["figshare", "sartaj", "br35h"],
+        help="leave that collection's labelled slices out (for a run that holds it out)",
+    )
+    p.add_argument(
+        "--flip-only",
+        action="store_true",
+        help="a T2-looking slice is 'uncertain' only when the contrast-inverted slice changes the answer",
+    )
     p.add_argument("--cache-dir", default=None)
 
     p = sub.add_parser("evaluate", help="metrics and figures on Testing (full and de-duplicated)")
@@ -672,16 +907,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gallery", action="store_true", help="skip the Grad-CAM gallery")
     p.add_argument("--masks", default=None, help="tumour masks folder: outline the tumour in the Grad-CAM gallery")
 
-    p = sub.add_parser("robustness", help="accuracy under gamma, blur, downscale, JPEG and contrast shifts (Testing, a validation split or a collection)")
+    p = sub.add_parser(
+        "robustness",
+        help="accuracy under gamma, blur, downscale, JPEG and contrast shifts "
+        "(Testing, a validation split or a collection)",
+    )
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--limit", type=int, default=None, help="first N files only")
-    p.add_argument("--validation-of", default=None, metavar="RUN",
-                   help="measure on that run's validation split (RUN/split.csv) instead of Testing")
+    p.add_argument(
+        "--validation-of",
+        default=None,
+        metavar="RUN",
+        help="measure on that run's validation split (RUN/split.csv) instead of Testing",
+    )
     add_collection_args(p)
 
-    p = sub.add_parser("screening", help="how the app's not-an-MRI / uncertain checks behave on Testing and on outliers")
+    p = sub.add_parser(
+        "screening", help="how the app's not-an-MRI / uncertain checks behave on Testing and on outliers"
+    )
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
@@ -691,25 +936,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/audit")
     p.add_argument("--cache-dir", default=None)
 
-    p = sub.add_parser("calibrate", help="refit temperature and out-of-distribution screening on a run's validation split")
+    p = sub.add_parser(
+        "calibrate", help="refit temperature and out-of-distribution screening on a run's validation split"
+    )
     p.add_argument("--run", required=True, help="run folder written by `train` (args.json, split.csv, release/)")
-    p.add_argument("--ok-target", type=float, default=None,
-                   help="fit the verdict's confidence threshold so that answers are right this often on each source "
-                        "of the validation split (default: the run's own --ok-target, else the fixed 0.90)")
+    p.add_argument(
+        "--ok-target",
+        type=float,
+        default=None,
+        help="fit the verdict's confidence threshold so that answers are right this often on each source "
+        "of the validation split (default: the run's own --ok-target, else the fixed 0.90)",
+    )
 
     p = sub.add_parser("card", help="write the release folder's model card (README.md) from its saved record")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--metrics", required=True, help="folder with metrics.json (and robustness.json, audit.json)")
-    p.add_argument("--run", action="append", default=[], help="run folder (args.json, summary.json); repeat for "
-                                                                  "a model trained in stages, in order")
-    p.add_argument("--command", dest="train_command", action="append", default=[],
-                   help="the training command, as run; repeat for each stage")
+    p.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        help="run folder (args.json, summary.json); repeat for a model trained in stages, in order",
+    )
+    p.add_argument(
+        "--command",
+        dest="train_command",
+        action="append",
+        default=[],
+        help="the training command, as run; repeat for each stage",
+    )
 
     p = sub.add_parser("export", help="add an ONNX export (checked against torch) to a release folder")
     p.add_argument("--checkpoint", required=True, help="release folder; model.onnx is written into it")
     p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.add_argument("--data", default=None, help="check on the first --check-images Testing images of DATA "
-                                                  "(default: random inputs)")
+    p.add_argument(
+        "--data", default=None, help="check on the first --check-images Testing images of DATA (default: random inputs)"
+    )
     p.add_argument("--check-images", type=int, default=64)
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest logit difference accepted")
 
@@ -734,8 +995,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="release folder (its config.json gets the check)")
     p.add_argument("--lgg", required=True)
     p.add_argument("--exclude-sites", nargs="+", default=None, help="fit without these institutions, measure on them")
-    p.add_argument("--data", default=None, help="the Kaggle dataset: its Training tumour slices join the fit as "
-                                                "non-FLAIR, and how often it flags each class is reported")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="the Kaggle dataset: its Training tumour slices join the fit as "
+        "non-FLAIR, and how often it flags each class is reported",
+    )
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--C", type=float, default=0.1, help="inverse regularisation of the logistic regression")
     p.add_argument("--cache-dir", default=None)
@@ -747,12 +1012,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lgg", default=None)
     p.add_argument("--origins", default=None)
     p.add_argument("--out", required=True, help="run folder: one sub-folder per stage, metrics/, .steps/")
-    p.add_argument("--start-release", action="append", default=[], metavar="STAGE=DIR",
-                   help="use an existing release of STAGE (checked against the recipe's recorded sha256) instead of "
-                        "training it and the stages before it")
+    p.add_argument(
+        "--start-release",
+        action="append",
+        default=[],
+        metavar="STAGE=DIR",
+        help="use an existing release of STAGE (checked against the recipe's recorded sha256) instead of "
+        "training it and the stages before it",
+    )
     p.add_argument("--until", default=None, help="stop after this step (stage-NAME or a release step)")
-    p.add_argument("--install", action="store_true", help="copy the release and metrics into --assets when every "
-                                                          "shipping rule is met")
+    p.add_argument(
+        "--install",
+        action="store_true",
+        help="copy the release and metrics into --assets when every shipping rule is met",
+    )
     p.add_argument("--assets", default="assets")
     p.add_argument("--cache-dir", default=None)
 
@@ -789,20 +1062,41 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # a recipe file that cannot be read
         print(f"error: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
     command = args.command
     del args.command, args.verbose
     from brainmri.inference.release import CheckpointError
     from brainmri.training.export import ExportError
     from brainmri.training.model import PretrainedUnavailable
+
     try:
         if getattr(args, "method", "") is None:
             args.method = ["gradcam", "gradcam++", "eigencam"]
-        return {"train": cmd_train, "crossval": cmd_crossval, "heldout-summary": cmd_heldout_summary, "selective": cmd_selective, "localisation": cmd_localisation, "evaluate": cmd_evaluate, "sequence-check": cmd_sequence_check, "audit": cmd_audit, "robustness": cmd_robustness, "screening": cmd_screening, "calibrate": cmd_calibrate, "card": cmd_card,
-                "export": cmd_export, "push": cmd_push, "lgg-eval": cmd_lgg_eval,
-                "release": cmd_release, "check-rules": cmd_check_rules, "flair-check": cmd_flair_check,
-                "heldout-eval": cmd_heldout_eval}[command](args)
+        return {
+            "train": cmd_train,
+            "crossval": cmd_crossval,
+            "heldout-summary": cmd_heldout_summary,
+            "selective": cmd_selective,
+            "localisation": cmd_localisation,
+            "evaluate": cmd_evaluate,
+            "sequence-check": cmd_sequence_check,
+            "audit": cmd_audit,
+            "robustness": cmd_robustness,
+            "screening": cmd_screening,
+            "calibrate": cmd_calibrate,
+            "card": cmd_card,
+            "export": cmd_export,
+            "push": cmd_push,
+            "lgg-eval": cmd_lgg_eval,
+            "release": cmd_release,
+            "check-rules": cmd_check_rules,
+            "flair-check": cmd_flair_check,
+            "heldout-eval": cmd_heldout_eval,
+        }[command](args)
     except (PretrainedUnavailable, CheckpointError, ExportError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ shows. ``gradio_client`` does the same work but polls its message queue every 50
 (``gradio_client.utils.stream_sse_v1plus``), which adds 50 to 100 ms to every answer that the page's
 own JavaScript client does not wait.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,19 +32,32 @@ def status_mb(pid: int, key: str = "VmRSS") -> float:
     return float("nan")
 
 
-def launch_app(model: str | Path, port: int, *, env: dict | None = None, stdout=subprocess.DEVNULL,
-               app_file: str | Path = ROOT / "app.py") -> subprocess.Popen:
+def launch_app(
+    model: str | Path,
+    port: int,
+    *,
+    env: dict | None = None,
+    stdout=subprocess.DEVNULL,
+    app_file: str | Path = ROOT / "app.py",
+) -> subprocess.Popen:
     """``python app.py`` (``app_file``: another checkout's, to compare versions) serving ``model`` on
     127.0.0.1:``port`` (not yet answering)."""
-    env = {**os.environ, **(env or {}), "BRAINMRI_MODEL": str(model), "BRAINMRI_PORT": str(port),
-           "BRAINMRI_HOST": "127.0.0.1"}
+    env = {
+        **os.environ,
+        **(env or {}),
+        "BRAINMRI_MODEL": str(model),
+        "BRAINMRI_PORT": str(port),
+        "BRAINMRI_HOST": "127.0.0.1",
+    }
     app_file = Path(app_file).resolve()
-    return subprocess.Popen([sys.executable, str(app_file)], env=env, cwd=app_file.parent, stdout=stdout,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, str(app_file)], env=env, cwd=app_file.parent, stdout=stdout, stderr=subprocess.STDOUT
+    )
 
 
-def start_app(model: str | Path, port: int, *, env: dict | None = None, stdout=subprocess.DEVNULL,
-              timeout: float = 180):
+def start_app(
+    model: str | Path, port: int, *, env: dict | None = None, stdout=subprocess.DEVNULL, timeout: float = 180
+):
     """``python app.py`` in a child process on 127.0.0.1:``port``; returns (process, gradio_client.Client)
     once the page answers. The caller stops it with :func:`stop_app`."""
     from gradio_client import Client
@@ -99,10 +113,17 @@ class PageClient:
     def predict(self, path: str | Path, fetch_images: bool = True) -> list:
         """The endpoint's output for the file at ``path`` (raises RuntimeError with the server's message)."""
         with open(path, "rb") as handle:
-            uploaded = self.http.post(self.url + "/gradio_api/upload", files={"files": handle}).raise_for_status().json()[0]
+            uploaded = (
+                self.http.post(self.url + "/gradio_api/upload", files={"files": handle}).raise_for_status().json()[0]
+            )
         session = uuid.uuid4().hex
-        body = {"data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, *self.defaults],
-                "fn_index": self.fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
+        body = {
+            "data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, *self.defaults],
+            "fn_index": self.fn_index,
+            "session_hash": session,
+            "event_data": None,
+            "trigger_id": None,
+        }
         self.http.post(self.url + "/gradio_api/queue/join", json=body).raise_for_status()
         with self.http.stream("GET", self.url + "/gradio_api/queue/data", params={"session_hash": session}) as events:
             for line in events.iter_lines():

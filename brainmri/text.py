@@ -5,6 +5,7 @@ The API and every saved file keep stable English keys (class labels ``glioma``, 
 turned into words here. Adding a language is adding one TOML file with the same keys and placeholders (a test
 checks it) and its code to :data:`LANGUAGES`. A leaf module: it imports nothing else of brainmri.
 """
+
 from __future__ import annotations
 
 import string
@@ -63,7 +64,9 @@ def reason(code: str, params: dict | None = None, lang: str = "en") -> str:
     """A verdict's reason in ``lang`` ("" for a verdict without one); ``*_class`` figures are class labels."""
     if not code:
         return ""
-    values = {key: class_name(value, lang) if key.endswith("_class") else value for key, value in (params or {}).items()}
+    values = {
+        key: class_name(value, lang) if key.endswith("_class") else value for key, value in (params or {}).items()
+    }
     return catalogue(lang)["reasons"][code].format(**values)
 
 

@@ -1,16 +1,18 @@
 """Exploration: Grad-CAM and LayerCAM at earlier stages (finer grids) against the last stage, on the
 validation figshare slices of a finished run (default runs/final-r8, the bundled model's run folder; run
 folders are not in git). Run from the repository root: ``python scripts/cam_layers.py [RUN]``."""
+
 import sys
 
-sys.path.insert(0, ".")
-import numpy as np  # noqa: E402
+import numpy as np
+from pytorch_grad_cam import GradCAM, LayerCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
 from brainmri import Predictor
 from brainmri.data.folders import load_run_split
 from brainmri.data.masks import load_masks
 from brainmri.evaluation.localisation import localisation_scores
-from pytorch_grad_cam import GradCAM, LayerCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
 run = sys.argv[1] if len(sys.argv) > 1 else "runs/final-r8"
 p = Predictor.from_pretrained(f"{run}/release", backend="torch")
 _, val = load_run_split(run)
@@ -26,8 +28,14 @@ for name, layer in (("stage3 (final)", model.stages[3]), ("stage2", model.stages
         cam = cls(model=model, target_layers=[layer])
         heat = []
         for s in range(0, len(images), 32):
-            x = p._inputs(list(images[s:s + 32]))
-            heat.append(cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in labels[s:s + 32]]))
+            x = p._inputs(list(images[s : s + 32]))
+            heat.append(cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in labels[s : s + 32]]))
         sc = localisation_scores(np.concatenate(heat), m, 2)
-        print(name, cls.__name__, "pointing", round(float(np.mean(sc["pointing"])), 3), "energy ratio",
-              round(float(np.mean(sc["energy_inside"]) / np.mean(sc["mask_share"])), 2))
+        print(
+            name,
+            cls.__name__,
+            "pointing",
+            round(float(np.mean(sc["pointing"])), 3),
+            "energy ratio",
+            round(float(np.mean(sc["energy_inside"]) / np.mean(sc["mask_share"])), 2),
+        )

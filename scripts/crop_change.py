@@ -7,6 +7,7 @@ Prints, per set, the share of images whose two boxes overlap (intersection over 
 on every 60th Testing slice with orientation letters, an arrow and a scale bar drawn at its edges (tests'
 ``_with_markers``), each crop's box overlap with its own box on the clean slice. Figures only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brainmri.io.images import load_grayscale
 from brainmri.inference.preprocess import content_box, head_box
+from brainmri.io.images import load_grayscale
 
 
 def iou(a, b) -> float:
@@ -33,8 +34,11 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/brain-tumor-mri")
     parser.add_argument("--lgg", default="../shared/data/tcga-lgg")
     args = parser.parse_args()
-    sets = {"Training": sorted(glob.glob(f"{args.data}/Training/*/*")), "Testing": sorted(glob.glob(f"{args.data}/Testing/*/*")),
-            "TCGA-LGG": sorted(glob.glob(f"{args.lgg}/*/*_flair.jpg") + glob.glob(f"{args.lgg}/*/*_t1*.jpg"))}
+    sets = {
+        "Training": sorted(glob.glob(f"{args.data}/Training/*/*")),
+        "Testing": sorted(glob.glob(f"{args.data}/Testing/*/*")),
+        "TCGA-LGG": sorted(glob.glob(f"{args.lgg}/*/*_flair.jpg") + glob.glob(f"{args.lgg}/*/*_t1*.jpg")),
+    }
 
     def overlap(path):
         gray = load_grayscale(path)
@@ -43,8 +47,10 @@ def main() -> None:
     for name, files in sets.items():
         with ThreadPoolExecutor(2) as pool:
             values = np.array(list(pool.map(overlap, files)))
-        print(f"{name}: {len(values)} images; boxes overlapping < 0.95: {100 * (values < 0.95).mean():.1f} %, "
-              f"< 0.8: {100 * (values < 0.8).mean():.1f} %; mean overlap {values.mean():.3f}")
+        print(
+            f"{name}: {len(values)} images; boxes overlapping < 0.95: {100 * (values < 0.95).mean():.1f} %, "
+            f"< 0.8: {100 * (values < 0.8).mean():.1f} %; mean overlap {values.mean():.3f}"
+        )
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from test_transforms import _with_markers
 
@@ -55,8 +61,10 @@ def main() -> None:
         kept["threshold"].append(iou(content_box(gray), content_box(marked)))
         kept["head"].append(iou(head_box(gray), head_box(marked)))
     for name, values in kept.items():
-        print(f"markers drawn on {len(values)} Testing slices, {name} crop: box overlap with the clean slice's "
-              f"mean {np.mean(values):.3f}, worst {np.min(values):.3f}")
+        print(
+            f"markers drawn on {len(values)} Testing slices, {name} crop: box overlap with the clean slice's "
+            f"mean {np.mean(values):.3f}, worst {np.min(values):.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Exploration: how much of a release's loss under a gamma change is the head crop moving, not the contrast.
 
-The head crop (``brainmri.inference.preprocess.content_box``) thresholds at a tenth of the slice's bright end, so a brighter
+The head crop (``brainmri.inference.preprocess.content_box``) thresholds at a tenth of the slice's bright end, so a
+brighter
 or darker export of a slice is cropped differently. On a run's validation split (Training images it never trained
 on) this prints the accuracy on the clean slices, on the gamma-shifted slices as the app sees them (their own
 crop), and on the gamma-shifted slices cropped where the clean slice is, and how many crop boxes moved. Run from
@@ -8,16 +9,15 @@ the repository root (docs/decisions.md, session f):
 
     python scripts/gamma_crop_probe.py runs/final-r18/release runs/final-r18 [GAMMA ...]
 """
+
 import sys
 
-sys.path.insert(0, ".")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from brainmri import Predictor  # noqa: E402
-from brainmri.io.images import load_grayscale  # noqa: E402
-from brainmri.evaluation.robustness import robustness_files  # noqa: E402
-from brainmri.inference.preprocess import GammaFraming, gamma_shift  # noqa: E402
+from brainmri import Predictor
+from brainmri.evaluation.robustness import robustness_files
+from brainmri.inference.preprocess import GammaFraming, gamma_shift
+from brainmri.io.images import load_grayscale
 
 if len(sys.argv) < 3:
     sys.exit(__doc__)
@@ -40,5 +40,7 @@ for gamma in gammas:
     kept = accuracy([model.preprocess._fit(s, model.preprocess.box(g)) for s, g in zip(shifted, grays)])
     framing = GammaFraming.of(model.preprocess, gamma)
     moved = sum(framing.box(g) != model.preprocess.box(g) for g in grays)
-    print(f"gamma {gamma:g}: own crop {100 * own:.2f} % ({100 * (own - clean):+.2f}), clean slice's crop "
-          f"{100 * kept:.2f} % ({100 * (kept - clean):+.2f}); crop box moved on {moved} of {len(grays)}")
+    print(
+        f"gamma {gamma:g}: own crop {100 * own:.2f} % ({100 * (own - clean):+.2f}), clean slice's crop "
+        f"{100 * kept:.2f} % ({100 * (kept - clean):+.2f}); crop box moved on {moved} of {len(grays)}"
+    )

@@ -6,26 +6,28 @@ probabilities. Run from the repository root:
     python scripts/inversion_probe.py runs/r16-sartaj-ft/release
     python scripts/inversion_probe.py runs/r8-sartaj100/release runs/r9b-sartaj-ft/release
 """
+
 import sys
 
-sys.path.insert(0, ".")
+import numpy as np
+from sklearn.metrics import confusion_matrix
 
-import numpy as np  # noqa: E402
-from sklearn.metrics import confusion_matrix  # noqa: E402
-
-from brainmri import Predictor  # noqa: E402
-from brainmri.inference.sequence_check import invert_inside_head  # noqa: E402
-from brainmri.io.images import load_grayscale  # noqa: E402
-from brainmri.evaluation.robustness import robustness_files  # noqa: E402
+from brainmri import Predictor
+from brainmri.evaluation.robustness import robustness_files
+from brainmri.inference.sequence_check import invert_inside_head
+from brainmri.io.images import load_grayscale
 
 releases = sys.argv[1:] or ["runs/r8-sartaj100/release", "runs/r9b-sartaj-ft/release"]
 models = [Predictor.from_pretrained(release, backend="torch") for release in releases]
-_, chosen = robustness_files("../shared/data/brain-tumor-mri", origins="../shared/data/brain-tumor-mri-origins.csv",
-                             collection="sartaj")
+_, chosen = robustness_files(
+    "../shared/data/brain-tumor-mri", origins="../shared/data/brain-tumor-mri-origins.csv", collection="sartaj"
+)
 labels = np.array([models[0].labels.index(name) for _, name in chosen])
 views = {"clean": [load_grayscale(path) for path, _ in chosen]}
 views["inverted"] = [invert_inside_head(g) for g in views["clean"]]
-views["inverted twice"] = [invert_inside_head(g) for g in views["inverted"]]  # not the original: the background stays black
+views["inverted twice"] = [
+    invert_inside_head(g) for g in views["inverted"]
+]  # not the original: the background stays black
 
 
 def accuracy(probabilities: np.ndarray) -> float:
@@ -34,11 +36,23 @@ def accuracy(probabilities: np.ndarray) -> float:
 
 probs = {}
 for release, model in zip(releases, models):
-    p = {view: model.probabilities(model.logits([model.preprocess.fit(g) for g in grays])) for view, grays in views.items()}
+    p = {
+        view: model.probabilities(model.logits([model.preprocess.fit(g) for g in grays]))
+        for view, grays in views.items()
+    }
     probs[release] = p
-    print(release, "clean", accuracy(p["clean"]), "inverted", accuracy(p["inverted"]),
-          "| symmetrised: clean", accuracy((p["clean"] + p["inverted"]) / 2),
-          "inverted", accuracy((p["inverted"] + p["inverted twice"]) / 2), flush=True)
+    print(
+        release,
+        "clean",
+        accuracy(p["clean"]),
+        "inverted",
+        accuracy(p["inverted"]),
+        "| symmetrised: clean",
+        accuracy((p["clean"] + p["inverted"]) / 2),
+        "inverted",
+        accuracy((p["inverted"] + p["inverted twice"]) / 2),
+        flush=True,
+    )
     print("confusion under inversion (rows: true, columns: predicted)", model.labels)
     print(confusion_matrix(labels, p["inverted"].argmax(1), labels=range(len(model.labels))))
 if len(models) == 2:

@@ -6,6 +6,7 @@
 Starts the app in a child process on 127.0.0.1, sends the example slices round-robin, and reports
 success rate, p50/p95/max latency, queue rejections, wrong answers, and the server's RSS over time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.appserver import start_app, status_mb as rss_mb, stop_app  # noqa: E402
+from benchmarks.appserver import start_app, stop_app  # noqa: E402
+from benchmarks.appserver import status_mb as rss_mb  # noqa: E402  (after the path above)
 
 
 def main() -> int:
@@ -30,8 +32,11 @@ def main() -> int:
     parser.add_argument("--model", default=str(ROOT / "assets" / "model"))
     parser.add_argument("--port", type=int, default=7899)
     parser.add_argument("--time-limit", type=float, default=600)
-    parser.add_argument("--cleanup", default="10,10", help="BRAINMRI_CACHE_CLEANUP for the server: 'every,age' "
-                                                             "seconds (the app's default is 300,600)")
+    parser.add_argument(
+        "--cleanup",
+        default="10,10",
+        help="BRAINMRI_CACHE_CLEANUP for the server: 'every,age' seconds (the app's default is 300,600)",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -42,8 +47,13 @@ def main() -> int:
     log_path = ROOT / "runs" / "load_server.log"
     log = open(log_path, "w")
     try:
-        server, _ = start_app(args.model, args.port, stdout=log, timeout=120,
-                              env={"GRADIO_TEMP_DIR": str(gradio_temp), "BRAINMRI_CACHE_CLEANUP": args.cleanup})
+        server, _ = start_app(
+            args.model,
+            args.port,
+            stdout=log,
+            timeout=120,
+            env={"GRADIO_TEMP_DIR": str(gradio_temp), "BRAINMRI_CACHE_CLEANUP": args.cleanup},
+        )
     except RuntimeError as err:
         print(err)
         return 1
@@ -105,23 +115,40 @@ def main() -> int:
     shutil.rmtree(gradio_temp, ignore_errors=True)
 
     log.close()
-    problems = [line for line in log_path.read_text(errors="replace").splitlines()
-                if any(word in line for word in ("Traceback", "ERROR", "Error", "Exception", "error:"))]
+    problems = [
+        line
+        for line in log_path.read_text(errors="replace").splitlines()
+        if any(word in line for word in ("Traceback", "ERROR", "Error", "Exception", "error:"))
+    ]
     total = args.clients * args.requests
     ordered = sorted(latencies)
     at = {n: mb for n, mb in rss}
     result = {
-        "clients": args.clients, "requests": total, "answered": len(latencies), "wrong_class": wrong,
-        "queue_rejections": rejections, "errors": len(errors), "error_samples": errors[:3],
-        "success_rate": len(latencies) / total, "wall_s": round(wall, 1),
-        "latency_s": {"p50": statistics.median(ordered), "p95": ordered[int(0.95 * (len(ordered) - 1))],
-                      "max": ordered[-1]} if ordered else None,
+        "clients": args.clients,
+        "requests": total,
+        "answered": len(latencies),
+        "wrong_class": wrong,
+        "queue_rejections": rejections,
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "success_rate": len(latencies) / total,
+        "wall_s": round(wall, 1),
+        "latency_s": {
+            "p50": statistics.median(ordered),
+            "p95": ordered[int(0.95 * (len(ordered) - 1))],
+            "max": ordered[-1],
+        }
+        if ordered
+        else None,
         "rss_mb": rss,
         "rss_growth_100_to_400_mb": (at.get(400, float("nan")) - at.get(100, float("nan"))),
-        "server_log_error_lines": len(problems), "server_log_samples": problems[:5],
+        "server_log_error_lines": len(problems),
+        "server_log_samples": problems[:5],
         "cache_files_made_by_requests_at_end": left_at_end,
-        "cache_files_left_after_cleanup": len(left_after_cleanup), "cleanup_wait_s": round(waited, 1),
-        "cache_files_left_after_exit": len(left_after_exit), "left_samples": (left_after_cleanup + left_after_exit)[:5],
+        "cache_files_left_after_cleanup": len(left_after_cleanup),
+        "cleanup_wait_s": round(waited, 1),
+        "cache_files_left_after_exit": len(left_after_exit),
+        "left_samples": (left_after_cleanup + left_after_exit)[:5],
     }
     print(json.dumps(result, indent=2))
     if args.json:

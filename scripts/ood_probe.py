@@ -6,6 +6,7 @@ For the release's own validation split (seed 0, as train.py splits it; never Tes
 slice: the share of each set past a threshold at the 95th and 99th percentile of validation, and the accuracy of
 the LGG slices left under it. Prints figures; decides nothing (docs/decisions.md records what was made of them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,11 +15,11 @@ import numpy as np
 import torch
 
 from brainmri import Predictor
-from brainmri.data.folders import load_folder, split_train_val
 from brainmri.data.dedup import duplicate_groups, find_pairs
+from brainmri.data.folders import load_folder, split_train_val
 from brainmri.data.lgg import load_lgg
-from brainmri.inference.verdict import fit_feature_model
 from brainmri.evaluation.selective import stage_features
+from brainmri.inference.verdict import fit_feature_model
 
 
 def main() -> None:
@@ -32,7 +33,7 @@ def main() -> None:
     full = load_folder(f"{args.data}/Training", predictor.preprocess, classes=predictor.labels)
     groups = duplicate_groups(len(full), find_pairs(full.phash, full.images, full.sha256))
     train_index, val_index = split_train_val(full, groups, 0.1, 0)
-    train_index = np.sort(np.random.default_rng(0).permutation(train_index)[:args.max_train])
+    train_index = np.sort(np.random.default_rng(0).permutation(train_index)[: args.max_train])
     lgg = load_lgg(args.lgg, predictor.preprocess, predictor.labels)
     sets = {"train": full.subset(train_index), "val": full.subset(val_index), "lgg": lgg.images}
     signals: dict[str, dict[str, np.ndarray]] = {}
@@ -59,8 +60,10 @@ def main() -> None:
         for q in (0.95, 0.99):
             cut = np.quantile(s["val"], q)
             kept = s["lgg"] <= cut
-            print(f"| {name} | {100 * q:.0f}th percentile | {100 * (s['val'] > cut).mean():.1f} % | "
-                  f"{100 * (~kept).mean():.1f} % | {100 * right[kept].mean() if kept.any() else float('nan'):.1f} % |")
+            print(
+                f"| {name} | {100 * q:.0f}th percentile | {100 * (s['val'] > cut).mean():.1f} % | "
+                f"{100 * (~kept).mean():.1f} % | {100 * right[kept].mean() if kept.any() else float('nan'):.1f} % |"
+            )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 Serves the bundled model on a free loopback port, drives Debian's Chromium with Playwright, and
 writes small PNGs (palette-quantised, 900 px wide).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,14 +39,14 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     os.environ.pop("BRAINMRI_MODEL", None)
 
-    import app
-    from brainmri import Predictor
-    from brainmri.ui import page
-    from helpers import free_port
     from playwright.sync_api import sync_playwright
 
+    import app
+    from brainmri import Predictor
     from brainmri.evaluation import report
+    from brainmri.ui import page
     from brainmri.ui.casereport import ModelFacts, write_case_report
+    from helpers import free_port
 
     example = sorted(page.EXAMPLES_DIR.glob("glioma-*"))[0]
     predictor = Predictor.from_pretrained(page.DEFAULT_MODEL)

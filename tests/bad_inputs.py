@@ -1,4 +1,5 @@
 """A corpus of awkward and hostile inputs, generated on the fly (no committed binaries)."""
+
 from __future__ import annotations
 
 import io
@@ -20,6 +21,7 @@ def _encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
 def _png_header(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny synthetic Kaggle-layout dataset and a tiny timm release."""
+
 from __future__ import annotations
 
 import os
@@ -60,8 +61,31 @@ def trained_run(dataset, cache_dir, tmp_path_factory) -> Path:
     import train as cli
 
     out = tmp_path_factory.mktemp("run") / "scratch"
-    args = ["train", "--data", str(dataset), "--out", str(out), "--arch", TINY_ARCH, "--no-pretrained",
-            "--image-size", str(TINY_SIZE), "--batch-size", "16", "--steps-per-epoch", "3", "--val-fraction", "0.2",
-            "--cache-dir", str(cache_dir), "--threads", "1", "--recipe", "scratch", "--epochs", "3"]
+    args = [
+        "train",
+        "--data",
+        str(dataset),
+        "--out",
+        str(out),
+        "--arch",
+        TINY_ARCH,
+        "--no-pretrained",
+        "--image-size",
+        str(TINY_SIZE),
+        "--batch-size",
+        "16",
+        "--steps-per-epoch",
+        "3",
+        "--val-fraction",
+        "0.2",
+        "--cache-dir",
+        str(cache_dir),
+        "--threads",
+        "1",
+        "--recipe",
+        "scratch",
+        "--epochs",
+        "3",
+    ]
     assert cli.main(args) == 0
     return out

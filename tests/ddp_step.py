@@ -1,4 +1,5 @@
 """Run by tests/test_training.py under torchrun: one DDP optimiser step on a shared global batch."""
+
 import sys
 from pathlib import Path
 
@@ -6,9 +7,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from brainmri.training.model import create_model  # noqa: E402
-from brainmri.training.trainer import rank_slice, setup_distributed, train_step  # noqa: E402
+from brainmri.training.model import create_model
+from brainmri.training.trainer import rank_slice, setup_distributed, train_step
 
 folder = Path(sys.argv[1])
 dist = setup_distributed()

@@ -1,5 +1,6 @@
 """What the tests share: synthetic slices and datasets, PNG, DICOM and NIfTI builders, the real images,
 free loopback ports and the app server (fixtures stay in conftest.py)."""
+
 from __future__ import annotations
 
 import io
@@ -66,9 +67,17 @@ def dicom_series(slices: list[np.ndarray], series_uid: str | None = None, spacin
     from pydicom.uid import generate_uid
 
     series_uid = series_uid or generate_uid()
-    return [dicom_bytes(s.astype(np.uint16) * 16, SeriesInstanceUID=series_uid, InstanceNumber=i + 1,
-                        ImageOrientationPatient=[1, 0, 0, 0, 1, 0], ImagePositionPatient=[0, 0, spacing * i], **tags)
-            for i, s in enumerate(slices)]
+    return [
+        dicom_bytes(
+            s.astype(np.uint16) * 16,
+            SeriesInstanceUID=series_uid,
+            InstanceNumber=i + 1,
+            ImageOrientationPatient=[1, 0, 0, 0, 1, 0],
+            ImagePositionPatient=[0, 0, spacing * i],
+            **tags,
+        )
+        for i, s in enumerate(slices)
+    ]
 
 
 def nifti_bytes(voxels: np.ndarray, affine: np.ndarray | None = None, gz: bool = False) -> bytes:

@@ -5,13 +5,13 @@ The STOP_AT-th optimiser step writes MARKER and then waits, so the test knows th
 
     python tests/kill_mid_epoch.py MARKER STOP_AT train ...
 """
+
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import brainmri.training.trainer as training  # noqa: E402
-import train as cli  # noqa: E402
+import brainmri.training.trainer as training
+import train as cli
 
 marker, stop_at, args = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 real_step = training.train_step

@@ -1,8 +1,9 @@
 """The app: app.py's options, the page built for a release (its Model tab), and the real server through
 gradio_client and the page's own protocol."""
+
 import importlib
-import os
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -70,7 +71,6 @@ def test_backend_switch(app_module, monkeypatch):
     assert any(t and "runtime in this app: **torch**" in t for t in texts)
 
 
-
 def test_server_predict_endpoint_with_gradio_client(app_module, dataset, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -81,8 +81,7 @@ def test_server_predict_endpoint_with_gradio_client(app_module, dataset, tmp_pat
         good = str(next((dataset / "Testing" / "notumor").iterdir()))
         result = client.predict(handle_file(good), api_name="/predict")
         label, overlay = result[0], result[1]
-        expected = _label_output(Predictor.from_pretrained(
-            os.environ["BRAINMRI_MODEL"]).explain(good))
+        expected = _label_output(Predictor.from_pretrained(os.environ["BRAINMRI_MODEL"]).explain(good))
         if isinstance(expected, dict):  # the same answer as in process, with the English keys
             assert {c["label"] for c in label["confidences"]} == set(CLASSES)
             assert label["label"] == max(expected, key=expected.get)
@@ -102,7 +101,9 @@ def test_server_predict_endpoint_with_gradio_client(app_module, dataset, tmp_pat
         with pytest.raises(RuntimeError, match="Cannot read this file"):
             page.predict(bad)
         page.close()
-        table, summary = client.predict([handle_file(str(synthetic_scan(tmp_path, dataset)))], "axial", api_name="/predict_volume")
+        table, summary = client.predict(
+            [handle_file(str(synthetic_scan(tmp_path, dataset)))], "axial", api_name="/predict_volume"
+        )
         assert table["headers"] == ["slice", "status", *CLASSES] and len(table["data"]) == 8
         assert summary["slices"] == 8 and summary["kind"] == "NIfTI"
         pdf = client.predict(handle_file(good), api_name="/report")

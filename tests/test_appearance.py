@@ -1,4 +1,5 @@
 """The T2-look check: features, fitting, the verdict's two reasons, the fitting command and the page's use of it."""
+
 import csv
 import json
 import shutil
@@ -7,13 +8,17 @@ import numpy as np
 import pytest
 
 import train as cli
-from brainmri import Predictor
-from brainmri import text
-from brainmri.inference.sequence_check import (FEATURE_NAMES, SequenceCheck, fit_sequence_check, interior_features,
-                                 invert_inside_head)
-from brainmri.inference.release import add_files
-from brainmri.inference.verdict import judge
+from brainmri import Predictor, text
 from brainmri.evaluation.selective import verdict_report
+from brainmri.inference.release import add_files
+from brainmri.inference.sequence_check import (
+    FEATURE_NAMES,
+    SequenceCheck,
+    fit_sequence_check,
+    interior_features,
+    invert_inside_head,
+)
+from brainmri.inference.verdict import judge
 
 
 def head_slice(t2: bool, rng: np.random.Generator, size: int = 112) -> np.ndarray:
@@ -48,7 +53,9 @@ def test_features_separate_t1_from_t2_and_the_fitted_check_round_trips():
     assert features.shape == (60, len(FEATURE_NAMES)) and np.isfinite(features).all()
     check = fit_sequence_check(features, labels, groups=np.where(labels, "a", "b"), repeats=2, fitted_on="synthetic")
     assert check.cross_validation["auc"] > 0.95 and check.cross_validation["t2_caught"] > 0.9
-    assert set(check.cross_validation["flagged_by_group"]) == {"a", "b"} and "random_sample" not in check.cross_validation
+    assert (
+        set(check.cross_validation["flagged_by_group"]) == {"a", "b"} and "random_sample" not in check.cross_validation
+    )
     drawn = np.arange(60) < 45  # the last 15 rows "chosen" rather than drawn: reported apart
     chosen = fit_sequence_check(features, labels, repeats=2, random_rows=drawn).cross_validation
     assert chosen["random_sample"]["n"] == 45 and chosen["random_sample"]["t2"] == int(labels[:45].sum())
@@ -88,21 +95,34 @@ def release_with_check(trained_run, tmp_path):
     return release
 
 
-def test_sequence_check_command_fits_into_the_release_and_the_page_uses_it(release_with_check, dataset, cache_dir,
-                                                                          tmp_path, capsys):
+def test_sequence_check_command_fits_into_the_release_and_the_page_uses_it(
+    release_with_check, dataset, cache_dir, tmp_path, capsys
+):
     files = sorted(p.relative_to(dataset).as_posix() for p in (dataset / "Training").rglob("*.png"))
     labels = tmp_path / "labels.csv"
     with open(labels, "w", newline="") as handle:  # synthetic "T2": the tumour-free slices (no blob)
         writer = csv.writer(handle)
         writer.writerow(["file", "sequence"])
         writer.writerows((f, "T2" if "/notumor/" in f else "other") for f in files)
-    base = ["sequence-check", "--checkpoint", str(release_with_check), "--data", str(dataset), "--cache-dir", str(cache_dir)]
+    base = [
+        "sequence-check",
+        "--checkpoint",
+        str(release_with_check),
+        "--data",
+        str(dataset),
+        "--cache-dir",
+        str(cache_dir),
+    ]
     assert cli.main(base + ["--labels", str(labels)]) == 0
     out = capsys.readouterr().out
     assert "cross-validated" in out and "flagged among all Training images" in out
     config = json.loads((release_with_check / "config.json").read_text())
     check = SequenceCheck.from_config(config)
-    assert check is not None and check.notumor_uncertain and config["sequence_check"]["cross_validation"]["n"] == len(files)
+    assert (
+        check is not None
+        and check.notumor_uncertain
+        and config["sequence_check"]["cross_validation"]["n"] == len(files)
+    )
     predictor = Predictor.from_pretrained(release_with_check, backend="torch")
     assert predictor.sequence_check == check
     assert cli.main(["card", "--checkpoint", str(release_with_check), "--metrics", str(tmp_path / "no-metrics")]) == 0
@@ -125,7 +145,15 @@ def test_sequence_check_command_fits_into_the_release_and_the_page_uses_it(relea
 
 
 def test_sequence_check_command_refuses_bad_labels(release_with_check, dataset, cache_dir, tmp_path, capsys):
-    base = ["sequence-check", "--checkpoint", str(release_with_check), "--data", str(dataset), "--cache-dir", str(cache_dir)]
+    base = [
+        "sequence-check",
+        "--checkpoint",
+        str(release_with_check),
+        "--data",
+        str(dataset),
+        "--cache-dir",
+        str(cache_dir),
+    ]
     (tmp_path / "bad.csv").write_text("path,kind\nx,y\n")
     assert cli.main(base + ["--labels", str(tmp_path / "bad.csv")]) != 0
     assert "file,sequence" in capsys.readouterr().err
@@ -143,19 +171,43 @@ def test_sequence_check_command_refuses_bad_labels(release_with_check, dataset, 
 def test_sequence_check_for_a_held_out_run_leaves_its_collection_out(release_with_check, dataset, cache_dir, tmp_path):
     files = sorted(p.relative_to(dataset).as_posix() for p in (dataset / "Training").rglob("*.png"))
     with open(tmp_path / "labels.csv", "w", newline="") as handle:
-        csv.writer(handle).writerows([("file", "sequence")] + [(f, "T2" if "/notumor/" in f else "other") for f in files])
+        csv.writer(handle).writerows(
+            [("file", "sequence")] + [(f, "T2" if "/notumor/" in f else "other") for f in files]
+        )
     with open(tmp_path / "origins.csv", "w", newline="") as handle:  # every other file from sartaj
-        csv.writer(handle).writerows([("file", "origin")] + [(f, "sartaj" if i % 2 else "figshare") for i, f in enumerate(files)])
-    assert cli.main(["sequence-check", "--checkpoint", str(release_with_check), "--data", str(dataset), "--cache-dir",
-                     str(cache_dir), "--labels", str(tmp_path / "labels.csv"), "--origins", str(tmp_path / "origins.csv"),
-                     "--exclude-collection", "sartaj"]) == 0
+        csv.writer(handle).writerows(
+            [("file", "origin")] + [(f, "sartaj" if i % 2 else "figshare") for i, f in enumerate(files)]
+        )
+    assert (
+        cli.main(
+            [
+                "sequence-check",
+                "--checkpoint",
+                str(release_with_check),
+                "--data",
+                str(dataset),
+                "--cache-dir",
+                str(cache_dir),
+                "--labels",
+                str(tmp_path / "labels.csv"),
+                "--origins",
+                str(tmp_path / "origins.csv"),
+                "--exclude-collection",
+                "sartaj",
+            ]
+        )
+        == 0
+    )
     block = json.loads((release_with_check / "config.json").read_text())["sequence_check"]
     assert block["cross_validation"]["n"] == (len(files) + 1) // 2 and "none from sartaj" in block["fitted_on"]
 
 
 def test_verdict_report_counts_codes_and_missed_tumours(trained_run, dataset):
     predictor = Predictor.from_pretrained(trained_run / "release", backend="torch")
-    files = sorted((dataset / "Testing" / "glioma").glob("*.png"))[:4] + sorted((dataset / "Testing" / "notumor").glob("*.png"))[:2]
+    files = (
+        sorted((dataset / "Testing" / "glioma").glob("*.png"))[:4]
+        + sorted((dataset / "Testing" / "notumor").glob("*.png"))[:2]
+    )
     labels = np.array([predictor.labels.index("glioma")] * 4 + [predictor.labels.index("notumor")] * 2)
     plain = verdict_report(predictor, files, labels)
     assert plain["tumours"] == 4 and sum(plain["codes"].values()) == 6 and plain["sequence_check"] is False
@@ -177,16 +229,49 @@ def test_a_run_with_inversion_is_validated_and_chosen_on_inverted_slices_too(tra
     """Fine-tuning a release with contrast inversion (--init, --invert-prob): each epoch is validated on the
     split as it is and inverted, and the best epoch is the one with the lowest mean of the two losses."""
     out = tmp_path / "inverted"
-    assert cli.main(["train", "--data", str(dataset), "--out", str(out), "--init", str(trained_run / "release"),
-                     "--batch-size", "16", "--steps-per-epoch", "2", "--val-fraction", "0.2", "--cache-dir",
-                     str(cache_dir), "--threads", "1", "--recipe", "scratch", "--epochs", "2", "--lr", "1e-4",
-                     "--warmup-epochs", "1", "--invert-prob", "0.5", "--no-evaluate"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(dataset),
+                "--out",
+                str(out),
+                "--init",
+                str(trained_run / "release"),
+                "--batch-size",
+                "16",
+                "--steps-per-epoch",
+                "2",
+                "--val-fraction",
+                "0.2",
+                "--cache-dir",
+                str(cache_dir),
+                "--threads",
+                "1",
+                "--recipe",
+                "scratch",
+                "--epochs",
+                "2",
+                "--lr",
+                "1e-4",
+                "--warmup-epochs",
+                "1",
+                "--invert-prob",
+                "0.5",
+                "--no-evaluate",
+            ]
+        )
+        == 0
+    )
     with open(out / "epochs.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2
     for row in rows:
         assert 0 <= float(row["val_acc_inverted"]) <= 1
-        assert float(row["select_loss"]) == pytest.approx((float(row["val_loss"]) + float(row["val_loss_inverted"])) / 2)
+        assert float(row["select_loss"]) == pytest.approx(
+            (float(row["val_loss"]) + float(row["val_loss_inverted"])) / 2
+        )
     best = min(rows, key=lambda r: float(r["select_loss"]))
     chosen = json.loads((out / "release" / "config.json").read_text())["brainmri"]
     assert chosen["epoch"] == int(best["epoch"]) + 1 and chosen["val_loss"] == pytest.approx(float(best["val_loss"]))

@@ -1,7 +1,8 @@
 """Every awkward input gets a sane result or one clear message, through the core and the server."""
-import pytest
 
+import pytest
 from bad_inputs import NORMAL, corpus
+
 from brainmri import ImageLoadError, Predictor
 from helpers import start_app
 
@@ -29,9 +30,15 @@ def test_core_predictor(predictor, name, tmp_path):
 
 
 def test_clear_outcomes_for_the_named_problems(predictor, tmp_path):
-    expected = {"empty file": "empty", "30000x30000 PNG (decompression bomb)": "too large", "animated GIF": "animated",
-                "DICOM without pixel data": "no pixel data", "file over the upload limit": "limit",
-                "PDF renamed .png": "not a recognised image", "1x1 image": "too small"}
+    expected = {
+        "empty file": "empty",
+        "30000x30000 PNG (decompression bomb)": "too large",
+        "animated GIF": "animated",
+        "DICOM without pixel data": "no pixel data",
+        "file over the upload limit": "limit",
+        "PDF renamed .png": "not a recognised image",
+        "1x1 image": "too small",
+    }
     for name, words in expected.items():
         path = tmp_path / CASES[name][0]
         path.write_bytes(CASES[name][1])
@@ -41,8 +48,15 @@ def test_clear_outcomes_for_the_named_problems(predictor, tmp_path):
         path = tmp_path / CASES[name][0]
         path.write_bytes(CASES[name][1])
         assert predictor.screen(path)[1].status == "not_mri", name
-    for name in ("16-bit TIFF", "CMYK JPEG", "palette PNG", "RGBA PNG", "DICOM with compressed pixel data",
-                 "multi-frame DICOM", "filename with separators and non-ASCII"):
+    for name in (
+        "16-bit TIFF",
+        "CMYK JPEG",
+        "palette PNG",
+        "RGBA PNG",
+        "DICOM with compressed pixel data",
+        "multi-frame DICOM",
+        "filename with separators and non-ASCII",
+    ):
         path = tmp_path / CASES[name][0]
         path.write_bytes(CASES[name][1])
         assert len(predictor.predict(path)) == 4, name

@@ -1,4 +1,5 @@
 """The benchmark runs end to end on a tiny model and records what it promises (figures, not asserts on time)."""
+
 import json
 
 import pytest
@@ -12,8 +13,24 @@ pytestmark = pytest.mark.slow  # measurements
 def test_inference_benchmark_writes_its_table(dataset, tmp_path, capsys):
     release = bench.random_release("test_convnext", 128, tmp_path)
     out = tmp_path / "bench.json"
-    assert bench.main(["inference", "--model", str(release), "--data", str(dataset), "--repeats", "2",
-                       "--limit", "12", "--json", str(out)]) == 0
+    assert (
+        bench.main(
+            [
+                "inference",
+                "--model",
+                str(release),
+                "--data",
+                str(dataset),
+                "--repeats",
+                "2",
+                "--limit",
+                "12",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "model call: torch fp32 eager" in printed and "x vs grad-cam default" in printed
     result = json.loads(out.read_text())

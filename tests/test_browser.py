@@ -4,6 +4,7 @@ Uploads an example, waits for the prediction and the heatmap (at the upload's ow
 side-by-side view, downloads the case report, opens the Model tab and checks its figures load, then
 does it again in French; saves screenshots under runs/ci/ (CI artifacts).
 """
+
 import os
 import re
 import shutil
@@ -17,18 +18,28 @@ from helpers import free_port
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "runs" / "ci"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-                                reason="Debian's chromium is not installed (.ci/run installs it)")
-
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed (.ci/run installs it)",
+)
 
 
 @pytest.fixture(scope="module")
 def server():
     import importlib
     import sys
+
     sys.modules.pop("app", None)
     os.environ.pop("BRAINMRI_MODEL", None)
     app = importlib.import_module("app")  # the bundled model and its saved evaluation
@@ -41,6 +52,7 @@ def server():
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield browser
@@ -48,7 +60,9 @@ def browser():
 
 
 def _natural_sizes(page, selector="img"):
-    return page.locator(selector).evaluate_all("els => els.filter(e => e.naturalWidth > 0).map(e => [e.naturalWidth, e.naturalHeight])")
+    return page.locator(selector).evaluate_all(
+        "els => els.filter(e => e.naturalWidth > 0).map(e => [e.naturalWidth, e.naturalHeight])"
+    )
 
 
 def test_classify_explain_report_and_model_tab(server, browser, tmp_path):
@@ -133,6 +147,7 @@ def test_a_new_image_empties_the_previous_case(server, browser, tmp_path):
     pdf = tmp_path / download.value.suggested_filename
     download.value.save_as(pdf)
     from pypdf import PdfReader
+
     text = PdfReader(pdf).pages[0].extract_text()
     assert pdf.name.startswith("brainmri-report-") and "No tumour" in text
     page.close()
@@ -165,8 +180,9 @@ def test_scan_tab_with_a_small_nifti(server, browser, tmp_path):
     slider.focus()
     box = slider.bounding_box()
     page.mouse.click(box["x"] + 3, box["y"] + box["height"] / 2)  # to the first slice
-    page.wait_for_function("() => [...document.querySelectorAll('p')].some(p => p.innerText.startsWith('Slice 0 of 7'))",
-                           timeout=30_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('p')].some(p => p.innerText.startsWith('Slice 0 of 7'))", timeout=30_000
+    )
     assert before.startswith("Slice") and page.get_by_text(re.compile(r"^Slice 0 of 7")).count() > 0
     page.screenshot(path=str(SHOTS / "app-scan.png"), full_page=True)
     page.close()

@@ -1,4 +1,5 @@
 """The model shipped in assets/model: its record is intact and it gets real slices right."""
+
 import json
 from pathlib import Path
 
@@ -67,4 +68,7 @@ def test_ships_its_held_out_localisation_and_verdict_record():
     localisation = json.loads((METRICS / "localisation.json").read_text())
     assert localisation["images"] == 619 and min(localisation["cam_grid"]) >= 7
     verdict = json.loads((METRICS / "testing-selective" / "selective.json").read_text())["verdict"]
-    assert verdict["n"] == 1311 and verdict["settings"]["min_confidence"] == read_config(MODEL)["screening"]["min_confidence"]
+    assert (
+        verdict["n"] == 1311
+        and verdict["settings"]["min_confidence"] == read_config(MODEL)["screening"]["min_confidence"]
+    )

@@ -1,4 +1,5 @@
 """The one-page case report: its text (both languages), one page, nothing that names the file or the patient."""
+
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -7,10 +8,9 @@ import pytest
 from pypdf import PdfReader
 
 from brainmri import Predictor
-
 from brainmri.evaluation import report
-from brainmri.ui.casereport import ModelFacts, write_case_report
 from brainmri.text import class_name
+from brainmri.ui.casereport import ModelFacts, write_case_report
 from helpers import CLASSES, synthetic_slice
 
 METRICS = Path(__file__).resolve().parents[1] / "assets" / "metrics"
@@ -23,7 +23,11 @@ def predictor(tiny_release):
 
 def _text(path) -> tuple[int, str, dict]:
     reader = PdfReader(path)
-    return len(reader.pages), " ".join(" ".join(page.extract_text().split()) for page in reader.pages), dict(reader.metadata)
+    return (
+        len(reader.pages),
+        " ".join(" ".join(page.extract_text().split()) for page in reader.pages),
+        dict(reader.metadata),
+    )
 
 
 @pytest.mark.parametrize("lang", ["en", "fr"])
@@ -34,8 +38,9 @@ def test_report_is_one_page_with_the_answer_and_the_model(predictor, tiny_releas
     metrics = {"full": {"accuracy": 0.9794}}
     crossval = {"heldout": {"sartaj": {"metrics": {"accuracy": 0.7999}}}}
     facts = ModelFacts.from_release(predictor.config, metrics, crossval)
-    out = write_case_report(tmp_path / "case.pdf", explanation, facts, lang,
-                            now=datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc))
+    out = write_case_report(
+        tmp_path / "case.pdf", explanation, facts, lang, now=datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
+    )
     pages, text, metadata = _text(out)
     assert pages == 1
     assert class_name(explanation.label, lang) in text  # the predicted class, in words
@@ -58,16 +63,22 @@ def test_report_says_when_there_is_no_saved_evaluation(predictor, tmp_path):
 def test_report_refuses_an_explanation_without_the_original(predictor, tmp_path):
     fitted = predictor.prepare(np.asarray(synthetic_slice(1, np.random.default_rng(3), (80, 80))))
     with pytest.raises(ValueError, match="needs an explanation of a file"):
-        write_case_report(tmp_path / "case.pdf", predictor.explain_prepared(fitted), ModelFacts.from_release(
-            predictor.config, None, None))
+        write_case_report(
+            tmp_path / "case.pdf",
+            predictor.explain_prepared(fitted),
+            ModelFacts.from_release(predictor.config, None, None),
+        )
 
 
 def test_facts_from_the_bundled_evaluation():
     metrics = report.load_metrics(METRICS)
     if metrics is None:
         pytest.skip("no bundled evaluation")
-    facts = ModelFacts.from_release({"architecture": "a", "weights_sha256": "s", "pretrained_cfg": {"input_size": [3, 112, 112]}},
-                                    metrics, report.load_json(METRICS, "crossval.json"))
+    facts = ModelFacts.from_release(
+        {"architecture": "a", "weights_sha256": "s", "pretrained_cfg": {"input_size": [3, 112, 112]}},
+        metrics,
+        report.load_json(METRICS, "crossval.json"),
+    )
     assert facts.testing_accuracy == metrics["full"]["accuracy"] and facts.input_size == 112
     assert "SARTAJ" in facts.heldout_accuracy
 
@@ -83,8 +94,11 @@ def test_report_on_an_image_that_is_not_an_mri_shows_no_class(predictor, tmp_pat
     Image.fromarray(photo).save(source)
     explanation = predictor.explain(source)
     assert explanation.verdict.status == "not_mri"
-    _, text, _ = _text(write_case_report(tmp_path / "case.pdf", explanation,
-                                         ModelFacts.from_release(predictor.config, None, None), lang))
+    _, text, _ = _text(
+        write_case_report(
+            tmp_path / "case.pdf", explanation, ModelFacts.from_release(predictor.config, None, None), lang
+        )
+    )
     assert ("Not read" if lang == "en" else "Non lue") in text
     assert explanation.verdict.reason_in(lang).split(":")[0].split()[0] in text
     assert not any(class_name(label, lang) in text for label in CLASSES)

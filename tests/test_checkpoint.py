@@ -5,7 +5,14 @@ import pytest
 import timm
 import torch
 
-from brainmri.inference.release import CheckpointError, load_release, read_config, save_release, sha256_file, verify_release
+from brainmri.inference.release import (
+    CheckpointError,
+    load_release,
+    read_config,
+    save_release,
+    sha256_file,
+    verify_release,
+)
 from brainmri.training.model import PretrainedUnavailable, create_model, head_parameters, target_layer
 from helpers import CLASSES, TINY_ARCH
 

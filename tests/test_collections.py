@@ -1,4 +1,5 @@
 """Leave-one-collection-out runs, tumour masks through the preprocessing, lesion-aware augmentation, localisation."""
+
 import csv
 import dataclasses
 import json
@@ -11,9 +12,9 @@ from PIL import Image
 
 import train as cli
 from brainmri.data.augment import AugmentConfig, augment_batch, paste_lesions
+from brainmri.data.collections import plan_holdout, read_origins
 from brainmri.data.folders import load_folder
 from brainmri.evaluation.localisation import localisation_scores, widen
-from brainmri.data.collections import plan_holdout, read_origins
 from brainmri.inference.preprocess import GammaFraming, Preprocess
 from helpers import TINY_ARCH, TINY_SIZE
 
@@ -62,8 +63,16 @@ def test_read_origins_refuses_bad_files(tmp_path):
 
 
 def test_holdout_keeps_the_collection_out_and_drops_its_duplicates(dataset, cache_dir, collections):
-    preprocess = Preprocess.from_config({"input_size": (3, TINY_SIZE, TINY_SIZE), "interpolation": "bilinear",
-                                         "crop_pct": 1.0, "mean": (0.5,) * 3, "std": (0.5,) * 3}, content_crop=True)
+    preprocess = Preprocess.from_config(
+        {
+            "input_size": (3, TINY_SIZE, TINY_SIZE),
+            "interpolation": "bilinear",
+            "crop_pct": 1.0,
+            "mean": (0.5,) * 3,
+            "std": (0.5,) * 3,
+        },
+        content_crop=True,
+    )
     training = load_folder(dataset / "Training", preprocess, cache_dir=cache_dir)
     testing = load_folder(dataset / "Testing", preprocess, cache_dir=cache_dir)
     origins = read_origins(collections[0])
@@ -86,8 +95,16 @@ def test_mask_follows_the_image_through_crop_pad_and_resize():
     gray[30:50, 60:80] = 240  # the tumour
     mask = (gray == 240).astype(np.uint8) * 255
     for crop in (True, False):
-        preprocess = Preprocess.from_config({"input_size": (3, 64, 64), "interpolation": "bilinear", "crop_pct": 1.0,
-                                             "mean": (0.5,) * 3, "std": (0.5,) * 3}, content_crop=crop)
+        preprocess = Preprocess.from_config(
+            {
+                "input_size": (3, 64, 64),
+                "interpolation": "bilinear",
+                "crop_pct": 1.0,
+                "mean": (0.5,) * 3,
+                "std": (0.5,) * 3,
+            },
+            content_crop=crop,
+        )
         fitted, fitted_mask = preprocess.fit(gray), preprocess.fit_mask(gray, mask)
         assert set(np.unique(fitted_mask)) <= {0, 255}
         bright = fitted > (240 + 70) / 2  # the tumour's edge: halfway between tumour and tissue
@@ -103,8 +120,16 @@ def test_gamma_framing_crops_as_the_head_crop_would_after_a_gamma_change():
     gray[20:140, 20:140] = 12  # faint: below a tenth of the bright end (the 99th percentile, 160)
     gray[40:120, 40:120] = 160
     gray[60:70, 60:70] = 255
-    preprocess = Preprocess.from_config({"input_size": (3, 64, 64), "interpolation": "bilinear", "crop_pct": 1.0,
-                                         "mean": (0.5,) * 3, "std": (0.5,) * 3}, content_crop=True)
+    preprocess = Preprocess.from_config(
+        {
+            "input_size": (3, 64, 64),
+            "interpolation": "bilinear",
+            "crop_pct": 1.0,
+            "mean": (0.5,) * 3,
+            "std": (0.5,) * 3,
+        },
+        content_crop=True,
+    )
     brighter, darker = GammaFraming.of(preprocess, 0.6), GammaFraming.of(preprocess, 1.6)
     top, bottom, left, right = preprocess.box(gray)
     assert 30 <= top < 40 and 120 < bottom <= 130  # the head only, with its margin
@@ -131,8 +156,18 @@ def test_framing_swaps_slices_and_their_masks_for_the_framed_copies(dataset, cac
     from brainmri.training.trainer import TrainConfig, Trainer
 
     _, masks = collections
-    common = dict(data=str(dataset), arch=TINY_ARCH, pretrained=False, image_size=TINY_SIZE, epochs=1,
-                  batch_size=16, cache_dir=str(cache_dir), recipe="scratch", masks=str(masks), seg_weight=1.0)
+    common = dict(
+        data=str(dataset),
+        arch=TINY_ARCH,
+        pretrained=False,
+        image_size=TINY_SIZE,
+        epochs=1,
+        batch_size=16,
+        cache_dir=str(cache_dir),
+        recipe="scratch",
+        masks=str(masks),
+        seg_weight=1.0,
+    )
     trainer = Trainer(TrainConfig(out=str(tmp_path / "a"), framing_prob=1.0, **common))
     trainer.setup()
     assert trainer.framed_images.shape == (2, *trainer.train_images.shape)
@@ -146,9 +181,16 @@ def test_framing_swaps_slices_and_their_masks_for_the_framed_copies(dataset, cac
     assert not torch.equal(trainer.framed_images[0], trainer.train_images)  # the brighter crop moved somewhere
 
     trainer.aug = AugmentConfig.named("none")  # so a batch shows exactly which copy it took
-    trainer.framed_images = torch.stack([torch.full_like(trainer.train_images, 7), torch.full_like(trainer.train_images, 200)])
-    trainer.framed_masks = torch.stack([torch.zeros_like(trainer.train_images), torch.full_like(trainer.train_images, 255)])
-    mean, std = torch.tensor(trainer.preprocess.mean).view(1, 3, 1, 1), torch.tensor(trainer.preprocess.std).view(1, 3, 1, 1)
+    trainer.framed_images = torch.stack(
+        [torch.full_like(trainer.train_images, 7), torch.full_like(trainer.train_images, 200)]
+    )
+    trainer.framed_masks = torch.stack(
+        [torch.zeros_like(trainer.train_images), torch.full_like(trainer.train_images, 255)]
+    )
+    mean, std = (
+        torch.tensor(trainer.preprocess.mean).view(1, 3, 1, 1),
+        torch.tensor(trainer.preprocess.std).view(1, 3, 1, 1),
+    )
     seen = set()
     for x, _, batch_masks, _ in trainer._batches(epoch=0):
         pixels = (x.float() * std + mean).mul(255).round()[:, 0]
@@ -168,7 +210,9 @@ def test_framing_swaps_slices_and_their_masks_for_the_framed_copies(dataset, cac
         replace(TrainConfig(data="d", out="o"), framing_prob=1.5).resolved()
     parser = __import__("argparse").ArgumentParser()
     cli._train_parser(parser.add_subparsers(dest="command"))
-    assert vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--framing-prob", "0.5"]))["framing_prob"] == 0.5
+    assert (
+        vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--framing-prob", "0.5"]))["framing_prob"] == 0.5
+    )
 
 
 def test_masks_follow_the_augmentation_geometry():
@@ -176,8 +220,12 @@ def test_masks_follow_the_augmentation_geometry():
     images = torch.zeros(8, 1, 32, 32)
     images[:, :, 4:12, 18:28] = 1.0
     cfg = AugmentConfig.named("strong")
-    out, masks = augment_batch(images.clone(), AugmentConfig(rotate_deg=20, brightness=0, contrast=0),
-                               torch.Generator().manual_seed(1), masks=images.clone())
+    out, masks = augment_batch(
+        images.clone(),
+        AugmentConfig(rotate_deg=20, brightness=0, contrast=0),
+        torch.Generator().manual_seed(1),
+        masks=images.clone(),
+    )
     assert torch.allclose(out, masks, atol=1e-6)
     plain = augment_batch(images.clone(), cfg, torch.Generator().manual_seed(2))
     with_masks, _ = augment_batch(images.clone(), cfg, torch.Generator().manual_seed(2), masks=images.clone())
@@ -188,11 +236,17 @@ def test_masks_follow_the_augmentation_geometry():
 def test_inversion_and_curves():
     images = torch.zeros(4, 1, 16, 16)
     images[:, :, 4:12, 4:12] = torch.linspace(0.2, 0.9, 8).view(1, 1, 1, 8)
-    inverted = augment_batch(images.clone(), AugmentConfig(rotate_deg=0, hflip=0, scale=(1, 1), ratio=(1, 1), brightness=0,
-                                                           contrast=0, invert_prob=1.0), torch.Generator().manual_seed(0))
+    inverted = augment_batch(
+        images.clone(),
+        AugmentConfig(rotate_deg=0, hflip=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0, invert_prob=1.0),
+        torch.Generator().manual_seed(0),
+    )
     assert torch.allclose(inverted[:, :, 6, 4:12], 1 - images[:, :, 6, 4:12]) and inverted[:, :, 0, 0].abs().max() == 0
-    curved = augment_batch(images.clone(), AugmentConfig(rotate_deg=0, hflip=0, scale=(1, 1), ratio=(1, 1), brightness=0,
-                                                         contrast=0, curve_prob=1.0), torch.Generator().manual_seed(0))
+    curved = augment_batch(
+        images.clone(),
+        AugmentConfig(rotate_deg=0, hflip=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0, curve_prob=1.0),
+        torch.Generator().manual_seed(0),
+    )
     row = curved[:, 0, 6, 4:12]
     assert (row[:, 1:] >= row[:, :-1]).all() and not torch.allclose(row, images[:, 0, 6, 4:12])
     assert curved[:, :, 0, 0].abs().max() == 0  # background stays black
@@ -210,7 +264,11 @@ def test_paste_lesions_moves_tumour_mask_and_class():
     assert out_labels.tolist() == [3, 0, 2]
     assert torch.equal(out_masks[0], donor_mask[0]) and out_masks[1:].abs().max() == 0
     scaled = 0.9 * 0.3 / ((0.3 * 240 + 0.9 * 16) / 256)  # the donor brought to the recipient's brightness
-    assert out[0, 0, 7, 7].item() == pytest.approx(scaled, rel=1e-5) and torch.allclose(out[0, 0, 0, 0], torch.tensor(0.3)) and torch.equal(out[1:], images[1:])
+    assert (
+        out[0, 0, 7, 7].item() == pytest.approx(scaled, rel=1e-5)
+        and torch.allclose(out[0, 0, 0, 0], torch.tensor(0.3))
+        and torch.equal(out[1:], images[1:])
+    )
     with pytest.raises(ValueError, match="recipients"):
         paste_lesions(images, masks, labels, torch.tensor([True, True, False]), donor, donor_mask, torch.tensor([3]))
 
@@ -233,12 +291,54 @@ def test_localisation_scores():
 def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_dir, collections, tmp_path, capsys):
     origins, masks = collections
     out = tmp_path / "cv"
-    args = ["crossval", "--data", str(dataset), "--out", str(out), "--arch", TINY_ARCH, "--no-pretrained",
-            "--image-size", str(TINY_SIZE), "--batch-size", "16", "--steps-per-epoch", "2", "--val-fraction", "0.2",
-            "--cache-dir", str(cache_dir), "--threads", "1", "--recipe", "scratch", "--epochs", "2",
-            "--origins", str(origins), "--holdout", "sartaj", "--masks", str(masks), "--seg-weight", "1.0", "--cam-weight", "1.0",
-            "--cam-target", "centres", "--paste-prob", "0.5", "--invert-prob", "0.2", "--curve-prob", "0.2", "--output-stride", "16",
-            "--framing-prob", "0.5"]
+    args = [
+        "crossval",
+        "--data",
+        str(dataset),
+        "--out",
+        str(out),
+        "--arch",
+        TINY_ARCH,
+        "--no-pretrained",
+        "--image-size",
+        str(TINY_SIZE),
+        "--batch-size",
+        "16",
+        "--steps-per-epoch",
+        "2",
+        "--val-fraction",
+        "0.2",
+        "--cache-dir",
+        str(cache_dir),
+        "--threads",
+        "1",
+        "--recipe",
+        "scratch",
+        "--epochs",
+        "2",
+        "--origins",
+        str(origins),
+        "--holdout",
+        "sartaj",
+        "--masks",
+        str(masks),
+        "--seg-weight",
+        "1.0",
+        "--cam-weight",
+        "1.0",
+        "--cam-target",
+        "centres",
+        "--paste-prob",
+        "0.5",
+        "--invert-prob",
+        "0.2",
+        "--curve-prob",
+        "0.2",
+        "--output-stride",
+        "16",
+        "--framing-prob",
+        "0.5",
+    ]
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
     assert "held-out sartaj" in printed and "pointing game" in printed
@@ -256,8 +356,24 @@ def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_di
     assert config["model_args"]["output_stride"] == 16  # the release rebuilds the finer last stage
     state = torch.load(out / "last.pt", weights_only=True)
     assert state["tumour_map"]  # the auxiliary head is resumable, and not in the release
-    assert cli.main(["robustness", "--checkpoint", str(out / "release"), "--data", str(dataset), "--origins", str(origins),
-                     "--collection", "sartaj", "--out", str(out / "heldout-robustness")]) == 0
+    assert (
+        cli.main(
+            [
+                "robustness",
+                "--checkpoint",
+                str(out / "release"),
+                "--data",
+                str(dataset),
+                "--origins",
+                str(origins),
+                "--collection",
+                "sartaj",
+                "--out",
+                str(out / "heldout-robustness"),
+            ]
+        )
+        == 0
+    )
     robustness = json.loads((out / "heldout-robustness" / "robustness.json").read_text())
     summary_path = tmp_path / "crossval.json"
     assert cli.main(["heldout-summary", "--run", f"sartaj={out}", "--out", str(summary_path)]) == 0
@@ -268,16 +384,21 @@ def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_di
     assert summary["heldout"]["sartaj"]["stages"] == [{"run": "cv", "epochs": 2, "init": None}]
     assert summary["heldout"]["sartaj"]["recipe"]["cam_target"] == "centres"
     from brainmri.evaluation import report as page
+
     table = page.trust_markdown({"full": held, "dedup": None}, summary)
     assert "held-out SARTAJ" in table and f"| images | {held['n']:,} | {held['n']:,} |" in table
     inverted = robustness[page.INVERSION]["accuracy"]
     assert f"| accuracy, contrast inverted (T2-like stand-in) | — | {100 * inverted:.2f} % |" in table
-    table = page.trust_markdown({"full": held, "dedup": None}, summary, lang="fr",
-                                testing_robustness={page.INVERSION: {"accuracy": 0.5}})
+    table = page.trust_markdown(
+        {"full": held, "dedup": None}, summary, lang="fr", testing_robustness={page.INVERSION: {"accuracy": 0.5}}
+    )
     assert "| exactitude, contraste inversé (imitation du T2) | 50.00 % |" in table
     del summary["heldout"]["sartaj"]["robustness"]  # no robustness table saved: no row
     assert "inverted" not in page.trust_markdown({"full": held, "dedup": None}, summary)
-    assert not any("tumour_map" in k for k in __import__("safetensors.torch").torch.load_file(out / "release" / "model.safetensors"))
+    assert not any(
+        "tumour_map" in k
+        for k in __import__("safetensors.torch").torch.load_file(out / "release" / "model.safetensors")
+    )
 
 
 def test_heldout_summary_follows_a_fine_tune_back_to_its_first_stage(tmp_path):
@@ -299,25 +420,80 @@ def test_crossval_needs_origins_and_masks_where_asked(dataset, tmp_path, capsys)
     base = ["crossval", "--data", str(dataset), "--out", str(tmp_path / "x"), "--arch", TINY_ARCH, "--no-pretrained"]
     assert cli.main(base) == 2
     assert "--origins" in capsys.readouterr().err
-    assert cli.main(["train", "--data", str(dataset), "--out", str(tmp_path / "y"), "--arch", TINY_ARCH,
-                     "--no-pretrained", "--seg-weight", "1"]) == 2
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(dataset),
+                "--out",
+                str(tmp_path / "y"),
+                "--arch",
+                TINY_ARCH,
+                "--no-pretrained",
+                "--seg-weight",
+                "1",
+            ]
+        )
+        == 2
+    )
     assert "--masks" in capsys.readouterr().err
 
 
 def test_localisation_command(run, dataset, collections, cache_dir, tmp_path, capsys):
     _, masks = collections
-    assert cli.main(["localisation", "--checkpoint", str(run / "release"), "--data", str(dataset), "--masks", str(masks),
-                     "--out", str(tmp_path), "--cache-dir", str(cache_dir), "--method", "gradcam"]) == 0
+    assert (
+        cli.main(
+            [
+                "localisation",
+                "--checkpoint",
+                str(run / "release"),
+                "--data",
+                str(dataset),
+                "--masks",
+                str(masks),
+                "--out",
+                str(tmp_path),
+                "--cache-dir",
+                str(cache_dir),
+                "--method",
+                "gradcam",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "localisation.json").read_text())
-    figshare_testing = [p for p in dataset.joinpath("Testing").rglob("*") if p.is_file() and _origin(
-        p.relative_to(dataset).as_posix()) == "figshare" and "/notumor/" not in p.as_posix()]
+    figshare_testing = [
+        p
+        for p in dataset.joinpath("Testing").rglob("*")
+        if p.is_file() and _origin(p.relative_to(dataset).as_posix()) == "figshare" and "/notumor/" not in p.as_posix()
+    ]
     assert report["images"] == len(figshare_testing) and list(report["methods"]) == ["gradcam"]
     assert 0 <= report["methods"]["gradcam"]["all"]["pointing_game"] <= 1
     assert "| gradcam | all |" in capsys.readouterr().out
     # on the run's own validation split: only the Training images split.csv marks "val" that have a mask
-    assert cli.main(["localisation", "--checkpoint", str(run / "release"), "--data", str(dataset), "--masks", str(masks),
-                     "--out", str(tmp_path), "--cache-dir", str(cache_dir), "--method", "gradcam",
-                     "--validation-of", str(run)]) == 0
+    assert (
+        cli.main(
+            [
+                "localisation",
+                "--checkpoint",
+                str(run / "release"),
+                "--data",
+                str(dataset),
+                "--masks",
+                str(masks),
+                "--out",
+                str(tmp_path),
+                "--cache-dir",
+                str(cache_dir),
+                "--method",
+                "gradcam",
+                "--validation-of",
+                str(run),
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "localisation.json").read_text())
     val = [line.split(",")[0] for line in (run / "split.csv").read_text().splitlines()[1:] if line.endswith(",val")]
     with_mask = [p for p in val if _origin(f"Training/{p}") == "figshare" and not p.startswith("notumor/")]
@@ -327,22 +503,69 @@ def test_localisation_command(run, dataset, collections, cache_dir, tmp_path, ca
 def test_robustness_on_a_validation_split_or_a_collection(run, dataset, collections, tmp_path, capsys):
     origins, _ = collections
     val = [line.split(",")[0] for line in (run / "split.csv").read_text().splitlines()[1:] if line.endswith(",val")]
-    assert cli.main(["robustness", "--checkpoint", str(run / "release"), "--data", str(dataset),
-                     "--out", str(tmp_path / "val"), "--validation-of", str(run)]) == 0
+    assert (
+        cli.main(
+            [
+                "robustness",
+                "--checkpoint",
+                str(run / "release"),
+                "--data",
+                str(dataset),
+                "--out",
+                str(tmp_path / "val"),
+                "--validation-of",
+                str(run),
+            ]
+        )
+        == 0
+    )
     table = json.loads((tmp_path / "val" / "robustness.json").read_text())
     assert table["none"]["n"] == len(val) and table["none"]["set"] == f"validation of {run.name}"
     assert f"| shift (validation of {run.name}) |" in (tmp_path / "val" / "robustness.md").read_text()
     # every sartaj image of both folders, the corrupt file skipped
-    assert cli.main(["robustness", "--checkpoint", str(run / "release"), "--data", str(dataset),
-                     "--out", str(tmp_path / "sartaj"), "--origins", str(origins), "--collection", "sartaj"]) == 0
+    assert (
+        cli.main(
+            [
+                "robustness",
+                "--checkpoint",
+                str(run / "release"),
+                "--data",
+                str(dataset),
+                "--out",
+                str(tmp_path / "sartaj"),
+                "--origins",
+                str(origins),
+                "--collection",
+                "sartaj",
+            ]
+        )
+        == 0
+    )
     table = json.loads((tmp_path / "sartaj" / "robustness.json").read_text())
-    sartaj = [p for p in dataset.rglob("*") if p.is_file() and p.name != "corrupt.jpg"
-              and _origin(p.relative_to(dataset).as_posix()) == "sartaj"]
+    sartaj = [
+        p
+        for p in dataset.rglob("*")
+        if p.is_file() and p.name != "corrupt.jpg" and _origin(p.relative_to(dataset).as_posix()) == "sartaj"
+    ]
     assert table["none"]["n"] == len(sartaj) and table["none"]["set"] == "all sartaj images"
     assert table["contrast inversion (T2-like)"]["n"] == len(sartaj)
     capsys.readouterr()
-    assert cli.main(["robustness", "--checkpoint", str(run / "release"), "--data", str(dataset),
-                     "--out", str(tmp_path / "x"), "--collection", "sartaj"]) != 0
+    assert (
+        cli.main(
+            [
+                "robustness",
+                "--checkpoint",
+                str(run / "release"),
+                "--data",
+                str(dataset),
+                "--out",
+                str(tmp_path / "x"),
+                "--collection",
+                "sartaj",
+            ]
+        )
+        != 0
+    )
     assert "--collection needs --origins" in capsys.readouterr().err
 
 
@@ -363,8 +586,24 @@ def test_outline_draws_the_mask_border_only():
 
 def test_evaluate_outlines_tumours_in_the_gallery(run, dataset, collections, cache_dir, tmp_path):
     _, masks = collections
-    assert cli.main(["evaluate", "--checkpoint", str(run / "release"), "--data", str(dataset), "--out", str(tmp_path),
-                     "--cache-dir", str(cache_dir), "--masks", str(masks)]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(run / "release"),
+                "--data",
+                str(dataset),
+                "--out",
+                str(tmp_path),
+                "--cache-dir",
+                str(cache_dir),
+                "--masks",
+                str(masks),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "gradcam_gallery.png").stat().st_size > 0
 
 
@@ -374,8 +613,16 @@ def test_unfit_maps_a_model_input_map_back_onto_the_original():
     gray[40:70, 80:120] = 240
     mask = (gray == 240).astype(np.uint8) * 255
     for crop, crop_pct in ((True, 1.0), (False, 1.0), (True, 0.9)):
-        preprocess = Preprocess.from_config({"input_size": (3, 64, 64), "interpolation": "bilinear", "crop_pct": crop_pct,
-                                             "mean": (0.5,) * 3, "std": (0.5,) * 3}, content_crop=crop)
+        preprocess = Preprocess.from_config(
+            {
+                "input_size": (3, 64, 64),
+                "interpolation": "bilinear",
+                "crop_pct": crop_pct,
+                "mean": (0.5,) * 3,
+                "std": (0.5,) * 3,
+            },
+            content_crop=crop,
+        )
         heat = preprocess.fit_mask(gray, mask).astype(np.float32) / 255  # a heatmap exactly on the tumour
         back = preprocess.unfit(heat, gray.shape, preprocess.box(gray)) > 0.5
         inside = mask > 0
@@ -441,7 +688,7 @@ def test_centres_target_is_the_pointing_games_rule():
             one_hot = np.zeros((1, 7, 7), np.float32)
             one_hot.flat[cell] = 1.0
             heat = scale_cam_image(one_hot, (112, 112))
-            hits.append(bool(localisation_scores(heat, masks[index:index + 1])["pointing"][0]))
+            hits.append(bool(localisation_scores(heat, masks[index : index + 1])["pointing"][0]))
         if any(hits):
             assert np.array_equal(np.array(hits).reshape(7, 7), cells[index] > 0)
             checked += 1

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from brainmri.data import folders as data_module
-from brainmri.data.audit import AUDIT_PREPROCESS, dedup_paths, run_audit
-from brainmri.data.folders import check_classes, list_classes, load_folder, split_train_val
 from brainmri.data.dedup import duplicate_groups, find_pairs
+from brainmri.data.folders import check_classes, list_classes, load_folder, split_train_val
+from brainmri.evaluation.audit import AUDIT_PREPROCESS, dedup_paths, run_audit
 from brainmri.inference.preprocess import Preprocess
 from helpers import CLASSES
 
@@ -68,8 +68,15 @@ def test_planted_duplicates_are_found(dataset, cache_dir):
 def test_audit_writes_its_record(dataset, cache_dir, tmp_path):
     report = run_audit(dataset, tmp_path / "audit", cache_dir=cache_dir)
     out = tmp_path / "audit"
-    for name in ("pairs.csv", "summary.csv", "audit.json", "dedup_testing.txt", "class_counts.png",
-                 "sizes_and_modes.png", "samples.png"):
+    for name in (
+        "pairs.csv",
+        "summary.csv",
+        "audit.json",
+        "dedup_testing.txt",
+        "class_counts.png",
+        "sizes_and_modes.png",
+        "samples.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     saved = json.loads((out / "audit.json").read_text())
     assert saved["per_class"]["glioma"]["testing_exact_dup_in_training"] == 1

@@ -1,4 +1,5 @@
 """ONNX export, the backend choice, and the one-pass Grad-CAM against pytorch-grad-cam's default call."""
+
 import json
 import shutil
 import sys
@@ -12,8 +13,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 import train as cli
 from brainmri import Predictor
 from brainmri.inference.backends import BackendUnavailable, OnnxBackend, TorchBackend, select_backend
-from brainmri.inference.release import CheckpointError, load_release
 from brainmri.inference.explain import feature_maps_cams
+from brainmri.inference.release import CheckpointError, load_release
 from brainmri.training.export import ONNX_FILE, ExportError, export_release, first_testing_inputs
 from brainmri.training.model import create_model, target_layer
 from helpers import REAL_DATA
@@ -103,8 +104,9 @@ def test_export_refuses_a_graph_that_does_not_match(tiny_release, tmp_path, monk
 
 
 @pytest.mark.parametrize("arch", ["test_convnext", "test_resnet"])
-@pytest.mark.parametrize("cam_class,method", [(GradCAM, "gradcam"), (GradCAMPlusPlus, "gradcam++"),
-                                              (HiResCAM, "hirescam")])
+@pytest.mark.parametrize(
+    "cam_class,method", [(GradCAM, "gradcam"), (GradCAMPlusPlus, "gradcam++"), (HiResCAM, "hirescam")]
+)
 def test_head_only_cam_equals_the_library_default_on_the_whole_network(arch, cam_class, method):
     torch.manual_seed(0)
     model = create_model(arch, num_classes=4, image_size=128).eval()

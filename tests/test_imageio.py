@@ -83,17 +83,21 @@ def test_pil_array_bytes_and_path_agree(tmp_path):
 def _png_header_only(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "empty"),
-    (np.random.default_rng(0).bytes(5000), "not a recognised image"),
-    (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n" * 20, "not a recognised image"),
-    (b"<!doctype html><html><body>hello</body></html>" * 10, "not a recognised image"),
-    (_png_header_only(30_000, 30_000), "too large"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (np.random.default_rng(0).bytes(5000), "not a recognised image"),
+        (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n" * 20, "not a recognised image"),
+        (b"<!doctype html><html><body>hello</body></html>" * 10, "not a recognised image"),
+        (_png_header_only(30_000, 30_000), "too large"),
+    ],
+)
 def test_bad_bytes_get_one_clear_message(data, message):
     with pytest.raises(ImageLoadError, match=message):
         load_grayscale(data)
@@ -128,7 +132,7 @@ _dicom = dicom_bytes
 
 
 def test_dicom_rescale_window_and_monochrome1():
-    pixels = (gradient().astype(np.uint16) * 16)  # 0..4080
+    pixels = gradient().astype(np.uint16) * 16  # 0..4080
     plain = load_grayscale(_dicom(pixels))
     assert plain.shape == (48, 64) and plain.max() == 255
     windowed = load_grayscale(_dicom(pixels, RescaleSlope=1, RescaleIntercept=0, WindowCenter=1000, WindowWidth=400))
@@ -155,15 +159,18 @@ def test_real_images_load():
         assert out.ndim == 2 and out.dtype == np.uint8 and out.std() > 5
 
 
-@pytest.mark.parametrize("tags, expected", [
-    ({"SeriesDescription": "AX T2 FSE"}, "T2"),
-    ({"SeriesDescription": "Ax FLAIR"}, "FLAIR"),
-    ({"ProtocolName": "DWI b1000"}, "diffusion"),
-    ({"SeriesDescription": "AX T1 FLAIR POST"}, None),  # T1-weighted FLAIR is T1
-    ({"SeriesDescription": "T1 MPRAGE +C"}, None),
-    ({"SeriesDescription": "T2*"}, "T2"),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    "tags, expected",
+    [
+        ({"SeriesDescription": "AX T2 FSE"}, "T2"),
+        ({"SeriesDescription": "Ax FLAIR"}, "FLAIR"),
+        ({"ProtocolName": "DWI b1000"}, "diffusion"),
+        ({"SeriesDescription": "AX T1 FLAIR POST"}, None),  # T1-weighted FLAIR is T1
+        ({"SeriesDescription": "T1 MPRAGE +C"}, None),
+        ({"SeriesDescription": "T2*"}, "T2"),
+        ({}, None),
+    ],
+)
 def test_dicom_header_names_the_sequence(tags, expected):
     from brainmri.io.images import load_image
 

@@ -1,5 +1,6 @@
 """TCGA-LGG as a fourth collection: the slice-label rule, the loader, the patient split, training with it and the
 new-source yardstick (`train.py lgg-eval`)."""
+
 import csv
 import json
 from pathlib import Path
@@ -10,14 +11,28 @@ import torch
 from PIL import Image
 
 import train as cli
-from brainmri.training.config import config_from_dict
-from brainmri.data.lgg import SLICE_PIXELS, LabelRule, load_lgg, load_lgg_masks, read_slices, split_patients, training_sites
+from brainmri.data.lgg import (
+    SLICE_PIXELS,
+    LabelRule,
+    load_lgg,
+    load_lgg_masks,
+    read_slices,
+    split_patients,
+    training_sites,
+)
 from brainmri.inference.preprocess import Preprocess
+from brainmri.training.config import config_from_dict
 from helpers import CLASSES, TINY_ARCH, TINY_SIZE, synthetic_slice
 
 # patient id -> slices in the scan; the site is the id's second part, as in the source
-PATIENTS = {"TCGA_CS_0001_20000101": 20, "TCGA_CS_0002_20000101": 20, "TCGA_FG_0003_20000101": 20,
-            "TCGA_FG_0004_20000101": 20, "TCGA_DU_0005_20000101": 20, "TCGA_DU_0006_20000101": 20}
+PATIENTS = {
+    "TCGA_CS_0001_20000101": 20,
+    "TCGA_CS_0002_20000101": 20,
+    "TCGA_FG_0003_20000101": 20,
+    "TCGA_FG_0004_20000101": 20,
+    "TCGA_DU_0005_20000101": 20,
+    "TCGA_DU_0006_20000101": 20,
+}
 TUMOUR_SLICES = {9, 10, 11}  # a blob covering well over 1 % of the slice
 SMALL_SLICE = 12  # a lesion under 1 %: unlabelled
 
@@ -56,8 +71,14 @@ def lgg_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def preprocess() -> Preprocess:
-    return Preprocess(input_size=(3, TINY_SIZE, TINY_SIZE), interpolation="bicubic", crop_pct=1.0,
-                      mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), content_crop=True)
+    return Preprocess(
+        input_size=(3, TINY_SIZE, TINY_SIZE),
+        interpolation="bicubic",
+        crop_pct=1.0,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        content_crop=True,
+    )
 
 
 def test_label_rule():
@@ -122,10 +143,41 @@ def test_patients_stay_on_one_side_of_the_split(lgg_root, preprocess, tmp_path):
 @pytest.mark.slow
 def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache_dir, lgg_root, tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "--data", str(dataset), "--out", str(out), "--arch", TINY_ARCH, "--no-pretrained",
-            "--image-size", str(TINY_SIZE), "--batch-size", "16", "--steps-per-epoch", "2", "--val-fraction", "0.3",
-            "--cache-dir", str(cache_dir), "--threads", "1", "--recipe", "scratch", "--epochs", "1", "--no-evaluate",
-            "--lgg", str(lgg_root), "--lgg-holdout", "DU", "--balance", "sources", "--framing-prob", "0.5"]
+    args = [
+        "train",
+        "--data",
+        str(dataset),
+        "--out",
+        str(out),
+        "--arch",
+        TINY_ARCH,
+        "--no-pretrained",
+        "--image-size",
+        str(TINY_SIZE),
+        "--batch-size",
+        "16",
+        "--steps-per-epoch",
+        "2",
+        "--val-fraction",
+        "0.3",
+        "--cache-dir",
+        str(cache_dir),
+        "--threads",
+        "1",
+        "--recipe",
+        "scratch",
+        "--epochs",
+        "1",
+        "--no-evaluate",
+        "--lgg",
+        str(lgg_root),
+        "--lgg-holdout",
+        "DU",
+        "--balance",
+        "sources",
+        "--framing-prob",
+        "0.5",
+    ]
     assert cli.main(args) == 0
     with open(out / "split.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -138,15 +190,34 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
     assert 0 <= float(epoch["val_acc_kaggle"]) <= 1 and 0 <= float(epoch["val_acc_lgg"]) <= 1
 
     from brainmri.data.folders import load_run_split  # calibrate and the other run readers see the same split
+
     train, val = load_run_split(out)
     assert len(train) + len(val) == len(rows)
     assert sum(p.startswith("tcga-lgg/") for p in val.paths) == sum(r["split"] == "val" for r in lgg_rows)
 
     capsys.readouterr()
-    assert cli.main(["lgg-eval", "--checkpoint", str(out / "release"), "--lgg", str(lgg_root), "--sites", "DU",
-                     "--out", str(out / "du"), "--cache-dir", str(cache_dir)]) == 0
+    assert (
+        cli.main(
+            [
+                "lgg-eval",
+                "--checkpoint",
+                str(out / "release"),
+                "--lgg",
+                str(lgg_root),
+                "--sites",
+                "DU",
+                "--out",
+                str(out / "du"),
+                "--cache-dir",
+                str(cache_dir),
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "du" / "lgg.json").read_text())
-    assert report["sites"] == ["DU"] and report["patients"] == 2 and report["n"] == 11 * 3 + 11  # 11 labelled slices each; one has FLAIR only
+    assert (
+        report["sites"] == ["DU"] and report["patients"] == 2 and report["n"] == 11 * 3 + 11
+    )  # 11 labelled slices each; one has FLAIR only
     assert report["by_sequence"]["flair"]["glioma"]["n"] == 6 and report["by_sequence"]["t1"]["notumor"]["n"] == 8
     assert sum(report["all"]["answers"].values()) == report["n"]
     with open(out / "du" / "lgg-slices.csv") as handle:
@@ -167,9 +238,12 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
     card = (out / "release" / "README.md").read_text()
     assert "license: cc-by-nc-sa-4.0" in card and "Buda, Saha and Mazurowski" in card and "non-commercial" in card
     flair = report["by_sequence"]["flair"]["glioma"]["accuracy"]
-    assert f"| TCGA-LGG, institution held out (DU: 2 patients, 44 slices; this recipe trained on the other " \
-           f"institutions) | {100 * flair:.2f} % |" in card
+    assert (
+        f"| TCGA-LGG, institution held out (DU: 2 patients, 44 slices; this recipe trained on the other "
+        f"institutions) | {100 * flair:.2f} % |" in card
+    )
     from brainmri.evaluation.report import newsource_markdown
+
     french = newsource_markdown(report, {**report, "model": "r21"}, lang="fr")
     assert "établissement tenu à l'écart (DU : 2 patients, 44 coupes" in french and "jamais vu" in french
     rows = [line.split(" | ") for line in french.splitlines()[2:4]]
@@ -180,13 +254,28 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
 def test_source_balance_draws_each_source_and_class_alike(dataset, cache_dir, lgg_root, tmp_path):
     from brainmri.training.trainer import Trainer
 
-    cfg = config_from_dict(dict(data=str(dataset), out=str(tmp_path / "t"), arch=TINY_ARCH, pretrained=False,
-                                image_size=TINY_SIZE, recipe="scratch", batch_size=16, val_fraction=0.3,
-                                cache_dir=str(cache_dir), threads=1, lgg=str(lgg_root), balance="sources"))
+    cfg = config_from_dict(
+        dict(
+            data=str(dataset),
+            out=str(tmp_path / "t"),
+            arch=TINY_ARCH,
+            pretrained=False,
+            image_size=TINY_SIZE,
+            recipe="scratch",
+            batch_size=16,
+            val_fraction=0.3,
+            cache_dir=str(cache_dir),
+            threads=1,
+            lgg=str(lgg_root),
+            balance="sources",
+        )
+    )
     trainer = Trainer(cfg)
     trainer.setup()
     cells = trainer.train_source * 4 + trainer.train_labels
-    draws = torch.cat([torch.tensor(list(trainer._balanced_sampler(torch.Generator().manual_seed(s)))) for s in range(40)])
+    draws = torch.cat(
+        [torch.tensor(list(trainer._balanced_sampler(torch.Generator().manual_seed(s)))) for s in range(40)]
+    )
     shares = torch.bincount(cells[draws]).double() / len(draws)
     present = torch.unique(cells)
     assert len(present) == 6  # Kaggle's four classes, TCGA-LGG's glioma and notumor
@@ -271,15 +360,35 @@ def test_feature_look_fits_scores_and_travels_in_the_config():
 
 
 @pytest.mark.slow
-def test_flair_check_command_writes_a_check_the_predictor_uses(tiny_release, lgg_root, dataset, cache_dir, tmp_path,
-                                                             capsys):
+def test_flair_check_command_writes_a_check_the_predictor_uses(
+    tiny_release, lgg_root, dataset, cache_dir, tmp_path, capsys
+):
     import shutil
 
     from brainmri import Predictor
+
     release = tmp_path / "release"
     shutil.copytree(tiny_release, release)
-    assert cli.main(["flair-check", "--checkpoint", str(release), "--lgg", str(lgg_root), "--exclude-sites", "DU",
-                     "--data", str(dataset), "--threshold", "0.0", "--cache-dir", str(cache_dir)]) == 0
+    assert (
+        cli.main(
+            [
+                "flair-check",
+                "--checkpoint",
+                str(release),
+                "--lgg",
+                str(lgg_root),
+                "--exclude-sites",
+                "DU",
+                "--data",
+                str(dataset),
+                "--threshold",
+                "0.0",
+                "--cache-dir",
+                str(cache_dir),
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out.split("\nwritten to")[0])
     assert report["held_out"]["sites"] == ["DU"] and report["held_out"]["flair_flagged"] == 1.0
     assert set(report["kaggle_training_flagged"]) == set(CLASSES) and "CS, EZ, FG" not in report  # sites in fitted_on

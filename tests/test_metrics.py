@@ -1,4 +1,5 @@
 """metrics.json's numbers are scikit-learn's: per class, confusion matrices (counts and row-normalised)."""
+
 import numpy as np
 import pytest
 from sklearn.metrics import precision_recall_fscore_support
@@ -14,10 +15,13 @@ def test_per_class_and_confusion_come_from_scikit_learn():
     probs[np.arange(len(y_true))[::2], y_true[::2]] += 2.0  # every other answer right
     probs /= probs.sum(1, keepdims=True)
     m = compute_metrics(y_true, probs, CLASSES)
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, probs.argmax(1), labels=range(4), zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, probs.argmax(1), labels=range(4), zero_division=0
+    )
     for i, label in enumerate(CLASSES):
-        assert m["per_class"][label] == pytest.approx({"precision": precision[i], "recall": recall[i], "f1": f1[i],
-                                                       "support": support[i]})
+        assert m["per_class"][label] == pytest.approx(
+            {"precision": precision[i], "recall": recall[i], "f1": f1[i], "support": support[i]}
+        )
     normalized = np.array(m["confusion_matrix_normalized"])
     counts = np.array(m["confusion_matrix"])
     np.testing.assert_allclose(normalized[[0, 1, 3]].sum(1), 1.0)

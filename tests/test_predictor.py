@@ -1,12 +1,14 @@
 import re
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from brainmri import ImageLoadError, Predictor
-from brainmri.training.calibration import expected_calibration_error, fit_temperature
+from brainmri.evaluation.metrics import expected_calibration_error
 from brainmri.inference.predictor import OUTLINE_RGB
+from brainmri.training.calibration import fit_temperature
 from helpers import CLASSES, png_bytes, real_images
 
 
@@ -38,7 +40,9 @@ def test_all_input_kinds_agree_and_batch_matches_single(predictor, dataset):
 def test_explain_is_one_forward_pass(predictor, dataset, method):
     path = next((dataset / "Testing" / "pituitary").iterdir())
     explanation = predictor.explain(path, method=method)
-    np.testing.assert_allclose(list(explanation.probabilities.values()), list(predictor.predict(path).values()), atol=1e-5)
+    np.testing.assert_allclose(
+        list(explanation.probabilities.values()), list(predictor.predict(path).values()), atol=1e-5
+    )
     assert explanation.target == explanation.label
     assert explanation.heatmap.shape == (32, 32) and explanation.heatmap.dtype == np.float32
     assert 0 <= explanation.heatmap.min() and explanation.heatmap.max() <= 1
@@ -132,14 +136,15 @@ def test_a_checkerboard_has_no_head(predictor):
     _, verdict = predictor.screen(board)
     assert verdict.status == "not_mri" and "single head" in verdict.reason
     from brainmri.inference.verdict import head_share
+
     head = np.zeros((256, 256), np.uint8)
     head[40:220, 50:200] = 120
     assert head_share(board) < 0.15 < head_share(head)
 
 
 def test_wrapped_noise_is_not_a_slice(predictor):
-    from brainmri.inference.verdict import jump_share
     from brainmri.evaluation.screening_report import synthetic_outliers
+    from brainmri.inference.verdict import jump_share
 
     noise = synthetic_outliers()["noise"][5]  # random-walk noise wrapped at 256: it has a dark-enough border
     _, verdict = predictor.screen(noise)
@@ -174,11 +179,17 @@ def test_drawing_on_the_original_slice_opacity_and_outline(predictor):
     np.testing.assert_array_equal(bare, np.repeat(slice_[..., None], 3, axis=2))  # the slice itself
     outlined = e.draw(opacity=0.0, outline=True)
     edge = outlined[top, left:right]
-    assert (edge == OUTLINE_RGB).all() and (outlined[top + 2:bottom - 2, left + 2:right - 2] == bare[top + 2:bottom - 2, left + 2:right - 2]).all()
+    assert (edge == OUTLINE_RGB).all() and (
+        outlined[top + 2 : bottom - 2, left + 2 : right - 2] == bare[top + 2 : bottom - 2, left + 2 : right - 2]
+    ).all()
     strong, faint = e.draw(opacity=1.0, outline=False), e.draw(opacity=0.2, outline=False)
     inside = (slice(top + 1, bottom - 1), slice(left + 1, right - 1))
     # more opacity: further from the gray slice, inside the box only
-    assert np.abs(strong[inside].astype(int) - bare[inside]).mean() > np.abs(faint[inside].astype(int) - bare[inside]).mean() > 0
+    assert (
+        np.abs(strong[inside].astype(int) - bare[inside]).mean()
+        > np.abs(faint[inside].astype(int) - bare[inside]).mean()
+        > 0
+    )
     assert (strong[:top] == bare[:top]).all() and (strong[:, :left] == bare[:, :left]).all()
     np.testing.assert_array_equal(e.overlay_original, e.draw())
     with pytest.raises(ValueError, match="opacity"):

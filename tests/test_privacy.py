@@ -1,4 +1,5 @@
 """Nothing kept: uploads and outputs leave the disk after the cache interval; logs hold no image data."""
+
 import time
 
 from helpers import png_bytes, start_app, synthetic_slice
@@ -34,6 +35,7 @@ def test_uploads_are_deleted_and_logs_stay_clean(trained_run, tmp_path, monkeypa
         assert left == set(), [(p.name, p.stat().st_size, p.read_bytes()[:60]) for p in left]
         # No flagging, no deep links, no run history (the page's own config, as the browser gets it)
         import httpx
+
         config = httpx.get(f"{url}config").json()
         assert config.get("run_history") is False and app.demo.run_history is False
         assert not {"deeplinkbutton"} & {c["type"] for c in config["components"]}

@@ -1,4 +1,5 @@
 """Recipes as files (train.py --config), the one-command release of a chain (resumable), and shipping rules."""
+
 import json
 from pathlib import Path
 
@@ -56,17 +57,37 @@ def recipes(tmp_path) -> Path:
 
 
 def _release(recipes, dataset, cache_dir, out, *extra):
-    return cli.main(["release", "--recipe", str(recipes / "second.yaml"), "--data", str(dataset), "--out", str(out),
-                     "--cache-dir", str(cache_dir), *extra])
+    return cli.main(
+        [
+            "release",
+            "--recipe",
+            str(recipes / "second.yaml"),
+            "--data",
+            str(dataset),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(cache_dir),
+            *extra,
+        ]
+    )
 
 
 @pytest.mark.slow
-def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(recipes, dataset, cache_dir, tmp_path, capsys):
+def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(
+    recipes, dataset, cache_dir, tmp_path, capsys
+):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert _release(recipes, dataset, cache_dir, whole) == 2  # the yardstick it shows is not there yet
     assert "no " in capsys.readouterr().err
-    figures = {"sites": ["DU"], "patients": 2, "n": 10, "notumor": {"accuracy": 0.5}, "by_sequence": {},
-               "all": {"ok_share": 0.5, "ok_accuracy": 0.8}}
+    figures = {
+        "sites": ["DU"],
+        "patients": 2,
+        "n": 10,
+        "notumor": {"accuracy": 0.5},
+        "by_sequence": {},
+        "all": {"ok_share": 0.5, "ok_accuracy": 0.8},
+    }
     (tmp_path / "held-out.json").write_text(json.dumps(figures))
     assert _release(recipes, dataset, cache_dir, whole) == 0
     printed = capsys.readouterr().out
@@ -80,10 +101,13 @@ def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(recipe
         assert (whole / "metrics" / artefact).is_file(), artefact
     config = json.loads((release / "config.json").read_text())
     from brainmri.inference.release import sha256_file
+
     assert config["weights_sha256"] == sha256_file(release / "model.safetensors")
     assert all(sha256_file(release / name) == digest for name, digest in config.get("files_sha256", {}).items())
     args = json.loads((whole / "second" / "args.json").read_text())
-    assert args["init"] == str(whole / "first" / "release") and args["invert_prob"] == 0.5 and args["gamma"] == [0.5, 1.5]
+    assert (
+        args["init"] == str(whole / "first" / "release") and args["invert_prob"] == 0.5 and args["gamma"] == [0.5, 1.5]
+    )
     recorded = json.loads((whole / "recipe.json").read_text())
     assert recorded["chain"] == ["first", "second"]
 
@@ -91,9 +115,13 @@ def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(recipe
     assert _release(recipes, dataset, cache_dir, killed, "--until", "stage-first") == 0
     assert (killed / "first" / "release").is_dir() and not (killed / "second").exists()
     assert _release(recipes, dataset, cache_dir, killed) == 0
-    assert sha256_file(killed / "second" / "release" / "model.safetensors") == sha256_file(release / "model.safetensors")
-    assert json.loads((killed / "metrics" / "metrics.json").read_text())["full"]["accuracy"] == \
-        json.loads((whole / "metrics" / "metrics.json").read_text())["full"]["accuracy"]
+    assert sha256_file(killed / "second" / "release" / "model.safetensors") == sha256_file(
+        release / "model.safetensors"
+    )
+    assert (
+        json.loads((killed / "metrics" / "metrics.json").read_text())["full"]["accuracy"]
+        == json.loads((whole / "metrics" / "metrics.json").read_text())["full"]["accuracy"]
+    )
 
     # a third run finds every step up to date and trains nothing
     stamps = {p.name: p.stat().st_mtime_ns for p in (killed / ".steps").iterdir()}
@@ -119,16 +147,37 @@ def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(recipe
     assert (assets / "metrics" / "metrics.json").read_bytes() == (whole / "metrics" / "metrics.json").read_bytes()
     assert (whole / "second" / "last.pt").stat().st_mtime_ns == trained  # a change of rules retrains nothing
     (recipes / "second.yaml").write_text(SECOND + "runs:\n  first: {weights_sha256: '0000'}\n")
-    assert _release(recipes, dataset, cache_dir, tmp_path / "started", "--start-release",
-                    f"first={whole / 'first' / 'release'}") == 2
+    assert (
+        _release(
+            recipes, dataset, cache_dir, tmp_path / "started", "--start-release", f"first={whole / 'first' / 'release'}"
+        )
+        == 2
+    )
     assert "is not the recorded first" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_config_file_gives_the_defaults_and_flags_win(recipes, dataset, cache_dir, tmp_path):
     out = tmp_path / "run"
-    assert cli.main(["train", "--config", str(recipes / "first.yaml"), "--data", str(dataset), "--out", str(out),
-                     "--cache-dir", str(cache_dir), "--epochs", "1", "--no-evaluate"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--config",
+                str(recipes / "first.yaml"),
+                "--data",
+                str(dataset),
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(cache_dir),
+                "--epochs",
+                "1",
+                "--no-evaluate",
+            ]
+        )
+        == 0
+    )
     args = json.loads((out / "args.json").read_text())
     assert args["arch"] == TINY_ARCH and args["image_size"] == TINY_SIZE and args["epochs"] == 1  # the flag won
     assert args["steps_per_epoch"] == 2 and args["pretrained"] is False
@@ -136,11 +185,13 @@ def test_config_file_gives_the_defaults_and_flags_win(recipes, dataset, cache_di
 
 def test_recipe_errors_are_clear(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    for text, message in (("args: {learning_rate: 1}\n", "not training options"),
-                          ("colour: red\n", "unknown keys"),
-                          ("args: [1, 2\n", "not valid YAML"),
-                          ("args: {out: x}\n", "set by the chain"),
-                          ("release: {steps: [dance]}\n", "unknown release steps")):
+    for text, message in (
+        ("args: {learning_rate: 1}\n", "not training options"),
+        ("colour: red\n", "unknown keys"),
+        ("args: [1, 2\n", "not valid YAML"),
+        ("args: {out: x}\n", "set by the chain"),
+        ("release: {steps: [dance]}\n", "unknown release steps"),
+    ):
         bad.write_text(text)
         with pytest.raises(RecipeError, match=message):
             read_stage(bad)
@@ -151,8 +202,15 @@ def test_recipe_errors_are_clear(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text("args: {masks: '{masks}'}\n")
     assert cli.main(["train", "--config", str(tmp_path / "c.yaml"), "--data", "x", "--out", str(tmp_path / "o")]) == 2
     assert "needs --masks" in capsys.readouterr().err
-    assert to_argv({"lr": 0.1, "pretrained": False, "gamma": [0.5, 1.5], "resume": True, "seed": None}) == \
-        ["--lr", "0.1", "--no-pretrained", "--gamma", "0.5", "1.5", "--resume"]
+    assert to_argv({"lr": 0.1, "pretrained": False, "gamma": [0.5, 1.5], "resume": True, "seed": None}) == [
+        "--lr",
+        "0.1",
+        "--no-pretrained",
+        "--gamma",
+        "0.5",
+        "1.5",
+        "--resume",
+    ]
 
 
 def test_the_shipped_chain_is_in_the_repository():
@@ -163,8 +221,9 @@ def test_the_shipped_chain_is_in_the_repository():
     assert chain[-1].runs["r21"]["weights_sha256"] == bundled_before
     yardstick = read_chain(ROOT / "recipes" / "r22-du.yaml")
     assert yardstick[-1].args["lgg_holdout"] == ["DU"] and yardstick[-1].release["lgg_sites"] == ["DU"]
-    assert {k: v for k, v in yardstick[-1].args.items()
-            if k not in ("lgg", "lgg_holdout", "crop", "ok_target")} == chain[-1].args
+    assert {
+        k: v for k, v in yardstick[-1].args.items() if k not in ("lgg", "lgg_holdout", "crop", "ok_target")
+    } == chain[-1].args
 
 
 @pytest.mark.slow
@@ -180,19 +239,43 @@ def test_a_held_out_collection_yardstick_is_a_release_too(dataset, cache_dir, tm
             number = int(path.stem.split("-")[-1]) if path.stem.split("-")[-1].isdigit() else 1
             other = "br35h" if "notumor" in path.parts else "figshare"
             writer.writerow([path.relative_to(dataset).as_posix(), other if number % 2 == 0 else "sartaj"])
-    sartaj = sum(1 for row in csv.DictReader(open(origins)) if row["origin"] == "sartaj"
-                 and not row["file"].endswith("corrupt.jpg"))
+    sartaj = sum(
+        1
+        for row in csv.DictReader(open(origins))
+        if row["origin"] == "sartaj" and not row["file"].endswith("corrupt.jpg")
+    )
     recipe = tmp_path / "yardstick.yaml"
-    recipe.write_text(FIRST + '  origins: "{origins}"\n  holdout: sartaj\n'
-                      "release:\n  steps: [heldout-eval]\n  rules:\n"
-                      "    - {name: held-out SARTAJ, file: metrics/heldout/metrics.json, key: heldout.accuracy, min: 0.0}\n")
+    recipe.write_text(
+        FIRST + '  origins: "{origins}"\n  holdout: sartaj\n'
+        "release:\n  steps: [heldout-eval]\n  rules:\n"
+        "    - {name: held-out SARTAJ, file: metrics/heldout/metrics.json, key: heldout.accuracy, min: 0.0}\n"
+    )
     out = tmp_path / "run"
-    assert cli.main(["release", "--recipe", str(recipe), "--data", str(dataset), "--origins", str(origins),
-                     "--out", str(out), "--cache-dir", str(cache_dir)]) == 0
+    assert (
+        cli.main(
+            [
+                "release",
+                "--recipe",
+                str(recipe),
+                "--data",
+                str(dataset),
+                "--origins",
+                str(origins),
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(cache_dir),
+            ]
+        )
+        == 0
+    )
     assert "met      held-out SARTAJ" in capsys.readouterr().out
     metrics = json.loads((out / "metrics" / "heldout" / "metrics.json").read_text())
     assert metrics["heldout"]["n"] == metrics["meta"]["holdout"]["heldout_images"] == sartaj
     with open(out / "yardstick" / "split.csv") as handle:  # trained without any SARTAJ image
         trained = {row["path"] for row in csv.DictReader(handle)}
-    assert not trained & {row["file"].split("/", 1)[1] for row in csv.DictReader(open(origins))
-                          if row["origin"] == "sartaj" and row["file"].startswith("Training/")}
+    assert not trained & {
+        row["file"].split("/", 1)[1]
+        for row in csv.DictReader(open(origins))
+        if row["origin"] == "sartaj" and row["file"].startswith("Training/")
+    }

@@ -1,9 +1,10 @@
 """Selective prediction: risk-coverage, AURC and the signals, on their own and through the CLI."""
+
 import json
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 import train as cli
 from brainmri.evaluation.selective import accuracy_at_threshold, risk_coverage
@@ -29,13 +30,42 @@ def test_accuracy_at_threshold():
 
 def test_selective_command_on_testing_and_with_an_ensemble(trained_run, dataset, cache_dir, tmp_path, capsys):
     release = str(trained_run / "release")
-    assert cli.main(["selective", "--checkpoint", release, "--data", str(dataset), "--out", str(tmp_path),
-                     "--cache-dir", str(cache_dir), "--member", release, "--fit-split", str(trained_run / "split.csv"),
-                     "--stage", "1", "--mc-passes", "4"]) == 0
+    assert (
+        cli.main(
+            [
+                "selective",
+                "--checkpoint",
+                release,
+                "--data",
+                str(dataset),
+                "--out",
+                str(tmp_path),
+                "--cache-dir",
+                str(cache_dir),
+                "--member",
+                release,
+                "--fit-split",
+                str(trained_run / "split.csv"),
+                "--stage",
+                "1",
+                "--mc-passes",
+                "4",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "selective.json").read_text())
     assert report["set"] == "Testing" and report["n"] == 26  # 6 per class + the two planted files
-    assert set(report["signals"]) == {"max_probability", "energy", "mahalanobis", "tta_agreement", "ensemble",
-                                      "mc_dropout", "mahalanobis_stage1", "mahalanobis_depths"}
+    assert set(report["signals"]) == {
+        "max_probability",
+        "energy",
+        "mahalanobis",
+        "tta_agreement",
+        "ensemble",
+        "mc_dropout",
+        "mahalanobis_stage1",
+        "mahalanobis_depths",
+    }
     for block in report["signals"].values():
         assert len(block["risk"]) == report["n"] and block["aurc"] >= block["oracle_aurc"] - 1e-12
         assert block["at_coverage"]["100"]["accuracy"] == pytest.approx(report["accuracy"])
@@ -49,8 +79,22 @@ def test_selective_command_on_testing_and_with_an_ensemble(trained_run, dataset,
 
 
 def test_selective_collection_needs_origins(trained_run, dataset, tmp_path, capsys):
-    assert cli.main(["selective", "--checkpoint", str(trained_run / "release"), "--data", str(dataset),
-                     "--out", str(tmp_path), "--collection", "sartaj"]) == 2
+    assert (
+        cli.main(
+            [
+                "selective",
+                "--checkpoint",
+                str(trained_run / "release"),
+                "--data",
+                str(dataset),
+                "--out",
+                str(tmp_path),
+                "--collection",
+                "sartaj",
+            ]
+        )
+        == 2
+    )
     assert "--origins" in capsys.readouterr().err
 
 

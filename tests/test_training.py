@@ -1,4 +1,5 @@
 """End to end: train a few steps, resume, write a release folder, evaluate it, push (faked)."""
+
 import csv
 import json
 import math
@@ -12,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 import train as cli
-from brainmri.inference.release import read_config
 from brainmri.inference.hub import push_release
+from brainmri.inference.release import read_config
 from brainmri.training.trainer import Dist, TrainConfig, Trainer, make_scheduler, rank_slice, train_step
 from helpers import CLASSES, TINY_ARCH, TINY_SIZE
 
@@ -21,9 +22,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_args(dataset, out, cache_dir, *extra):
-    return ["train", "--data", str(dataset), "--out", str(out), "--arch", TINY_ARCH, "--no-pretrained",
-            "--image-size", str(TINY_SIZE), "--batch-size", "16", "--steps-per-epoch", "3", "--val-fraction", "0.2",
-            "--cache-dir", str(cache_dir), "--threads", "1", *extra]
+    return [
+        "train",
+        "--data",
+        str(dataset),
+        "--out",
+        str(out),
+        "--arch",
+        TINY_ARCH,
+        "--no-pretrained",
+        "--image-size",
+        str(TINY_SIZE),
+        "--batch-size",
+        "16",
+        "--steps-per-epoch",
+        "3",
+        "--val-fraction",
+        "0.2",
+        "--cache-dir",
+        str(cache_dir),
+        "--threads",
+        "1",
+        *extra,
+    ]
 
 
 def rows(path):
@@ -37,9 +58,20 @@ def run(trained_run):
 
 
 def test_run_folder_holds_the_record(run):
-    for name in ("args.json", "epochs.csv", "curves.png", "augmented_batch.png", "split.csv", "last.pt",
-                 "summary.json", "release/model.safetensors", "release/config.json",
-                 "evaluation/metrics.json", "evaluation/confusion_full.png", "evaluation/gradcam_gallery.png"):
+    for name in (
+        "args.json",
+        "epochs.csv",
+        "curves.png",
+        "augmented_batch.png",
+        "split.csv",
+        "last.pt",
+        "summary.json",
+        "release/model.safetensors",
+        "release/config.json",
+        "evaluation/metrics.json",
+        "evaluation/confusion_full.png",
+        "evaluation/gradcam_gallery.png",
+    ):
         assert (run / name).is_file(), name
     history = rows(run / "epochs.csv")
     assert [int(r["epoch"]) for r in history] == [0, 1, 2]
@@ -60,8 +92,19 @@ def test_metrics_json_has_the_promised_shape(run):
     metrics = json.loads((run / "evaluation" / "metrics.json").read_text())
     for name in ("full", "dedup"):
         m = metrics[name]
-        for key in ("n", "labels", "accuracy", "accuracy_ci95", "macro_f1", "macro_f1_ci95", "weighted_f1",
-                    "roc_auc", "ece", "per_class", "confusion_matrix"):
+        for key in (
+            "n",
+            "labels",
+            "accuracy",
+            "accuracy_ci95",
+            "macro_f1",
+            "macro_f1_ci95",
+            "weighted_f1",
+            "roc_auc",
+            "ece",
+            "per_class",
+            "confusion_matrix",
+        ):
             assert key in m, key
         assert m["labels"] == CLASSES and set(m["roc_auc"]) == {*CLASSES, "macro"}
         assert m["accuracy_ci95"][0] <= m["accuracy"] <= m["accuracy_ci95"][1]
@@ -72,8 +115,12 @@ def test_metrics_json_has_the_promised_shape(run):
 def test_resume_continues_to_the_same_result(dataset, cache_dir, run, tmp_path):
     out = tmp_path / "resumed"
     assert cli.main(train_args(dataset, out, cache_dir, "--recipe", "scratch", "--epochs", "2", "--no-evaluate")) == 0
-    assert cli.main(train_args(dataset, out, cache_dir, "--recipe", "scratch", "--epochs", "3", "--resume",
-                               "--no-evaluate")) == 0
+    assert (
+        cli.main(
+            train_args(dataset, out, cache_dir, "--recipe", "scratch", "--epochs", "3", "--resume", "--no-evaluate")
+        )
+        == 0
+    )
     straight, resumed = rows(run / "epochs.csv"), rows(out / "epochs.csv")
     assert len(resumed) == 3
     for a, b in zip(straight, resumed):
@@ -88,8 +135,12 @@ def test_killed_mid_epoch_resumes_to_the_uninterrupted_result(dataset, cache_dir
 
     out, marker = tmp_path / "killed", tmp_path / "parked"
     args = train_args(dataset, out, cache_dir, "--recipe", "scratch", "--epochs", "3")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "kill_mid_epoch.py"), str(marker), "5", *args],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "kill_mid_epoch.py"), str(marker), "5", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 240
         while not marker.exists():
@@ -117,9 +168,20 @@ def test_killed_mid_epoch_resumes_to_the_uninterrupted_result(dataset, cache_dir
 
 @pytest.mark.slow
 def test_report_recipe_trains_head_first_then_everything(dataset, cache_dir, tmp_path):
-    trainer = Trainer(TrainConfig(data=str(dataset), out=str(tmp_path / "r"), arch=TINY_ARCH, pretrained=False,
-                                  image_size=TINY_SIZE, epochs=3, batch_size=16, steps_per_epoch=2,
-                                  cache_dir=str(cache_dir), patience=1))
+    trainer = Trainer(
+        TrainConfig(
+            data=str(dataset),
+            out=str(tmp_path / "r"),
+            arch=TINY_ARCH,
+            pretrained=False,
+            image_size=TINY_SIZE,
+            epochs=3,
+            batch_size=16,
+            steps_per_epoch=2,
+            cache_dir=str(cache_dir),
+            patience=1,
+        )
+    )
     trainer.run()
     history = rows(tmp_path / "r" / "epochs.csv")
     assert [r["phase"] for r in history][:2] == ["head", "head"]
@@ -129,10 +191,11 @@ def test_report_recipe_trains_head_first_then_everything(dataset, cache_dir, tmp
 
 def test_init_from_release_and_class_check(dataset, cache_dir, run, tmp_path):
     out = tmp_path / "init"
-    args = train_args(dataset, out, cache_dir, "--init", str(run / "release"), "--epochs", "1", "--head-epochs", "0",
-                      "--no-evaluate")
+    args = train_args(
+        dataset, out, cache_dir, "--init", str(run / "release"), "--epochs", "1", "--head-epochs", "0", "--no-evaluate"
+    )
     for flag in ("--arch", "--image-size"):  # left at the CLI defaults (convnext_tiny, 224): the release decides
-        del args[args.index(flag):args.index(flag) + 2]
+        del args[args.index(flag) : args.index(flag) + 2]
     assert cli.main(args) == 0
     assert read_config(out / "release")["label_names"] == CLASSES
     recorded = json.loads((out / "args.json").read_text())  # the release's model, not the CLI defaults
@@ -141,6 +204,7 @@ def test_init_from_release_and_class_check(dataset, cache_dir, run, tmp_path):
 
 def test_cli_errors_are_one_line(dataset, tmp_path, capsys, monkeypatch):
     import socket
+
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
@@ -149,16 +213,35 @@ def test_cli_errors_are_one_line(dataset, tmp_path, capsys, monkeypatch):
     code = cli.main(["train", "--data", str(dataset), "--out", str(tmp_path / "x"), "--arch", TINY_ARCH])
     err = capsys.readouterr().err
     assert code == 2 and "--no-pretrained" in err and "Traceback" not in err
-    assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "nope"), "--data", str(dataset), "--out", str(tmp_path)]) == 2
+    assert (
+        cli.main(["evaluate", "--checkpoint", str(tmp_path / "nope"), "--data", str(dataset), "--out", str(tmp_path)])
+        == 2
+    )
 
 
 def test_evaluate_on_a_folder_lacking_classes(run, dataset, cache_dir, tmp_path):
     import shutil
+
     partial = tmp_path / "partial"
     for name in ("glioma", "notumor"):
         shutil.copytree(dataset / "Testing" / name, partial / name)
-    assert cli.main(["evaluate", "--checkpoint", str(run / "release"), "--data", str(partial), "--out",
-                     str(tmp_path / "ev"), "--cache-dir", str(cache_dir), "--no-gallery"]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(run / "release"),
+                "--data",
+                str(partial),
+                "--out",
+                str(tmp_path / "ev"),
+                "--cache-dir",
+                str(cache_dir),
+                "--no-gallery",
+            ]
+        )
+        == 0
+    )
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())["full"]
     assert m["classes_present"] == ["glioma", "notumor"] and m["roc_auc"]["meningioma"] is None
     assert m["per_class"]["meningioma"]["support"] == 0
@@ -211,12 +294,18 @@ def test_push_then_load_gives_the_same_model(run, tmp_path):
 
     push_release(release, "me/brainmri", api=CopyingApi())
     card = {"README.md"} if (release / "README.md").exists() else set()
-    assert {p.name for p in hub.iterdir()} == {"config.json", "model.onnx", "model.safetensors", "ood.safetensors"} | card
+    assert {p.name for p in hub.iterdir()} == {
+        "config.json",
+        "model.onnx",
+        "model.safetensors",
+        "ood.safetensors",
+    } | card
     original, published = Predictor.from_pretrained(release), Predictor.from_pretrained(hub)
     assert published.backend.name == original.backend.name == "onnxruntime"
     inputs = np.random.default_rng(0).integers(0, 255, (4, TINY_SIZE, TINY_SIZE), dtype=np.uint8)
-    np.testing.assert_allclose(published.probabilities(published.logits(inputs)),
-                               original.probabilities(original.logits(inputs)), atol=1e-6)
+    np.testing.assert_allclose(
+        published.probabilities(published.logits(inputs)), original.probabilities(original.logits(inputs)), atol=1e-6
+    )
 
 
 def test_a_bare_user_name_is_no_hub_download(tmp_path):
@@ -235,8 +324,10 @@ def _earlier_schedule(step: int, total: int, warmup: int, schedule: str) -> floa
     return 1.0
 
 
-@pytest.mark.parametrize("total,warmup,schedule", [(6300, 240, "cosine"), (500, 30, "cosine"), (400, 0, "cosine"),
-                                                   (300, 20, "constant"), (300, 0, "constant")])
+@pytest.mark.parametrize(
+    "total,warmup,schedule",
+    [(6300, 240, "cosine"), (500, 30, "cosine"), (400, 0, "cosine"), (300, 20, "constant"), (300, 0, "constant")],
+)
 def test_timm_schedule_keeps_the_earlier_values(total, warmup, schedule):
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=2e-3)
     scheduler = make_scheduler(optimizer, total, warmup, schedule)
@@ -254,8 +345,9 @@ def test_timm_schedule_keeps_the_earlier_values(total, warmup, schedule):
 
 
 def test_optimizer_decays_weights_only():
-    from brainmri.training.model import create_model
     from timm.optim import create_optimizer_v2
+
+    from brainmri.training.model import create_model
 
     model = create_model(TINY_ARCH, num_classes=4)
     optimizer = create_optimizer_v2(model, opt="adamw", lr=2e-3, weight_decay=0.05)
@@ -269,16 +361,32 @@ def test_optimizer_decays_weights_only():
 def test_ddp_step_matches_single_process(tmp_path):
     """torchrun with 2 gloo processes, each on half of a global batch, steps like one process."""
     from brainmri.training.model import create_model
+
     torch.manual_seed(0)
     model = create_model(TINY_ARCH, num_classes=4, image_size=TINY_SIZE, drop_rate=0.0)
     from safetensors.torch import save_file
+
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / "start.safetensors")
     gen = torch.Generator().manual_seed(1)
     x, y = torch.randn(8, 3, TINY_SIZE, TINY_SIZE, generator=gen), torch.randint(0, 4, (8,), generator=gen)
     torch.save({"x": x, "y": y}, tmp_path / "batch.pt")
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", "29517", str(ROOT / "tests" / "ddp_step.py"), str(tmp_path)],
-                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            str(ROOT / "tests" / "ddp_step.py"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     train_step(model.train(), opt, x, y)
@@ -289,6 +397,7 @@ def test_ddp_step_matches_single_process(tmp_path):
 
 def test_calibrate_command_refits_on_the_run_split(run, tmp_path, capsys):
     import shutil
+
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     assert cli.main(["calibrate", "--run", str(copy)]) == 0
@@ -300,6 +409,7 @@ def test_calibrate_command_refits_on_the_run_split(run, tmp_path, capsys):
 
 def test_screening_flags_what_is_not_a_slice(run, dataset):
     from PIL import Image
+
     from brainmri import Predictor
     from helpers import png_bytes
 
@@ -315,17 +425,27 @@ def test_screening_flags_what_is_not_a_slice(run, dataset):
 
 
 def test_robustness_table(run, dataset, tmp_path):
-    assert cli.main(["robustness", "--checkpoint", str(run / "release"), "--data", str(dataset),
-                     "--out", str(tmp_path)]) == 0
+    assert (
+        cli.main(["robustness", "--checkpoint", str(run / "release"), "--data", str(dataset), "--out", str(tmp_path)])
+        == 0
+    )
     table = json.loads((tmp_path / "robustness.json").read_text())
-    assert set(table) >= {"none", "gamma 0.6", "gamma 1.6", "gaussian blur", "downscale to 96 px and back",
-                          "JPEG quality 20", "contrast inversion (T2-like)"}
+    assert set(table) >= {
+        "none",
+        "gamma 0.6",
+        "gamma 1.6",
+        "gaussian blur",
+        "downscale to 96 px and back",
+        "JPEG quality 20",
+        "contrast inversion (T2-like)",
+    }
     assert table["none"]["n"] == 26 and table["none"]["change"] == 0
     assert "| gamma 0.6 |" in (tmp_path / "robustness.md").read_text()
 
 
 def test_shifts_change_the_image_as_named():
     from brainmri.evaluation.robustness import SHIFTS
+
     g = np.tile(np.linspace(0, 255, 128).astype(np.uint8), (128, 1))
     g[:, :10] = 0
     assert SHIFTS["gamma 0.6"](g).mean() > g.mean() > SHIFTS["gamma 1.6"](g).mean()
@@ -337,20 +457,60 @@ def test_shifts_change_the_image_as_named():
 
 def test_model_card(run, tmp_path):
     import shutil
+
     release = tmp_path / "release"
     shutil.copytree(run / "release", release)
-    assert cli.main(["card", "--checkpoint", str(release), "--metrics", str(run / "evaluation"), "--run", str(run),
-                     "--command", "python train.py train ..."]) == 0
+    assert (
+        cli.main(
+            [
+                "card",
+                "--checkpoint",
+                str(release),
+                "--metrics",
+                str(run / "evaluation"),
+                "--run",
+                str(run),
+                "--command",
+                "python train.py train ...",
+            ]
+        )
+        == 0
+    )
     card = (release / "README.md").read_text()
     assert card.startswith("---\nlicense:") and "library_name: timm" in card
-    for needed in ("not a medical device", "Testing (de-duplicated)", "accuracy (95 % CI)", "Limitations",
-                   "python train.py train ...", "Seed: 0", "balance=none"):  # every recipe option, sampling included
+    for needed in (
+        "not a medical device",
+        "Testing (de-duplicated)",
+        "accuracy (95 % CI)",
+        "Limitations",
+        "python train.py train ...",
+        "Seed: 0",
+        "balance=none",
+    ):  # every recipe option, sampling included
         assert needed.lower() in card.lower(), needed
     wall = json.loads((run / "summary.json").read_text())["wall_seconds"]
     assert f"Training time: {wall / 60:.0f} min wall-clock" in card
     # a model trained in two stages records both, in order, with their total time
-    assert cli.main(["card", "--checkpoint", str(release), "--metrics", str(run / "evaluation"), "--run", str(run),
-                     "--run", str(run), "--command", "stage one", "--command", "stage two"]) == 0
+    assert (
+        cli.main(
+            [
+                "card",
+                "--checkpoint",
+                str(release),
+                "--metrics",
+                str(run / "evaluation"),
+                "--run",
+                str(run),
+                "--run",
+                str(run),
+                "--command",
+                "stage one",
+                "--command",
+                "stage two",
+            ]
+        )
+        == 0
+    )
     card = (release / "README.md").read_text()
     assert "- Stage 1: recipe=scratch" in card and "- Stage 2:" in card and "Training time (all stages)" in card
     assert f"Training time (all stages): {2 * wall / 60:.0f} min wall-clock" in card
@@ -358,8 +518,10 @@ def test_model_card(run, tmp_path):
 
 
 def test_screening_report_counts_every_input(run, dataset, tmp_path):
-    assert cli.main(["screening", "--checkpoint", str(run / "release"), "--data", str(dataset),
-                     "--out", str(tmp_path)]) == 0
+    assert (
+        cli.main(["screening", "--checkpoint", str(run / "release"), "--data", str(dataset), "--out", str(tmp_path)])
+        == 0
+    )
     report = json.loads((tmp_path / "screening.json").read_text())
     assert sum(report["in_distribution"].values()) == 26
     assert report["outliers"]["colour photo"] == {"ok": 0, "uncertain": 0, "not_mri": 12}
@@ -385,20 +547,43 @@ def test_command_line_defaults_are_the_train_config_defaults():
 def test_gamma_range_option_reaches_the_augmentation(dataset, cache_dir, tmp_path):
     import train as cli
 
-    common = dict(data=str(dataset), arch=TINY_ARCH, pretrained=False, image_size=TINY_SIZE, epochs=1, batch_size=16,
-                  steps_per_epoch=1, cache_dir=str(cache_dir), recipe="scratch")
+    common = dict(
+        data=str(dataset),
+        arch=TINY_ARCH,
+        pretrained=False,
+        image_size=TINY_SIZE,
+        epochs=1,
+        batch_size=16,
+        steps_per_epoch=1,
+        cache_dir=str(cache_dir),
+        recipe="scratch",
+    )
     assert Trainer(TrainConfig(out=str(tmp_path / "a"), **common)).aug.gamma == (0.6, 1.6)  # the strong recipe's own
     assert Trainer(TrainConfig(out=str(tmp_path / "b"), gamma=(0.45, 1.8), **common)).aug.gamma == (0.45, 1.8)
     parser = __import__("argparse").ArgumentParser()
     cli._train_parser(parser.add_subparsers(dest="command"))
-    assert vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--gamma", "0.45", "1.8"]))["gamma"] == [0.45, 1.8]
+    assert vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--gamma", "0.45", "1.8"]))["gamma"] == [
+        0.45,
+        1.8,
+    ]
 
 
 def test_class_balanced_batches_draw_every_class_equally(dataset, cache_dir, tmp_path):
     """--balance classes: a class with a tenth of the images is drawn as often as the others, the same each epoch."""
-    trainer = Trainer(TrainConfig(data=str(dataset), out=str(tmp_path / "run"), arch=TINY_ARCH, pretrained=False,
-                                  image_size=TINY_SIZE, epochs=1, batch_size=16, cache_dir=str(cache_dir),
-                                  recipe="scratch", balance="classes"))
+    trainer = Trainer(
+        TrainConfig(
+            data=str(dataset),
+            out=str(tmp_path / "run"),
+            arch=TINY_ARCH,
+            pretrained=False,
+            image_size=TINY_SIZE,
+            epochs=1,
+            batch_size=16,
+            cache_dir=str(cache_dir),
+            recipe="scratch",
+            balance="classes",
+        )
+    )
     trainer.setup()
     n = len(trainer.train_set)
     skewed = torch.tensor([0] * (n // 10) + [1 + i % 3 for i in range(n - n // 10)])  # class 0 is rare
@@ -417,23 +602,41 @@ def test_class_balanced_batches_draw_every_class_equally(dataset, cache_dir, tmp
         TrainConfig(data="d", out="o", balance="collections").resolved()
     parser = __import__("argparse").ArgumentParser()
     cli._train_parser(parser.add_subparsers(dest="command"))
-    assert vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--balance", "classes"]))["balance"] == "classes"
+    assert (
+        vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--balance", "classes"]))["balance"] == "classes"
+    )
 
 
 def test_split_seed_keeps_the_split_and_changes_the_batches(dataset, cache_dir, tmp_path):
     """--seed 1 --split-seed 0: the validation split of seed 0 (a run after --init must not validate on images its
     starting model trained on), with batches of its own."""
+
     def setup(name, **kw):
-        trainer = Trainer(TrainConfig(data=str(dataset), out=str(tmp_path / name), arch=TINY_ARCH, pretrained=False,
-                                      image_size=TINY_SIZE, epochs=1, batch_size=16, val_fraction=0.2,
-                                      cache_dir=str(cache_dir), recipe="scratch", **kw))
+        trainer = Trainer(
+            TrainConfig(
+                data=str(dataset),
+                out=str(tmp_path / name),
+                arch=TINY_ARCH,
+                pretrained=False,
+                image_size=TINY_SIZE,
+                epochs=1,
+                batch_size=16,
+                val_fraction=0.2,
+                cache_dir=str(cache_dir),
+                recipe="scratch",
+                **kw,
+            )
+        )
         trainer.setup()
         return trainer
 
     base, same_split, other = setup("a", seed=0), setup("b", seed=1, split_seed=0), setup("c", seed=1)
     assert same_split.val_set.paths == base.val_set.paths
     assert other.val_set.paths != base.val_set.paths
-    batches = lambda t: [y.tolist() for _, y, *_ in t._batches(epoch=0)]
+
+    def batches(t):
+        return [y.tolist() for _, y, *_ in t._batches(epoch=0)]
+
     assert torch.equal(same_split.train_labels, base.train_labels)  # the same training images ...
     assert batches(same_split) != batches(base)  # ... drawn in another order
 
@@ -469,10 +672,25 @@ def test_clean_floor_run_records_and_follows_its_reference(dataset, cache_dir, r
 
     with pytest.raises(ValueError, match="--clean-floor needs --init"):
         TrainConfig(data="d", out="o", clean_floor=0.005).resolved()
+
     def train(out, epochs, resume=False):
-        trainer = Trainer(TrainConfig(data=str(dataset), out=str(out), init=str(run / "release"), epochs=epochs,
-                                      batch_size=16, steps_per_epoch=2, val_fraction=0.2, cache_dir=str(cache_dir),
-                                      threads=1, recipe="scratch", invert_prob=0.5, clean_floor=0.0, resume=resume))
+        trainer = Trainer(
+            TrainConfig(
+                data=str(dataset),
+                out=str(out),
+                init=str(run / "release"),
+                epochs=epochs,
+                batch_size=16,
+                steps_per_epoch=2,
+                val_fraction=0.2,
+                cache_dir=str(cache_dir),
+                threads=1,
+                recipe="scratch",
+                invert_prob=0.5,
+                clean_floor=0.0,
+                resume=resume,
+            )
+        )
         trainer.run()
         return trainer
 

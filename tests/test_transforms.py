@@ -4,12 +4,17 @@ from PIL import Image
 from timm.data import create_transform
 
 from brainmri.data.augment import AugmentConfig, augment_batch
-from brainmri.io.images import load_grayscale
 from brainmri.inference.preprocess import Preprocess, pad_to_square
+from brainmri.io.images import load_grayscale
 from helpers import png_bytes
 
-CFG = {"input_size": (3, 64, 64), "interpolation": "bicubic", "crop_pct": 1.0,
-       "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+CFG = {
+    "input_size": (3, 64, 64),
+    "interpolation": "bicubic",
+    "crop_pct": 1.0,
+    "mean": (0.485, 0.456, 0.406),
+    "std": (0.229, 0.224, 0.225),
+}
 
 
 def test_pad_to_square_centres_on_black():
@@ -69,6 +74,7 @@ def test_horizontal_flip_only():
 def test_content_crop_removes_the_file_framing():
     """The same head with wide black margins or none gives the same model input."""
     from brainmri.inference.preprocess import crop_to_content
+
     head = np.zeros((60, 50), np.uint8)
     head[5:55, 5:45] = 120
     framed = np.zeros((200, 300), np.uint8)
@@ -84,6 +90,7 @@ def test_content_crop_removes_the_file_framing():
 def test_release_config_carries_the_preprocessing(tmp_path):
     from brainmri.inference.release import read_config, save_release
     from brainmri.training.model import create_model
+
     folder = save_release(create_model("test_convnext", image_size=32), tmp_path / "r", list("abcd"), content_crop=True)
     config = read_config(folder)
     assert config["preprocessing"] == {"grayscale": True, "content_crop": True, "pad_to_square": True}
@@ -100,8 +107,12 @@ def _with_markers(gray: np.ndarray) -> np.ndarray:
     height, width = gray.shape
     size = max(12, int(0.06 * min(height, width)))
     font = ImageFont.load_default(size=size)
-    for letter, place in (("A", (width // 2, 1)), ("P", (width // 2, height - size - 3)), ("R", (1, height // 2)),
-                          ("L", (width - size, height // 2))):
+    for letter, place in (
+        ("A", (width // 2, 1)),
+        ("P", (width // 2, height - size - 3)),
+        ("R", (1, height // 2)),
+        ("L", (width - size, height // 2)),
+    ):
         draw.text(place, letter, fill=255, font=font)
     draw.polygon([(width - 3, 3), (width - 23, 8), (width - 8, 23)], fill=255)
     draw.line([(width - int(0.3 * width), height - 3), (width - int(0.1 * width), height - 3)], fill=255, width=3)
@@ -115,8 +126,11 @@ def test_head_crop_ignores_letters_and_markers_at_the_edges():
     from helpers import REAL_DATA, real_images
 
     real_images()  # skips without the real dataset
-    files = [f for name in ("glioma", "meningioma", "notumor", "pituitary")
-             for f in sorted((REAL_DATA / "Testing" / name).iterdir())[:30]]
+    files = [
+        f
+        for name in ("glioma", "meningioma", "notumor", "pituitary")
+        for f in sorted((REAL_DATA / "Testing" / name).iterdir())[:30]
+    ]
     tried = widened = 0
     for path in files:
         gray = load_grayscale(path)
@@ -156,9 +170,11 @@ def test_the_crop_travels_with_the_release(tmp_path):
 
     from brainmri.inference.release import read_config, save_release
     from brainmri.training.model import create_model
+
     pre = replace(Preprocess.from_config(CFG, content_crop=True), crop="head")
-    folder = save_release(create_model("test_convnext", image_size=32), tmp_path / "r", list("abcd"),
-                          preprocessing=pre.release_steps())
+    folder = save_release(
+        create_model("test_convnext", image_size=32), tmp_path / "r", list("abcd"), preprocessing=pre.release_steps()
+    )
     config = read_config(folder)
     rebuilt = Preprocess.from_release_config(config)
     assert config["preprocessing"]["crop"] == "head" and rebuilt.crop == "head" and rebuilt.content_crop

@@ -1,4 +1,5 @@
 """The page's handlers (brainmri.ui.handlers) without a server, on a tiny untrained release: the fast suite."""
+
 import csv
 import re
 from pathlib import Path
@@ -40,8 +41,11 @@ def test_classify_gives_label_overlay_and_note(handlers, dataset):
     label, overlay, note, _, _, shown = handlers.classify(path)
     image, overlay2 = handlers.model_input(path)
     assert list(label) == CLASSES  # the API's stable keys
-    assert list(shown) == [text.class_name(k, "en") for k in CLASSES] == ["Glioma", "Meningioma", "No tumour",
-                                                                            "Pituitary tumour"]
+    assert (
+        list(shown)
+        == [text.class_name(k, "en") for k in CLASSES]
+        == ["Glioma", "Meningioma", "No tumour", "Pituitary tumour"]
+    )
     assert list(shown.values()) == list(label.values())
     assert Path(overlay).parent == Path(image).parent == Path(overlay2).parent  # files in Gradio's cache
     width, height = Image.open(path).size
@@ -82,7 +86,9 @@ def test_french_page_names_classes_in_words(handlers, dataset, tmp_path):
     captions = [caption for _, caption in handlers.all_classes(path, request=french)]
     assert [c.split(":")[0] for c in captions] == list(shown)
     photo = tmp_path / "photo.png"
-    photo.write_bytes(png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))))
+    photo.write_bytes(
+        png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)))
+    )
     label, *_, note, _, _, shown = handlers.classify(str(photo), request=french)
     assert label == "Not a brain MRI slice" and shown == "Pas une coupe IRM cérébrale"
     assert "couleur" in note  # the verdict's reason, in French
@@ -172,7 +178,9 @@ def test_scan_tab_analyses_a_volume_and_moves_through_it(handlers, dataset, tmp_
     assert summary["kind"] == "NIfTI" and summary["read"] + summary["skipped"] == 8
     for row, one in zip(table.values.tolist(), result.slices):
         if not one.skipped:  # the same answer as the slice on its own
-            assert row[2:] == [round(v, 4) for v in handlers.predictor.screen(result.volume.slices[one.index])[0].values()]
+            assert row[2:] == [
+                round(v, 4) for v in handlers.predictor.screen(result.volume.slices[one.index])[0].values()
+            ]
     summary_text, slider, strip, suspicious, image, note = handlers.scan_page(result, request=FakeRequest("fr"))
     assert "NIfTI" in summary_text and "coupes" in summary_text and slider["maximum"] == 7
     assert set(strip["class"]) <= {"Gliome", "Méningiome", "Pas de tumeur", "Tumeur hypophysaire"}
@@ -190,6 +198,7 @@ def test_scan_tab_refuses_bad_uploads_clearly(handlers, tmp_path):
         handlers.analyse_scan(None)
     notes = tmp_path / "notes.zip"
     import zipfile
+
     with zipfile.ZipFile(notes, "w") as z:
         z.writestr("readme.txt", "hello")
     with pytest.raises(gr.Error, match="Cannot read this file: 1 of the 1 files are neither DICOM nor NIfTI"):

@@ -1,4 +1,5 @@
 """Whole scans: DICOM series (files, folders, zips), multi-frame DICOM and NIfTI, and predicting them."""
+
 import random
 import zipfile
 
@@ -56,8 +57,10 @@ def test_series_order_is_recovered_from_shuffled_files_folder_and_zip(slices, tm
 
 
 def test_series_without_positions_is_ordered_by_instance_number(slices, tmp_path):
-    files = [dicom_bytes(s.astype(np.uint16) * 16, SeriesInstanceUID="1.2.3", InstanceNumber=len(slices) - i)
-             for i, s in enumerate(slices)]  # numbered backwards
+    files = [
+        dicom_bytes(s.astype(np.uint16) * 16, SeriesInstanceUID="1.2.3", InstanceNumber=len(slices) - i)
+        for i, s in enumerate(slices)
+    ]  # numbered backwards
     for i, data in enumerate(files):
         (tmp_path / f"{i}.dcm").write_bytes(data)
     _assert_same_order(load_volume(tmp_path), slices[::-1])

@@ -8,6 +8,7 @@ report's recipe (rotation ±10°, horizontal flip, brightness/contrast jitter,
 random resized crop); ``"strong"`` adds what scans from other sites differ in
 (gamma, blur, noise, wider scale and framing changes) for training from scratch.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,8 +38,16 @@ class AugmentConfig:
         if name == "report":
             return cls()
         if name == "strong":
-            return cls(rotate_deg=15.0, scale=(0.6, 1.0), brightness=0.3, contrast=0.35,
-                       gamma=(0.6, 1.6), blur_prob=0.2, noise_std=0.03, zoom_out=1.3)
+            return cls(
+                rotate_deg=15.0,
+                scale=(0.6, 1.0),
+                brightness=0.3,
+                contrast=0.35,
+                gamma=(0.6, 1.6),
+                blur_prob=0.2,
+                noise_std=0.03,
+                zoom_out=1.3,
+            )
         if name == "none":
             return cls(rotate_deg=0.0, hflip=0.0, scale=(1.0, 1.0), ratio=(1.0, 1.0), brightness=0.0, contrast=0.0)
         raise ValueError(f"unknown augmentation {name!r}; choose report, strong or none")
@@ -48,8 +57,12 @@ def _uniform(n: int, low: float, high: float, generator, device) -> torch.Tensor
     return torch.rand(n, generator=generator, device=device) * (high - low) + low
 
 
-def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None,
-                  masks: torch.Tensor | None = None):
+def augment_batch(
+    images: torch.Tensor,
+    cfg: AugmentConfig,
+    generator: torch.Generator | None = None,
+    masks: torch.Tensor | None = None,
+):
     """Augment ``B x 1 x H x W`` images in [0, 1] (float); returns the same shape, clamped to [0, 1].
 
     With ``masks`` (``B x 1 x H x W`` in [0, 1]), they follow the same geometry and ``(images, masks)``
@@ -59,8 +72,11 @@ def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Gen
     # is `scale` of the input and whose aspect ratio is `ratio`, at a random place.
     area = _uniform(n, *cfg.scale, generator, device)
     if cfg.zoom_out > 1.0:
-        area = torch.where(torch.rand(n, generator=generator, device=device) < 0.3,
-                           _uniform(n, 1.0, cfg.zoom_out ** 2, generator, device), area)
+        area = torch.where(
+            torch.rand(n, generator=generator, device=device) < 0.3,
+            _uniform(n, 1.0, cfg.zoom_out**2, generator, device),
+            area,
+        )
     log_ratio = _uniform(n, math.log(cfg.ratio[0]), math.log(cfg.ratio[1]), generator, device)
     aspect = torch.exp(log_ratio)
     half_w = torch.sqrt(area * aspect)
@@ -70,10 +86,13 @@ def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Gen
     angle = _uniform(n, -cfg.rotate_deg, cfg.rotate_deg, generator, device) * (math.pi / 180)
     flip = torch.where(torch.rand(n, generator=generator, device=device) < cfg.hflip, -1.0, 1.0)
     cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([
-        torch.stack([cos * half_w * flip, -sin * half_h, tx], dim=1),
-        torch.stack([sin * half_w * flip, cos * half_h, ty], dim=1),
-    ], dim=1)
+    theta = torch.stack(
+        [
+            torch.stack([cos * half_w * flip, -sin * half_h, tx], dim=1),
+            torch.stack([sin * half_w * flip, cos * half_h, ty], dim=1),
+        ],
+        dim=1,
+    )
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     stacked = images if masks is None else torch.cat([images, masks.to(images.dtype)], dim=1)
     stacked = F.grid_sample(stacked, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -130,8 +149,15 @@ def _random_curves(images: torch.Tensor, prob: float, generator, knots: int = 5)
     return torch.where(chosen, curved, images)
 
 
-def paste_lesions(images: torch.Tensor, masks: torch.Tensor, labels: torch.Tensor, recipients: torch.Tensor,
-                  donors: torch.Tensor, donor_masks: torch.Tensor, donor_labels: torch.Tensor):
+def paste_lesions(
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    labels: torch.Tensor,
+    recipients: torch.Tensor,
+    donors: torch.Tensor,
+    donor_masks: torch.Tensor,
+    donor_labels: torch.Tensor,
+):
     """Copy a tumour (its mask, softened) from a donor slice into a recipient slice at the same place.
 
     ``images``/``masks`` are ``B x 1 x H x W`` in [0, 1]; ``recipients`` (bool ``B``) marks the slices that

@@ -8,6 +8,7 @@ third measures what a model learned about tumours; images of the training
 collections that are exact or near duplicates of a held-out image are left out
 of training first (the audit's detector, :func:`brainmri.data.dedup.find_pairs`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brainmri.data.folders import ImageSet, join
 from brainmri.data.dedup import find_pairs
+from brainmri.data.folders import ImageSet, join
 
 COLLECTIONS = ("figshare", "sartaj", "br35h")
 
@@ -61,10 +62,13 @@ class Holdout:
     dropped_duplicates: list[str]  # Training paths of other collections left out as duplicates of held-out images
 
     def summary(self) -> dict:
-        return {"collection": self.collection, "train_candidates": int(len(self.train_index)),
-                "heldout_images": len(self.heldout),
-                "heldout_per_class": {c: int((self.heldout.labels == i).sum()) for i, c in enumerate(self.heldout.classes)},
-                "dropped_duplicates": len(self.dropped_duplicates)}
+        return {
+            "collection": self.collection,
+            "train_candidates": int(len(self.train_index)),
+            "heldout_images": len(self.heldout),
+            "heldout_per_class": {c: int((self.heldout.labels == i).sum()) for i, c in enumerate(self.heldout.classes)},
+            "dropped_duplicates": len(self.dropped_duplicates),
+        }
 
 
 def plan_holdout(training: ImageSet, testing: ImageSet, origins: dict[str, str], collection: str) -> Holdout:
@@ -72,13 +76,23 @@ def plan_holdout(training: ImageSet, testing: ImageSet, origins: dict[str, str],
     if collection not in COLLECTIONS:
         raise ValueError(f"unknown collection {collection!r}; choose one of {list(COLLECTIONS)}")
     train_origin, test_origin = origin_of(training, origins), origin_of(testing, origins)
-    held = concat([training.subset(np.flatnonzero(train_origin == collection)),
-                   testing.subset(np.flatnonzero(test_origin == collection))])
+    held = concat(
+        [
+            training.subset(np.flatnonzero(train_origin == collection)),
+            testing.subset(np.flatnonzero(test_origin == collection)),
+        ]
+    )
     if len(held) == 0:
         raise ValueError(f"no image of collection {collection!r} in {training.root.parent}")
     others = np.flatnonzero(train_origin != collection)
-    pairs = find_pairs(training.phash[others], np.asarray(training.images)[others], [training.sha256[i] for i in others],
-                       held.phash, held.images, held.sha256)
+    pairs = find_pairs(
+        training.phash[others],
+        np.asarray(training.images)[others],
+        [training.sha256[i] for i in others],
+        held.phash,
+        held.images,
+        held.sha256,
+    )
     duplicate = np.zeros(len(others), dtype=bool)
     duplicate[[p.a for p in pairs]] = True
     return Holdout(collection, others[~duplicate], held, [training.paths[i] for i in others[duplicate]])

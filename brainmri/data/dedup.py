@@ -6,6 +6,7 @@ pHash, 64 bits) within ``max_hamming`` bits, *confirmed* by pixel similarity
 ``min_correlation``), so two different slices that merely share a hash
 neighbourhood are not called duplicates.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ def _thumbnails(images: np.ndarray, size: int = 64) -> np.ndarray:
     """Zero-mean, unit-norm flattened thumbnails, so a dot product is a correlation."""
     out = []
     for start in range(0, len(images), 512):
-        chunk = torch.from_numpy(np.asarray(images[start:start + 512], dtype=np.float32)).unsqueeze(1)
+        chunk = torch.from_numpy(np.asarray(images[start : start + 512], dtype=np.float32)).unsqueeze(1)
         small = F.interpolate(chunk, size=(size, size), mode="area").flatten(1)
         small = small - small.mean(dim=1, keepdim=True)
         out.append((small / small.norm(dim=1, keepdim=True).clamp_min(1e-6)).numpy())
@@ -43,9 +44,15 @@ def _hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def find_pairs(
-    hashes_a: np.ndarray, images_a: np.ndarray, sha_a: list[str],
-    hashes_b: np.ndarray | None = None, images_b: np.ndarray | None = None, sha_b: list[str] | None = None,
-    *, max_hamming: int = MAX_HAMMING, min_correlation: float = MIN_CORRELATION,
+    hashes_a: np.ndarray,
+    images_a: np.ndarray,
+    sha_a: list[str],
+    hashes_b: np.ndarray | None = None,
+    images_b: np.ndarray | None = None,
+    sha_b: list[str] | None = None,
+    *,
+    max_hamming: int = MAX_HAMMING,
+    min_correlation: float = MIN_CORRELATION,
 ) -> list[Pair]:
     """Duplicate pairs within set A (when B is None) or across A × B (indices into each)."""
     within = hashes_b is None
@@ -56,7 +63,7 @@ def find_pairs(
     pairs: list[Pair] = []
     block = 1024
     for start in range(0, len(hashes_a), block):
-        dist = _hamming(hashes_a[start:start + block], hashes_b)
+        dist = _hamming(hashes_a[start : start + block], hashes_b)
         rows, cols = np.nonzero(dist <= max_hamming)
         rows = rows + start
         if within:

@@ -8,6 +8,7 @@ ignored cache folder keyed by the file list, the preprocessing and this
 module's version, so later runs start in seconds. Unreadable files are
 reported with their path and reason and skipped.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,8 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from brainmri.io.images import ImageLoadError, load_grayscale
 from brainmri.inference.preprocess import Preprocess
+from brainmri.io.images import ImageLoadError, load_grayscale
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,18 @@ class ImageSet:
 
     def subset(self, index) -> "ImageSet":
         index = np.asarray(index, dtype=np.int64)
-        return ImageSet(self.root, self.classes, [self.paths[i] for i in index], self.labels[index],
-                        self.images[index], [self.sha256[i] for i in index], self.phash[index],
-                        self.sizes[index], [self.modes[i] for i in index], list(self.skipped))
+        return ImageSet(
+            self.root,
+            self.classes,
+            [self.paths[i] for i in index],
+            self.labels[index],
+            self.images[index],
+            [self.sha256[i] for i in index],
+            self.phash[index],
+            self.sizes[index],
+            [self.modes[i] for i in index],
+            list(self.skipped),
+        )
 
     def dataset_paths(self) -> list[str]:
         """Paths relative to the dataset root (``Training/<class>/<file>``), as the origins file and the masks
@@ -101,12 +111,17 @@ def join(sets: list[ImageSet], prefixes: list[str], root: Path) -> ImageSet:
     if any(s.classes != classes for s in sets):
         raise ValueError("image sets with different classes cannot be joined")
     return ImageSet(
-        root=Path(root), classes=list(classes),
+        root=Path(root),
+        classes=list(classes),
         paths=[f"{prefix}/{p}" if prefix else p for s, prefix in zip(sets, prefixes) for p in s.paths],
-        labels=np.concatenate([s.labels for s in sets]), images=np.concatenate([np.asarray(s.images) for s in sets]),
-        sha256=[h for s in sets for h in s.sha256], phash=np.concatenate([s.phash for s in sets]),
-        sizes=np.concatenate([s.sizes for s in sets]), modes=[m for s in sets for m in s.modes],
-        skipped=[x for s in sets for x in s.skipped])
+        labels=np.concatenate([s.labels for s in sets]),
+        images=np.concatenate([np.asarray(s.images) for s in sets]),
+        sha256=[h for s in sets for h in s.sha256],
+        phash=np.concatenate([s.phash for s in sets]),
+        sizes=np.concatenate([s.sizes for s in sets]),
+        modes=[m for s in sets for m in s.modes],
+        skipped=[x for s in sets for x in s.skipped],
+    )
 
 
 def image_files(folder: str | Path) -> list[Path]:
@@ -115,7 +130,9 @@ def image_files(folder: str | Path) -> list[Path]:
 
 
 def list_files(root: Path, classes: list[str]) -> list[tuple[str, int]]:
-    return [(str(path.relative_to(root)), index) for index, name in enumerate(classes) for path in image_files(root / name)]
+    return [
+        (str(path.relative_to(root)), index) for index, name in enumerate(classes) for path in image_files(root / name)
+    ]
 
 
 def _cache_key(root: Path, files: list[tuple[str, int]], preprocess: Preprocess) -> str:
@@ -187,8 +204,15 @@ def load_files(
 
     workers = workers or os.cpu_count() or 1
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(lambda f: _decode(root, f[0], preprocess), files), total=len(files),
-                            desc=f"decoding {root.name}", disable=None if progress else True, leave=False))
+        results = list(
+            tqdm(
+                pool.map(lambda f: _decode(root, f[0], preprocess), files),
+                total=len(files),
+                desc=f"decoding {root.name}",
+                disable=None if progress else True,
+                leave=False,
+            )
+        )
     keep, skipped = [], []
     for (rel, label), (value, error) in zip(files, results):
         if error is not None:
@@ -201,10 +225,15 @@ def load_files(
     size = preprocess.image_size
     images = np.stack([v[0] for _, _, v in keep]) if keep else np.zeros((0, size, size), np.uint8)
     image_set = ImageSet(
-        root=root, classes=classes, paths=[r for r, _, _ in keep],
-        labels=np.array([lab for _, lab, _ in keep], dtype=np.int64), images=images,
-        sha256=[v[1] for _, _, v in keep], phash=np.array([v[2] for _, _, v in keep], dtype=np.uint64),
-        sizes=np.array([v[3] for _, _, v in keep], dtype=np.int64), modes=[v[4] for _, _, v in keep],
+        root=root,
+        classes=classes,
+        paths=[r for r, _, _ in keep],
+        labels=np.array([lab for _, lab, _ in keep], dtype=np.int64),
+        images=images,
+        sha256=[v[1] for _, _, v in keep],
+        phash=np.array([v[2] for _, _, v in keep], dtype=np.uint64),
+        sizes=np.array([v[3] for _, _, v in keep], dtype=np.int64),
+        modes=[v[4] for _, _, v in keep],
         skipped=skipped,
     )
     _write_cache(cache_dir, key, image_set)
@@ -222,9 +251,18 @@ def _read_cache(cache_dir: Path, key: str, root: Path, classes: list[str]) -> Im
         return None
     for rel, reason in meta["skipped"]:
         log.warning("skipping unreadable image %s: %s", root / rel, reason)
-    return ImageSet(root, classes, meta["paths"], np.array(meta["labels"], dtype=np.int64), np.asarray(images),
-                    meta["sha256"], np.array([int(h, 16) for h in meta["phash"]], dtype=np.uint64),
-                    np.array(meta["sizes"], dtype=np.int64), meta["modes"], [tuple(s) for s in meta["skipped"]])
+    return ImageSet(
+        root,
+        classes,
+        meta["paths"],
+        np.array(meta["labels"], dtype=np.int64),
+        np.asarray(images),
+        meta["sha256"],
+        np.array([int(h, 16) for h in meta["phash"]], dtype=np.uint64),
+        np.array(meta["sizes"], dtype=np.int64),
+        meta["modes"],
+        [tuple(s) for s in meta["skipped"]],
+    )
 
 
 def _write_cache(cache_dir: Path, key: str, s: ImageSet) -> None:
@@ -232,15 +270,23 @@ def _write_cache(cache_dir: Path, key: str, s: ImageSet) -> None:
     tmp = cache_dir / f".{key}.{os.getpid()}.npy"
     np.save(tmp, s.images, allow_pickle=False)
     os.replace(tmp, cache_dir / f"{key}.npy")
-    meta = {"paths": s.paths, "labels": s.labels.tolist(), "sha256": s.sha256,
-            "phash": [f"{int(h):016x}" for h in s.phash], "sizes": s.sizes.tolist(), "modes": s.modes,
-            "skipped": [list(x) for x in s.skipped]}
+    meta = {
+        "paths": s.paths,
+        "labels": s.labels.tolist(),
+        "sha256": s.sha256,
+        "phash": [f"{int(h):016x}" for h in s.phash],
+        "sizes": s.sizes.tolist(),
+        "modes": s.modes,
+        "skipped": [list(x) for x in s.skipped],
+    }
     tmp = cache_dir / f".{key}.{os.getpid()}.json"
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, cache_dir / f"{key}.json")
 
 
-def split_train_val(image_set: ImageSet, groups: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_train_val(
+    image_set: ImageSet, groups: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Seeded, stratified split that keeps each near-duplicate group on one side."""
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -288,8 +334,13 @@ def load_run_split(run: str | Path):
     if args.get("lgg"):  # a run trained with TCGA-LGG: its slices are in the split file too
         from brainmri.data.lgg import COLLECTION, load_lgg, training_sites
 
-        lgg = load_lgg(args["lgg"], preprocess, list(config["label_names"]), sites=training_sites(args.get("lgg_holdout")),
-                       cache_dir=args.get("cache_dir"))
+        lgg = load_lgg(
+            args["lgg"],
+            preprocess,
+            list(config["label_names"]),
+            sites=training_sites(args.get("lgg_holdout")),
+            cache_dir=args.get("cache_dir"),
+        )
         full = join([full, lgg.images], ["", COLLECTION], full.root)
     side = {path: split for path, (_, split) in read_split(run).items()}
     index = {name: [i for i, p in enumerate(full.paths) if side.get(p) == name] for name in ("train", "val")}

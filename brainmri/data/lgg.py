@@ -12,6 +12,7 @@ or partial lesion, an empty slice at either end) gets no label and is neither tr
 labelled slice counts once per sequence it has: a sequence is a view of the same anatomy, so the patient,
 not the image, is the unit a split keeps on one side (:func:`split_patients`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -48,8 +49,10 @@ class LabelRule:
         return NO_TUMOUR if edge < slice_number <= slices_in_scan - edge else None
 
     def describe(self) -> str:
-        return (f"glioma: FLAIR mask >= {100 * self.min_tumour_share:g} % of the slice; notumor: empty mask, "
-                f"middle {100 * self.middle:g} % of the scan; other slices unlabelled; every sequence of a slice")
+        return (
+            f"glioma: FLAIR mask >= {100 * self.min_tumour_share:g} % of the slice; notumor: empty mask, "
+            f"middle {100 * self.middle:g} % of the scan; other slices unlabelled; every sequence of a slice"
+        )
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,16 @@ def read_slices(root: str | os.PathLike) -> list[Slice]:
             unknown = set(sequences) - set(SEQUENCES)
             if unknown or row["site"] not in SITES:
                 raise ValueError(f"{path}: unknown sequence {sorted(unknown)} or site {row['site']!r}")
-            slices.append(Slice(row["patient"], row["site"], int(row["slice"]), int(row["slices_in_scan"]), sequences,
-                                int(row["mask_pixels"])))
+            slices.append(
+                Slice(
+                    row["patient"],
+                    row["site"],
+                    int(row["slice"]),
+                    int(row["slices_in_scan"]),
+                    sequences,
+                    int(row["mask_pixels"]),
+                )
+            )
     return slices
 
 
@@ -106,8 +117,15 @@ class LggSet:
 
     def subset(self, index) -> "LggSet":
         index = np.asarray(index, dtype=np.int64)
-        return LggSet(self.images.subset(index), self.patient[index], self.site[index], self.sequence[index],
-                      self.slice_number[index], self.mask_share[index], [self.mask_paths[i] for i in index])
+        return LggSet(
+            self.images.subset(index),
+            self.patient[index],
+            self.site[index],
+            self.sequence[index],
+            self.slice_number[index],
+            self.mask_share[index],
+            [self.mask_paths[i] for i in index],
+        )
 
     def where(self, *, sites=None, sequences=None) -> "LggSet":
         keep = np.ones(len(self), dtype=bool)
@@ -131,8 +149,17 @@ def training_sites(holdout=None) -> list[str]:
     return [site for site in SITES if site not in held]
 
 
-def load_lgg(root: str | os.PathLike, preprocess: Preprocess, label_names: list[str], *, sites=None,
-             sequences=SEQUENCES, rule: LabelRule = LabelRule(), cache_dir=None, progress: bool = False) -> LggSet:
+def load_lgg(
+    root: str | os.PathLike,
+    preprocess: Preprocess,
+    label_names: list[str],
+    *,
+    sites=None,
+    sequences=SEQUENCES,
+    rule: LabelRule = LabelRule(),
+    cache_dir=None,
+    progress: bool = False,
+) -> LggSet:
     """The labelled slices of ``sites`` (default: all), every sequence of ``sequences`` each has, decoded through
     ``preprocess`` into the same cache as the Kaggle folders; labels index into ``label_names``."""
     root = Path(root)
@@ -154,9 +181,15 @@ def load_lgg(root: str | os.PathLike, preprocess: Preprocess, label_names: list[
         raise ValueError(f"{len(images.skipped)} TCGA-LGG images could not be read (first: {images.skipped[0]})")
     if (images.sizes != 256).any():
         raise ValueError("TCGA-LGG slices are expected to be 256 x 256 (the mask rule counts pixels of that size)")
-    return LggSet(images, np.array([s.patient for s, _, _ in rows]), np.array([s.site for s, _, _ in rows]),
-                  np.array([q for _, q, _ in rows]), np.array([s.number for s, _, _ in rows]),
-                  np.array([s.mask_pixels / SLICE_PIXELS for s, _, _ in rows]), [s.mask_path() for s, _, _ in rows])
+    return LggSet(
+        images,
+        np.array([s.patient for s, _, _ in rows]),
+        np.array([s.site for s, _, _ in rows]),
+        np.array([q for _, q, _ in rows]),
+        np.array([s.number for s, _, _ in rows]),
+        np.array([s.mask_pixels / SLICE_PIXELS for s, _, _ in rows]),
+        [s.mask_path() for s, _, _ in rows],
+    )
 
 
 def split_patients(lgg: LggSet, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

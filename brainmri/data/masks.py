@@ -8,6 +8,7 @@ the same head crop box, padding and resize). They serve the localisation yardsti
 "notumor" slice has no tumour, so an empty mask is right for it; a tumour slice
 without a mask file (SARTAJ) has no supervision.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from brainmri.data.folders import ImageSet, default_cache_dir
-from brainmri.io.images import load_grayscale
 from brainmri.inference.preprocess import Preprocess
+from brainmri.io.images import load_grayscale
 
 NO_TUMOUR = "notumor"
 MASK_CACHE_VERSION = 1
@@ -49,9 +50,15 @@ def _fit_one(preprocess: Preprocess, image_path: Path, mask_path: Path) -> np.nd
     return preprocess.fit_mask(load_grayscale(image_path), mask)
 
 
-def load_masks(image_set: ImageSet, mask_root: str | os.PathLike, preprocess: Preprocess, *,
-               cache_dir: str | os.PathLike | None = None, workers: int | None = None,
-               mask_paths: list[str] | None = None) -> MaskSet:
+def load_masks(
+    image_set: ImageSet,
+    mask_root: str | os.PathLike,
+    preprocess: Preprocess,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+    mask_paths: list[str] | None = None,
+) -> MaskSet:
     """Masks for every image of ``image_set`` at the model's input size (read from cache after the first call).
 
     Each image's mask is ``mask_root/<its dataset path>.png`` (the figshare layout), or ``mask_root/<path>`` for
@@ -61,8 +68,11 @@ def load_masks(image_set: ImageSet, mask_root: str | os.PathLike, preprocess: Pr
         raise FileNotFoundError(f"no masks folder at {mask_root}")
     if mask_paths is not None and len(mask_paths) != len(image_set):
         raise ValueError(f"{len(mask_paths)} mask paths for {len(image_set)} images")
-    relative = (image_set.dataset_paths() if mask_paths is None
-                else [f"{rel}|{mask}" for rel, mask in zip(image_set.dataset_paths(), mask_paths)])
+    relative = (
+        image_set.dataset_paths()
+        if mask_paths is None
+        else [f"{rel}|{mask}" for rel, mask in zip(image_set.dataset_paths(), mask_paths)]
+    )
     digest = hashlib.sha256(f"{MASK_CACHE_VERSION}|{preprocess}|{mask_root.resolve()}".encode())
     for rel in relative:
         digest.update(f"{rel}\n".encode())
@@ -71,14 +81,20 @@ def load_masks(image_set: ImageSet, mask_root: str | os.PathLike, preprocess: Pr
     if path.is_file():
         with np.load(path, allow_pickle=False) as stored:
             return MaskSet(stored["masks"], stored["annotated"])
-    masks_of = ([mask_root / Path(rel).with_suffix(".png") for rel in image_set.dataset_paths()] if mask_paths is None
-                else [mask_root / mask for mask in mask_paths])
+    masks_of = (
+        [mask_root / Path(rel).with_suffix(".png") for rel in image_set.dataset_paths()]
+        if mask_paths is None
+        else [mask_root / mask for mask in mask_paths]
+    )
     jobs = [(image_set.root / path, mask) for path, mask in zip(image_set.paths, masks_of)]
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
         fitted = list(pool.map(lambda job: _fit_one(preprocess, *job), jobs))
     size = preprocess.image_size
-    masks = np.stack([m if m is not None else np.zeros((size, size), np.uint8) for m in fitted]) if fitted \
+    masks = (
+        np.stack([m if m is not None else np.zeros((size, size), np.uint8) for m in fitted])
+        if fitted
         else np.zeros((0, size, size), np.uint8)
+    )
     result = MaskSet(masks, np.array([m is not None for m in fitted], dtype=bool))
     cache.mkdir(parents=True, exist_ok=True)
     tmp = cache / f".{path.stem}.{os.getpid()}.npz"

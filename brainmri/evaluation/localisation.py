@@ -12,6 +12,7 @@ class is compared with the mask:
 
 Reported per class and over all images, for each CAM method asked for.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -40,23 +41,38 @@ def localisation_scores(heatmaps: np.ndarray, masks: np.ndarray, widen_px: int =
     total = flat.sum(1)
     energy = np.where(total > 0, (flat * inside.reshape(len(masks), -1)).sum(1) / np.maximum(total, 1e-12), 0.0)
     share = inside.reshape(len(masks), -1).mean(1)
-    return {"pointing": hit.astype(bool), "energy_inside": energy, "mask_share": share,
-            "energy_ratio": energy / np.maximum(share, 1e-12)}
+    return {
+        "pointing": hit.astype(bool),
+        "energy_inside": energy,
+        "mask_share": share,
+        "energy_ratio": energy / np.maximum(share, 1e-12),
+    }
 
 
 def _summary(scores: dict[str, np.ndarray], index: np.ndarray) -> dict[str, Any]:
     if len(index) == 0:
         return {"n": 0}
     energy, share = scores["energy_inside"][index], scores["mask_share"][index]
-    return {"n": int(len(index)), "pointing_game": float(scores["pointing"][index].mean()),
-            "energy_inside": float(energy.mean()), "mask_share": float(share.mean()),
-            "energy_ratio": float(energy.mean() / max(share.mean(), 1e-12)),
-            "energy_ratio_median": float(np.median(scores["energy_ratio"][index]))}
+    return {
+        "n": int(len(index)),
+        "pointing_game": float(scores["pointing"][index].mean()),
+        "energy_inside": float(energy.mean()),
+        "mask_share": float(share.mean()),
+        "energy_ratio": float(energy.mean() / max(share.mean(), 1e-12)),
+        "energy_ratio_median": float(np.median(scores["energy_ratio"][index])),
+    }
 
 
-def localisation(predictor, images: np.ndarray, masks: np.ndarray, labels: np.ndarray,
-                 methods: tuple[str, ...] = ("gradcam", "gradcam++", "eigencam"), *, widen_px: int = 2,
-                 batch_size: int = 32) -> dict[str, Any]:
+def localisation(
+    predictor,
+    images: np.ndarray,
+    masks: np.ndarray,
+    labels: np.ndarray,
+    methods: tuple[str, ...] = ("gradcam", "gradcam++", "eigencam"),
+    *,
+    widen_px: int = 2,
+    batch_size: int = 32,
+) -> dict[str, Any]:
     """The yardstick over fitted ``images`` (N x S x S uint8) with their fitted ``masks`` (>0 inside) and
     true ``labels`` (indices into ``predictor.labels``); the heatmaps explain the true class.
 
@@ -70,29 +86,47 @@ def localisation(predictor, images: np.ndarray, masks: np.ndarray, labels: np.nd
     for method in methods:
         heatmaps = []
         for start in range(0, len(images), batch_size):
-            batch = list(images[start:start + batch_size])
+            batch = list(images[start : start + batch_size])
             _, feature_map = predictor.backend(predictor._inputs(batch))
             grid = list(feature_map.shape[-2:])
-            cams = feature_maps_cams(predictor.model, feature_map.to(predictor.device),
-                                     [int(t) for t in labels[start:start + batch_size]], size, method)
+            cams = feature_maps_cams(
+                predictor.model,
+                feature_map.to(predictor.device),
+                [int(t) for t in labels[start : start + batch_size]],
+                size,
+                method,
+            )
             heatmaps.append(cams.heatmaps)
-            correct[start:start + batch_size] = cams.logits.argmax(1).cpu().numpy() == labels[start:start + batch_size]
+            correct[start : start + batch_size] = (
+                cams.logits.argmax(1).cpu().numpy() == labels[start : start + batch_size]
+            )
         scores = localisation_scores(np.concatenate(heatmaps) if heatmaps else np.zeros((0, *size)), masks, widen_px)
-        per_class = {name: _summary(scores, np.flatnonzero(labels == i)) for i, name in enumerate(predictor.labels)
-                     if (labels == i).any()}
-        result["methods"][method] = {"all": _summary(scores, np.arange(len(images))), "per_class": per_class,
-                                     "correctly_classified": _summary(scores, np.flatnonzero(correct))}
+        per_class = {
+            name: _summary(scores, np.flatnonzero(labels == i))
+            for i, name in enumerate(predictor.labels)
+            if (labels == i).any()
+        }
+        result["methods"][method] = {
+            "all": _summary(scores, np.arange(len(images))),
+            "per_class": per_class,
+            "correctly_classified": _summary(scores, np.flatnonzero(correct)),
+        }
     result["accuracy"] = float(correct.mean()) if len(correct) else None
     result["cam_grid"] = grid
     return result
 
 
 def localisation_markdown(result: dict[str, Any]) -> str:
-    lines = ["| method | class | n | pointing game | energy inside | mask share | energy ratio |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | class | n | pointing game | energy inside | mask share | energy ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for method, block in result["methods"].items():
         for name, summary in [("all", block["all"]), *block["per_class"].items()]:
             if summary["n"]:
-                lines.append(f"| {method} | {name} | {summary['n']} | {100 * summary['pointing_game']:.1f} % | "
-                             f"{100 * summary['energy_inside']:.1f} % | {100 * summary['mask_share']:.1f} % | "
-                             f"{summary['energy_ratio']:.2f}× |")
+                lines.append(
+                    f"| {method} | {name} | {summary['n']} | {100 * summary['pointing_game']:.1f} % | "
+                    f"{100 * summary['energy_inside']:.1f} % | {100 * summary['mask_share']:.1f} % | "
+                    f"{summary['energy_ratio']:.2f}× |"
+                )
     return "\n".join(lines)

@@ -5,6 +5,7 @@ resample images with replacement. Works on any folder of class folders,
 including one lacking some of the model's classes (metrics that need a class's
 positives are then left out for it, and said so).
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,15 +16,46 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix, f1_score,
-                             precision_recall_fscore_support, roc_auc_score)
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
 
+from brainmri.data.folders import list_classes, load_folder, split_roots
 from brainmri.evaluation import plots
-from brainmri.data.audit import dedup_paths
-from brainmri.data.folders import split_roots
-from brainmri.training.calibration import expected_calibration_error, reliability
-from brainmri.data.folders import list_classes, load_folder
+from brainmri.evaluation.audit import dedup_paths
 from brainmri.inference.predictor import Predictor
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """ECE of the top-1 confidence over equal-width bins (the usual 15-bin definition)."""
+    confidence = probs.max(1)
+    correct = probs.argmax(1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (confidence > low) & (confidence <= high)
+        if inside.any():
+            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(ece)
+
+
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict[str, list[float]]:
+    """Per-bin mean confidence, accuracy and count, for the reliability diagram."""
+    confidence = probs.max(1)
+    correct = probs.argmax(1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    out = {"edges": edges.tolist(), "confidence": [], "accuracy": [], "count": []}
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (confidence > low) & (confidence <= high)
+        out["count"].append(int(inside.sum()))
+        out["confidence"].append(float(confidence[inside].mean()) if inside.any() else float("nan"))
+        out["accuracy"].append(float(correct[inside].mean()) if inside.any() else float("nan"))
+    return out
 
 
 def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, metric, n: int = 1000, seed: int = 0) -> list[float]:
@@ -44,8 +76,9 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *,
     def macro_f1(t, p):
         return f1_score(t, p, labels=present, average="macro", zero_division=0)
 
-    per_class = classification_report(y_true, y_pred, labels=all_classes, target_names=list(labels), zero_division=0,
-                                      output_dict=True)
+    per_class = classification_report(
+        y_true, y_pred, labels=all_classes, target_names=list(labels), zero_division=0, output_dict=True
+    )
     roc: dict[str, float | None] = {}
     for index, label in enumerate(labels):
         positives = y_true == index
@@ -69,9 +102,15 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *,
         "weighted_recall": float(w[1]),
         "roc_auc": roc,
         "ece": expected_calibration_error(probs, y_true),
-        "per_class": {label: {"precision": float(per_class[label]["precision"]), "recall": float(per_class[label]["recall"]),
-                              "f1": float(per_class[label]["f1-score"]), "support": int(per_class[label]["support"])}
-                      for label in labels},
+        "per_class": {
+            label: {
+                "precision": float(per_class[label]["precision"]),
+                "recall": float(per_class[label]["recall"]),
+                "f1": float(per_class[label]["f1-score"]),
+                "support": int(per_class[label]["support"]),
+            }
+            for label in labels
+        },
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=all_classes).tolist(),
         "confusion_matrix_normalized": confusion_matrix(y_true, y_pred, labels=all_classes, normalize="true").tolist(),
         "reliability": reliability(probs, y_true),
@@ -81,14 +120,26 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *,
 def _figures(name: str, metrics: dict[str, Any], y_true, probs, labels, out: Path) -> None:
     matrix = np.array(metrics["confusion_matrix"])
     plots.confusion(matrix, labels, out / f"confusion_{name}.png", normalize=False)
-    plots.confusion(np.array(metrics["confusion_matrix_normalized"]), labels, out / f"confusion_{name}_normalized.png",
-                    normalize=True)
+    plots.confusion(
+        np.array(metrics["confusion_matrix_normalized"]),
+        labels,
+        out / f"confusion_{name}_normalized.png",
+        normalize=True,
+    )
     plots.roc_curves(y_true, probs, labels, out / f"roc_{name}.png")
     plots.reliability_diagram(metrics["reliability"], metrics["ece"], out / f"reliability_{name}.png")
 
 
-def evaluate_release(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, *,
-                     cache_dir=None, gallery: bool = True, seed: int = 0, masks=None) -> dict[str, Any]:
+def evaluate_release(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    cache_dir=None,
+    gallery: bool = True,
+    seed: int = 0,
+    masks=None,
+) -> dict[str, Any]:
     """Metrics on Testing, full and de-duplicated; ``masks`` (the tumour masks folder) outlines the
     tumour beside each heatmap of the Grad-CAM gallery."""
     predictor = Predictor.from_pretrained(checkpoint, backend="torch")
@@ -96,8 +147,9 @@ def evaluate_release(checkpoint: str | os.PathLike, data: str | os.PathLike, out
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _, test_root = split_roots(data)
-    test = load_folder(test_root, predictor.preprocess, cache_dir=cache_dir, classes=list_classes(test_root),
-                       progress=True).relabel(labels)
+    test = load_folder(
+        test_root, predictor.preprocess, cache_dir=cache_dir, classes=list_classes(test_root), progress=True
+    ).relabel(labels)
     probs = predictor.probabilities(predictor.logits(test.images))
     y_true = test.labels
 
@@ -111,10 +163,15 @@ def evaluate_release(checkpoint: str | os.PathLike, data: str | os.PathLike, out
         _figures(name, metrics, y_true[index], probs[index], labels, out)
         results[name] = metrics
     results["meta"] = {
-        "checkpoint": str(checkpoint), "data": str(Path(test_root).name), "architecture": predictor.config["architecture"],
-        "temperature": predictor.temperature, "weights_sha256": predictor.config.get("weights_sha256"),
-        "input_size": list(predictor.preprocess.input_size), "skipped_files": [list(s) for s in test.skipped],
-        "dedup_rule": "Testing minus images duplicated (exact or near) in Training, one image per duplicate group within Testing",
+        "checkpoint": str(checkpoint),
+        "data": str(Path(test_root).name),
+        "architecture": predictor.config["architecture"],
+        "temperature": predictor.temperature,
+        "weights_sha256": predictor.config.get("weights_sha256"),
+        "input_size": list(predictor.preprocess.input_size),
+        "skipped_files": [list(s) for s in test.skipped],
+        "dedup_rule": "Testing minus images duplicated (exact or near) in Training, one image per duplicate "
+        "group within Testing",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     (out / "metrics.json").write_text(json.dumps(results, indent=2))
@@ -128,8 +185,15 @@ def evaluate_release(checkpoint: str | os.PathLike, data: str | os.PathLike, out
     return results
 
 
-def evaluate_set(predictor: Predictor, image_set, out: str | os.PathLike, name: str, *, seed: int = 0,
-                 meta: dict[str, Any] | None = None) -> dict[str, Any]:
+def evaluate_set(
+    predictor: Predictor,
+    image_set,
+    out: str | os.PathLike,
+    name: str,
+    *,
+    seed: int = 0,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Metrics, confusion matrices, ROC and reliability figures and the misclassified list of one image set
     (e.g. a held-out collection): ``metrics.json`` as ``{name: metrics, "meta": ...}``."""
     out = Path(out)
@@ -139,25 +203,52 @@ def evaluate_set(predictor: Predictor, image_set, out: str | os.PathLike, name: 
     probs = predictor.probabilities(predictor.logits(image_set.images))
     metrics = compute_metrics(image_set.labels, probs, labels, seed=seed)
     _figures(name, metrics, image_set.labels, probs, labels, out)
-    results = {name: metrics, "meta": {
-        "architecture": predictor.config["architecture"], "temperature": predictor.temperature,
-        "weights_sha256": predictor.config.get("weights_sha256"), "input_size": list(predictor.preprocess.input_size),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **(meta or {})}}
+    results = {
+        name: metrics,
+        "meta": {
+            "architecture": predictor.config["architecture"],
+            "temperature": predictor.temperature,
+            "weights_sha256": predictor.config.get("weights_sha256"),
+            "input_size": list(predictor.preprocess.input_size),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            **(meta or {}),
+        },
+    }
     (out / "metrics.json").write_text(json.dumps(results, indent=2))
     _write_misclassified(out / "misclassified.csv", image_set.paths, image_set.labels, probs, labels)
     np.save(out / "probabilities.npy", probs.astype(np.float32))
     return results
 
 
-def _write_misclassified(path: Path, paths: list[str], y_true: np.ndarray, probs: np.ndarray, labels: list[str],
-                         in_dedup: set[str] | None = None) -> None:
+def _write_misclassified(
+    path: Path,
+    paths: list[str],
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    labels: list[str],
+    in_dedup: set[str] | None = None,
+) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "true", "predicted", *(["in_dedup"] if in_dedup is not None else []),
-                         *[f"p_{label}" for label in labels]])
+        writer.writerow(
+            [
+                "path",
+                "true",
+                "predicted",
+                *(["in_dedup"] if in_dedup is not None else []),
+                *[f"p_{label}" for label in labels],
+            ]
+        )
         for i in np.flatnonzero(probs.argmax(1) != y_true):
-            writer.writerow([paths[i], labels[y_true[i]], labels[probs[i].argmax()],
-                             *([paths[i] in in_dedup] if in_dedup is not None else []), *[f"{p:.4f}" for p in probs[i]]])
+            writer.writerow(
+                [
+                    paths[i],
+                    labels[y_true[i]],
+                    labels[probs[i].argmax()],
+                    *([paths[i] in in_dedup] if in_dedup is not None else []),
+                    *[f"{p:.4f}" for p in probs[i]],
+                ]
+            )
 
 
 def outline(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 255), width: int = 1) -> np.ndarray:
@@ -172,8 +263,15 @@ def outline(image: np.ndarray, mask: np.ndarray, colour=(0, 255, 255), width: in
     return rgb
 
 
-def cam_gallery(predictor: Predictor, test, probs: np.ndarray, path, per_kind: int = 2, seed: int = 0,
-                mask_files: list[Path] | None = None) -> Path:
+def cam_gallery(
+    predictor: Predictor,
+    test,
+    probs: np.ndarray,
+    path,
+    per_kind: int = 2,
+    seed: int = 0,
+    mask_files: list[Path] | None = None,
+) -> Path:
     """Per class: correctly and wrongly classified Testing images, each beside its Grad-CAM overlay drawn on
     the slice at its own resolution (as the app and the report draw it); with ``mask_files`` (one per image,
     missing where unknown), the radiologists' tumour outline on both."""
@@ -183,8 +281,10 @@ def cam_gallery(predictor: Predictor, test, probs: np.ndarray, path, per_kind: i
     images, titles = [], []
     predicted = probs.argmax(1)
     for index, label in enumerate(predictor.labels):
-        for kind, chosen in (("right", np.flatnonzero((test.labels == index) & (predicted == index))),
-                             ("wrong", np.flatnonzero((test.labels == index) & (predicted != index)))):
+        for kind, chosen in (
+            ("right", np.flatnonzero((test.labels == index) & (predicted == index))),
+            ("wrong", np.flatnonzero((test.labels == index) & (predicted != index))),
+        ):
             for i in rng.permutation(chosen)[:per_kind]:
                 explanation = predictor.explain(test.root / test.paths[i])
                 p = explanation.probabilities[explanation.target]
@@ -196,7 +296,12 @@ def cam_gallery(predictor: Predictor, test, probs: np.ndarray, path, per_kind: i
                     pair = [outline(image, mask, width=max(1, round(max(size) / 200))) for image in pair]
                 images += pair
                 titles += [f"{label} ({kind})", f"→ {explanation.target} {p:.2f}"]
-    return plots.image_grid(images, titles, path, columns=2 * per_kind * 2,
-                            suptitle="Grad-CAM on Testing, on each slice at its own resolution: true class "
-                            "(right/wrong) and predicted class"
-                            + ("; cyan: the radiologists' tumour outline" if mask_files is not None else ""))
+    return plots.image_grid(
+        images,
+        titles,
+        path,
+        columns=2 * per_kind * 2,
+        suptitle="Grad-CAM on Testing, on each slice at its own resolution: true class "
+        "(right/wrong) and predicted class"
+        + ("; cyan: the radiologists' tumour outline" if mask_files is not None else ""),
+    )

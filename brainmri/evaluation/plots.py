@@ -1,4 +1,5 @@
 """Figures (matplotlib, Agg backend): training curves, data views, evaluation plots."""
+
 from __future__ import annotations
 
 import math
@@ -64,8 +65,9 @@ def confusion(matrix: np.ndarray, labels: list[str], path, *, normalize: bool) -
 
     values = matrix.astype(float) if normalize else matrix.astype(int)
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    ConfusionMatrixDisplay(values, display_labels=labels).plot(ax=ax, cmap="Blues", colorbar=False,
-                                                               values_format=".2f" if normalize else "d")
+    ConfusionMatrixDisplay(values, display_labels=labels).plot(
+        ax=ax, cmap="Blues", colorbar=False, values_format=".2f" if normalize else "d"
+    )
     ax.set_title("Confusion matrix" + (" (row-normalised)" if normalize else " (counts)"))
     return _save(fig, path)
 
@@ -87,10 +89,17 @@ def reliability_diagram(rel: dict[str, list[float]], ece: float, path) -> Path:
     edges = np.array(rel["edges"])
     centres = (edges[:-1] + edges[1:]) / 2
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.bar(centres, np.nan_to_num(rel["accuracy"]), width=edges[1] - edges[0], edgecolor="k", alpha=0.7, label="accuracy")
+    ax.bar(
+        centres, np.nan_to_num(rel["accuracy"]), width=edges[1] - edges[0], edgecolor="k", alpha=0.7, label="accuracy"
+    )
     ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect calibration")
-    ax.set(xlabel="confidence (top-1 probability)", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
-           title=f"Reliability diagram (ECE = {ece:.3f})")
+    ax.set(
+        xlabel="confidence (top-1 probability)",
+        ylabel="accuracy",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title=f"Reliability diagram (ECE = {ece:.3f})",
+    )
     ax.legend(loc="upper left")
     return _save(fig, path)
 
@@ -114,13 +123,19 @@ def sizes_and_modes(sizes: np.ndarray, modes: list[str], labels: np.ndarray, cla
     for index, name in enumerate(classes):
         chosen = labels == index
         ax_size.scatter(sizes[chosen, 0], sizes[chosen, 1], s=6, alpha=0.4, label=name)
-    ax_size.set(xlabel="width (px)", ylabel="height (px)", title="Original image size by class", xscale="log", yscale="log")
+    ax_size.set(
+        xlabel="width (px)", ylabel="height (px)", title="Original image size by class", xscale="log", yscale="log"
+    )
     ax_size.legend(markerscale=3)
     all_modes = sorted(set(modes))
     bottom = np.zeros(len(classes))
     for mode in all_modes:
-        share = np.array([np.mean([m == mode for m, lab in zip(modes, labels) if lab == i]) if (labels == i).any() else 0
-                          for i in range(len(classes))])
+        share = np.array(
+            [
+                np.mean([m == mode for m, lab in zip(modes, labels) if lab == i]) if (labels == i).any() else 0
+                for i in range(len(classes))
+            ]
+        )
         ax_mode.bar(classes, share, bottom=bottom, label=f"mode {mode}")
         bottom += share
     ax_mode.set(ylabel="share of images", title="Colour mode by class")
@@ -134,8 +149,13 @@ def risk_coverage_curves(curves: dict[str, dict[str, Any]], path, title: str = "
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for name, block in curves.items():
         ax.plot(block["coverage"], block["risk"], label=f"{name} (AURC {block['aurc']:.3f})")
-    ax.set(xlabel="coverage (share of images answered)", ylabel="risk (error rate among answered)", title=title,
-           xlim=(0, 1), ylim=(0, None))
+    ax.set(
+        xlabel="coverage (share of images answered)",
+        ylabel="risk (error rate among answered)",
+        title=title,
+        xlim=(0, 1),
+        ylim=(0, None),
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)

@@ -3,6 +3,7 @@
 Nothing here computes a metric: the app's Model tab shows exactly what
 ``train.py evaluate`` wrote.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,9 +16,9 @@ from brainmri import text
 from brainmri.inference.sequence_check import INVERSION
 
 
-
 def words(lang: str = "en") -> dict[str, Any]:
     return text.catalogue(lang)["report"]
+
 
 FIGURES = {
     "confusion": "confusion_full.png",
@@ -86,8 +87,16 @@ def per_class_rows(metrics: dict[str, Any], which: str = "full", lang: str = "en
     for label in m["labels"]:
         c = m["per_class"][label]
         auc = m["roc_auc"].get(label)
-        out.append([text.class_name(label, lang), round(c["precision"], 4), round(c["recall"], 4), round(c["f1"], 4),
-                    c["support"], None if auc is None else round(auc, 4)])
+        out.append(
+            [
+                text.class_name(label, lang),
+                round(c["precision"], 4),
+                round(c["recall"], 4),
+                round(c["f1"], 4),
+                c["support"],
+                None if auc is None else round(auc, 4),
+            ]
+        )
     return out
 
 
@@ -103,7 +112,7 @@ def model_card(folder: str | Path) -> str:
     if body.startswith("---"):
         end = body.find("\n---", 3)
         if end != -1:
-            body = body[end + 4:]
+            body = body[end + 4 :]
     return body.strip()
 
 
@@ -118,41 +127,65 @@ def batch_csv(rows: list[list[Any]], headers: list[str]) -> str:
 COLLECTION_NAMES = {"sartaj": "SARTAJ", "figshare": "figshare", "br35h": "Br35H"}
 
 
-def trust_markdown(metrics: dict[str, Any], crossval: dict[str, Any] | None,
-                   testing_verdict: dict[str, float] | None = None, lang: str = "en",
-                   testing_robustness: dict[str, Any] | None = None) -> str:
+def trust_markdown(
+    metrics: dict[str, Any],
+    crossval: dict[str, Any] | None,
+    testing_verdict: dict[str, float] | None = None,
+    lang: str = "en",
+    testing_robustness: dict[str, Any] | None = None,
+) -> str:
     """One table: Testing (full, de-duplicated) beside the held-out collections (a model of the same recipe
     trained without that collection, judged on all its images); with the verdicts' figures where saved
     (``{"ok_share": ..., "ok_accuracy": ...}``) and the accuracy under contrast inversion where a robustness
     table was saved (Testing's ``robustness.json``; a held-out entry's ``robustness``)."""
     w = words(lang)
-    columns = [(w["testing_full"], metrics["full"], testing_verdict, testing_robustness),
-               (w["testing_dedup"], metrics.get("dedup"), None, None)]
+    columns = [
+        (w["testing_full"], metrics["full"], testing_verdict, testing_robustness),
+        (w["testing_dedup"], metrics.get("dedup"), None, None),
+    ]
     for name, block in ((crossval or {}).get("heldout") or {}).items():
-        columns.append((w["heldout"].format(name=COLLECTION_NAMES.get(name, name)), block["metrics"],
-                        block.get("verdict"), block.get("robustness")))
+        columns.append(
+            (
+                w["heldout"].format(name=COLLECTION_NAMES.get(name, name)),
+                block["metrics"],
+                block.get("verdict"),
+                block.get("robustness"),
+            )
+        )
     columns = [c[:3] + ((c[3] or {}).get(INVERSION),) for c in columns if c[1]]
     rows = ["| | " + " | ".join(title for title, *_ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     rows.append(f"| {w['images']} | " + " | ".join(f"{m['n']:,}" for _, m, *_ in columns) + " |")
-    rows.append(f"| {w['accuracy']} | " + " | ".join(f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}"
-                                                      for _, m, *_ in columns) + " |")
+    rows.append(
+        f"| {w['accuracy']} | "
+        + " | ".join(f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}" for _, m, *_ in columns)
+        + " |"
+    )
     for label in columns[0][1]["labels"]:
-        cells = [_pct(m["per_class"][label]["recall"]) if m["per_class"].get(label, {}).get("support") else "—"
-                 for _, m, *_ in columns]
+        cells = [
+            _pct(m["per_class"][label]["recall"]) if m["per_class"].get(label, {}).get("support") else "—"
+            for _, m, *_ in columns
+        ]
         name = text.class_name(label, lang) if lang != "en" else label
         rows.append(f"| {w['recall'].format(label=name)} | " + " | ".join(cells) + " |")
     if any(inverted for *_, inverted in columns):
-        rows.append(f"| {w['inverted']} | " + " | ".join(
-            _pct(inverted["accuracy"]) if inverted else "—" for *_, inverted in columns) + " |")
+        rows.append(
+            f"| {w['inverted']} | "
+            + " | ".join(_pct(inverted["accuracy"]) if inverted else "—" for *_, inverted in columns)
+            + " |"
+        )
     if any(v for _, _, v, _ in columns):
-        rows.append(f"| {w['answered_ok']} | " + " | ".join(
-            f"{_pct(v['ok_share'])} ({_pct(v['ok_accuracy'])})" if v else "—" for _, _, v, _ in columns) + " |")
+        rows.append(
+            f"| {w['answered_ok']} | "
+            + " | ".join(f"{_pct(v['ok_share'])} ({_pct(v['ok_accuracy'])})" if v else "—" for _, _, v, _ in columns)
+            + " |"
+        )
     return "\n".join(rows)
 
 
 def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any] | None, lang: str = "en") -> str:
     """The trust table's new-source rows (README, Model tab, model card): per sequence, on TCGA-LGG patients of an
-    institution the recipe never trained on (:mod:`brainmri.evaluation.lgg`'s figures), and on all of TCGA-LGG for a model
+    institution the recipe never trained on (:mod:`brainmri.evaluation.lgg`'s figures), and on all of TCGA-LGG for a
+    model
     that never saw it. Empty without either."""
     w = words(lang)
 
@@ -164,11 +197,23 @@ def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any]
 
     rows = []
     if heldout:
-        rows.append((w["newsource_heldout"].format(sites=", ".join(heldout["sites"]), patients=heldout["patients"],
-                                                   n=number(heldout["n"])), heldout))
+        rows.append(
+            (
+                w["newsource_heldout"].format(
+                    sites=", ".join(heldout["sites"]), patients=heldout["patients"], n=number(heldout["n"])
+                ),
+                heldout,
+            )
+        )
     if leave_out:
-        rows.append((w["newsource_never"].format(patients=leave_out["patients"], n=number(leave_out["n"]),
-                                                 model=leave_out.get("model", "")), leave_out))
+        rows.append(
+            (
+                w["newsource_never"].format(
+                    patients=leave_out["patients"], n=number(leave_out["n"]), model=leave_out.get("model", "")
+                ),
+                leave_out,
+            )
+        )
     if not rows:
         return ""
     lines = ["| " + " | ".join(w["newsource_head"]) + " |", "|---" * len(w["newsource_head"]) + "|"]
@@ -185,26 +230,42 @@ def localisation_summary(result: dict[str, Any] | None, method: str = "gradcam",
     if not result or method not in result.get("methods", {}):
         return w["no_localisation"]
     a = result["methods"][method]["all"]
-    return w["localisation"].format(images=result["images"], grid="×".join(str(v) for v in result.get("cam_grid") or []),
-                                    widen=result["widen_px"], pointing=_pct(a["pointing_game"]),
-                                    energy=_pct(a["energy_inside"]), share=_pct(a["mask_share"]), ratio=a["energy_ratio"])
+    return w["localisation"].format(
+        images=result["images"],
+        grid="×".join(str(v) for v in result.get("cam_grid") or []),
+        widen=result["widen_px"],
+        pointing=_pct(a["pointing_game"]),
+        energy=_pct(a["energy_inside"]),
+        share=_pct(a["mask_share"]),
+        ratio=a["energy_ratio"],
+    )
 
 
-def summary_line(config: dict[str, Any], metrics: dict[str, Any], crossval: dict[str, Any] | None,
-                 testing_verdict: dict[str, float] | None = None, lang: str = "en") -> str:
+def summary_line(
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+    crossval: dict[str, Any] | None,
+    testing_verdict: dict[str, float] | None = None,
+    lang: str = "en",
+) -> str:
     """The Model tab's first line: which model, how often right on Testing and on the held-out collections,
     how much of Testing the page answers "ok"."""
     w = words(lang)
     dedup = metrics.get("dedup")
-    line = w["summary"].format(architecture=config.get("architecture", "?"), sha=config.get("weights_sha256", "?")[:12],
-                               testing=_pct(metrics["full"]["accuracy"]),
-                               dedup=_pct(dedup["accuracy"]) if dedup else "—")
+    line = w["summary"].format(
+        architecture=config.get("architecture", "?"),
+        sha=config.get("weights_sha256", "?")[:12],
+        testing=_pct(metrics["full"]["accuracy"]),
+        dedup=_pct(dedup["accuracy"]) if dedup else "—",
+    )
     for name, block in ((crossval or {}).get("heldout") or {}).items():
-        line += w["summary_heldout"].format(name=COLLECTION_NAMES.get(name, name),
-                                            accuracy=_pct(block["metrics"]["accuracy"]))
+        line += w["summary_heldout"].format(
+            name=COLLECTION_NAMES.get(name, name), accuracy=_pct(block["metrics"]["accuracy"])
+        )
     if testing_verdict:
-        return line + w["summary_ok"].format(share=_pct(testing_verdict["ok_share"]),
-                                             accuracy=_pct(testing_verdict["ok_accuracy"]))
+        return line + w["summary_ok"].format(
+            share=_pct(testing_verdict["ok_share"]), accuracy=_pct(testing_verdict["ok_accuracy"])
+        )
     return line + "."
 
 

@@ -4,6 +4,7 @@ Each shift is applied to the decoded grayscale slice at its original resolution,
 before the one preprocessing path, so the model sees what it would see if the
 file itself had looked like that.
 """
+
 from __future__ import annotations
 
 import io
@@ -15,11 +16,11 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageFilter
 
-from brainmri.inference.sequence_check import INVERSION, invert_inside_head
 from brainmri.data.folders import list_classes, list_files, read_split, split_roots
-from brainmri.io.images import load_grayscale
 from brainmri.inference.predictor import Predictor
 from brainmri.inference.preprocess import gamma_shift
+from brainmri.inference.sequence_check import INVERSION, invert_inside_head
+from brainmri.io.images import load_grayscale
 
 
 def _gamma(value: float) -> Callable[[np.ndarray], np.ndarray]:
@@ -55,9 +56,13 @@ SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def robustness_files(data: str | os.PathLike, *, validation_of: str | os.PathLike | None = None,
-                     origins: str | os.PathLike | None = None, collection: str | None = None,
-                     ) -> tuple[str, list[tuple[Path, str]]]:
+def robustness_files(
+    data: str | os.PathLike,
+    *,
+    validation_of: str | os.PathLike | None = None,
+    origins: str | os.PathLike | None = None,
+    collection: str | None = None,
+) -> tuple[str, list[tuple[Path, str]]]:
     """Which images to shift: ``(name, [(file, class name), ...])``.
 
     Testing by default; ``validation_of=RUN``: that run's validation split (Training images it never trained
@@ -71,7 +76,9 @@ def robustness_files(data: str | os.PathLike, *, validation_of: str | os.PathLik
     if validation_of is not None:
         if train_root is None:
             raise ValueError(f"{data} has no Training folder to take a validation split from")
-        chosen = [(train_root / path, label) for path, (label, split) in read_split(validation_of).items() if split == "val"]
+        chosen = [
+            (train_root / path, label) for path, (label, split) in read_split(validation_of).items() if split == "val"
+        ]
         return f"validation of {Path(validation_of).name}", chosen
     if collection is not None:
         from brainmri.data.collections import read_origins
@@ -80,8 +87,13 @@ def robustness_files(data: str | os.PathLike, *, validation_of: str | os.PathLik
             raise ValueError("--collection needs --origins CSV")
         table = read_origins(origins)
         roots = [r for r in (train_root, test_root) if r is not None]
-        chosen = [(root / rel, classes[label]) for root in roots for classes in [list_classes(root)]
-                  for rel, label in list_files(root, classes) if table.get(f"{root.name}/{rel}") == collection]
+        chosen = [
+            (root / rel, classes[label])
+            for root in roots
+            for classes in [list_classes(root)]
+            for rel, label in list_files(root, classes)
+            if table.get(f"{root.name}/{rel}") == collection
+        ]
         if not chosen:
             raise ValueError(f"no image of {data} comes from {collection!r} according to {origins}")
         return f"all {collection} images", chosen
@@ -89,10 +101,17 @@ def robustness_files(data: str | os.PathLike, *, validation_of: str | os.PathLik
     return "Testing", [(test_root / rel, classes[label]) for rel, label in list_files(test_root, classes)]
 
 
-def robustness(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike | None = None,
-               shifts: dict[str, Callable] | None = None, limit: int | None = None, *,
-               validation_of: str | os.PathLike | None = None, origins: str | os.PathLike | None = None,
-               collection: str | None = None) -> dict[str, dict[str, float]]:
+def robustness(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    shifts: dict[str, Callable] | None = None,
+    limit: int | None = None,
+    *,
+    validation_of: str | os.PathLike | None = None,
+    origins: str | os.PathLike | None = None,
+    collection: str | None = None,
+) -> dict[str, dict[str, float]]:
     """Accuracy of a release under each shift on Testing (or the images :func:`robustness_files` picks)."""
     predictor = Predictor.from_pretrained(checkpoint, backend="torch")
     name, files = robustness_files(data, validation_of=validation_of, origins=origins, collection=collection)
@@ -124,7 +143,10 @@ def robustness(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str 
 
 def robustness_markdown(results: dict[str, dict[str, float]]) -> str:
     name = next(iter(results.values()), {}).get("set", "Testing")
-    rows = [f"| shift ({'Testing, full' if name == 'Testing' else name}) | accuracy | change (points) |", "|---|---|---|"]
+    rows = [
+        f"| shift ({'Testing, full' if name == 'Testing' else name}) | accuracy | change (points) |",
+        "|---|---|---|",
+    ]
     for name, row in results.items():
         rows.append(f"| {name} | {100 * row['accuracy']:.2f} % | {100 * row.get('change', 0):+.2f} |")
     return "\n".join(rows) + "\n"

@@ -3,6 +3,7 @@
 The runtime checks live in :mod:`brainmri.inference.verdict`; this module only measures them
 (``train.py screening``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,14 +17,20 @@ def synthetic_outliers(seed: int = 0, size: int = 256) -> dict[str, list]:
     from sklearn.datasets import load_sample_images
 
     rng = np.random.default_rng(seed)
-    out: dict[str, list] = {"colour photo": [], "grayscale photo": [], "noise": [], "blank": [], "pattern": [],
-                            "text": []}
+    out: dict[str, list] = {
+        "colour photo": [],
+        "grayscale photo": [],
+        "noise": [],
+        "blank": [],
+        "pattern": [],
+        "text": [],
+    }
     for photo in load_sample_images().images:
         h, w = photo.shape[:2]
         for _ in range(6):
             side = int(rng.integers(min(h, w) // 3, min(h, w)))
             top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-            crop = photo[top:top + side, left:left + side]
+            crop = photo[top : top + side, left : left + side]
             out["colour photo"].append(crop)
             out["grayscale photo"].append(np.asarray(Image.fromarray(crop).convert("L")))
     for _ in range(6):
@@ -32,8 +39,11 @@ def synthetic_outliers(seed: int = 0, size: int = 256) -> dict[str, list]:
     for value in (0, 255, 128):
         out["blank"].append(np.full((size, size), value, np.uint8))
     ramp = np.linspace(0, 255, size, dtype=np.uint8)
-    out["pattern"] += [np.tile(ramp, (size, 1)), np.tile(ramp[:, None], (1, size)),
-                       ((np.indices((size, size)).sum(0) // 32) % 2 * 255).astype(np.uint8)]
+    out["pattern"] += [
+        np.tile(ramp, (size, 1)),
+        np.tile(ramp[:, None], (1, size)),
+        ((np.indices((size, size)).sum(0) // 32) % 2 * 255).astype(np.uint8),
+    ]
     for lines in range(3):
         page = Image.new("L", (size, size), 255)
         draw = ImageDraw.Draw(page)
@@ -45,6 +55,7 @@ def synthetic_outliers(seed: int = 0, size: int = 256) -> dict[str, list]:
 
 def screening_report(predictor, in_distribution: list, outliers: dict[str, list]) -> dict:
     """How often genuine slices are flagged and how often outliers are caught, per kind."""
+
     def statuses(images):
         counts = {"ok": 0, "uncertain": 0, "not_mri": 0}
         for image in images:

@@ -25,6 +25,7 @@ Signals (each a function of one forward pass, or of a few):
   images, and the sum of both depths' distances, each divided by its median on
   validation images (Lee et al., 2018, use several depths).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -49,11 +50,20 @@ def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> dict[str, Any]
     at = {}
     for coverage in COVERAGES:
         k = max(1, int(round(coverage * n)))
-        at[f"{round(100 * coverage)}"] = {"accuracy": float(1 - risk[k - 1]), "threshold": float(confidence[order][k - 1])}
+        at[f"{round(100 * coverage)}"] = {
+            "accuracy": float(1 - risk[k - 1]),
+            "threshold": float(confidence[order][k - 1]),
+        }
     oracle = np.cumsum(np.sort(~correct)) / answered  # errors last: the best any signal could do
-    return {"n": n, "aurc": float(risk.mean()), "oracle_aurc": float(oracle.mean()),
-            "accuracy": float(correct.mean()), "at_coverage": at,
-            "coverage": (answered / n).tolist(), "risk": risk.tolist()}
+    return {
+        "n": n,
+        "aurc": float(risk.mean()),
+        "oracle_aurc": float(oracle.mean()),
+        "accuracy": float(correct.mean()),
+        "at_coverage": at,
+        "coverage": (answered / n).tolist(),
+        "risk": risk.tolist(),
+    }
 
 
 def threshold_for_accuracy(confidence: np.ndarray, correct: np.ndarray, target: float) -> dict[str, float] | None:
@@ -69,18 +79,31 @@ def threshold_for_accuracy(confidence: np.ndarray, correct: np.ndarray, target: 
     if len(good) == 0:
         return None
     k = good.max()
-    return {"threshold": float(sorted_conf[k]), "coverage": float((k + 1) / len(correct)), "accuracy": float(accuracy[k])}
+    return {
+        "threshold": float(sorted_conf[k]),
+        "coverage": float((k + 1) / len(correct)),
+        "accuracy": float(accuracy[k]),
+    }
 
 
 def accuracy_at_threshold(confidence: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float]:
     """Share answered (confidence ≥ threshold) and accuracy among the answered."""
     answered = np.asarray(confidence) >= threshold
-    return {"coverage": float(answered.mean()),
-            "accuracy": float(np.asarray(correct)[answered].mean()) if answered.any() else float("nan")}
+    return {
+        "coverage": float(answered.mean()),
+        "accuracy": float(np.asarray(correct)[answered].mean()) if answered.any() else float("nan"),
+    }
 
 
-def mc_dropout_agreement(predictor, images: np.ndarray, probs: np.ndarray, passes: int = 16, seed: int = 0,
-                         batch_size: int = 64, rate: float | None = None) -> np.ndarray | None:
+def mc_dropout_agreement(
+    predictor,
+    images: np.ndarray,
+    probs: np.ndarray,
+    passes: int = 16,
+    seed: int = 0,
+    batch_size: int = 64,
+    rate: float | None = None,
+) -> np.ndarray | None:
     """Mean probability of each image's predicted class (from ``probs``) over ``passes`` forward passes of
     the head with its dropout on, at ``rate`` (default: the rate the release was trained with, from its
     config; a loaded timm model keeps its Dropout modules at p = 0). None without dropout. The body runs
@@ -99,10 +122,10 @@ def mc_dropout_agreement(predictor, images: np.ndarray, probs: np.ndarray, passe
             m.train()
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
-                _, feature_map = predictor.backend(predictor._inputs(list(images[start:start + batch_size])))
+                _, feature_map = predictor.backend(predictor._inputs(list(images[start : start + batch_size])))
                 feature_map = feature_map.to(predictor.device).float()
                 rows = np.arange(len(feature_map))
-                chosen = predicted[start:start + len(rows)]
+                chosen = predicted[start : start + len(rows)]
                 mean = np.zeros(len(rows))
                 for _ in range(passes):
                     mean += predictor.probabilities(model.forward_head(feature_map).cpu())[rows, chosen] / passes
@@ -120,14 +143,15 @@ def stage_features(predictor, images: np.ndarray, stage: int, batch_size: int = 
     out = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            x = predictor._inputs(list(images[start:start + batch_size]))
+            x = predictor._inputs(list(images[start : start + batch_size]))
             feature_map = predictor.model.forward_intermediates(x, indices=[stage], intermediates_only=True)[0]
             out.append(feature_map.float().mean((2, 3)).cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def depth_models(predictor, train_images: np.ndarray, train_labels: np.ndarray, val_images: np.ndarray,
-                 stage: int) -> dict[str, Any]:
+def depth_models(
+    predictor, train_images: np.ndarray, train_labels: np.ndarray, val_images: np.ndarray, stage: int
+) -> dict[str, Any]:
     """Mahalanobis feature models on an earlier stage's pooled output (fitted on training-split images) and
     the validation medians that put it and the release's own distance on one scale."""
     from brainmri.inference.verdict import fit_feature_model
@@ -135,12 +159,24 @@ def depth_models(predictor, train_images: np.ndarray, train_labels: np.ndarray, 
     val_stage = stage_features(predictor, val_images, stage)
     model = fit_feature_model(stage_features(predictor, train_images, stage), np.asarray(train_labels), val_stage)
     _, val_final = predictor.logits_and_features(val_images)
-    return {"stage": stage, "model": model, "median": float(model.distance(val_stage.double()).median()),
-            "final_median": float(predictor.feature_model.distance(val_final.double()).median())}
+    return {
+        "stage": stage,
+        "model": model,
+        "median": float(model.distance(val_stage.double()).median()),
+        "final_median": float(predictor.feature_model.distance(val_final.double()).median()),
+    }
 
 
-def signals(predictor, images: np.ndarray, members: list | None = None, *, tta: bool = True,
-            mc_passes: int = 16, mc_rate: float | None = None, depths: dict[str, Any] | None = None) -> dict[str, Any]:
+def signals(
+    predictor,
+    images: np.ndarray,
+    members: list | None = None,
+    *,
+    tta: bool = True,
+    mc_passes: int = 16,
+    mc_rate: float | None = None,
+    depths: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Probabilities of ``predictor`` on fitted ``images`` and every signal's confidence per image
     (``depths``: from :func:`depth_models`, for the earlier-stage Mahalanobis signals)."""
     logits, features = predictor.logits_and_features(images)
@@ -170,9 +206,17 @@ def signals(predictor, images: np.ndarray, members: list | None = None, *, tta: 
     return {"probabilities": probs, "predicted": predicted, "scores": scores}
 
 
-def selective_report(predictor, images: np.ndarray, labels: np.ndarray, members: list | None = None,
-                     *, tta: bool = True, mc_passes: int = 16, mc_rate: float | None = None,
-                     depths: dict[str, Any] | None = None) -> dict[str, Any]:
+def selective_report(
+    predictor,
+    images: np.ndarray,
+    labels: np.ndarray,
+    members: list | None = None,
+    *,
+    tta: bool = True,
+    mc_passes: int = 16,
+    mc_rate: float | None = None,
+    depths: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Risk–coverage of every signal on a labelled set (labels index ``predictor.labels``)."""
     result = signals(predictor, images, members, tta=tta, mc_passes=mc_passes, mc_rate=mc_rate, depths=depths)
     correct = result["predicted"] == np.asarray(labels)
@@ -180,19 +224,25 @@ def selective_report(predictor, images: np.ndarray, labels: np.ndarray, members:
     for name, confidence in result["scores"].items():
         report["signals"][name] = risk_coverage(confidence, correct)
     for name, confidence in result["scores"].items():
-        report["signals"][name]["for_accuracy"] = {f"{target:g}": threshold_for_accuracy(confidence, correct, target)
-                                                   for target in (0.9, 0.95, 0.985)}
+        report["signals"][name]["for_accuracy"] = {
+            f"{target:g}": threshold_for_accuracy(confidence, correct, target) for target in (0.9, 0.95, 0.985)
+        }
     report["best_signal"] = min(report["signals"], key=lambda s: report["signals"][s]["aurc"])
     return report
 
 
 def selective_markdown(report: dict[str, Any]) -> str:
-    lines = ["| signal | AURC (lower is better) | accuracy at 100 % | 90 % | 80 % | 60 % answered |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| signal | AURC (lower is better) | accuracy at 100 % | 90 % | 80 % | 60 % answered |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, block in report["signals"].items():
         at = block["at_coverage"]
-        lines.append(f"| {name} | {block['aurc']:.4f} | " + " | ".join(f"{100 * at[k]['accuracy']:.1f} %"
-                                                                         for k in ("100", "90", "80", "60")) + " |")
+        lines.append(
+            f"| {name} | {block['aurc']:.4f} | "
+            + " | ".join(f"{100 * at[k]['accuracy']:.1f} %" for k in ("100", "90", "80", "60"))
+            + " |"
+        )
     oracle = next(iter(report["signals"].values()))["oracle_aurc"]
     lines.append(f"| (best possible) | {oracle:.4f} | | | | |")
     return "\n".join(lines)
@@ -212,10 +262,10 @@ def verdict_report(predictor, files: list, labels: np.ndarray, transform=None) -
     right_ok = missed_ok = 0
     tumours = int(sum(predictor.labels[label] != "notumor" for label in labels))
     for start in range(0, len(files), 256):
-        chunk = files[start:start + 256]
+        chunk = files[start : start + 256]
         if transform is not None:
             chunk = [transform(load_grayscale(f)) for f in chunk]
-        for result, label in zip(predictor.screen_batch(chunk), labels[start:start + 256]):
+        for result, label in zip(predictor.screen_batch(chunk), labels[start : start + 256]):
             if isinstance(result, Exception):
                 counts["unreadable"] += 1
                 continue
@@ -227,7 +277,14 @@ def verdict_report(predictor, files: list, labels: np.ndarray, transform=None) -
                 right_ok += int(answer == predictor.labels[label])
                 missed_ok += int(answer == "notumor" and predictor.labels[label] != "notumor")
     n = max(1, len(files))
-    return {"n": len(files), "counts": counts, "ok_share": counts["ok"] / n,
-            "ok_accuracy": right_ok / counts["ok"] if counts["ok"] else float("nan"), "codes": codes,
-            "tumours": tumours, "tumours_ok_as_notumor": missed_ok / tumours if tumours else float("nan"),
-            "settings": dict(predictor.screening), "sequence_check": predictor.sequence_check is not None}
+    return {
+        "n": len(files),
+        "counts": counts,
+        "ok_share": counts["ok"] / n,
+        "ok_accuracy": right_ok / counts["ok"] if counts["ok"] else float("nan"),
+        "codes": codes,
+        "tumours": tumours,
+        "tumours_ok_as_notumor": missed_ok / tumours if tumours else float("nan"),
+        "settings": dict(predictor.screening),
+        "sequence_check": predictor.sequence_check is not None,
+    }

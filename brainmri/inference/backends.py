@@ -6,6 +6,7 @@ same code whichever runs. ``auto`` picks ONNX Runtime when it is installed and
 the release folder holds a ``model.onnx`` exported from exactly these weights
 (see :mod:`brainmri.training.export`); otherwise plain fp32 torch, which is always there.
 """
+
 from __future__ import annotations
 
 import logging
@@ -89,8 +90,9 @@ def onnx_problem(release: Release) -> str | None:
     return None
 
 
-def select_backend(model: torch.nn.Module, release: Release, name: str = "auto",
-                   threads: int | None = None) -> TorchBackend | OnnxBackend:
+def select_backend(
+    model: torch.nn.Module, release: Release, name: str = "auto", threads: int | None = None
+) -> TorchBackend | OnnxBackend:
     """The backend ``name`` asks for; ``auto`` falls back to torch, saying why, when ONNX cannot run."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")

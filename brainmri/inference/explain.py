@@ -11,6 +11,7 @@ library's default call would be given (see ``benchmarks/bench.py``).
 Parameters are never touched (the caller freezes them); the feature map is the
 only tensor that needs a gradient, so concurrent calls share nothing mutable.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,14 @@ METHODS = {
     "layercam": LayerCAM,
     "xgradcam": XGradCAM,
 }
-METHOD_NAMES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "eigencam": "EigenCAM",
-                "hirescam": "HiResCAM", "layercam": "LayerCAM", "xgradcam": "XGrad-CAM"}
+METHOD_NAMES = {
+    "gradcam": "Grad-CAM",
+    "gradcam++": "Grad-CAM++",
+    "eigencam": "EigenCAM",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "xgradcam": "XGrad-CAM",
+}
 
 
 @dataclass
@@ -58,8 +65,13 @@ def cam_method(method: str):
         raise ValueError(f"unknown explanation method {method!r}; choose one of {sorted(METHODS)}") from None
 
 
-def feature_maps_cams(model: torch.nn.Module, features: torch.Tensor, targets: list[int] | None,
-                      size: tuple[int, int], method: str = "gradcam") -> CamResult:
+def feature_maps_cams(
+    model: torch.nn.Module,
+    features: torch.Tensor,
+    targets: list[int] | None,
+    size: tuple[int, int],
+    method: str = "gradcam",
+) -> CamResult:
     """Heatmaps from the body's feature map (``B x C x h x w``) for ``targets`` (None: each image's
     predicted class), scaled to ``size`` = (height, width) of the model input."""
     cam_class = cam_method(method)

@@ -1,4 +1,5 @@
 """Publishing a release folder to the Hugging Face Hub, unchanged."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,9 @@ def release_files(config: dict) -> list[str]:
     return [WEIGHTS, CONFIG, MODEL_CARD, *sorted(config.get("files_sha256", {}))]
 
 
-def push_release(checkpoint: str | os.PathLike, repo_id: str, *, private: bool = False, token: str | None = None,
-                 api=None) -> str:
+def push_release(
+    checkpoint: str | os.PathLike, repo_id: str, *, private: bool = False, token: str | None = None, api=None
+) -> str:
     """Verify ``checkpoint`` (sha256, labels), create the model repo if needed and upload the folder.
 
     Only the release files are uploaded (weights, config, model card); training state
@@ -30,6 +32,11 @@ def push_release(checkpoint: str | os.PathLike, repo_id: str, *, private: bool =
         raise ValueError(f"--repo-id must look like USER/NAME, not {repo_id!r}")
     api = api or HfApi(token=token)
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                               allow_patterns=release_files(config), commit_message="Upload brainmri release")
+    commit = api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        repo_type="model",
+        allow_patterns=release_files(config),
+        commit_message="Upload brainmri release",
+    )
     return str(getattr(commit, "commit_url", commit))

@@ -8,6 +8,7 @@ with the temperature ``T`` stored in ``config.json``. The body runs on the backe
 a checked export, else fp32 torch); one body pass gives the logits, the features for
 screening and, through the classifier head alone, the Grad-CAM heatmap.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,13 +19,13 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import torch
 
-from brainmri.inference.sequence_check import FeatureLook, SequenceCheck, interior_features, invert_inside_head
 from brainmri.inference.backends import select_backend
-from brainmri.inference.release import Release, load_release
 from brainmri.inference.explain import HEATMAP_OPACITY, feature_maps_cams, overlay
-from brainmri.io.images import ImageLoadError, ImageSource, LoadedImage, load_image
-from brainmri.inference.verdict import FeatureModel, Verdict, dark_border_fraction, head_share, judge, jump_share
 from brainmri.inference.preprocess import TEST_TIME_VIEWS, Preprocess
+from brainmri.inference.release import Release, load_release
+from brainmri.inference.sequence_check import FeatureLook, SequenceCheck, interior_features, invert_inside_head
+from brainmri.inference.verdict import FeatureModel, Verdict, dark_border_fraction, head_share, judge, jump_share
+from brainmri.io.images import ImageLoadError, ImageSource, LoadedImage, load_image
 
 if TYPE_CHECKING:
     from brainmri.io.volumes import Volume
@@ -62,8 +63,9 @@ DISPLAY_MAX = 1024  # long side of the original-resolution overlay
 OUTLINE_RGB = (0, 200, 255)  # the crop-box outline
 
 
-def draw_on_original(gray: np.ndarray, heatmap: np.ndarray, box, opacity: float = HEATMAP_OPACITY,
-                     outline: bool = True) -> np.ndarray:
+def draw_on_original(
+    gray: np.ndarray, heatmap: np.ndarray, box, opacity: float = HEATMAP_OPACITY, outline: bool = True
+) -> np.ndarray:
     """``heatmap`` (same size as ``gray``) coloured over ``gray`` inside ``box`` only (outside it the slice is
     shown as it is: the model did not see it), with the box's edge drawn 1 px wide (2 px above 512 px) when
     ``outline``."""
@@ -72,14 +74,19 @@ def draw_on_original(gray: np.ndarray, heatmap: np.ndarray, box, opacity: float 
     drawn = np.repeat(gray[..., None], 3, axis=2)
     top, bottom, left, right = box
     if opacity > 0:
-        drawn[top:bottom, left:right] = overlay(gray[top:bottom, left:right], heatmap[top:bottom, left:right],
-                                                image_weight=1.0 - opacity)
+        drawn[top:bottom, left:right] = overlay(
+            gray[top:bottom, left:right], heatmap[top:bottom, left:right], image_weight=1.0 - opacity
+        )
     if outline:
         width = 2 if max(gray.shape) > 512 else 1
         bottom, right = max(bottom, top + width), max(right, left + width)
-        for rows, cols in (((top, top + width), (left, right)), ((bottom - width, bottom), (left, right)),
-                           ((top, bottom), (left, left + width)), ((top, bottom), (right - width, right))):
-            drawn[rows[0]:rows[1], cols[0]:cols[1]] = OUTLINE_RGB
+        for rows, cols in (
+            ((top, top + width), (left, right)),
+            ((bottom - width, bottom), (left, right)),
+            ((top, bottom), (left, left + width)),
+            ((top, bottom), (right - width, right)),
+        ):
+            drawn[rows[0] : rows[1], cols[0] : cols[1]] = OUTLINE_RGB
     return drawn
 
 
@@ -101,7 +108,8 @@ def on_original(preprocess: Preprocess, gray: np.ndarray, heatmap: np.ndarray):
 
 def _attach_original(explanation: "Explanation", preprocess: Preprocess, gray: np.ndarray) -> None:
     explanation.heatmap_original, explanation.box, explanation.original = on_original(
-        preprocess, gray, explanation.heatmap)
+        preprocess, gray, explanation.heatmap
+    )
     explanation.overlay_original = explanation.draw()
 
 
@@ -136,21 +144,35 @@ class VolumeResult:
         read = self.read()
         top = self.most_suspicious()
         best = {label: max(read, key=lambda s: s.probabilities[label]).index for label in self.labels} if read else {}
-        return {"kind": self.volume.kind, "plane": self.volume.plane, "slices": len(self.volume),
-                "predicted": len(self.slices), "read": len(read), "skipped": len(self.slices) - len(read),
-                "ok": sum(1 for s in read if s.verdict and s.verdict.ok), "sequence": self.volume.sequence,
-                "most_suspicious": [{"slice": s.index, "tumour_probability": s.tumour_probability(),
-                                     "label": max(s.probabilities, key=s.probabilities.get),
-                                     "status": s.verdict.status} for s in top],
-                "highest_slice_per_class": best}
+        return {
+            "kind": self.volume.kind,
+            "plane": self.volume.plane,
+            "slices": len(self.volume),
+            "predicted": len(self.slices),
+            "read": len(read),
+            "skipped": len(self.slices) - len(read),
+            "ok": sum(1 for s in read if s.verdict and s.verdict.ok),
+            "sequence": self.volume.sequence,
+            "most_suspicious": [
+                {
+                    "slice": s.index,
+                    "tumour_probability": s.tumour_probability(),
+                    "label": max(s.probabilities, key=s.probabilities.get),
+                    "status": s.verdict.status,
+                }
+                for s in top
+            ],
+            "highest_slice_per_class": best,
+        }
 
 
 MIN_HEAD_OF_VOLUME = 0.35  # a slice showing less head than this share of the volume's widest is skipped
 
 
 class Predictor:
-    def __init__(self, model: torch.nn.Module, release: Release, *, device: str | torch.device = "cpu",
-                 backend: str = "auto"):
+    def __init__(
+        self, model: torch.nn.Module, release: Release, *, device: str | torch.device = "cpu", backend: str = "auto"
+    ):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         # Nothing in the model is trained here; Grad-CAM needs the gradient of the feature map only.
@@ -171,8 +193,14 @@ class Predictor:
         return self.release.config
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, *, expected_labels: Sequence[str] | None = None,
-                        device: str | torch.device = "cpu", backend: str = "auto") -> "Predictor":
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        expected_labels: Sequence[str] | None = None,
+        device: str | torch.device = "cpu",
+        backend: str = "auto",
+    ) -> "Predictor":
         """Load a release folder or Hub id (``hf-hub:user/repo``), verifying its sha256 and labels.
 
         ``backend``: ``auto`` (ONNX Runtime when the release has a checked ``model.onnx``, else torch),
@@ -211,7 +239,7 @@ class Predictor:
         """Logits and pooled pre-logit features of the same forward pass."""
         logits, features = [], []
         for start in range(0, len(fitted), batch_size):
-            batch_logits, feature_map = self.backend(self._inputs(list(fitted[start:start + batch_size])))
+            batch_logits, feature_map = self.backend(self._inputs(list(fitted[start : start + batch_size])))
             features.append(self._pooled(feature_map).cpu())
             logits.append(batch_logits.cpu())
         if not logits:
@@ -229,15 +257,16 @@ class Predictor:
         out: dict[str, list[np.ndarray]] = {name: [] for name in TEST_TIME_VIEWS}
         step = max(1, batch_size // len(TEST_TIME_VIEWS))
         for start in range(0, len(fitted), step):
-            chunk = np.stack([np.asarray(f, dtype=np.uint8) for f in fitted[start:start + step]])
+            chunk = np.stack([np.asarray(f, dtype=np.uint8) for f in fitted[start : start + step]])
             batch = torch.from_numpy(chunk).unsqueeze(1).float().div_(255)
             views = torch.cat([view(batch).clamp(0, 1) for view in TEST_TIME_VIEWS.values()])
             logits, _ = self.backend(self.preprocess.normalize(views).to(self.device))
             probs = self.probabilities(logits.cpu()).reshape(len(TEST_TIME_VIEWS), len(chunk), -1)
             for name, p in zip(TEST_TIME_VIEWS, probs):
                 out[name].append(p)
-        return {name: np.concatenate(chunks) if chunks else np.zeros((0, len(self.labels)))
-                for name, chunks in out.items()}
+        return {
+            name: np.concatenate(chunks) if chunks else np.zeros((0, len(self.labels))) for name, chunks in out.items()
+        }
 
     def probabilities(self, logits: torch.Tensor) -> np.ndarray:
         return torch.softmax(logits.float() / self.temperature, dim=-1).numpy()
@@ -256,8 +285,9 @@ class Predictor:
         loaded, fitted = self._read(image)
         return self.explain_prepared(fitted, target, method, loaded=loaded)
 
-    def explain_prepared(self, fitted: np.ndarray, target: str | int | None = None, method: str = "gradcam",
-                         loaded=None) -> Explanation:
+    def explain_prepared(
+        self, fitted: np.ndarray, target: str | int | None = None, method: str = "gradcam", loaded=None
+    ) -> Explanation:
         """``explain`` for an image already through :meth:`prepare` (e.g. from the data cache); the
         screening verdict needs the original (``loaded``) and is left out without it."""
         if isinstance(target, str):
@@ -265,8 +295,9 @@ class Predictor:
                 raise ValueError(f"unknown class {target!r}; the model knows {self.labels}")
             target = self.labels.index(target)
         _, feature_map = self.backend(self._inputs([fitted]))
-        result = feature_maps_cams(self.model, feature_map.to(self.device), None if target is None else [target],
-                                   fitted.shape[:2], method)
+        result = feature_maps_cams(
+            self.model, feature_map.to(self.device), None if target is None else [target], fitted.shape[:2], method
+        )
         probs = self.probabilities(result.logits)[0]
         index = int(np.argmax(probs)) if target is None else int(target)
         heatmap = result.heatmaps[0]
@@ -280,8 +311,9 @@ class Predictor:
     def _verdict_one(self, probs: np.ndarray, loaded, fitted: np.ndarray, feature_map) -> Verdict:
         """The verdict on one explained image (its probabilities and body feature map already computed)."""
         agreement = self.agreement([fitted], probs[None])[0] if self._uses_agreement else None
-        return self._judge(self._to_dict(probs), loaded, fitted, self._pooled(feature_map), agreement,
-                           t2=self.t2_looks([fitted])[0])
+        return self._judge(
+            self._to_dict(probs), loaded, fitted, self._pooled(feature_map), agreement, t2=self.t2_looks([fitted])[0]
+        )
 
     @property
     def _uses_agreement(self) -> bool:
@@ -322,13 +354,23 @@ class Predictor:
         verdict = self._verdict_one(probs, loaded, fitted, feature_map)
         out = []
         for index, heatmap in enumerate(result.heatmaps):
-            e = Explanation(probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method, verdict)
+            e = Explanation(
+                probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method, verdict
+            )
             _attach_original(e, self.preprocess, loaded.gray)
             out.append(e)
         return out
 
-    def _judge(self, probabilities, loaded, fitted: np.ndarray, features, agreement: float | None = None,
-               head: float | None = None, t2: tuple[float | None, str | None] = (None, None)) -> Verdict:
+    def _judge(
+        self,
+        probabilities,
+        loaded,
+        fitted: np.ndarray,
+        features,
+        agreement: float | None = None,
+        head: float | None = None,
+        t2: tuple[float | None, str | None] = (None, None),
+    ) -> Verdict:
         """``head``: the slice's head share when the caller has measured it already (a volume's skipping);
         ``t2``: the slice's :meth:`t2_looks` entry."""
         distance = threshold = flair = None
@@ -338,12 +380,24 @@ class Predictor:
         if self.flair_check is not None and features is not None:
             score = float(self.flair_check.scores(features.double().cpu().numpy())[0])
             flair = score if score >= self.flair_check.threshold else None
-        return judge(probabilities, colourfulness=loaded.colourfulness, pixel_std=float(fitted.std()), distance=distance,
-                     feature_threshold=threshold, settings=self.screening, dark_border=dark_border_fraction(loaded.gray),
-                     agreement=agreement, head=head_share(loaded.gray) if head is None else head,
-                     jumps=jump_share(loaded.gray), sequence=loaded.sequence, t2_look=t2[0], inverted=t2[1],
-                     t2_notumor=self.sequence_check.notumor_uncertain if self.sequence_check else False,
-                     flair_look=flair, flair_classes=self.flair_check.classes_seen if self.flair_check else ())
+        return judge(
+            probabilities,
+            colourfulness=loaded.colourfulness,
+            pixel_std=float(fitted.std()),
+            distance=distance,
+            feature_threshold=threshold,
+            settings=self.screening,
+            dark_border=dark_border_fraction(loaded.gray),
+            agreement=agreement,
+            head=head_share(loaded.gray) if head is None else head,
+            jumps=jump_share(loaded.gray),
+            sequence=loaded.sequence,
+            t2_look=t2[0],
+            inverted=t2[1],
+            t2_notumor=self.sequence_check.notumor_uncertain if self.sequence_check else False,
+            flair_look=flair,
+            flair_classes=self.flair_check.classes_seen if self.flair_check else (),
+        )
 
     def screen(self, image: ImageSource) -> tuple[dict[str, float], Verdict]:
         """Probabilities and the screening verdict, without a heatmap."""
@@ -352,16 +406,20 @@ class Predictor:
             raise result
         return result
 
-    def screen_batch(self, images: Iterable[ImageSource], batch_size: int = 32
-                     ) -> list[tuple[dict[str, float], Verdict] | ImageLoadError]:
+    def screen_batch(
+        self, images: Iterable[ImageSource], batch_size: int = 32
+    ) -> list[tuple[dict[str, float], Verdict] | ImageLoadError]:
         """``screen`` for many inputs: loading on a thread per core, then whole batches through the network.
         An unreadable input gives its ImageLoadError in its place instead of stopping the others."""
         loaded = self._map(self._read_or_error, list(images))
         readable = [item for item in loaded if not isinstance(item, ImageLoadError)]
         logits, features = self.logits_and_features([fitted for _, fitted in readable], batch_size)
         probs = self.probabilities(logits)
-        agreements = (self.agreement([fitted for _, fitted in readable], probs) if self._uses_agreement and readable
-                      else [None] * len(readable))
+        agreements = (
+            self.agreement([fitted for _, fitted in readable], probs)
+            if self._uses_agreement and readable
+            else [None] * len(readable)
+        )
         t2s = self.t2_looks([fitted for _, fitted in readable])
         answers = iter(zip(readable, probs, features, agreements, t2s))
         results = []
@@ -405,9 +463,18 @@ class Predictor:
         probs = self.probabilities(logits)
         agreements = self.agreement(fitted, probs) if self._uses_agreement and read else [None] * len(read)
         t2s = self.t2_looks(fitted)
-        verdicts = self._map(lambda k: self._judge(self._to_dict(probs[k]), loaded[k], fitted[k], features[k][None],
-                                                   agreements[k], head=read_shares[k], t2=t2s[k]),
-                             list(range(len(read))))
+        verdicts = self._map(
+            lambda k: self._judge(
+                self._to_dict(probs[k]),
+                loaded[k],
+                fitted[k],
+                features[k][None],
+                agreements[k],
+                head=read_shares[k],
+                t2=t2s[k],
+            ),
+            list(range(len(read))),
+        )
         for k, result in enumerate(read):
             result.probabilities, result.verdict = self._to_dict(probs[k]), verdicts[k]
         return VolumeResult(volume, results, list(self.labels))

@@ -17,6 +17,7 @@ then replicated to three channels and normalised with the release folder's
 ``pretrained_cfg`` mean/std. Geometry and normalisation come from timm's
 ``resolve_model_data_config`` / ``create_transform``, never from constants here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -104,7 +105,7 @@ def pad_to_square(gray: np.ndarray) -> np.ndarray:
         return gray
     canvas = np.zeros((side, side), dtype=gray.dtype)
     top, left = (side - height) // 2, (side - width) // 2
-    canvas[top:top + height, left:left + width] = gray
+    canvas[top : top + height, left : left + width] = gray
     return canvas
 
 
@@ -126,7 +127,9 @@ class Preprocess:
             raise ValueError(f"unknown head crop {self.crop!r}; choose one of {sorted(CROPS)}")
 
     @classmethod
-    def from_config(cls, pretrained_cfg: dict[str, Any], content_crop: bool = False, crop: str = "threshold") -> "Preprocess":
+    def from_config(
+        cls, pretrained_cfg: dict[str, Any], content_crop: bool = False, crop: str = "threshold"
+    ) -> "Preprocess":
         cfg = resolve_data_config(pretrained_cfg=pretrained_cfg, use_test_size=True)
         return cls(
             input_size=tuple(cfg["input_size"]),
@@ -147,8 +150,11 @@ class Preprocess:
     def from_release_config(cls, config: dict[str, Any]) -> "Preprocess":
         """From a release folder's config.json: timm's pretrained_cfg plus our "preprocessing" keys."""
         steps = config.get("preprocessing", {})
-        return cls.from_config(config["pretrained_cfg"], content_crop=bool(steps.get("content_crop", False)),
-                               crop=steps.get("crop", "threshold"))
+        return cls.from_config(
+            config["pretrained_cfg"],
+            content_crop=bool(steps.get("content_crop", False)),
+            crop=steps.get("crop", "threshold"),
+        )
 
     def release_steps(self) -> dict[str, Any]:
         """The "preprocessing" entry of a release's config.json that rebuilds this preprocessing."""
@@ -162,8 +168,13 @@ class Preprocess:
     def _geometry(self):
         """timm's eval transform without its tensor conversion: Resize + CenterCrop on PIL."""
         transform = create_transform(
-            input_size=self.input_size, interpolation=self.interpolation, crop_pct=self.crop_pct,
-            crop_mode=self.crop_mode, mean=self.mean, std=self.std, is_training=False,
+            input_size=self.input_size,
+            interpolation=self.interpolation,
+            crop_pct=self.crop_pct,
+            crop_mode=self.crop_mode,
+            mean=self.mean,
+            std=self.std,
+            is_training=False,
         )
         return [t for t in transform.transforms if "Tensor" not in type(t).__name__ and type(t).__name__ != "Normalize"]
 
@@ -192,14 +203,14 @@ class Preprocess:
         scale = math.floor(size / self.crop_pct) if self.crop_pct < 1 else size
         canvas = np.zeros((scale, scale), np.float32)
         offset = int(round((scale - size) / 2.0))
-        canvas[offset:offset + size, offset:offset + size] = values
+        canvas[offset : offset + size, offset : offset + size] = values
         top, bottom, left, right = box
         height, width = bottom - top, right - left
         side = max(height, width)
         square = np.asarray(Image.fromarray(canvas, mode="F").resize((side, side), Image.BILINEAR))
         pad_top, pad_left = (side - height) // 2, (side - width) // 2
         out = np.zeros(shape, np.float32)
-        out[top:bottom, left:right] = square[pad_top:pad_top + height, pad_left:pad_left + width]
+        out[top:bottom, left:right] = square[pad_top : pad_top + height, pad_left : pad_left + width]
         return out
 
     def _fit(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -260,7 +271,9 @@ def _blur(x: torch.Tensor) -> torch.Tensor:
     kernel = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=x.dtype, device=x.device)
     kernel = kernel / kernel.sum()
     x = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (2, 2, 0, 0), mode="replicate"), kernel.view(1, 1, 1, 5))
-    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (0, 0, 2, 2), mode="replicate"), kernel.view(1, 1, 5, 1))
+    return torch.nn.functional.conv2d(
+        torch.nn.functional.pad(x, (0, 0, 2, 2), mode="replicate"), kernel.view(1, 1, 5, 1)
+    )
 
 
 # Test-time views of a B x 1 x H x W batch in [0, 1]: the changes another scanner, viewer or export makes.

@@ -9,9 +9,8 @@ the local cache and then goes through the same local-folder code.
 Folders are written to a temporary sibling and renamed into place, so a crash
 never leaves a half-written release behind.
 """
-from __future__ import annotations
 
-from dataclasses import dataclass
+from __future__ import annotations
 
 import copy
 import hashlib
@@ -19,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +69,23 @@ def save_release(
         if half:
             source = source.half()
         cfg = model.pretrained_cfg
-        data_config = {k: cfg[k] for k in ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std") if k in cfg}
-        model_config = {"label_names": list(label_names), "temperature": float(temperature),
-                        "preprocessing": preprocessing or {"grayscale": True, "content_crop": bool(content_crop),
-                                                           "pad_to_square": True},
-                        **(extra or {})}
+        data_config = {
+            k: cfg[k] for k in ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std") if k in cfg
+        }
+        model_config = {
+            "label_names": list(label_names),
+            "temperature": float(temperature),
+            "preprocessing": preprocessing
+            or {"grayscale": True, "content_crop": bool(content_crop), "pad_to_square": True},
+            **(extra or {}),
+        }
         save_for_hf(source, str(staging), model_config=model_config, safe_serialization=True, data_config=data_config)
         config_path = staging / CONFIG
         config = json.loads(config_path.read_text())
         config["weights_sha256"] = sha256_file(staging / WEIGHTS)
         if extra_tensors:
             from safetensors.torch import save_file
+
             config["files_sha256"] = {}
             for name, tensors in extra_tensors.items():
                 save_file(tensors, staging / name)
@@ -93,8 +99,9 @@ def save_release(
     return directory
 
 
-def add_files(directory: str | os.PathLike, files: dict[str, str | os.PathLike],
-              config_updates: dict[str, Any] | None = None) -> Path:
+def add_files(
+    directory: str | os.PathLike, files: dict[str, str | os.PathLike], config_updates: dict[str, Any] | None = None
+) -> Path:
     """Add ``files`` (name in the folder → source path) to a release folder, record their sha256 in
     ``config.json`` with ``config_updates``, and swap the folder in atomically."""
     directory = Path(directory)
@@ -133,17 +140,22 @@ def resolve_release(name_or_path: str | os.PathLike) -> Path:
     local folder is refused with a hint (a mistyped path must not start a download)."""
     text = str(name_or_path)
     if text.startswith("local-dir:"):
-        text = text[len("local-dir:"):]
+        text = text[len("local-dir:") :]
     path = Path(text)
     if path.is_dir():
         return path
     if text.startswith("hf-hub:"):
-        repo_id = text[len("hf-hub:"):]
+        repo_id = text[len("hf-hub:") :]
         from huggingface_hub import snapshot_download
+
         try:
-            return Path(snapshot_download(repo_id, allow_patterns=[WEIGHTS, CONFIG, "README.md", "*.safetensors", "*.onnx"]))
+            return Path(
+                snapshot_download(repo_id, allow_patterns=[WEIGHTS, CONFIG, "README.md", "*.safetensors", "*.onnx"])
+            )
         except Exception as err:  # offline, missing repo, auth: one clear line
-            raise CheckpointError(f"cannot fetch {repo_id!r} from the Hugging Face Hub ({type(err).__name__}: {err})") from None
+            raise CheckpointError(
+                f"cannot fetch {repo_id!r} from the Hugging Face Hub ({type(err).__name__}: {err})"
+            ) from None
     if text.count("/") == 1 and not text.startswith((".", "/")):
         raise CheckpointError(f"no release folder at {text}; for a model on the Hugging Face Hub write hf-hub:{text}")
     raise CheckpointError(f"no release folder at {text}")
@@ -172,7 +184,9 @@ def verify_release(directory: str | os.PathLike, expected_labels: list[str] | No
         raise CheckpointError(f"{directory} lacks {WEIGHTS}")
     recorded = config.get("weights_sha256")
     if recorded and sha256_file(weights) != recorded:
-        raise CheckpointError(f"{weights} does not match the sha256 in {CONFIG}: the weights are damaged or were replaced")
+        raise CheckpointError(
+            f"{weights} does not match the sha256 in {CONFIG}: the weights are damaged or were replaced"
+        )
     for name, digest in config.get("files_sha256", {}).items():
         if not (directory / name).is_file() or sha256_file(directory / name) != digest:
             raise CheckpointError(f"{directory / name} is missing or does not match the sha256 in {CONFIG}")

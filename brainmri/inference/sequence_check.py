@@ -18,6 +18,7 @@ the probability that the slice looks T2-weighted; its coefficients live in the r
 The second half of the check is :func:`invert_inside_head`: the slice with its tissue contrast turned
 over (T2 → T1-like, background left black), on which the model's answer is asked again.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -26,8 +27,20 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-FEATURE_NAMES = ("p5", "p10", "p25", "p50", "p75", "p90", "skewness", "bright_share", "dark_share", "mean", "std",
-                 "rim_over_interior")
+FEATURE_NAMES = (
+    "p5",
+    "p10",
+    "p25",
+    "p50",
+    "p75",
+    "p90",
+    "skewness",
+    "bright_share",
+    "dark_share",
+    "mean",
+    "std",
+    "rim_over_interior",
+)
 CONFIG_KEY = "sequence_check"
 
 
@@ -59,8 +72,18 @@ def interior_features(fitted: np.ndarray) -> np.ndarray:
     rim = head & ~interior
     rim_level = float(g[rim].mean() / scale) if rim.any() else 0.0
     skew = float(stats.skew(values)) if values.std() > 0 else 0.0
-    return np.array([*np.percentile(values, [5, 10, 25, 50, 75, 90]), skew, (values > 0.7).mean(),
-                     (values < 0.3).mean(), values.mean(), values.std(), rim_level], dtype=np.float64)
+    return np.array(
+        [
+            *np.percentile(values, [5, 10, 25, 50, 75, 90]),
+            skew,
+            (values > 0.7).mean(),
+            (values < 0.3).mean(),
+            values.mean(),
+            values.std(),
+            rim_level,
+        ],
+        dtype=np.float64,
+    )
 
 
 INVERSION = "contrast inversion (T2-like)"  # the name of invert_inside_head as a shift in robustness tables
@@ -75,6 +98,7 @@ def invert_inside_head(gray: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class SequenceCheck:
     """A fitted T2-look check: standardisation, logistic coefficients and the decision threshold."""
+
     mean: tuple[float, ...]
     scale: tuple[float, ...]
     coef: tuple[float, ...]
@@ -93,8 +117,10 @@ class SequenceCheck:
         return float(self.scores(interior_features(fitted))[0])
 
     def to_config(self) -> dict[str, Any]:
-        return {"features": list(FEATURE_NAMES), **{k: (list(v) if isinstance(v, tuple) else v)
-                                                    for k, v in asdict(self).items()}}
+        return {
+            "features": list(FEATURE_NAMES),
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()},
+        }
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | None) -> "SequenceCheck | None":
@@ -102,14 +128,31 @@ class SequenceCheck:
         block = (config or {}).get(CONFIG_KEY)
         if not block or tuple(block.get("features", ())) != FEATURE_NAMES:
             return None
-        return cls(tuple(block["mean"]), tuple(block["scale"]), tuple(block["coef"]), float(block["intercept"]),
-                   float(block.get("threshold", 0.5)), bool(block.get("notumor_uncertain", True)),
-                   block.get("fitted_on", ""), block.get("cross_validation"))
+        return cls(
+            tuple(block["mean"]),
+            tuple(block["scale"]),
+            tuple(block["coef"]),
+            float(block["intercept"]),
+            float(block.get("threshold", 0.5)),
+            bool(block.get("notumor_uncertain", True)),
+            block.get("fitted_on", ""),
+            block.get("cross_validation"),
+        )
 
 
-def fit_sequence_check(features: np.ndarray, is_t2: np.ndarray, *, groups: np.ndarray | None = None, C: float = 1.0,
-                       threshold: float = 0.5, folds: int = 5, repeats: int = 5, fitted_on: str = "",
-                       notumor_uncertain: bool = True, random_rows: np.ndarray | None = None) -> SequenceCheck:
+def fit_sequence_check(
+    features: np.ndarray,
+    is_t2: np.ndarray,
+    *,
+    groups: np.ndarray | None = None,
+    C: float = 1.0,
+    threshold: float = 0.5,
+    folds: int = 5,
+    repeats: int = 5,
+    fitted_on: str = "",
+    notumor_uncertain: bool = True,
+    random_rows: np.ndarray | None = None,
+) -> SequenceCheck:
     """Fit the check on labelled rows of :func:`interior_features`; its cross-validated figures (AUC, and
     at ``threshold`` the share of T2 slices caught and of other slices flagged; per ``groups``, e.g. the
     class, the share flagged) are kept with it. ``random_rows``: which rows were drawn at random (the others
@@ -126,19 +169,38 @@ def fit_sequence_check(features: np.ndarray, is_t2: np.ndarray, *, groups: np.nd
         raise ValueError("the labels need both T2 and other slices")
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=C, class_weight="balanced", max_iter=5000))
     folds = min(folds, int(is_t2.sum()), int((~is_t2).sum()))
-    scores = np.mean([cross_val_predict(pipeline, features, is_t2, method="predict_proba",
-                                        cv=StratifiedKFold(folds, shuffle=True, random_state=seed))[:, 1]
-                      for seed in range(repeats)], axis=0)
+    scores = np.mean(
+        [
+            cross_val_predict(
+                pipeline,
+                features,
+                is_t2,
+                method="predict_proba",
+                cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+            )[:, 1]
+            for seed in range(repeats)
+        ],
+        axis=0,
+    )
     flagged = scores >= threshold
-    report = {"folds": folds, "repeats": repeats, "n": int(len(is_t2)), "t2": int(is_t2.sum()),
-              "auc": float(roc_auc_score(is_t2, scores)), "t2_caught": float(flagged[is_t2].mean()),
-              "others_flagged": float(flagged[~is_t2].mean())}
+    report = {
+        "folds": folds,
+        "repeats": repeats,
+        "n": int(len(is_t2)),
+        "t2": int(is_t2.sum()),
+        "auc": float(roc_auc_score(is_t2, scores)),
+        "t2_caught": float(flagged[is_t2].mean()),
+        "others_flagged": float(flagged[~is_t2].mean()),
+    }
     if random_rows is not None and not np.asarray(random_rows, dtype=bool).all():
         rows = np.asarray(random_rows, dtype=bool)
-        report["random_sample"] = {"n": int(rows.sum()), "t2": int(is_t2[rows].sum()),
-                                   "auc": float(roc_auc_score(is_t2[rows], scores[rows])),
-                                   "t2_caught": float(flagged[rows & is_t2].mean()),
-                                   "others_flagged": float(flagged[rows & ~is_t2].mean())}
+        report["random_sample"] = {
+            "n": int(rows.sum()),
+            "t2": int(is_t2[rows].sum()),
+            "auc": float(roc_auc_score(is_t2[rows], scores[rows])),
+            "t2_caught": float(flagged[rows & is_t2].mean()),
+            "others_flagged": float(flagged[rows & ~is_t2].mean()),
+        }
     if groups is not None:
         report["flagged_by_group"] = _share_by(flagged, groups)
     return SequenceCheck(*_fitted(pipeline, features, is_t2), threshold, notumor_uncertain, fitted_on, report)
@@ -153,8 +215,12 @@ def _fitted(pipeline, features: np.ndarray, labels: np.ndarray) -> tuple:
     """Fit the scaler + logistic regression pipeline; its standardisation and coefficients as plain numbers."""
     pipeline.fit(features, labels)
     scaler, logistic = pipeline[0], pipeline[1]
-    return (tuple(map(float, scaler.mean_)), tuple(map(float, scaler.scale_)), tuple(map(float, logistic.coef_[0])),
-            float(logistic.intercept_[0]))
+    return (
+        tuple(map(float, scaler.mean_)),
+        tuple(map(float, scaler.scale_)),
+        tuple(map(float, logistic.coef_[0])),
+        float(logistic.intercept_[0]),
+    )
 
 
 FLAIR_KEY = "flair_check"
@@ -191,14 +257,30 @@ class FeatureLook:
         block = (config or {}).get(FLAIR_KEY)
         if not block or (width is not None and len(block["coef"]) != width):
             return None
-        return cls(tuple(block["mean"]), tuple(block["scale"]), tuple(block["coef"]), float(block["intercept"]),
-                   float(block.get("threshold", 0.5)), tuple(block.get("classes_seen", ("glioma", "notumor"))),
-                   block.get("fitted_on", ""), block.get("cross_validation"))
+        return cls(
+            tuple(block["mean"]),
+            tuple(block["scale"]),
+            tuple(block["coef"]),
+            float(block["intercept"]),
+            float(block.get("threshold", 0.5)),
+            tuple(block.get("classes_seen", ("glioma", "notumor"))),
+            block.get("fitted_on", ""),
+            block.get("cross_validation"),
+        )
 
 
-def fit_feature_look(features: np.ndarray, positive: np.ndarray, patients: np.ndarray, *, C: float = 0.1,
-                     threshold: float = 0.5, folds: int = 5, classes_seen=("glioma", "notumor"),
-                     fitted_on: str = "", kinds: np.ndarray | None = None) -> FeatureLook:
+def fit_feature_look(
+    features: np.ndarray,
+    positive: np.ndarray,
+    patients: np.ndarray,
+    *,
+    C: float = 0.1,
+    threshold: float = 0.5,
+    folds: int = 5,
+    classes_seen=("glioma", "notumor"),
+    fitted_on: str = "",
+    kinds: np.ndarray | None = None,
+) -> FeatureLook:
     """Fit the FLAIR look on labelled rows of pooled features; cross-validated with every patient's slices in one
     fold (AUC; at ``threshold`` the share of FLAIR slices caught and of the others flagged, and per ``kinds``, e.g.
     each source and class, the share flagged)."""
@@ -213,12 +295,23 @@ def fit_feature_look(features: np.ndarray, positive: np.ndarray, patients: np.nd
         raise ValueError("the labels need both FLAIR and other slices")
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=C, class_weight="balanced", max_iter=5000))
     folds = max(2, min(folds, len(set(np.asarray(patients).tolist()))))
-    scores = cross_val_predict(pipeline, features, positive, groups=patients, method="predict_proba",
-                               cv=StratifiedGroupKFold(folds, shuffle=True, random_state=0))[:, 1]
+    scores = cross_val_predict(
+        pipeline,
+        features,
+        positive,
+        groups=patients,
+        method="predict_proba",
+        cv=StratifiedGroupKFold(folds, shuffle=True, random_state=0),
+    )[:, 1]
     flagged = scores >= threshold
-    report = {"folds": folds, "n": int(len(positive)), "flair": int(positive.sum()),
-              "auc": float(roc_auc_score(positive, scores)), "flair_caught": float(flagged[positive].mean()),
-              "others_flagged": float(flagged[~positive].mean())}
+    report = {
+        "folds": folds,
+        "n": int(len(positive)),
+        "flair": int(positive.sum()),
+        "auc": float(roc_auc_score(positive, scores)),
+        "flair_caught": float(flagged[positive].mean()),
+        "others_flagged": float(flagged[~positive].mean()),
+    }
     if kinds is not None:
         report["flagged_by_kind"] = _share_by(flagged, kinds)
     return FeatureLook(*_fitted(pipeline, features, positive), threshold, tuple(classes_seen), fitted_on, report)

@@ -29,12 +29,14 @@ Ten checks, in the order :func:`judge` runs them (cheapest first), each with a p
    answer is "no tumour" (in the training data nearly every T2 slice is "no tumour", so that answer is
    what the bias gives; a release can switch this half off, ``t2_notumor``) or the answer changes when
    the slice's contrast is turned over to look like T1 (:func:`brainmri.inference.sequence_check.invert_inside_head`).
-8b. **Looks like FLAIR** (``looks_flair``; releases with a fitted :class:`brainmri.inference.sequence_check.FeatureLook`): the
+8b. **Looks like FLAIR** (``looks_flair``; releases with a fitted
+:class:`brainmri.inference.sequence_check.FeatureLook`): the
    network's features look like FLAIR and the answer is a class the model has never seen on FLAIR (a model
    trained with TCGA-LGG has seen gliomas and tumour-free slices in FLAIR, no meningioma or pituitary tumour).
 9. **Unsure** (``unsure``): top calibrated probability below ``min_confidence`` (0.90, or fitted per release:
    ``calibration.confidence_for_ok``; the fixed 0.90: on all SARTAJ
-   images, a model of the previous bundled recipe (r5-seg-os16) trained without SARTAJ answers 69 % of them at ≥ 0.86 and is
+   images, a model of the previous bundled recipe (r5-seg-os16) trained without SARTAJ answers 69 % of them at ≥ 0.86
+   and is
    right on 90 % of those; 0.90 keeps a margin. Chosen on that held-out run, see docs/abstention.md).
 10. **Unstable** (``unstable``, when the release sets ``min_agreement``): the mean probability of the
    predicted class over the slice and its test-time views (mirror, gamma 0.7 and 1.4, blur;
@@ -45,6 +47,7 @@ Checks 1–6 give "not_mri" (no tumour label is shown), 7–10 "uncertain".
 The fitted statistics live in the release folder (``ood.safetensors``, and the
 thresholds in ``config.json`` under ``"screening"``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -56,8 +59,15 @@ import torch
 from brainmri import text
 
 OOD_FILE = "ood.safetensors"
-DEFAULTS = {"max_colourfulness": 0.08, "min_std": 4.0, "min_dark_border": 0.40, "min_head_share": 0.15, "max_jump_share": 0.05,
-            "min_confidence": 0.90, "quantile": 0.99}
+DEFAULTS = {
+    "max_colourfulness": 0.08,
+    "min_std": 4.0,
+    "min_dark_border": 0.40,
+    "min_head_share": 0.15,
+    "max_jump_share": 0.05,
+    "min_confidence": 0.90,
+    "quantile": 0.99,
+}
 
 
 @dataclass(frozen=True)
@@ -93,8 +103,11 @@ class FeatureModel:
         return d2.clamp_min(0).min(dim=1).values.sqrt()
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"means": self.means.contiguous(), "precision": self.precision.contiguous(),
-                "threshold": torch.tensor([self.threshold])}
+        return {
+            "means": self.means.contiguous(),
+            "precision": self.precision.contiguous(),
+            "threshold": torch.tensor([self.threshold]),
+        }
 
     @classmethod
     def load(cls, folder: str | Path) -> "FeatureModel | None":
@@ -107,8 +120,12 @@ class FeatureModel:
         return cls(t["means"].double(), t["precision"].double(), float(t["threshold"][0]))
 
 
-def fit_feature_model(train_features: torch.Tensor, train_labels: np.ndarray, val_features: torch.Tensor,
-                      quantile: float = DEFAULTS["quantile"]) -> FeatureModel:
+def fit_feature_model(
+    train_features: torch.Tensor,
+    train_labels: np.ndarray,
+    val_features: torch.Tensor,
+    quantile: float = DEFAULTS["quantile"],
+) -> FeatureModel:
     from sklearn.covariance import LedoitWolf
 
     x = train_features.double().numpy()
@@ -150,8 +167,10 @@ def head_share(gray: np.ndarray) -> float:
 
     image = Image.fromarray(gray)
     scale = 128 / max(image.size)
-    small = np.asarray(image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                                    Image.BILINEAR), dtype=np.float32)
+    small = np.asarray(
+        image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR),
+        dtype=np.float32,
+    )
     return float(largest_bright_region(small).mean())
 
 
@@ -161,17 +180,33 @@ def jump_share(gray: np.ndarray) -> float:
 
     image = Image.fromarray(gray)
     scale = 256 / max(image.size)
-    small = np.asarray(image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                                    Image.NEAREST), dtype=np.int16)
+    small = np.asarray(
+        image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.NEAREST),
+        dtype=np.int16,
+    )
     steps = np.concatenate([np.abs(np.diff(small, axis=0)).ravel(), np.abs(np.diff(small, axis=1)).ravel()])
     return float((steps > 128).mean()) if steps.size else 0.0
 
 
-def judge(probabilities: dict[str, float], *, colourfulness: float, pixel_std: float, distance: float | None,
-          feature_threshold: float | None, settings: dict | None = None, dark_border: float = 1.0,
-          agreement: float | None = None, head: float = 1.0, jumps: float = 0.0, sequence: str | None = None,
-          t2_look: float | None = None, inverted: str | None = None, t2_notumor: bool = True,
-          flair_look: float | None = None, flair_classes: tuple[str, ...] = ()) -> Verdict:
+def judge(
+    probabilities: dict[str, float],
+    *,
+    colourfulness: float,
+    pixel_std: float,
+    distance: float | None,
+    feature_threshold: float | None,
+    settings: dict | None = None,
+    dark_border: float = 1.0,
+    agreement: float | None = None,
+    head: float = 1.0,
+    jumps: float = 0.0,
+    sequence: str | None = None,
+    t2_look: float | None = None,
+    inverted: str | None = None,
+    t2_notumor: bool = True,
+    flair_look: float | None = None,
+    flair_classes: tuple[str, ...] = (),
+) -> Verdict:
     """The first failed check decides (see the module's list). ``t2_look``: the appearance check's score when
     the slice looks T2-weighted (None when it does not, or the release has no check); ``inverted``: the
     model's answer on the slice with its contrast turned over; ``t2_notumor``: whether a "no tumour" answer
@@ -187,17 +222,33 @@ def judge(probabilities: dict[str, float], *, colourfulness: float, pixel_std: f
         (dark_border < s["min_dark_border"], "not_mri", "no_background", {}),
         (jumps > s.get("max_jump_share", 1.0), "not_mri", "noise", {}),
         (head < s.get("min_head_share", 0.0), "not_mri", "no_head", {}),
-        (distance is not None and feature_threshold is not None and distance > feature_threshold, "not_mri",
-         "unfamiliar", {"distance": distance, "threshold": feature_threshold}),
+        (
+            distance is not None and feature_threshold is not None and distance > feature_threshold,
+            "not_mri",
+            "unfamiliar",
+            {"distance": distance, "threshold": feature_threshold},
+        ),
         (bool(sequence), "uncertain", "sequence", {"sequence": sequence}),
         (t2 and t2_notumor and predicted == "notumor", "uncertain", "looks_t2_notumor", {"score": t2_look}),
-        (t2 and inverted is not None and inverted != predicted, "uncertain", "looks_t2_flip",
-         {"score": t2_look, "inverted_class": inverted}),
-        (flair_look is not None and predicted not in flair_classes, "uncertain", "looks_flair",
-         {"score": flair_look, "answer_class": predicted}),
+        (
+            t2 and inverted is not None and inverted != predicted,
+            "uncertain",
+            "looks_t2_flip",
+            {"score": t2_look, "inverted_class": inverted},
+        ),
+        (
+            flair_look is not None and predicted not in flair_classes,
+            "uncertain",
+            "looks_flair",
+            {"score": flair_look, "answer_class": predicted},
+        ),
         (top < s["min_confidence"], "uncertain", "unsure", {"top": top, "threshold": s["min_confidence"]}),
-        (s.get("min_agreement") is not None and agreement is not None and agreement < s["min_agreement"],
-         "uncertain", "unstable", {"agreement": agreement, "threshold": s.get("min_agreement")}),
+        (
+            s.get("min_agreement") is not None and agreement is not None and agreement < s["min_agreement"],
+            "uncertain",
+            "unstable",
+            {"agreement": agreement, "threshold": s.get("min_agreement")},
+        ),
     ]
     for failed, status, code, params in checks:
         if failed:

@@ -9,6 +9,7 @@ the format is read from the bytes, not the file name. DICOM (``.dcm`` or the
 ``DICM`` magic) is read with pydicom: modality rescale, VOI window, MONOCHROME1
 inversion. Only pixel data is used; no DICOM tag other than those is read.
 """
+
 from __future__ import annotations
 
 import io
@@ -128,7 +129,9 @@ def _check_size(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
         raise ImageLoadError(f"image is too large ({width}x{height} pixels)")
     if min(width, height) < MIN_SIDE:
-        raise ImageLoadError(f"image is too small ({width}x{height} pixels); a slice needs at least {MIN_SIDE} px a side")
+        raise ImageLoadError(
+            f"image is too small ({width}x{height} pixels); a slice needs at least {MIN_SIDE} px a side"
+        )
 
 
 def _pil_to_gray(image: Image.Image) -> np.ndarray:
@@ -170,8 +173,17 @@ def _rescale_to_uint8(array: np.ndarray) -> np.ndarray:
 
 
 # Words in a DICOM series description, protocol or sequence name that mean "not a T1-weighted slice".
-NON_T1_WORDS = {"FLAIR": "FLAIR", "T2": "T2", "STIR": "STIR", "DWI": "diffusion", "ADC": "diffusion (ADC)",
-                "DIFFUSION": "diffusion", "SWI": "SWI", "PD": "proton density", "TRACE": "diffusion"}
+NON_T1_WORDS = {
+    "FLAIR": "FLAIR",
+    "T2": "T2",
+    "STIR": "STIR",
+    "DWI": "diffusion",
+    "ADC": "diffusion (ADC)",
+    "DIFFUSION": "diffusion",
+    "SWI": "SWI",
+    "PD": "proton density",
+    "TRACE": "diffusion",
+}
 
 
 def mr_sequence(ds) -> str | None:

@@ -18,6 +18,7 @@ Limits: at most :data:`MAX_SLICES` slices and :data:`MAX_VOLUME_BYTES` uncompres
 members would expand beyond that, or expand more than :data:`MAX_ZIP_RATIO` times (a zip bomb), a zip
 inside the zip, a mix of series, or a file that is neither DICOM nor NIfTI is refused with a clear message.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -52,8 +53,9 @@ class Volume:
         return len(self.slices)
 
 
-def load_volume(source: VolumeSource, plane: str = "axial", *, max_slices: int = MAX_SLICES,
-                max_bytes: int = MAX_VOLUME_BYTES) -> Volume:
+def load_volume(
+    source: VolumeSource, plane: str = "axial", *, max_slices: int = MAX_SLICES, max_bytes: int = MAX_VOLUME_BYTES
+) -> Volume:
     """A zip, a folder, one file or several files of one scan → :class:`Volume`."""
     if plane not in PLANES:
         raise ValueError(f"plane must be one of {PLANES}, got {plane!r}")
@@ -65,8 +67,10 @@ def load_volume(source: VolumeSource, plane: str = "axial", *, max_slices: int =
     dicom = [b for b, kind in zip(blobs, kinds) if kind == "dicom"]
     others = kinds.count("other")
     if others:
-        raise ImageLoadError(f"{others} of the {len(blobs)} files are neither DICOM nor NIfTI; upload one series "
-                             "(DICOM files or a zip of them) or one NIfTI volume")
+        raise ImageLoadError(
+            f"{others} of the {len(blobs)} files are neither DICOM nor NIfTI; upload one series "
+            "(DICOM files or a zip of them) or one NIfTI volume"
+        )
     if nifti and dicom or len(nifti) > 1:
         raise ImageLoadError("upload one scan at a time: one NIfTI volume or the DICOM files of one series")
     if nifti:
@@ -76,12 +80,15 @@ def load_volume(source: VolumeSource, plane: str = "axial", *, max_slices: int =
     if len(volume) > max_slices:
         raise ImageLoadError(f"the scan has {len(volume)} slices; the limit is {max_slices}")
     if min(volume.slices.shape[1:]) < MIN_SIDE:
-        raise ImageLoadError(f"the slices are {volume.slices.shape[2]}x{volume.slices.shape[1]} pixels; "
-                             f"a slice needs at least {MIN_SIDE} px a side")
+        raise ImageLoadError(
+            f"the slices are {volume.slices.shape[2]}x{volume.slices.shape[1]} pixels; "
+            f"a slice needs at least {MIN_SIDE} px a side"
+        )
     return volume
 
 
 # ----------------------------------------------------------------------------- reading the files
+
 
 def _gather(source: VolumeSource, max_bytes: int, max_files: int) -> list[bytes]:
     """Every file's bytes (zips and folders opened), within the byte and file-count limits."""
@@ -114,7 +121,9 @@ class _Budget:
         if self.bytes_left < 0:
             raise ImageLoadError(f"the scan is over {self.max_bytes / 2**20:.0f} MB uncompressed; that is the limit")
         if self.files_left < 0:
-            raise ImageLoadError(f"the upload holds more than {self.max_files} files; the limit is {self.max_files} slices")
+            raise ImageLoadError(
+                f"the upload holds more than {self.max_files} files; the limit is {self.max_files} slices"
+            )
 
 
 def _ignored(name: str) -> bool:
@@ -138,8 +147,10 @@ def _from_zip(path: Path, budget: _Budget) -> list[bytes]:
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir() and not _ignored(m.filename)]
         if sum(m.file_size for m in members) > budget.bytes_left:
-            raise ImageLoadError(f"the zip expands to {sum(m.file_size for m in members) / 2**20:.0f} MB; "
-                                 f"the limit is {budget.max_bytes / 2**20:.0f} MB")
+            raise ImageLoadError(
+                f"the zip expands to {sum(m.file_size for m in members) / 2**20:.0f} MB; "
+                f"the limit is {budget.max_bytes / 2**20:.0f} MB"
+            )
         for member in members:
             if member.file_size > MAX_ZIP_RATIO * max(member.compress_size, 1) and member.file_size > 2**20:
                 raise ImageLoadError("the zip expands far more than scans do (a zip bomb?); it was not opened")
@@ -178,6 +189,7 @@ def _is_nifti(data: bytes) -> bool:
 
 # ----------------------------------------------------------------------------- DICOM
 
+
 def _dicom_volume(blobs: list[bytes]) -> Volume:
     import pydicom
     from pydicom.pixels import apply_modality_lut
@@ -197,7 +209,10 @@ def _dicom_volume(blobs: list[bytes]) -> Volume:
     first = datasets[0]
     try:
         if len(datasets) == 1 and int(getattr(first, "NumberOfFrames", 1) or 1) > 1:
-            stack, kind = np.asarray(apply_modality_lut(first.pixel_array, first), dtype=np.float64), "multi-frame DICOM"
+            stack, kind = (
+                np.asarray(apply_modality_lut(first.pixel_array, first), dtype=np.float64),
+                "multi-frame DICOM",
+            )
         else:
             datasets = _ordered(datasets)
             stack = np.stack([np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float64) for ds in datasets])
@@ -226,11 +241,14 @@ def _ordered(datasets: list) -> list:
         try:
             keys = [int(ds.InstanceNumber) for ds in datasets]
         except (AttributeError, TypeError, ValueError):
-            raise ImageLoadError("the DICOM files say neither where each slice lies nor its number; "
-                                 "their order cannot be recovered") from None
+            raise ImageLoadError(
+                "the DICOM files say neither where each slice lies nor its number; their order cannot be recovered"
+            ) from None
     if len(set(np.round(keys, 3))) < len(keys):
-        raise ImageLoadError("two files of the series lie at the same place (duplicates or several echoes); "
-                             "upload one series of distinct slices")
+        raise ImageLoadError(
+            "two files of the series lie at the same place (duplicates or several echoes); "
+            "upload one series of distinct slices"
+        )
     return [datasets[i] for i in np.argsort(keys, kind="stable")]
 
 
@@ -249,6 +267,7 @@ def _dicom_window(ds) -> tuple[float, float] | None:
 
 # ----------------------------------------------------------------------------- NIfTI
 
+
 def _nifti_volume(data: bytes, plane: str, max_bytes: int) -> Volume:
     import nibabel
 
@@ -260,8 +279,11 @@ def _nifti_volume(data: bytes, plane: str, max_bytes: int) -> Volume:
         if len(data) > max_bytes:
             raise ImageLoadError(f"the volume is over {max_bytes / 2**20:.0f} MB uncompressed; that is the limit")
     try:
-        image = nibabel.Nifti1Image.from_bytes(data) if data[344:348] in (b"n+1\x00", b"ni1\x00") \
+        image = (
+            nibabel.Nifti1Image.from_bytes(data)
+            if data[344:348] in (b"n+1\x00", b"ni1\x00")
             else nibabel.Nifti2Image.from_bytes(data)
+        )
         image = nibabel.as_closest_canonical(image)  # RAS+: x to the right, y to the front, z up
         shape = image.shape
         if len(shape) == 4 and shape[3] >= 1:
@@ -283,6 +305,7 @@ def _nifti_volume(data: bytes, plane: str, max_bytes: int) -> Volume:
 
 
 # ----------------------------------------------------------------------------- intensities
+
 
 def _to_uint8(stack: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:
     """One intensity window for the whole volume (the header's, else robust percentiles) → uint8."""

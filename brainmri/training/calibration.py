@@ -1,5 +1,6 @@
 """Temperature scaling (Guo et al., 2017): one scalar, fitted on validation logits; and the release's
 after-training fit (temperature and screening statistics, on the run's own split: :func:`calibrate_release`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,35 +24,9 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(np.exp(result.x))
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """ECE of the top-1 confidence over equal-width bins (the usual 15-bin definition)."""
-    confidence = probs.max(1)
-    correct = probs.argmax(1) == labels
-    edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for low, high in zip(edges[:-1], edges[1:]):
-        inside = (confidence > low) & (confidence <= high)
-        if inside.any():
-            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
-    return float(ece)
-
-
-def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict[str, list[float]]:
-    """Per-bin mean confidence, accuracy and count, for the reliability diagram."""
-    confidence = probs.max(1)
-    correct = probs.argmax(1) == labels
-    edges = np.linspace(0, 1, bins + 1)
-    out = {"edges": edges.tolist(), "confidence": [], "accuracy": [], "count": []}
-    for low, high in zip(edges[:-1], edges[1:]):
-        inside = (confidence > low) & (confidence <= high)
-        out["count"].append(int(inside.sum()))
-        out["confidence"].append(float(confidence[inside].mean()) if inside.any() else float("nan"))
-        out["accuracy"].append(float(correct[inside].mean()) if inside.any() else float("nan"))
-    return out
-
-
-def confidence_for_ok(probs: np.ndarray, labels: np.ndarray, groups: np.ndarray, target: float,
-                      floor: float) -> dict[str, Any]:
+def confidence_for_ok(
+    probs: np.ndarray, labels: np.ndarray, groups: np.ndarray, target: float, floor: float
+) -> dict[str, Any]:
     """The verdict's confidence threshold: the lowest at which answers are right at least ``target`` of the time in
     every group of the validation split (e.g. each source: a mixed figure would let the larger source carry the
     smaller), never below ``floor``. A group that reaches ``target`` at no threshold sets it to 1.0."""
@@ -67,14 +42,22 @@ def confidence_for_ok(probs: np.ndarray, labels: np.ndarray, groups: np.ndarray,
     return {"min_confidence": float(threshold), "ok_target": target, "by_group": per_group}
 
 
-def calibrate_release(release: str | Path, train_set, val_set, *, extra_meta: dict[str, Any] | None = None,
-                      half: bool = False, max_train: int = 3000, seed: int = 0, ok_target: float | None = None
-                      ) -> dict[str, Any]:
+def calibrate_release(
+    release: str | Path,
+    train_set,
+    val_set,
+    *,
+    extra_meta: dict[str, Any] | None = None,
+    half: bool = False,
+    max_train: int = 3000,
+    seed: int = 0,
+    ok_target: float | None = None,
+) -> dict[str, Any]:
     """Fit the temperature and the out-of-distribution feature model on the training run's own
     split (never Testing) and rewrite the release folder with both. ``ok_target``: also fit the verdict's
     confidence threshold (:func:`confidence_for_ok`, each source of the validation split apart)."""
-    from brainmri.inference.release import save_release
     from brainmri.inference.predictor import Predictor
+    from brainmri.inference.release import save_release
     from brainmri.inference.verdict import DEFAULTS, OOD_FILE, fit_feature_model
 
     predictor = Predictor.from_pretrained(release, backend="torch")
@@ -87,19 +70,38 @@ def calibrate_release(release: str | Path, train_set, val_set, *, extra_meta: di
     config = predictor.config
     meta = dict(config.get("brainmri", {}))
     meta.update(extra_meta or {})
-    screening = {**DEFAULTS, "feature_threshold": feature_model.threshold,
-                 "fitted_on": f"{len(chosen)} training-split images; threshold = 99th percentile on {len(val_set)} validation images"}
+    screening = {
+        **DEFAULTS,
+        "feature_threshold": feature_model.threshold,
+        "fitted_on": f"{len(chosen)} training-split images; threshold = 99th percentile on {len(val_set)} "
+        "validation images",
+    }
     fitted = None
     if ok_target is not None:
-        from brainmri.data.lgg import COLLECTION  # a run's TCGA-LGG slices are the paths under this prefix (Trainer._add_lgg)
+        from brainmri.data.lgg import (
+            COLLECTION,  # a run's TCGA-LGG slices are the paths under this prefix (Trainer._add_lgg)
+        )
 
         sources = np.array([COLLECTION if p.startswith(f"{COLLECTION}/") else "kaggle" for p in val_set.paths])
         probs = torch.softmax(val_logits.double() / temperature, -1).numpy()
         fitted = confidence_for_ok(probs, val_set.labels, sources, ok_target, DEFAULTS["min_confidence"])
         screening.update(min_confidence=fitted["min_confidence"], min_confidence_fit=fitted)
-    save_release(predictor.model, release, predictor.labels, temperature=temperature, half=half,
-                 extra={"brainmri": meta, "screening": screening,
-                        **({k: config[k] for k in ("sequence_check", "flair_check") if k in config})},
-                 extra_tensors={OOD_FILE: feature_model.tensors()}, preprocessing=predictor.preprocess.release_steps())
-    return {"temperature": temperature, "feature_threshold": feature_model.threshold,
-            **({"min_confidence": fitted} if fitted else {})}
+    save_release(
+        predictor.model,
+        release,
+        predictor.labels,
+        temperature=temperature,
+        half=half,
+        extra={
+            "brainmri": meta,
+            "screening": screening,
+            **({k: config[k] for k in ("sequence_check", "flair_check") if k in config}),
+        },
+        extra_tensors={OOD_FILE: feature_model.tensors()},
+        preprocessing=predictor.preprocess.release_steps(),
+    )
+    return {
+        "temperature": temperature,
+        "feature_threshold": feature_model.threshold,
+        **({"min_confidence": fitted} if fitted else {}),
+    }

@@ -3,6 +3,7 @@
 ``train.py`` takes its command-line defaults from :class:`TrainConfig`; nothing here imports torch, so
 the command line starts fast.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
@@ -15,11 +16,33 @@ BALANCE = ("none", "classes", "sources")
 
 RECIPES: dict[str, dict[str, Any]] = {
     # The research report: Adam, batch 32, head at 1e-3 then everything at 1e-4, early stopping.
-    "report": dict(optimizer="adam", lr=1e-4, head_lr=1e-3, head_epochs=2, weight_decay=0.0, warmup_epochs=0,
-                   schedule="constant", label_smoothing=0.0, augment="report", ema_decay=0.0, patience=5),
+    "report": dict(
+        optimizer="adam",
+        lr=1e-4,
+        head_lr=1e-3,
+        head_epochs=2,
+        weight_decay=0.0,
+        warmup_epochs=0,
+        schedule="constant",
+        label_smoothing=0.0,
+        augment="report",
+        ema_decay=0.0,
+        patience=5,
+    ),
     # Without ImageNet weights: AdamW, warm-up + cosine, label smoothing, stronger augmentation, EMA.
-    "scratch": dict(optimizer="adamw", lr=2e-3, head_lr=0.0, head_epochs=0, weight_decay=0.05, warmup_epochs=3,
-                    schedule="cosine", label_smoothing=0.1, augment="strong", ema_decay=0.998, patience=0),
+    "scratch": dict(
+        optimizer="adamw",
+        lr=2e-3,
+        head_lr=0.0,
+        head_epochs=0,
+        weight_decay=0.05,
+        warmup_epochs=3,
+        schedule="cosine",
+        label_smoothing=0.1,
+        augment="strong",
+        ema_decay=0.998,
+        patience=0,
+    ),
 }
 
 
@@ -59,7 +82,8 @@ class TrainConfig:
     resume: bool = False
     half_weights: bool = False
     content_crop: bool = True
-    crop: str | None = None  # how the head is found (brainmri.inference.preprocess.CROPS); None: the --init release's, else "threshold"
+    # how the head is found (brainmri.inference.preprocess.CROPS); None: the --init release's, else "threshold"
+    crop: str | None = None
     output_stride: int | None = None  # 16: a last feature map twice as fine (dilated last stage), for CAMs
     # leave-one-collection-out (see brainmri.data.collections): train without one collection
     origins: str | None = None
@@ -67,7 +91,8 @@ class TrainConfig:
     # a second source (see brainmri.data.lgg): TCGA-LGG's labelled slices of every institution but the held-out ones
     lgg: str | None = None
     lgg_holdout: list[str] | None = None
-    # where to look (see brainmri.data.masks): tumour masks, an auxiliary tumour map, lesions pasted into tumour-free slices
+    # where to look (see brainmri.data.masks): tumour masks, an auxiliary tumour map, lesions pasted into tumour-free
+    # slices
     masks: str | None = None
     seg_weight: float = 0.0
     cam_weight: float = 0.0
@@ -78,7 +103,9 @@ class TrainConfig:
     curve_prob: float = 0.0
     gamma: tuple[float, float] | None = None  # random gamma range (None: the augmentation's own; strong: 0.6-1.6)
     framing_prob: float = 0.0  # share of slices framed as the content crop frames them after a gamma change
-    balance: str = "none"  # "classes" / "sources": drawn with replacement, weighted 1 / the image's class (source-class) count
+    balance: str = (
+        "none"  # "classes" / "sources": drawn with replacement, weighted 1 / the image's class (source-class) count
+    )
     # epoch choice: an epoch whose clean validation accuracy is more than this below the starting (--init) model's is
     # chosen only while no epoch has stayed above it (None: the selection loss alone)
     clean_floor: float | None = None
@@ -96,8 +123,10 @@ class TrainConfig:
         if not 0.0 <= self.framing_prob <= 1.0:
             raise ValueError(f"--framing-prob must be between 0 and 1, got {self.framing_prob}")
         if self.clean_floor is not None and not (self.init and 0.0 <= self.clean_floor <= 1.0):
-            raise ValueError("--clean-floor needs --init (the starting model's validation accuracy is the reference) "
-                             f"and a value between 0 and 1, got {self.clean_floor}")
+            raise ValueError(
+                "--clean-floor needs --init (the starting model's validation accuracy is the reference) "
+                f"and a value between 0 and 1, got {self.clean_floor}"
+            )
         if self.balance not in BALANCE:
             raise ValueError(f"unknown --balance {self.balance!r}; choose one of {list(BALANCE)}")
         if self.lgg_holdout and not self.lgg:

@@ -8,6 +8,7 @@ is re-run in torch for the gradients). The file goes into the release folder as
 ``model.onnx``, with its sha256 and the sha256 of the weights it came from in
 ``config.json``, so a stale or damaged export is never used.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,6 @@ from brainmri.inference.release import WEIGHTS, add_files, load_release, sha256_
 log = logging.getLogger(__name__)
 
 
-
 class ExportError(RuntimeError):
     """The export could not be made, or does not reproduce torch's outputs."""
 
@@ -35,16 +35,25 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, image_size: int
         import onnx  # noqa: F401  (the exporter needs it; say so plainly)
         import onnxscript  # noqa: F401
     except ImportError as err:
-        raise ExportError(f"ONNX export needs the onnx and onnxscript packages ({err.name} is missing): "
-                          "pip install -r requirements.txt") from None
+        raise ExportError(
+            f"ONNX export needs the onnx and onnxscript packages ({err.name} is missing): "
+            "pip install -r requirements.txt"
+        ) from None
     path = Path(path)
     wrapper = LogitsAndFeatures(model.float().eval()).eval()
     example = torch.zeros(2, 3, image_size, image_size)
     with torch.no_grad():
-        program = torch.onnx.export(wrapper, (example,), dynamo=True, external_data=False, opset_version=opset,
-                                    input_names=[INPUT], output_names=list(OUTPUTS),
-                                    dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}},
-                                    verbose=False)
+        program = torch.onnx.export(
+            wrapper,
+            (example,),
+            dynamo=True,
+            external_data=False,
+            opset_version=opset,
+            input_names=[INPUT],
+            output_names=list(OUTPUTS),
+            dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}},
+            verbose=False,
+        )
     program.save(str(path), external_data=False)
     return path
 
@@ -54,23 +63,26 @@ def compare(reference: TorchBackend, onnx: OnnxBackend, inputs: torch.Tensor, ba
     logits_diff = features_diff = 0.0
     agree = 0
     for start in range(0, len(inputs), batch_size):
-        x = inputs[start:start + batch_size]
+        x = inputs[start : start + batch_size]
         (logits, features), (onnx_logits, onnx_features) = reference(x), onnx(x)
         logits_diff = max(logits_diff, float((onnx_logits - logits).abs().max()))
         features_diff = max(features_diff, float((onnx_features - features).abs().max()))
         agree += int((onnx_logits.argmax(1) == logits.argmax(1)).sum())
-    return {"images": len(inputs), "max_abs_logit_diff": logits_diff, "max_abs_feature_diff": features_diff,
-            "top1_agreement": agree / max(len(inputs), 1)}
+    return {
+        "images": len(inputs),
+        "max_abs_logit_diff": logits_diff,
+        "max_abs_feature_diff": features_diff,
+        "top1_agreement": agree / max(len(inputs), 1),
+    }
 
 
 def first_testing_inputs(folder: str | os.PathLike, data: str | os.PathLike, count: int = 64) -> torch.Tensor:
     """The first ``count`` Testing images of ``data`` (class folders in order, files sorted), through the
     release's own preprocessing: the inputs the export is checked on."""
-    from brainmri.data.folders import split_roots
-    from brainmri.inference.release import read_config
-    from brainmri.data.folders import list_classes, list_files
-    from brainmri.io.images import load_image
+    from brainmri.data.folders import list_classes, list_files, split_roots
     from brainmri.inference.preprocess import Preprocess
+    from brainmri.inference.release import read_config
+    from brainmri.io.images import load_image
 
     preprocess = Preprocess.from_release_config(read_config(folder))
     _, root = split_roots(data)
@@ -78,8 +90,9 @@ def first_testing_inputs(folder: str | os.PathLike, data: str | os.PathLike, cou
     return preprocess.to_tensor([preprocess.fit(load_image(f).gray) for f in files])
 
 
-def export_release(folder: str | os.PathLike, check_inputs: torch.Tensor | None = None, *,
-                   tolerance: float = 1e-4, opset: int = 18) -> dict[str, Any]:
+def export_release(
+    folder: str | os.PathLike, check_inputs: torch.Tensor | None = None, *, tolerance: float = 1e-4, opset: int = 18
+) -> dict[str, Any]:
     """Export a release folder's model to ``model.onnx`` inside it, after checking the export.
 
     ``check_inputs`` (normalised batches; random ones when None) go through torch and ONNX Runtime; the
@@ -95,9 +108,17 @@ def export_release(folder: str | os.PathLike, check_inputs: torch.Tensor | None 
         check = compare(TorchBackend(model), OnnxBackend(path), check_inputs)
         log.info("ONNX export vs torch: %s", check)
         if check["max_abs_logit_diff"] > tolerance:
-            raise ExportError(f"the ONNX export differs from torch by {check['max_abs_logit_diff']:.2e} "
-                              f"(> {tolerance:g}) on {check['images']} images; not kept")
-        record = {"file": ONNX_FILE, "opset": opset, "weights_sha256": sha256_file(folder / WEIGHTS),
-                  "outputs": list(OUTPUTS), "check": check, "tolerance": tolerance}
+            raise ExportError(
+                f"the ONNX export differs from torch by {check['max_abs_logit_diff']:.2e} "
+                f"(> {tolerance:g}) on {check['images']} images; not kept"
+            )
+        record = {
+            "file": ONNX_FILE,
+            "opset": opset,
+            "weights_sha256": sha256_file(folder / WEIGHTS),
+            "outputs": list(OUTPUTS),
+            "check": check,
+            "tolerance": tolerance,
+        }
         add_files(folder, {ONNX_FILE: path}, {"onnx": record})
     return record

@@ -1,4 +1,5 @@
 """Create the timm classifier, with the preprocessing it will be saved with."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -35,7 +36,9 @@ def create_model(
     if pretrained:
         _check_hub_reachable(arch)
     try:
-        model = timm.create_model(arch, pretrained=pretrained, num_classes=num_classes, drop_rate=drop_rate, **model_args)
+        model = timm.create_model(
+            arch, pretrained=pretrained, num_classes=num_classes, drop_rate=drop_rate, **model_args
+        )
     except RuntimeError as err:
         if "Unknown model" in str(err):
             raise ValueError(f"{arch!r} is not a timm architecture (see timm.list_models())") from None
@@ -81,8 +84,18 @@ def _check_hub_reachable(arch: str, timeout: float = 3.0) -> None:
 def _looks_like_network_error(err: BaseException) -> bool:
     names = {type(e).__name__ for e in _chain(err)}
     text = " ".join(str(e) for e in _chain(err)).lower()
-    network_names = {"ConnectionError", "ConnectError", "LocalEntryNotFoundError", "OfflineModeIsEnabled",
-                     "Timeout", "ConnectTimeout", "ReadTimeout", "URLError", "gaierror", "MaxRetryError"}
+    network_names = {
+        "ConnectionError",
+        "ConnectError",
+        "LocalEntryNotFoundError",
+        "OfflineModeIsEnabled",
+        "Timeout",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "URLError",
+        "gaierror",
+        "MaxRetryError",
+    }
     return bool(names & network_names) or any(w in text for w in ("connection", "resolve", "offline", "network"))
 
 

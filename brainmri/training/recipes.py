@@ -17,6 +17,7 @@ it read (its arguments and the release's weights and config: a change of rules r
 stamp matches is skipped, so a
 run killed at any point continues where it stopped and gives the release an uninterrupted run gives.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,20 @@ import yaml
 log = logging.getLogger(__name__)
 
 PLACES = ("data", "masks", "lgg", "origins")
-STEPS = ("heldout-eval", "sequence-check", "flair-check", "export", "evaluate", "robustness", "screening", "localisation", "selective", "lgg-eval",
-         "card", "benchmark")
+STEPS = (
+    "heldout-eval",
+    "sequence-check",
+    "flair-check",
+    "export",
+    "evaluate",
+    "robustness",
+    "screening",
+    "localisation",
+    "selective",
+    "lgg-eval",
+    "card",
+    "benchmark",
+)
 
 
 class RecipeError(ValueError):
@@ -117,8 +130,12 @@ def to_argv(values: dict[str, Any]) -> list[str]:
         if value is None:
             continue
         if isinstance(value, bool):
-            negative = {"pretrained": "--no-pretrained", "content_crop": "--no-content-crop",
-                        "evaluate": "--no-evaluate", "channels_last": "--no-channels-last"}
+            negative = {
+                "pretrained": "--no-pretrained",
+                "content_crop": "--no-content-crop",
+                "evaluate": "--no-evaluate",
+                "channels_last": "--no-channels-last",
+            }
             if key in negative:
                 argv += [] if value else [negative[key]]
                 if key == "pretrained" and value:
@@ -175,6 +192,7 @@ def _sha(*parts: str) -> str:
 
 # ----------------------------------------------------------------------------- the release
 
+
 @dataclass
 class Release:
     """``train.py release``: a chain's stages, then its release steps, in ``out``."""
@@ -224,8 +242,13 @@ class Release:
             if skipping:
                 continue
             run = self.out / stage.name
-            args = {"data": self.places["data"], "out": str(run), **resolve_args(stage.args, self.places),
-                    "evaluate": False, "cache_dir": self.cache_dir}
+            args = {
+                "data": self.places["data"],
+                "out": str(run),
+                **resolve_args(stage.args, self.places),
+                "evaluate": False,
+                "cache_dir": self.cache_dir,
+            }
             if stage.init:
                 if previous is None:
                     raise RecipeError(f"stage {stage.name} starts from {stage.init}, which has no release")
@@ -243,7 +266,9 @@ class Release:
 
         found = read_config(folder).get("weights_sha256")
         if expected and found != expected:
-            raise RecipeError(f"{folder} is not the recorded {stage.name} (weights sha256 {found}, expected {expected})")
+            raise RecipeError(
+                f"{folder} is not the recorded {stage.name} (weights sha256 {found}, expected {expected})"
+            )
 
     def steps(self) -> bool:
         rel, metrics = self.release_dir, self.out / "metrics"
@@ -251,28 +276,89 @@ class Release:
         cache = ["--cache-dir", self.cache_dir] if self.cache_dir else []
         masks = ["--masks", self.places["masks"]] if self.places.get("masks") else []
         commands = {
-            "sequence-check": ["sequence-check", "--checkpoint", str(rel), "--data", data, *cache,
-                               *(["--labels", conf["sequence_labels"]] if conf.get("sequence_labels") else [])],
-            "heldout-eval": ["heldout-eval", "--checkpoint", str(rel), "--data", data, "--origins",
-                             self.places.get("origins", ""), "--collection", str(self.final.args.get("holdout")),
-                             "--out", str(metrics / "heldout"), *cache],
-            "flair-check": ["flair-check", "--checkpoint", str(rel), "--lgg", self.places.get("lgg", ""), "--data", data,
-                            *(["--exclude-sites", *self.final.args["lgg_holdout"]] if self.final.args.get("lgg_holdout")
-                              else []), *cache],
+            "sequence-check": [
+                "sequence-check",
+                "--checkpoint",
+                str(rel),
+                "--data",
+                data,
+                *cache,
+                *(["--labels", conf["sequence_labels"]] if conf.get("sequence_labels") else []),
+            ],
+            "heldout-eval": [
+                "heldout-eval",
+                "--checkpoint",
+                str(rel),
+                "--data",
+                data,
+                "--origins",
+                self.places.get("origins", ""),
+                "--collection",
+                str(self.final.args.get("holdout")),
+                "--out",
+                str(metrics / "heldout"),
+                *cache,
+            ],
+            "flair-check": [
+                "flair-check",
+                "--checkpoint",
+                str(rel),
+                "--lgg",
+                self.places.get("lgg", ""),
+                "--data",
+                data,
+                *(["--exclude-sites", *self.final.args["lgg_holdout"]] if self.final.args.get("lgg_holdout") else []),
+                *cache,
+            ],
             "export": ["export", "--checkpoint", str(rel), "--format", "onnx", "--data", data],
             "evaluate": ["evaluate", "--checkpoint", str(rel), "--data", data, "--out", str(metrics), *masks, *cache],
             "robustness": ["robustness", "--checkpoint", str(rel), "--data", data, "--out", str(metrics)],
             "screening": ["screening", "--checkpoint", str(rel), "--data", data, "--out", str(metrics)],
-            "localisation": ["localisation", "--checkpoint", str(rel), "--data", data, *masks, "--out", str(metrics),
-                             *cache],
-            "selective": ["selective", "--checkpoint", str(rel), "--data", data, "--out",
-                          str(metrics / "testing-selective"), "--mc-passes", "0", "--t2-stand-in", *cache],
-            "lgg-eval": ["lgg-eval", "--checkpoint", str(rel), "--lgg", self.places.get("lgg", ""), "--out",
-                         str(metrics / "lgg"), *(["--sites", *conf["lgg_sites"]] if conf.get("lgg_sites") else []),
-                         *cache],
-            "card": ["card", "--checkpoint", str(rel), "--metrics", str(metrics),
-                     *[a for s in self.chain if (self.out / s.name).is_dir() for a in ("--run", str(self.out / s.name))],
-                     "--command", f"python train.py release --recipe {self.recipe}"],
+            "localisation": [
+                "localisation",
+                "--checkpoint",
+                str(rel),
+                "--data",
+                data,
+                *masks,
+                "--out",
+                str(metrics),
+                *cache,
+            ],
+            "selective": [
+                "selective",
+                "--checkpoint",
+                str(rel),
+                "--data",
+                data,
+                "--out",
+                str(metrics / "testing-selective"),
+                "--mc-passes",
+                "0",
+                "--t2-stand-in",
+                *cache,
+            ],
+            "lgg-eval": [
+                "lgg-eval",
+                "--checkpoint",
+                str(rel),
+                "--lgg",
+                self.places.get("lgg", ""),
+                "--out",
+                str(metrics / "lgg"),
+                *(["--sites", *conf["lgg_sites"]] if conf.get("lgg_sites") else []),
+                *cache,
+            ],
+            "card": [
+                "card",
+                "--checkpoint",
+                str(rel),
+                "--metrics",
+                str(metrics),
+                *[a for s in self.chain if (self.out / s.name).is_dir() for a in ("--run", str(self.out / s.name))],
+                "--command",
+                f"python train.py release --recipe {self.recipe}",
+            ],
         }
         self._gather_yardsticks(metrics)
         for step in conf.get("steps", []):
@@ -303,8 +389,23 @@ class Release:
         import subprocess
         import sys
 
-        command = [sys.executable, "-m", "benchmarks.bench", "inference", "--model", str(self.release_dir), "--data",
-                   self.places["data"], "--no-int8", "--repeats", "30", "--limit", "64", "--json", str(out)]
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.bench",
+            "inference",
+            "--model",
+            str(self.release_dir),
+            "--data",
+            self.places["data"],
+            "--no-int8",
+            "--repeats",
+            "30",
+            "--limit",
+            "64",
+            "--json",
+            str(out),
+        ]
         subprocess.run(command, check=True)
         self.stamps.mark("benchmark", inputs, argv=command[1:])
         return "benchmark" != self.until
@@ -312,9 +413,17 @@ class Release:
     def run(self) -> bool:
         """True when every stage and step is done."""
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "recipe.json").write_text(json.dumps(
-            {"recipe": str(self.recipe), "chain": [s.name for s in self.chain], "start": self.start,
-             "recipes_sha256": {s.name: s.text_sha256 for s in self.chain}}, indent=2))
+        (self.out / "recipe.json").write_text(
+            json.dumps(
+                {
+                    "recipe": str(self.recipe),
+                    "chain": [s.name for s in self.chain],
+                    "start": self.start,
+                    "recipes_sha256": {s.name: s.text_sha256 for s in self.chain},
+                },
+                indent=2,
+            )
+        )
         return self.stages() and self.steps()
 
     def install(self, assets: Path) -> None:
@@ -330,6 +439,7 @@ class Release:
 
 
 # ----------------------------------------------------------------------------- shipping rules
+
 
 def lookup(values: Any, key: str) -> Any:
     for part in key.split("."):

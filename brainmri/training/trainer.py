@@ -11,6 +11,7 @@ Under ``torchrun --nproc_per_node N`` each process takes 1/N of every global
 batch; gradients are averaged by DDP, so the global batch and schedule are
 those of one process, and only rank 0 writes.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,19 +29,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from brainmri.evaluation import plots
 from brainmri.data.augment import AugmentConfig, augment_batch, paste_lesions
-from brainmri.training.calibration import calibrate_release
-from brainmri.inference.release import load_release, save_release
-from brainmri.training.config import TrainConfig
-from brainmri.data.folders import SPLIT_FILE, check_classes, list_classes, load_folder, split_train_val
 from brainmri.data.dedup import duplicate_groups, find_pairs
-from brainmri.training.model import create_model, head_parameters
+from brainmri.data.folders import SPLIT_FILE, check_classes, list_classes, load_folder, split_train_val
+from brainmri.evaluation import plots
 from brainmri.inference.preprocess import GammaFraming, Preprocess
+from brainmri.inference.release import load_release, save_release
+from brainmri.training.calibration import calibrate_release
+from brainmri.training.config import TrainConfig
+from brainmri.training.model import create_model, head_parameters
 
 log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- distributed
+
 
 @dataclass
 class Dist:
@@ -55,10 +57,15 @@ class Dist:
 
 def setup_distributed() -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device("cpu")
+    device = (
+        torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if torch.cuda.is_available()
+        else torch.device("cpu")
+    )
     if world <= 1:
         return Dist(device=device)
     import torch.distributed as dist
+
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
@@ -75,6 +82,7 @@ def rank_slice(global_batch: int, dist: Dist) -> slice:
 
 
 # ----------------------------------------------------------------------------- steps
+
 
 def use_bf16(setting: str, device: torch.device) -> bool:
     if setting == "off":
@@ -132,8 +140,9 @@ def _peak_pixels(cells: int, pixels: int) -> torch.Tensor:
     return F.interpolate(one_hot, size=pixels, mode="linear", align_corners=False)[:, 0].argmax(1)
 
 
-def cam_target_cells(masks: torch.Tensor, grid: tuple[int, int], target: str = "widened",
-                     widen_px: int = 2) -> torch.Tensor:
+def cam_target_cells(
+    masks: torch.Tensor, grid: tuple[int, int], target: str = "widened", widen_px: int = 2
+) -> torch.Tensor:
     """Which cells of a ``grid`` heatmap count as "on the tumour" for ``masks`` (``B x 1 x H x W``) → ``B x h x w``.
 
     ``"widened"``: cells touching the mask, widened by one cell. ``"centres"``: cells whose centre pixel lies in
@@ -164,9 +173,21 @@ def cam_outside_loss(cam: torch.Tensor, masks: torch.Tensor, target: str = "wide
     return (1 - share).mean()
 
 
-def train_step(model, optimizer, inputs, targets, *, label_smoothing: float = 0.0, bf16: bool = False,
-               loss_scale: float = 1.0, masks: torch.Tensor | None = None, supervised: torch.Tensor | None = None,
-               seg_weight: float = 0.0, cam_weight: float = 0.0, cam_target: str = "widened") -> tuple[float, int]:
+def train_step(
+    model,
+    optimizer,
+    inputs,
+    targets,
+    *,
+    label_smoothing: float = 0.0,
+    bf16: bool = False,
+    loss_scale: float = 1.0,
+    masks: torch.Tensor | None = None,
+    supervised: torch.Tensor | None = None,
+    seg_weight: float = 0.0,
+    cam_weight: float = 0.0,
+    cam_target: str = "widened",
+) -> tuple[float, int]:
     """One forward/backward/step; returns (mean loss on this batch, correct predictions).
 
     A :class:`WithTumourMap` model adds ``seg_weight`` times its tumour-map loss against ``masks`` on the
@@ -187,13 +208,21 @@ def train_step(model, optimizer, inputs, targets, *, label_smoothing: float = 0.
 
 
 @torch.inference_mode()
-def predict_logits(model, images: np.ndarray, preprocess: Preprocess, *, batch_size: int = 64,
-                   device: torch.device = torch.device("cpu"), bf16: bool = False, channels_last: bool = True) -> torch.Tensor:
+def predict_logits(
+    model,
+    images: np.ndarray,
+    preprocess: Preprocess,
+    *,
+    batch_size: int = 64,
+    device: torch.device = torch.device("cpu"),
+    bf16: bool = False,
+    channels_last: bool = True,
+) -> torch.Tensor:
     """Logits for fitted uint8 images (N x S x S), in eval mode."""
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        chunk = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).unsqueeze(1).to(device)
+        chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).unsqueeze(1).to(device)
         x = preprocess.normalize(chunk)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -210,17 +239,20 @@ def make_scheduler(optimizer, total: int, warmup: int, schedule: str):
     from timm.scheduler import CosineLRScheduler, StepLRScheduler
 
     lr = optimizer.param_groups[0]["lr"]
-    common = dict(warmup_t=max(0, warmup - 1), warmup_lr_init=lr / warmup if warmup else lr, warmup_prefix=True,
-                  t_in_epochs=False)
+    common = dict(
+        warmup_t=max(0, warmup - 1), warmup_lr_init=lr / warmup if warmup else lr, warmup_prefix=True, t_in_epochs=False
+    )
     if schedule == "cosine":
-        return CosineLRScheduler(optimizer, t_initial=max(1, total - warmup + 1 if warmup else total), lr_min=0.0,
-                                 **common)
+        return CosineLRScheduler(
+            optimizer, t_initial=max(1, total - warmup + 1 if warmup else total), lr_min=0.0, **common
+        )
     if warmup:
         return StepLRScheduler(optimizer, decay_t=10**9, decay_rate=1.0, **common)
     return None
 
 
 # ----------------------------------------------------------------------------- the run
+
 
 class Trainer:
     """Owns one run folder: data, model, optimiser, history; ``run()`` trains to the end."""
@@ -233,8 +265,9 @@ class Trainer:
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         self.bf16 = use_bf16(self.cfg.bf16, self.device)
-        self.aug = replace(AugmentConfig.named(self.cfg.augment), invert_prob=self.cfg.invert_prob,
-                           curve_prob=self.cfg.curve_prob)
+        self.aug = replace(
+            AugmentConfig.named(self.cfg.augment), invert_prob=self.cfg.invert_prob, curve_prob=self.cfg.curve_prob
+        )
         if self.cfg.gamma is not None:
             self.aug = replace(self.aug, gamma=tuple(self.cfg.gamma))
         self.holdout = None
@@ -255,7 +288,9 @@ class Trainer:
             self.init_config = config = release.config
             self.label_names = list(config["label_names"])
             # The release decides the architecture and input size: record those, not the CLI defaults.
-            self.cfg = replace(c, arch=config["architecture"], image_size=int(config["pretrained_cfg"]["input_size"][-1]))
+            self.cfg = replace(
+                c, arch=config["architecture"], image_size=int(config["pretrained_cfg"]["input_size"][-1])
+            )
             return model
         args = dict(c.model_args)
         if c.ls_init_value is not None:
@@ -264,8 +299,14 @@ class Trainer:
             args["drop_path_rate"] = c.drop_path_rate
         if c.output_stride:
             args["output_stride"] = c.output_stride
-        return create_model(c.arch, num_classes=len(self.classes), pretrained=c.pretrained, drop_rate=c.drop_rate,
-                            image_size=c.image_size, **args)
+        return create_model(
+            c.arch,
+            num_classes=len(self.classes),
+            pretrained=c.pretrained,
+            drop_rate=c.drop_rate,
+            image_size=c.image_size,
+            **args,
+        )
 
     def setup(self) -> None:
         c = self.cfg
@@ -277,32 +318,42 @@ class Trainer:
         self.model = self._build_model()
         c = self.cfg  # with --init, the release's architecture and input size
         check_classes(self.classes, self.label_names, allow_subset=False)
-        self.preprocess = (Preprocess.from_release_config(self.init_config) if c.init
-                           else Preprocess.from_model(self.model, content_crop=c.content_crop))
+        self.preprocess = (
+            Preprocess.from_release_config(self.init_config)
+            if c.init
+            else Preprocess.from_model(self.model, content_crop=c.content_crop)
+        )
         if c.crop is not None:  # e.g. a stage that moves a released model onto the head-region crop
             self.preprocess = replace(self.preprocess, crop=c.crop)
-        full = load_folder(train_root, self.preprocess, cache_dir=c.cache_dir, classes=self.classes,
-                           progress=self.dist.main)
+        full = load_folder(
+            train_root, self.preprocess, cache_dir=c.cache_dir, classes=self.classes, progress=self.dist.main
+        )
         self.skipped = full.skipped
         if c.holdout:
             full = self._hold_out(root, full)
         groups = duplicate_groups(len(full), find_pairs(full.phash, full.images, full.sha256))
-        train_index, val_index = split_train_val(full, groups, c.val_fraction,
-                                                 c.seed if c.split_seed is None else c.split_seed)
+        train_index, val_index = split_train_val(
+            full, groups, c.val_fraction, c.seed if c.split_seed is None else c.split_seed
+        )
         self.train_set, self.val_set = full.subset(train_index), full.subset(val_index)
         self.train_images = torch.from_numpy(np.ascontiguousarray(self.train_set.images))
         self.train_labels = torch.from_numpy(self.train_set.labels)
         self.train_masks = self.val_masks = None
         if c.masks:
             from brainmri.data.masks import load_masks
+
             mask_set = load_masks(full, c.masks, self.preprocess, cache_dir=c.cache_dir)
             self.val_masks = mask_set.subset(val_index)
             train_masks = mask_set.subset(train_index)
             self.train_masks = torch.from_numpy(train_masks.masks)
             self.train_supervised = torch.from_numpy(train_masks.supervised(self.train_set.labels, self.classes))
             self.donors = torch.from_numpy(np.flatnonzero(train_masks.annotated))
-            log.info("masks: %d of %d training images annotated, %d supervised", len(self.donors),
-                     len(self.train_set), int(self.train_supervised.sum()))
+            log.info(
+                "masks: %d of %d training images annotated, %d supervised",
+                len(self.donors),
+                len(self.train_set),
+                int(self.train_supervised.sum()),
+            )
             if c.paste_prob and not len(self.donors):
                 log.warning("--paste-prob: no training image has a tumour mask, so no lesion is pasted")
         self.framed_images = self.framed_masks = None
@@ -313,19 +364,25 @@ class Trainer:
             self._add_lgg()
 
         self.model.to(self.device)
-        self.train_module = (WithTumourMap(self.model, seg=bool(c.seg_weight), cam=bool(c.cam_weight)).to(self.device)
-                             if c.seg_weight or c.cam_weight else self.model)
+        self.train_module = (
+            WithTumourMap(self.model, seg=bool(c.seg_weight), cam=bool(c.cam_weight)).to(self.device)
+            if c.seg_weight or c.cam_weight
+            else self.model
+        )
         if c.channels_last:
             self.train_module.to(memory_format=torch.channels_last)
         self.ema = None
         if c.ema_decay:
             from timm.utils import ModelEmaV3
+
             self.ema = ModelEmaV3(self.model, decay=c.ema_decay, device=self.device)
         self.net = self.train_module
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
-            self.net = DistributedDataParallel(self.train_module,
-                                               device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+            self.net = DistributedDataParallel(
+                self.train_module, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
 
         self.steps_per_epoch = len(self.train_set) // c.batch_size
         if c.steps_per_epoch:
@@ -336,8 +393,11 @@ class Trainer:
         self.optimizer = self._make_optimizer(head_only=self.head_epochs > 0)
         if c.clean_floor is not None:  # measured on the starting weights, also when resuming
             self.reference_acc = self.validate(self.model)["val_acc"]
-            log.info("clean floor: the starting model's validation accuracy %.4f, minus %.4f", self.reference_acc,
-                     c.clean_floor)
+            log.info(
+                "clean floor: the starting model's validation accuracy %.4f, minus %.4f",
+                self.reference_acc,
+                c.clean_floor,
+            )
         if c.resume and (self.out / "last.pt").is_file():
             self._load_state()
         if self.dist.main:
@@ -354,17 +414,24 @@ class Trainer:
         images, masks = [], []
         for box_gamma in self.aug.gamma:
             framing = GammaFraming.of(self.preprocess, box_gamma)
-            framed = load_folder(train_root, framing, cache_dir=c.cache_dir, classes=self.classes, progress=self.dist.main)
+            framed = load_folder(
+                train_root, framing, cache_dir=c.cache_dir, classes=self.classes, progress=self.dist.main
+            )
             position = {path: row for row, path in enumerate(framed.paths)}
             aligned = framed.subset(np.array([position[path] for path in full.paths], dtype=np.int64))
             images.append(np.ascontiguousarray(aligned.images[train_index]))
             if c.masks:
                 from brainmri.data.masks import load_masks
+
                 masks.append(load_masks(aligned, c.masks, framing, cache_dir=c.cache_dir).subset(train_index).masks)
         self.framed_images = torch.from_numpy(np.stack(images))
         self.framed_masks = torch.from_numpy(np.stack(masks)) if masks else None
-        log.info("framing: %d copies of %d training slices, cropped as after gamma %s", len(images),
-                 len(train_index), " and ".join(f"{g:g}" for g in self.aug.gamma))
+        log.info(
+            "framing: %d copies of %d training slices, cropped as after gamma %s",
+            len(images),
+            len(train_index),
+            " and ".join(f"{g:g}" for g in self.aug.gamma),
+        )
 
     def _add_lgg(self) -> None:
         """``--lgg``: TCGA-LGG's labelled slices of the training institutions, split by patient, appended to the
@@ -375,7 +442,9 @@ class Trainer:
 
         c = self.cfg
         sites = training_sites(c.lgg_holdout)
-        lgg = load_lgg(c.lgg, self.preprocess, self.classes, sites=sites, cache_dir=c.cache_dir, progress=self.dist.main)
+        lgg = load_lgg(
+            c.lgg, self.preprocess, self.classes, sites=sites, cache_dir=c.cache_dir, progress=self.dist.main
+        )
         train_index, val_index = split_patients(lgg, c.val_fraction, c.seed if c.split_seed is None else c.split_seed)
         train, val = lgg.subset(train_index), lgg.subset(val_index)
         self.lgg_val = val
@@ -390,8 +459,10 @@ class Trainer:
             self.train_masks = torch.cat([self.train_masks, torch.from_numpy(masks.masks[train_index])])
             self.train_supervised = torch.cat([self.train_supervised, torch.ones(len(train), dtype=torch.bool)])
             self.donors = torch.cat([self.donors, first_new + torch.arange(len(train))])
-            self.val_masks = MaskSet(np.concatenate([self.val_masks.masks, masks.masks[val_index]]),
-                                     np.concatenate([self.val_masks.annotated, masks.annotated[val_index]]))
+            self.val_masks = MaskSet(
+                np.concatenate([self.val_masks.masks, masks.masks[val_index]]),
+                np.concatenate([self.val_masks.annotated, masks.annotated[val_index]]),
+            )
         if self.framed_images is not None:
             framed, framed_masks = [], []
             for box_gamma in self.aug.gamma:
@@ -399,26 +470,38 @@ class Trainer:
                 copy = load_lgg(c.lgg, framing, self.classes, sites=sites, cache_dir=c.cache_dir)
                 framed.append(torch.from_numpy(np.ascontiguousarray(copy.images.images[train_index])))
                 if c.masks:
-                    framed_masks.append(torch.from_numpy(load_lgg_masks(copy, framing, cache_dir=c.cache_dir).masks[train_index]))
+                    framed_masks.append(
+                        torch.from_numpy(load_lgg_masks(copy, framing, cache_dir=c.cache_dir).masks[train_index])
+                    )
             self.framed_images = torch.cat([self.framed_images, torch.stack(framed)], dim=1)
             if c.masks:
                 self.framed_masks = torch.cat([self.framed_masks, torch.stack(framed_masks)], dim=1)
-        log.info("TCGA-LGG (%s): %d training slices of %d patients, %d validation slices of %d patients",
-                 ", ".join(sites), len(train), len(set(train.patient)), len(val), len(set(val.patient)))
+        log.info(
+            "TCGA-LGG (%s): %d training slices of %d patients, %d validation slices of %d patients",
+            ", ".join(sites),
+            len(train),
+            len(set(train.patient)),
+            len(val),
+            len(set(val.patient)),
+        )
 
     def _hold_out(self, root: Path, training):
         """Leave one collection out: keep the other collections' Training images that duplicate none of it."""
         from brainmri.data.collections import plan_holdout, read_origins
 
         c = self.cfg
-        testing = load_folder(root / "Testing", self.preprocess, cache_dir=c.cache_dir, classes=self.classes,
-                              progress=self.dist.main)
+        testing = load_folder(
+            root / "Testing", self.preprocess, cache_dir=c.cache_dir, classes=self.classes, progress=self.dist.main
+        )
         self.holdout = plan_holdout(training, testing, read_origins(c.origins), c.holdout)
         log.info("holding out %s: %s", c.holdout, self.holdout.summary())
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "holdout.json").write_text(json.dumps(
-                {**self.holdout.summary(), "dropped_duplicate_paths": self.holdout.dropped_duplicates}, indent=2))
+            (self.out / "holdout.json").write_text(
+                json.dumps(
+                    {**self.holdout.summary(), "dropped_duplicate_paths": self.holdout.dropped_duplicates}, indent=2
+                )
+            )
         return training.subset(self.holdout.train_index)
 
     def _make_optimizer(self, head_only: bool):
@@ -428,11 +511,22 @@ class Trainer:
 
         c = self.cfg
         lr = c.head_lr if head_only else c.lr
-        optimizer = create_optimizer_v2(head_parameters(self.model) if head_only else self.train_module,
-                                        opt=c.optimizer, lr=lr, weight_decay=c.weight_decay)
-        self.scheduler = None if head_only else make_scheduler(
-            optimizer, (c.epochs - self.head_epochs) * self.steps_per_epoch, c.warmup_epochs * self.steps_per_epoch,
-            c.schedule)
+        optimizer = create_optimizer_v2(
+            head_parameters(self.model) if head_only else self.train_module,
+            opt=c.optimizer,
+            lr=lr,
+            weight_decay=c.weight_decay,
+        )
+        self.scheduler = (
+            None
+            if head_only
+            else make_scheduler(
+                optimizer,
+                (c.epochs - self.head_epochs) * self.steps_per_epoch,
+                c.warmup_epochs * self.steps_per_epoch,
+                c.schedule,
+            )
+        )
         return optimizer
 
     def _write_split(self) -> None:
@@ -445,13 +539,22 @@ class Trainer:
 
     # -- state
     def _state(self, epoch: int) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "tumour_map": (self.train_module.tumour_map.state_dict()
-                               if self.train_module is not self.model and self.train_module.tumour_map is not None else {}),
-                "ema": self.ema.module.state_dict() if self.ema else {}, "epoch": epoch,
-                "best_loss": self.best_loss, "bad_epochs": self.bad_epochs, "seconds": self.seconds,
-                "wall_seconds": self.wall_seconds,
-                "history": json.dumps(self.history)}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "tumour_map": (
+                self.train_module.tumour_map.state_dict()
+                if self.train_module is not self.model and self.train_module.tumour_map is not None
+                else {}
+            ),
+            "ema": self.ema.module.state_dict() if self.ema else {},
+            "epoch": epoch,
+            "best_loss": self.best_loss,
+            "bad_epochs": self.bad_epochs,
+            "seconds": self.seconds,
+            "wall_seconds": self.wall_seconds,
+            "history": json.dumps(self.history),
+        }
 
     def _save_state(self, epoch: int) -> None:
         tmp = self.out / f".last.pt.{os.getpid()}"
@@ -481,11 +584,14 @@ class Trainer:
     def _batches(self, epoch: int):
         """Deterministic per epoch (seed, epoch): a resumed run sees the same batches."""
         gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
-        order = (torch.tensor(list(self._balanced_sampler(gen))) if self.cfg.balance != "none"
-                 else torch.randperm(len(self.train_set), generator=gen))
+        order = (
+            torch.tensor(list(self._balanced_sampler(gen)))
+            if self.cfg.balance != "none"
+            else torch.randperm(len(self.train_set), generator=gen)
+        )
         share = rank_slice(self.cfg.batch_size, self.dist)
         for step in range(self.steps_per_epoch):
-            index = order[step * self.cfg.batch_size:(step + 1) * self.cfg.batch_size]
+            index = order[step * self.cfg.batch_size : (step + 1) * self.cfg.batch_size]
             images = self.train_images[index].unsqueeze(1).float().div_(255)
             labels = self.train_labels[index]
             if self.framed_images is not None:  # --framing-prob: some slices framed as after a gamma change
@@ -501,15 +607,27 @@ class Trainer:
                 masks[rows] = self.framed_masks[views, index[rows]].unsqueeze(1).float().div_(255)
             supervised = self.train_supervised[index].clone()
             if self.cfg.paste_prob and len(self.donors):
-                chosen = (labels == self.classes.index("notumor")) & (torch.rand(len(index), generator=gen) < self.cfg.paste_prob)
+                chosen = (labels == self.classes.index("notumor")) & (
+                    torch.rand(len(index), generator=gen) < self.cfg.paste_prob
+                )
                 donors = self.donors[torch.randint(len(self.donors), (int(chosen.sum()),), generator=gen)]
                 images, masks, labels = paste_lesions(
-                    images, masks, labels, chosen, self.train_images[donors].unsqueeze(1).float().div_(255),
-                    self.train_masks[donors].unsqueeze(1).float().div_(255), self.train_labels[donors])
+                    images,
+                    masks,
+                    labels,
+                    chosen,
+                    self.train_images[donors].unsqueeze(1).float().div_(255),
+                    self.train_masks[donors].unsqueeze(1).float().div_(255),
+                    self.train_labels[donors],
+                )
                 supervised |= chosen
             images, masks = augment_batch(images, self.aug, gen, masks=masks)
-            yield (self._model_input(images[share]), labels[share].to(self.device), masks[share].to(self.device),
-                   supervised[share].to(self.device))
+            yield (
+                self._model_input(images[share]),
+                labels[share].to(self.device),
+                masks[share].to(self.device),
+                supervised[share].to(self.device),
+            )
 
     def _balanced_sampler(self, gen: torch.Generator):
         """One epoch's draw in which every class is equally likely (with replacement): a class with few images
@@ -536,17 +654,32 @@ class Trainer:
         in_head_phase = epoch < self.head_epochs
         total_loss = correct = seen = 0
         start = time.perf_counter()
-        bar = tqdm(self._batches(epoch), total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{c.epochs}",
-                   disable=None if self.dist.main else True, leave=False)
+        bar = tqdm(
+            self._batches(epoch),
+            total=self.steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{c.epochs}",
+            disable=None if self.dist.main else True,
+            leave=False,
+        )
         for step, (x, y, *mask_batch) in enumerate(bar):
             if not in_head_phase:
                 global_step = (epoch - self.head_epochs) * self.steps_per_epoch + step
                 if self.scheduler is not None:
                     self.scheduler.step_update(global_step)
             masks, supervised = mask_batch or (None, None)
-            loss, hits = train_step(self.net, self.optimizer, x, y, label_smoothing=c.label_smoothing, bf16=self.bf16,
-                                    masks=masks, supervised=supervised, seg_weight=c.seg_weight, cam_weight=c.cam_weight,
-                                    cam_target=c.cam_target)
+            loss, hits = train_step(
+                self.net,
+                self.optimizer,
+                x,
+                y,
+                label_smoothing=c.label_smoothing,
+                bf16=self.bf16,
+                masks=masks,
+                supervised=supervised,
+                seg_weight=c.seg_weight,
+                cam_weight=c.cam_weight,
+                cam_target=c.cam_target,
+            )
             if self.ema is not None and not in_head_phase:
                 self.ema.update(self.model, step=global_step)
             total_loss += loss * len(y)
@@ -554,11 +687,19 @@ class Trainer:
             seen += len(y)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
         seconds = time.perf_counter() - start
-        return {"train_loss": total_loss / seen, "train_acc": correct / seen,
-                "train_img_s": seen * self.dist.world / seconds, "train_seconds": seconds}
+        return {
+            "train_loss": total_loss / seen,
+            "train_acc": correct / seen,
+            "train_img_s": seen * self.dist.world / seconds,
+            "train_seconds": seconds,
+        }
 
     def eval_model(self):
-        return self.ema.module if self.ema is not None and self.history and self.history[-1]["epoch"] >= self.head_epochs else self.model
+        return (
+            self.ema.module
+            if self.ema is not None and self.history and self.history[-1]["epoch"] >= self.head_epochs
+            else self.model
+        )
 
     @cached_property
     def _val_inverted(self) -> np.ndarray:
@@ -575,21 +716,26 @@ class Trainer:
         labels = torch.from_numpy(self.val_set.labels)
 
         def measure(images) -> tuple[float, torch.Tensor]:
-            logits = predict_logits(model, images, self.preprocess, device=self.device, bf16=self.bf16,
-                                    channels_last=self.cfg.channels_last)
+            logits = predict_logits(
+                model, images, self.preprocess, device=self.device, bf16=self.bf16, channels_last=self.cfg.channels_last
+            )
             return float(F.cross_entropy(logits, labels)), logits.argmax(1) == labels
 
         loss, right = measure(self.val_set.images)
         row = {"val_loss": loss, "val_acc": float(right.float().mean()), "select_loss": loss}
         if self.cfg.lgg:  # each source apart (the LGG slices come last): a mixed figure hides a fall on either
             kaggle = len(self.val_set) - len(self.lgg_val)
-            row.update(val_acc_kaggle=float(right[:kaggle].float().mean()),
-                       val_acc_lgg=float(right[kaggle:].float().mean()))
+            row.update(
+                val_acc_kaggle=float(right[:kaggle].float().mean()), val_acc_lgg=float(right[kaggle:].float().mean())
+            )
         if self.cfg.invert_prob > 0:
             inverted_loss, inverted_right = measure(self._val_inverted)
             inverted_accuracy = float(inverted_right.float().mean())
-            row.update(val_loss_inverted=inverted_loss, val_acc_inverted=inverted_accuracy,
-                       select_loss=(loss + inverted_loss) / 2)
+            row.update(
+                val_loss_inverted=inverted_loss,
+                val_acc_inverted=inverted_accuracy,
+                select_loss=(loss + inverted_loss) / 2,
+            )
         return row
 
     def _improves(self, row: dict[str, Any]) -> bool:
@@ -614,13 +760,21 @@ class Trainer:
                 self.optimizer = self._make_optimizer(head_only=False)
             stats = self.train_one_epoch(epoch)
             self.seconds += stats["train_seconds"]
-            row = {"epoch": epoch, "phase": "head" if epoch < self.head_epochs else "full",
-                   "lr": self.optimizer.param_groups[0]["lr"], **stats}
+            row = {
+                "epoch": epoch,
+                "phase": "head" if epoch < self.head_epochs else "full",
+                "lr": self.optimizer.param_groups[0]["lr"],
+                **stats,
+            }
             self.history.append(row)
             row.update(self.validate())
             improved = self._improves(row)
             if improved:
-                self.best_loss, self.best_meets_floor, self.bad_epochs = row["select_loss"], row.get("meets_floor", True), 0
+                self.best_loss, self.best_meets_floor, self.bad_epochs = (
+                    row["select_loss"],
+                    row.get("meets_floor", True),
+                    0,
+                )
                 if self.dist.main:
                     self._save_release(self.eval_model(), epoch, row)
             elif epoch >= self.head_epochs:
@@ -629,7 +783,9 @@ class Trainer:
             if self.dist.main:
                 self._save_state(epoch)
                 self._write_history()
-                log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+                log.info(
+                    "epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+                )
             if c.patience and self.bad_epochs >= c.patience:
                 log.info("early stop: validation loss has not improved for %d epochs", c.patience)
                 break
@@ -638,14 +794,30 @@ class Trainer:
 
     def _save_release(self, model, epoch: int, row: dict[str, Any]) -> None:
         c = self.cfg
-        extra = {"brainmri": {"recipe": c.recipe, "epoch": epoch + 1, "val_loss": row["val_loss"],
-                              "val_acc": row["val_acc"], "seed": c.seed, "image_size": c.image_size,
-                              "train_images": len(self.train_set), "val_images": len(self.val_set),
-                              "data": Path(c.data).name, "pretrained": bool(c.pretrained and not c.init),
-                              "drop_rate": c.drop_rate,  # the head's dropout in training (MC dropout reuses it)
-                              **{k: row[k] for k in ("val_acc_kaggle", "val_acc_lgg") if k in row}}}  # each source
-        save_release(model, self.out / "release", self.label_names, extra=extra, half=c.half_weights,
-                     preprocessing=self.preprocess.release_steps())
+        extra = {
+            "brainmri": {
+                "recipe": c.recipe,
+                "epoch": epoch + 1,
+                "val_loss": row["val_loss"],
+                "val_acc": row["val_acc"],
+                "seed": c.seed,
+                "image_size": c.image_size,
+                "train_images": len(self.train_set),
+                "val_images": len(self.val_set),
+                "data": Path(c.data).name,
+                "pretrained": bool(c.pretrained and not c.init),
+                "drop_rate": c.drop_rate,  # the head's dropout in training (MC dropout reuses it)
+                **{k: row[k] for k in ("val_acc_kaggle", "val_acc_lgg") if k in row},
+            }
+        }  # each source
+        save_release(
+            model,
+            self.out / "release",
+            self.label_names,
+            extra=extra,
+            half=c.half_weights,
+            preprocessing=self.preprocess.release_steps(),
+        )
 
     def _write_history(self) -> None:
         keys = list(dict.fromkeys(k for row in self.history for k in row))
@@ -657,15 +829,28 @@ class Trainer:
 
     def finish(self) -> dict[str, Any]:
         """Calibrate the best release on validation, measure loop vs bare step, write summary.json."""
-        summary: dict[str, Any] = {"epochs_run": len(self.history), "train_seconds": round(self.seconds, 1),
-                                   "best_val_loss": self.best_loss, "skipped_files": self.skipped}
+        summary: dict[str, Any] = {
+            "epochs_run": len(self.history),
+            "train_seconds": round(self.seconds, 1),
+            "best_val_loss": self.best_loss,
+            "skipped_files": self.skipped,
+        }
         if self.reference_acc is not None:
             summary.update(floor_reference_val_acc=self.reference_acc, best_meets_floor=self.best_meets_floor)
         if self.dist.main and (self.out / "release").is_dir():
-            summary.update(calibrate_release(self.out / "release", self.train_set, self.val_set,
-                                             extra_meta={"train_seconds": round(self.seconds, 1)},
-                                             half=self.cfg.half_weights, ok_target=self.cfg.ok_target))
-        loop = [r["train_img_s"] for r in self.history if r["phase"] == "full"] or [r["train_img_s"] for r in self.history]
+            summary.update(
+                calibrate_release(
+                    self.out / "release",
+                    self.train_set,
+                    self.val_set,
+                    extra_meta={"train_seconds": round(self.seconds, 1)},
+                    half=self.cfg.half_weights,
+                    ok_target=self.cfg.ok_target,
+                )
+            )
+        loop = [r["train_img_s"] for r in self.history if r["phase"] == "full"] or [
+            r["train_img_s"] for r in self.history
+        ]
         summary["loop_img_s"] = float(np.median(loop)) if loop else None
         summary["bare_step_img_s"] = self.bare_step_speed()
         if summary["loop_img_s"] and summary["bare_step_img_s"]:
@@ -675,8 +860,10 @@ class Trainer:
             if (self.out / "summary.json").is_file():  # a re-run of finish() keeps earlier figures
                 summary = {**json.loads((self.out / "summary.json").read_text()), **summary}
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-            print(f"training loop {summary['loop_img_s']:.1f} img/s, bare forward/backward/step "
-                  f"{summary['bare_step_img_s']:.1f} img/s ({100 * summary.get('loop_vs_bare', 0):.0f} %)")
+            print(
+                f"training loop {summary['loop_img_s']:.1f} img/s, bare forward/backward/step "
+                f"{summary['bare_step_img_s']:.1f} img/s ({100 * summary.get('loop_vs_bare', 0):.0f} %)"
+            )
         return summary
 
     @property
@@ -688,16 +875,29 @@ class Trainer:
     def bare_step_speed(self, steps: int = 6) -> float:
         """img/s of forward/backward/step alone, on batches made in advance from the same data."""
         import copy
+
         model = copy.deepcopy(self.train_module).train()
         net = model
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel
+
             net = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
         batches = [b for _, b in zip(range(steps), self._batches(0))]
+
         def step(x, y, masks=None, supervised=None):
-            train_step(net, opt, x, y, bf16=self.bf16, masks=masks, supervised=supervised, seg_weight=self.cfg.seg_weight,
-                       cam_weight=self.cfg.cam_weight, cam_target=self.cfg.cam_target)
+            train_step(
+                net,
+                opt,
+                x,
+                y,
+                bf16=self.bf16,
+                masks=masks,
+                supervised=supervised,
+                seg_weight=self.cfg.seg_weight,
+                cam_weight=self.cfg.cam_weight,
+                cam_target=self.cfg.cam_target,
+            )
 
         step(*batches[0])  # warm-up
         start = time.perf_counter()

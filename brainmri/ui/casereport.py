@@ -7,6 +7,7 @@ weights sha256, its held-out figures), the date and the not-a-medical-device not
 file name and no patient field: the caller passes the explanation only, never the upload's path
 or DICOM header.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -20,10 +21,10 @@ from brainmri.inference.explain import METHOD_NAMES
 A4_INCHES = (8.27, 11.69)
 
 
-
 @dataclass
 class ModelFacts:
     """Which model answered and how far to trust it (from the release's config and saved evaluation)."""
+
     architecture: str
     weights_sha256: str
     input_size: int
@@ -34,11 +35,18 @@ class ModelFacts:
     def from_release(cls, config: dict, metrics: dict | None, crossval: dict | None) -> "ModelFacts":
         from brainmri.evaluation.report import COLLECTION_NAMES
 
-        heldout = {COLLECTION_NAMES.get(name, name): block["metrics"]["accuracy"]
-                   for name, block in ((crossval or {}).get("heldout") or {}).items()}
+        heldout = {
+            COLLECTION_NAMES.get(name, name): block["metrics"]["accuracy"]
+            for name, block in ((crossval or {}).get("heldout") or {}).items()
+        }
         size = (config.get("pretrained_cfg") or {}).get("input_size", [3, 0, 0])[-1]
-        return cls(config.get("architecture", "?"), config.get("weights_sha256", "?"), int(size),
-                   metrics["full"]["accuracy"] if metrics else None, heldout if metrics else {})
+        return cls(
+            config.get("architecture", "?"),
+            config.get("weights_sha256", "?"),
+            int(size),
+            metrics["full"]["accuracy"] if metrics else None,
+            heldout if metrics else {},
+        )
 
 
 def _figures_line(facts: ModelFacts, t: dict) -> str:
@@ -50,8 +58,14 @@ def _figures_line(facts: ModelFacts, t: dict) -> str:
     return f"{line} {t['heldout_note']}" if facts.heldout_accuracy else line
 
 
-def write_case_report(path: str | Path, explanation, facts: ModelFacts, lang: str = "en",
-                      opacity: float | None = None, now: datetime | None = None) -> Path:
+def write_case_report(
+    path: str | Path,
+    explanation,
+    facts: ModelFacts,
+    lang: str = "en",
+    opacity: float | None = None,
+    now: datetime | None = None,
+) -> Path:
     """One A4 page for ``explanation`` (from :meth:`Predictor.explain` on a file or an array: it needs the
     original slice), as PDF (or PNG when ``path`` ends in .png); ``opacity``: the heatmap's, as on the page."""
     from matplotlib import rc_context  # imported on the first report: the page starts without matplotlib
@@ -71,11 +85,20 @@ def write_case_report(path: str | Path, explanation, facts: ModelFacts, lang: st
         fig.text(0.06, 0.938, "\n".join(textwrap.wrap(t["notice"], 112)), fontsize=8.5, color="#a00000", va="top")
         verdict = explanation.verdict
         read = verdict is None or verdict.status != "not_mri"  # as on the page: no class, no heatmap otherwise
-        drawn = ((explanation.draw(opacity) if opacity is not None else explanation.overlay_original) if read
-                 else explanation.original)
-        for x, image, title, cmap in ((0.06, explanation.original, t["slice"], "gray"),
-                                      (0.52, drawn, t["overlay"].format(method=method, target=target) if read
-                                       else t["not_read"], None if read else "gray")):
+        drawn = (
+            (explanation.draw(opacity) if opacity is not None else explanation.overlay_original)
+            if read
+            else explanation.original
+        )
+        for x, image, title, cmap in (
+            (0.06, explanation.original, t["slice"], "gray"),
+            (
+                0.52,
+                drawn,
+                t["overlay"].format(method=method, target=target) if read else t["not_read"],
+                None if read else "gray",
+            ),
+        ):
             ax = fig.add_axes((x, 0.58, 0.42, 0.33))
             ax.imshow(image, cmap=cmap, vmin=0, vmax=255, interpolation="lanczos")
             ax.set_title("\n".join(textwrap.wrap(title, 48)), fontsize=9)
@@ -101,13 +124,29 @@ def write_case_report(path: str | Path, explanation, facts: ModelFacts, lang: st
         else:
             verdict_text = f"{text.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}"
         y = 0.355
-        blocks = [(f"{t['verdict']}: {verdict_text}", 10, "bold"),
-                  *([(t["method"].format(size=facts.input_size, architecture=facts.architecture, method=method,
-                                         target=target), 8.5, "normal")] if read else []),
-                  (t["model"].format(architecture=facts.architecture, version=__version__,
-                                     sha=facts.weights_sha256), 8.5, "normal"),
-                  (_figures_line(facts, t), 8.5, "normal"),
-                  (t["date"].format(date=date), 8.5, "normal")]
+        blocks = [
+            (f"{t['verdict']}: {verdict_text}", 10, "bold"),
+            *(
+                [
+                    (
+                        t["method"].format(
+                            size=facts.input_size, architecture=facts.architecture, method=method, target=target
+                        ),
+                        8.5,
+                        "normal",
+                    )
+                ]
+                if read
+                else []
+            ),
+            (
+                t["model"].format(architecture=facts.architecture, version=__version__, sha=facts.weights_sha256),
+                8.5,
+                "normal",
+            ),
+            (_figures_line(facts, t), 8.5, "normal"),
+            (t["date"].format(date=date), 8.5, "normal"),
+        ]
         for words, size, weight in blocks:
             lines = textwrap.wrap(words, 112 if size < 10 else 95)
             fig.text(0.06, y, "\n".join(lines), fontsize=size, weight=weight, va="top", linespacing=1.3)
@@ -118,4 +157,3 @@ def write_case_report(path: str | Path, explanation, facts: ModelFacts, lang: st
         else:
             fig.savefig(path, format="pdf", metadata={"Title": t["title"], "Creator": f"brainmri {__version__}"})
     return path
-

@@ -3,6 +3,7 @@
 Each returns what its Gradio components take; the API's outputs keep the stable English keys (class labels,
 verdict statuses), the page's words come from :mod:`brainmri.text`.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,9 @@ def _note(explanation, lang: str = "en") -> str:
     words, verdict = say(lang), explanation.verdict
     top = text.class_name(explanation.label, lang)
     p = explanation.probabilities[explanation.label]
-    heatmap = words["heatmap"].format(method=METHOD_NAMES[explanation.method],
-                                    target=text.class_name(explanation.target, lang))
+    heatmap = words["heatmap"].format(
+        method=METHOD_NAMES[explanation.method], target=text.class_name(explanation.target, lang)
+    )
     if verdict is None or verdict.ok:
         return words["ok"].format(top=top, p=p, heatmap=heatmap)
     return words[verdict.status].format(reason=verdict.reason_in(lang), top=top, p=p, heatmap=heatmap)
@@ -141,8 +143,14 @@ class Handlers:
         secondary view, follows in a second step (:meth:`model_input`), so the answer does not wait for it."""
         lang = page_language(request)
         e = self._explain(path, lang=lang)
-        return (_label_output(e), self._overlay(e, opacity, outline), _note(e, lang), gr.update(value=PREDICTED), gr.update(value="gradcam"),
-                _label_output(e, lang))
+        return (
+            _label_output(e),
+            self._overlay(e, opacity, outline),
+            _note(e, lang),
+            gr.update(value=PREDICTED),
+            gr.update(value="gradcam"),
+            _label_output(e, lang),
+        )
 
     def model_input(self, path, target=PREDICTED, method="gradcam", request: gr.Request = None):
         """What the model saw (its input) beside its heatmap, for the folded secondary view."""
@@ -166,15 +174,22 @@ class Handlers:
             every = self.predictor.explain_all(path, method=method)
         except ImageLoadError as err:
             raise gr.Error(say(lang)["cannot_read"].format(error=err), print_exception=False) from None
-        return [(cached_image(e.overlay_original, self.output_dir),
-                 f"{text.class_name(e.target, lang)}: {e.probabilities[e.target]:.0%}") for e in every]
+        return [
+            (
+                cached_image(e.overlay_original, self.output_dir),
+                f"{text.class_name(e.target, lang)}: {e.probabilities[e.target]:.0%}",
+            )
+            for e in every
+        ]
 
     def report(self, path, request: gr.Request = None):
         """One image file in; out: a one-page PDF case report (predicted class, Grad-CAM) in the page's language."""
         lang = page_language(request)
         e = self._explain(path, lang=lang)
         name = f"brainmri-report-{datetime.now():%Y%m%d-%H%M%S}.pdf"
-        return cached_output(self.output_dir, ".pdf", lambda out: write_case_report(out, e, self.facts, lang), name=name)
+        return cached_output(
+            self.output_dir, ".pdf", lambda out: write_case_report(out, e, self.facts, lang), name=name
+        )
 
     def classify_batch(self, paths, request: gr.Request = None):
         """Several files in; out: a table in the page's language and a CSV with the stable English keys."""
@@ -194,17 +209,38 @@ class Handlers:
             cells = [round(probs[k], 4) for k in labels]
             if verdict.status == "not_mri":
                 rows.append([name, "not a brain MRI slice", *cells, f"{verdict.status}: {verdict.reason}"])
-                shown.append([name, say(lang)["not_mri_label"], *cells,
-                              f"{text.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}"])
+                shown.append(
+                    [
+                        name,
+                        say(lang)["not_mri_label"],
+                        *cells,
+                        f"{text.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}",
+                    ]
+                )
                 continue
             rows.append([name, label, *cells, verdict.status if verdict.ok else f"{verdict.status}: {verdict.reason}"])
-            shown.append([name, text.class_name(label, lang), *cells, text.status_name(verdict.status, lang)
-                          if verdict.ok else f"{text.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}"])
+            shown.append(
+                [
+                    name,
+                    text.class_name(label, lang),
+                    *cells,
+                    text.status_name(verdict.status, lang)
+                    if verdict.ok
+                    else f"{text.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}",
+                ]
+            )
         table = report.batch_csv(rows, ["file", "class", *labels, "note"])
         csv_path = cached_output(self.output_dir, "-results.csv", lambda path: path.write_text(table))
-        headers = ["file", "class", *labels, "note"] if lang == "en" else \
-            [say(lang)["batch_headers"][0], say(lang)["batch_headers"][1],
-             *[text.class_name(k, lang) for k in labels], say(lang)["batch_headers"][-1]]
+        headers = (
+            ["file", "class", *labels, "note"]
+            if lang == "en"
+            else [
+                say(lang)["batch_headers"][0],
+                say(lang)["batch_headers"][1],
+                *[text.class_name(k, lang) for k in labels],
+                say(lang)["batch_headers"][-1],
+            ]
+        )
         return pd.DataFrame(shown, columns=headers), gr.update(value=csv_path, visible=True)
 
     # -- whole scans
@@ -215,14 +251,20 @@ class Handlers:
         if not paths:
             raise gr.Error(say(lang)["upload_scan"], print_exception=False)
         try:
-            result = self.predictor.predict_volume(list(paths) if isinstance(paths, (list, tuple)) else paths,
-                                                   plane or "axial")
+            result = self.predictor.predict_volume(
+                list(paths) if isinstance(paths, (list, tuple)) else paths, plane or "axial"
+            )
         except ImageLoadError as err:
             raise gr.Error(say(lang)["cannot_read"].format(error=err), print_exception=False) from None
         labels = self.predictor.labels
-        rows = [[s.index, s.verdict.status if s.verdict else f"skipped: {s.skipped}",
-                 *[None if s.probabilities is None else round(s.probabilities[k], 4) for k in labels]]
-                for s in result.slices]
+        rows = [
+            [
+                s.index,
+                s.verdict.status if s.verdict else f"skipped: {s.skipped}",
+                *[None if s.probabilities is None else round(s.probabilities[k], 4) for k in labels],
+            ]
+            for s in result.slices
+        ]
         return pd.DataFrame(rows, columns=["slice", "status", *labels]), result.summary(), result
 
     def scan_page(self, result, opacity=HEATMAP_OPACITY, outline=True, request: gr.Request = None):
@@ -232,23 +274,48 @@ class Handlers:
             return (gr.skip(),) * 6
         lang = page_language(request)
         words, summary = say(lang), result.summary()
-        line = words["scan"].format(kind=summary["kind"], slices=summary["slices"], read=summary["read"],
-                                  skipped=summary["skipped"], ok=summary["ok"],
-                                  plane=words["planes"].get(summary["plane"], summary["plane"]))
+        line = words["scan"].format(
+            kind=summary["kind"],
+            slices=summary["slices"],
+            read=summary["read"],
+            skipped=summary["skipped"],
+            ok=summary["ok"],
+            plane=words["planes"].get(summary["plane"], summary["plane"]),
+        )
         top = summary["most_suspicious"]
         if top:
-            line += words["scan_top"].format(top="; ".join(words["scan_top_item"].format(
-                slice=t["slice"], label=text.class_name(t["label"], lang), p=t["tumour_probability"]) for t in top[:3]))
+            line += words["scan_top"].format(
+                top="; ".join(
+                    words["scan_top_item"].format(
+                        slice=t["slice"], label=text.class_name(t["label"], lang), p=t["tumour_probability"]
+                    )
+                    for t in top[:3]
+                )
+            )
         first = top[0]["slice"] if top else 0
-        strip = [{"slice": s.index, "class": text.class_name(k, lang), "probability": s.probabilities[k]}
-                 for s in result.read() for k in self.predictor.labels]
-        suspicious = [[s.index, text.class_name(max(s.probabilities, key=s.probabilities.get), lang),
-                       round(s.tumour_probability(), 4), text.status_name(s.verdict.status, lang)]
-                      for s in result.most_suspicious(SUSPICIOUS_ROWS)]
+        strip = [
+            {"slice": s.index, "class": text.class_name(k, lang), "probability": s.probabilities[k]}
+            for s in result.read()
+            for k in self.predictor.labels
+        ]
+        suspicious = [
+            [
+                s.index,
+                text.class_name(max(s.probabilities, key=s.probabilities.get), lang),
+                round(s.tumour_probability(), 4),
+                text.status_name(s.verdict.status, lang),
+            ]
+            for s in result.most_suspicious(SUSPICIOUS_ROWS)
+        ]
         image, note = self.scan_slice(result, first, opacity, outline, request)
-        return (line, gr.update(minimum=0, maximum=max(len(result.volume) - 1, 1), value=first, visible=True),
-                pd.DataFrame(strip, columns=["slice", "class", "probability"]),
-                pd.DataFrame(suspicious, columns=words["suspicious_headers"]), image, note)
+        return (
+            line,
+            gr.update(minimum=0, maximum=max(len(result.volume) - 1, 1), value=first, visible=True),
+            pd.DataFrame(strip, columns=["slice", "class", "probability"]),
+            pd.DataFrame(suspicious, columns=words["suspicious_headers"]),
+            image,
+            note,
+        )
 
     def scan_slice(self, result, index, opacity=HEATMAP_OPACITY, outline=True, request: gr.Request = None):
         """One slice of the analysed scan at its own resolution, with the heatmap of its most likely class."""
@@ -261,17 +328,20 @@ class Handlers:
         gray = result.volume.slices[index]
         if found is None or found.skipped:
             why = say(lang)["skipped"].get(found.skipped, found.skipped) if found else "—"
-            return cached_image(gray, self.output_dir), say(lang)["slice_skipped"].format(index=index, last=last, why=why)
+            return cached_image(gray, self.output_dir), say(lang)["slice_skipped"].format(
+                index=index, last=last, why=why
+            )
         e = self.predictor.explain(gray)
         label = max(found.probabilities, key=found.probabilities.get)
         verdict = found.verdict.reason_in(lang) if not found.verdict.ok else ""
-        note = say(lang)["slice_note"].format(index=index, last=last, label=text.class_name(label, lang),
-                                              p=found.probabilities[label], verdict=verdict)
+        note = say(lang)["slice_note"].format(
+            index=index, last=last, label=text.class_name(label, lang), p=found.probabilities[label], verdict=verdict
+        )
         return self._overlay(e, opacity, outline), note.strip()
 
     def jump_from_plot(self, result, opacity, outline, evt: gr.SelectData, request: gr.Request = None):
         """A range dragged across the probability strip: go to its middle slice."""
-        low, high = (evt.index if isinstance(evt.index, (list, tuple)) else (evt.index, evt.index))
+        low, high = evt.index if isinstance(evt.index, (list, tuple)) else (evt.index, evt.index)
         index = int(round((float(low) + float(high)) / 2))
         return (gr.update(value=index), *self.scan_slice(result, index, opacity, outline, request))
 

@@ -2,6 +2,7 @@
 
 Building it launches nothing (tests and Hugging Face Spaces import the page); :func:`launch` serves it.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,11 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                         run = gr.Button(I18N("classify"), variant="primary")
                         target = gr.Dropdown(choices("en"), value=PREDICTED, label=I18N("explain_class"))
                         localised.append((target, lambda lang: gr.update(choices=choices(lang))))
-                        method = gr.Radio([(METHOD_NAMES[m], m) for m in ("gradcam", "gradcam++", "eigencam")],
-                                          value="gradcam", label=I18N("method"))
+                        method = gr.Radio(
+                            [(METHOD_NAMES[m], m) for m in ("gradcam", "gradcam++", "eigencam")],
+                            value="gradcam",
+                            label=I18N("method"),
+                        )
                         opacity = gr.Slider(0.0, 1.0, value=HEATMAP_OPACITY, step=0.05, label=I18N("opacity"))
                         outline = gr.Checkbox(value=True, label=I18N("outline"))
                         examples = sorted(examples_dir.glob("*")) if examples_dir.is_dir() else []
@@ -75,29 +79,50 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                         gallery = gr.Gallery(label=I18N("all_classes"), columns=4, height="auto", visible=False)
                         with gr.Accordion(I18N("model_input"), open=False):
                             slider = gr.ImageSlider(label=I18N("heatmap"), type="numpy")
-                run.click(handlers.classify, [upload, opacity, outline],
-                          [label, overlay, note, target, method, shown], api_name="predict").success(
-                    handlers.model_input, [upload, target, method], [slider], api_visibility="private")
+                run.click(
+                    handlers.classify,
+                    [upload, opacity, outline],
+                    [label, overlay, note, target, method, shown],
+                    api_name="predict",
+                ).success(handlers.model_input, [upload, target, method], [slider], api_visibility="private")
                 # the API answers plain values; the page then shows the component that was hidden until used
                 show_all.click(handlers.all_classes, [upload, method], [gallery], api_name="explain_all").success(
-                    lambda: gr.update(visible=True), None, [gallery], api_visibility="private", queue=False)
+                    lambda: gr.update(visible=True), None, [gallery], api_visibility="private", queue=False
+                )
                 make_report.click(handlers.report, [upload], [report_file], api_name="report").success(
-                    lambda: gr.update(visible=True), None, [report_file], api_visibility="private", queue=False)
+                    lambda: gr.update(visible=True), None, [report_file], api_visibility="private", queue=False
+                )
                 # one case at a time: a new image (upload, example, Clear) empties every output of the previous one
-                upload.change(lambda: (None, None, "", None, gr.update(value=None, visible=False),
-                                       gr.update(value=None, visible=False), None),
-                              None, [label, overlay, note, shown, gallery, report_file, slider], queue=False,
-                              api_visibility="private")
-                redraw = dict(fn=handlers.reexplain, inputs=[upload, target, method, opacity, outline],
-                              outputs=[overlay, slider, note], api_visibility="private")
+                upload.change(
+                    lambda: (
+                        None,
+                        None,
+                        "",
+                        None,
+                        gr.update(value=None, visible=False),
+                        gr.update(value=None, visible=False),
+                        None,
+                    ),
+                    None,
+                    [label, overlay, note, shown, gallery, report_file, slider],
+                    queue=False,
+                    api_visibility="private",
+                )
+                redraw = dict(
+                    fn=handlers.reexplain,
+                    inputs=[upload, target, method, opacity, outline],
+                    outputs=[overlay, slider, note],
+                    api_visibility="private",
+                )
                 for control in (target, method, outline):
                     control.input(**redraw)
                 opacity.release(**redraw)
             with gr.Tab(I18N("tab_scan")):
                 with gr.Row():
                     with gr.Column(scale=1):
-                        scan_files = UploadFile(label=I18N("scan_upload"), file_count="multiple", file_types=SCAN_TYPES,
-                                                type="filepath")
+                        scan_files = UploadFile(
+                            label=I18N("scan_upload"), file_count="multiple", file_types=SCAN_TYPES, type="filepath"
+                        )
                         plane = gr.Radio(["axial", "coronal", "sagittal"], value="axial", label=I18N("plane"))
                         analyse = gr.Button(I18N("analyse"), variant="primary")
                         scan_text = gr.Markdown()
@@ -106,33 +131,64 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                         position = gr.Slider(0, 1, value=0, step=1, label=I18N("slice"), visible=False)
                         slice_note = gr.Markdown()
                         slice_view = gr.Image(label=I18N("slice_view"), type="filepath", interactive=False)
-                        strip = gr.LinePlot(x="slice", y="probability", color="class", y_lim=[0, 1],
-                                            label=I18N("strip"), height=320)
+                        strip = gr.LinePlot(
+                            x="slice", y="probability", color="class", y_lim=[0, 1], label=I18N("strip"), height=320
+                        )
                 with gr.Accordion(I18N("all_slices"), open=False):
                     per_slice = gr.Dataframe(interactive=False)
                     scan_json = gr.JSON(label=I18N("scan_summary"))
                 scan_state = gr.State(time_to_live=CACHE_CLEANUP[1])  # the loaded scan, in memory, for this page only
-                analyse.click(handlers.analyse_scan, [scan_files, plane], [per_slice, scan_json, scan_state],
-                              api_name="predict_volume").success(
-                    handlers.scan_page, [scan_state, opacity, outline],
-                    [scan_text, position, strip, suspicious, slice_view, slice_note], api_visibility="private")
-                position.release(handlers.scan_slice, [scan_state, position, opacity, outline], [slice_view, slice_note],
-                                 api_visibility="private")
-                strip.select(handlers.jump_from_plot, [scan_state, opacity, outline], [position, slice_view, slice_note],
-                             api_visibility="private")
-                suspicious.select(handlers.jump_from_table, [scan_state, opacity, outline],
-                                  [position, slice_view, slice_note], api_visibility="private")
-                scan_files.change(lambda: (None, None, None, "", gr.update(value=0, visible=False), None, None, None, ""),
-                                  None, [per_slice, scan_json, scan_state, scan_text, position, strip, suspicious,
-                                         slice_view, slice_note], queue=False, api_visibility="private")
+                analyse.click(
+                    handlers.analyse_scan,
+                    [scan_files, plane],
+                    [per_slice, scan_json, scan_state],
+                    api_name="predict_volume",
+                ).success(
+                    handlers.scan_page,
+                    [scan_state, opacity, outline],
+                    [scan_text, position, strip, suspicious, slice_view, slice_note],
+                    api_visibility="private",
+                )
+                position.release(
+                    handlers.scan_slice,
+                    [scan_state, position, opacity, outline],
+                    [slice_view, slice_note],
+                    api_visibility="private",
+                )
+                strip.select(
+                    handlers.jump_from_plot,
+                    [scan_state, opacity, outline],
+                    [position, slice_view, slice_note],
+                    api_visibility="private",
+                )
+                suspicious.select(
+                    handlers.jump_from_table,
+                    [scan_state, opacity, outline],
+                    [position, slice_view, slice_note],
+                    api_visibility="private",
+                )
+                scan_files.change(
+                    lambda: (None, None, None, "", gr.update(value=0, visible=False), None, None, None, ""),
+                    None,
+                    [per_slice, scan_json, scan_state, scan_text, position, strip, suspicious, slice_view, slice_note],
+                    queue=False,
+                    api_visibility="private",
+                )
             with gr.Tab(I18N("tab_batch")):
-                files = UploadFile(label=I18N("batch_files"), file_count="multiple", file_types=FILE_TYPES, type="filepath")
+                files = UploadFile(
+                    label=I18N("batch_files"), file_count="multiple", file_types=FILE_TYPES, type="filepath"
+                )
                 run_batch = gr.Button(I18N("batch_run"), variant="primary")
                 table = gr.Dataframe(label=I18N("batch_table"), interactive=False)
                 download = gr.DownloadButton(I18N("batch_csv"), visible=False)
                 run_batch.click(handlers.classify_batch, [files], [table, download], api_name="predict_batch")
-                files.change(lambda: (None, gr.update(value=None, visible=False)), None, [table, download], queue=False,
-                             api_visibility="private")
+                files.change(
+                    lambda: (None, gr.update(value=None, visible=False)),
+                    None,
+                    [table, download],
+                    queue=False,
+                    api_visibility="private",
+                )
             with gr.Tab(I18N("tab_model")):
                 runtime = gr.Markdown(say("en")["runtime"].format(backend=predictor.backend.name))
                 localised.append((runtime, lambda lang: say(lang)["runtime"].format(backend=predictor.backend.name)))
@@ -155,6 +211,7 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, localised) ->
     """Picture first: one summary line, the confusion matrix and the reliability diagram, the one table of
     Testing beside the held-out collections, where the heatmaps land; the rest and the model card folded."""
     robustness = report.load_json(metrics_dir, "robustness.json") if metrics else None
+
     def text(function):  # a Markdown whose text follows the page's language
         component = gr.Markdown(function("en"))
         localised.append((component, function))
@@ -174,7 +231,9 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, localised) ->
     gr.Markdown(I18N("trust"))
     text(lambda lang: report.trust_markdown(metrics, crossval, verdict, lang, testing_robustness=robustness))
     gr.Markdown(I18N("trust_note"))
-    heldout, leave_out = (report.load_json(metrics_dir, name) for name in ("lgg-heldout-institution.json", "lgg-leave-out.json"))
+    heldout, leave_out = (
+        report.load_json(metrics_dir, name) for name in ("lgg-heldout-institution.json", "lgg-leave-out.json")
+    )
     if heldout or leave_out:
         text(lambda lang: report.newsource_markdown(heldout, leave_out, lang))
     localisation = report.load_json(metrics_dir, "localisation.json")
@@ -195,10 +254,27 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, localised) ->
         gr.Markdown(report.model_card(predictor.release.folder))
 
 
-def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, share: bool = False, concurrency: int = 2,
-           queue_size: int = 64, **kwargs):
-    """Serve ``demo``: ``concurrency`` requests worked on at once, ``queue_size`` waiting before new ones are refused."""
+def launch(
+    demo: gr.Blocks,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    share: bool = False,
+    concurrency: int = 2,
+    queue_size: int = 64,
+    **kwargs,
+):
+    """Serve ``demo``: ``concurrency`` requests worked on at once, ``queue_size`` waiting before new ones are "
+    "refused."""
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
-    return demo.launch(server_name=host, server_port=port, share=share, max_file_size=MAX_FILE_SIZE,
-                       allowed_paths=[str(EXAMPLES_DIR)], run_history=False, i18n=I18N, show_error=False,
-                       footer_links=["api", "gradio"], **kwargs)
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=MAX_FILE_SIZE,
+        allowed_paths=[str(EXAMPLES_DIR)],
+        run_history=False,
+        i18n=I18N,
+        show_error=False,
+        footer_links=["api", "gradio"],
+        **kwargs,
+    )

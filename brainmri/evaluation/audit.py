@@ -6,26 +6,31 @@ Hashes are computed on one fixed preprocessing (``AUDIT_PREPROCESS``) so that
 the audit and every evaluation agree on the same subset, whatever the model's
 input size.
 """
-from __future__ import annotations
 
-from dataclasses import replace
+from __future__ import annotations
 
 import csv
 import json
 import os
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from brainmri.evaluation import plots
-from brainmri.data.folders import ImageSet, list_classes, load_folder, split_roots
 from brainmri.data.dedup import duplicate_groups, find_pairs
+from brainmri.data.folders import ImageSet, list_classes, load_folder, split_roots
+from brainmri.evaluation import plots
 from brainmri.inference.preprocess import Preprocess
 
-AUDIT_PREPROCESS = Preprocess(input_size=(3, 128, 128), interpolation="bilinear", crop_pct=1.0,
-                              mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+AUDIT_PREPROCESS = Preprocess(
+    input_size=(3, 128, 128),
+    interpolation="bilinear",
+    crop_pct=1.0,
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+)
 HEAD_CROP_PREPROCESS = replace(AUDIT_PREPROCESS, content_crop=True)  # what the shipped models see, at 128 px
 
 
@@ -33,7 +38,11 @@ def dedup_testing(train: ImageSet | None, test: ImageSet) -> dict[str, Any]:
     """Testing images kept after removing those duplicated in Training and all but one of each
     duplicate group inside Testing."""
     within = find_pairs(test.phash, test.images, test.sha256)
-    cross = [] if train is None else find_pairs(test.phash, test.images, test.sha256, train.phash, train.images, train.sha256)
+    cross = (
+        []
+        if train is None
+        else find_pairs(test.phash, test.images, test.sha256, train.phash, train.images, train.sha256)
+    )
     in_train = {p.a for p in cross}
     groups = duplicate_groups(len(test), within)
     keep, seen = [], set()
@@ -82,15 +91,31 @@ def shortcut_strength(image_set: ImageSet, seed: int = 0, cropped: ImageSet | No
         "from_original_aspect": float(cross_val_score(tree, aspect, image_set.labels, cv=5).mean()),
         "from_model_input_black_rows_cols": float(cross_val_score(tree, framing, image_set.labels, cv=5).mean()),
         "after_pipeline_size_mode": "every image becomes one size, one grayscale channel",
-        **({"from_model_input_black_rows_cols_head_crop": float(cross_val_score(
-            tree, _framing(cropped.images), cropped.labels, cv=5).mean())} if cropped is not None else {}),
+        **(
+            {
+                "from_model_input_black_rows_cols_head_crop": float(
+                    cross_val_score(tree, _framing(cropped.images), cropped.labels, cv=5).mean()
+                )
+            }
+            if cropped is not None
+            else {}
+        ),
     }
 
 
 def _pair_rows(pairs, a: ImageSet, b: ImageSet, name_a: str, name_b: str):
     for p in pairs:
-        yield [name_a, a.paths[p.a], a.classes[a.labels[p.a]], name_b, b.paths[p.b], b.classes[b.labels[p.b]],
-               p.kind, p.hamming, f"{p.correlation:.4f}"]
+        yield [
+            name_a,
+            a.paths[p.a],
+            a.classes[a.labels[p.a]],
+            name_b,
+            b.paths[p.b],
+            b.classes[b.labels[p.b]],
+            p.kind,
+            p.hamming,
+            f"{p.correlation:.4f}",
+        ]
 
 
 def run_audit(data: str | os.PathLike, out: str | os.PathLike, cache_dir=None) -> dict[str, Any]:
@@ -107,7 +132,9 @@ def run_audit(data: str | os.PathLike, out: str | os.PathLike, cache_dir=None) -
 
     with open(out / "pairs.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["split_a", "path_a", "class_a", "split_b", "path_b", "class_b", "kind", "hamming", "correlation"])
+        writer.writerow(
+            ["split_a", "path_a", "class_a", "split_b", "path_b", "class_b", "kind", "hamming", "correlation"]
+        )
         writer.writerows(_pair_rows(within_train, train, train, "Training", "Training"))
         writer.writerows(_pair_rows(dedup["within"], test, test, "Testing", "Testing"))
         writer.writerows(_pair_rows(dedup["cross"], test, train, "Testing", "Training"))
@@ -126,22 +153,29 @@ def run_audit(data: str | os.PathLike, out: str | os.PathLike, cache_dir=None) -
             "testing_dup_pairs_within_testing": int(sum(in_class[p.a] for p in dedup["within"])),
             "training": int((train.labels == index).sum()),
             "training_dup_pairs_within_training": int(sum(train.labels[p.a] == index for p in within_train)),
-            "cross_class_pairs": int(sum(test.labels[p.a] != train.labels[p.b] and test.labels[p.a] == index
-                                         for p in dedup["cross"])),
+            "cross_class_pairs": int(
+                sum(test.labels[p.a] != train.labels[p.b] and test.labels[p.a] == index for p in dedup["cross"])
+            ),
             "dedup_testing": int(kept[in_class].sum()),
         }
     summary = {
-        "training_images": len(train), "testing_images": len(test),
+        "training_images": len(train),
+        "testing_images": len(test),
         "skipped_files": [list(s) for s in train.skipped + test.skipped],
-        "pairs_within_training": len(within_train), "pairs_within_testing": len(dedup["within"]),
+        "pairs_within_training": len(within_train),
+        "pairs_within_testing": len(dedup["within"]),
         "pairs_testing_training": len(dedup["cross"]),
         "testing_with_exact_dup_in_training": len(exact_cross),
         "testing_with_near_dup_in_training": len(near_cross),
         "dedup_testing_size": int(kept.sum()),
     }
     cropped = load_folder(train_root, HEAD_CROP_PREPROCESS, cache_dir=cache_dir).relabel(classes)
-    report = {"summary": summary, "per_class": per_class, "shortcut": shortcut_strength(train, cropped=cropped),
-              "method": {"near": "pHash Hamming <= 10 and 64x64 thumbnail correlation >= 0.95", "exact": "sha256"}}
+    report = {
+        "summary": summary,
+        "per_class": per_class,
+        "shortcut": shortcut_strength(train, cropped=cropped),
+        "method": {"near": "pHash Hamming <= 10 and 64x64 thumbnail correlation >= 0.95", "exact": "sha256"},
+    }
     (out / "audit.json").write_text(json.dumps(report, indent=2))
     with open(out / "summary.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -153,8 +187,13 @@ def run_audit(data: str | os.PathLike, out: str | os.PathLike, cache_dir=None) -
 
     plots.class_counts({"Training": per_class_count(train), "Testing": per_class_count(test)}, out / "class_counts.png")
     both_sizes = np.concatenate([train.sizes, test.sizes])
-    plots.sizes_and_modes(both_sizes, train.modes + test.modes, np.concatenate([train.labels, test.labels]),
-                          classes, out / "sizes_and_modes.png")
+    plots.sizes_and_modes(
+        both_sizes,
+        train.modes + test.modes,
+        np.concatenate([train.labels, test.labels]),
+        classes,
+        out / "sizes_and_modes.png",
+    )
     sample_grid(train, out / "samples.png")
     return report
 
