@@ -7,8 +7,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 
+from brainmri.training.distributed import rank_slice, setup_distributed
 from brainmri.training.model import create_model
-from brainmri.training.trainer import rank_slice, setup_distributed, train_step
+from brainmri.training.steps import train_step
 
 folder = Path(sys.argv[1])
 dist = setup_distributed()

@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 
 import train as cli
+from brainmri.commands.heldout import _training_stages
+from brainmri.commands.training import add_train_parser
 from brainmri.data.augment import AugmentConfig, augment_batch, paste_lesions
 from brainmri.data.collections import plan_holdout, read_origins
 from brainmri.data.folders import load_folder
@@ -209,7 +211,7 @@ def test_framing_swaps_slices_and_their_masks_for_the_framed_copies(dataset, cac
     with pytest.raises(ValueError, match="--framing-prob"):
         replace(TrainConfig(data="d", out="o"), framing_prob=1.5).resolved()
     parser = __import__("argparse").ArgumentParser()
-    cli._train_parser(parser.add_subparsers(dest="command"))
+    add_train_parser(parser.add_subparsers(dest="command"))
     assert (
         vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--framing-prob", "0.5"]))["framing_prob"] == 0.5
     )
@@ -409,11 +411,11 @@ def test_heldout_summary_follows_a_fine_tune_back_to_its_first_stage(tmp_path):
     second.mkdir()
     (first / "args.json").write_text(json.dumps({"epochs": 100, "init": None}))
     (second / "args.json").write_text(json.dumps({"epochs": 30, "init": str(first / "release")}))
-    stages = cli._training_stages(second)
+    stages = _training_stages(second)
     assert [(s["run"], s["epochs"]) for s in stages] == [("base", 100), ("ft", 30)]
     assert _stages_text({"run": "ft", "stages": stages}) == "run `base`, 100 epochs, then `ft`, 30 epochs (fine-tune)"
     (first / "args.json").write_text(json.dumps({"epochs": 100, "init": str(first / "release")}))  # a loop ends
-    assert len(cli._training_stages(second)) == 2
+    assert len(_training_stages(second)) == 2
 
 
 def test_crossval_needs_origins_and_masks_where_asked(dataset, tmp_path, capsys):
@@ -633,8 +635,8 @@ def test_differentiable_cam_is_grad_cam_and_its_loss_counts_heat_outside():
     from pytorch_grad_cam.utils.image import scale_cam_image
 
     from brainmri.inference.explain import feature_maps_cams
+    from brainmri.training.losses import WithTumourMap, cam_outside_loss
     from brainmri.training.model import create_model
-    from brainmri.training.trainer import WithTumourMap, cam_outside_loss
 
     torch.manual_seed(0)
     model = create_model(TINY_ARCH, num_classes=4, image_size=64).eval()
@@ -670,7 +672,7 @@ def test_centres_target_is_the_pointing_games_rule():
     from pytorch_grad_cam.utils.image import scale_cam_image
 
     from brainmri.evaluation.localisation import localisation_scores
-    from brainmri.training.trainer import cam_target_cells
+    from brainmri.training.losses import cam_target_cells
 
     rng = np.random.default_rng(0)
     masks = np.zeros((40, 112, 112), np.uint8)

@@ -7,7 +7,7 @@ from PIL import Image
 
 from brainmri import ImageLoadError, Predictor
 from brainmri.evaluation.metrics import expected_calibration_error
-from brainmri.inference.predictor import OUTLINE_RGB
+from brainmri.inference.explanation import OUTLINE_RGB
 from brainmri.training.calibration import fit_temperature
 from helpers import CLASSES, png_bytes, real_images
 

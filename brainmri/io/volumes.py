@@ -31,7 +31,9 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from brainmri.io.images import MIN_SIDE, ImageLoadError, mr_sequence
+from brainmri.io import dicom
+from brainmri.io.errors import ImageLoadError
+from brainmri.io.images import MIN_SIDE
 
 MAX_SLICES = 1000
 MAX_VOLUME_BYTES = 500 * 2**20
@@ -62,21 +64,21 @@ def load_volume(
     blobs = _gather(source, max_bytes, max_slices)
     if not blobs:
         raise ImageLoadError("no files to read: upload a zip, DICOM files or a NIfTI volume")
-    kinds = ["nifti" if _is_nifti(b) else "dicom" if _is_dicom(b) else "other" for b in blobs]
+    kinds = ["nifti" if _is_nifti(b) else "dicom" if dicom.is_dicom(b) else "other" for b in blobs]
     nifti = [b for b, kind in zip(blobs, kinds) if kind == "nifti"]
-    dicom = [b for b, kind in zip(blobs, kinds) if kind == "dicom"]
+    dicom_files = [b for b, kind in zip(blobs, kinds) if kind == "dicom"]
     others = kinds.count("other")
     if others:
         raise ImageLoadError(
             f"{others} of the {len(blobs)} files are neither DICOM nor NIfTI; upload one series "
             "(DICOM files or a zip of them) or one NIfTI volume"
         )
-    if nifti and dicom or len(nifti) > 1:
+    if nifti and dicom_files or len(nifti) > 1:
         raise ImageLoadError("upload one scan at a time: one NIfTI volume or the DICOM files of one series")
     if nifti:
         volume = _nifti_volume(nifti[0], plane, max_bytes)
     else:
-        volume = _dicom_volume(dicom)
+        volume = _dicom_volume(dicom_files)
     if len(volume) > max_slices:
         raise ImageLoadError(f"the scan has {len(volume)} slices; the limit is {max_slices}")
     if min(volume.slices.shape[1:]) < MIN_SIDE:
@@ -166,18 +168,6 @@ def _from_zip(path: Path, budget: _Budget) -> list[bytes]:
     return blobs
 
 
-def _is_dicom(data: bytes) -> bool:
-    if len(data) >= 132 and data[128:132] == b"DICM":
-        return True
-    try:  # DICOM without the preamble (some exporters): pydicom can still read its first element
-        import pydicom
-
-        pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True, specific_tags=["Modality"])
-        return len(data) > 256 and data[:2] in (b"\x08\x00", b"\x02\x00")
-    except Exception:
-        return False
-
-
 def _is_nifti(data: bytes) -> bool:
     if data[:2] == b"\x1f\x8b":  # gzip: look at the header inside
         try:
@@ -191,14 +181,7 @@ def _is_nifti(data: bytes) -> bool:
 
 
 def _dicom_volume(blobs: list[bytes]) -> Volume:
-    import pydicom
-    from pydicom.pixels import apply_modality_lut
-
-    try:
-        datasets = [pydicom.dcmread(io.BytesIO(b), force=True) for b in blobs]
-    except Exception as err:  # noqa: BLE001 - pydicom raises many types on malformed files
-        raise ImageLoadError(f"a DICOM file cannot be read ({type(err).__name__})") from None
-    datasets = [ds for ds in datasets if "PixelData" in ds]
+    datasets = [ds for ds in (dicom.read(b) for b in blobs) if "PixelData" in ds]
     if not datasets:
         raise ImageLoadError("the DICOM files hold no pixel data")
     series = {str(getattr(ds, "SeriesInstanceUID", "")) for ds in datasets}
@@ -207,27 +190,15 @@ def _dicom_volume(blobs: list[bytes]) -> Volume:
     if len({(int(ds.Rows), int(ds.Columns)) for ds in datasets}) > 1:
         raise ImageLoadError("the slices of this series differ in size; it cannot be read as one scan")
     first = datasets[0]
-    try:
-        if len(datasets) == 1 and int(getattr(first, "NumberOfFrames", 1) or 1) > 1:
-            stack, kind = (
-                np.asarray(apply_modality_lut(first.pixel_array, first), dtype=np.float64),
-                "multi-frame DICOM",
-            )
-        else:
-            datasets = _ordered(datasets)
-            stack = np.stack([np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float64) for ds in datasets])
-            kind = "DICOM series"
-    except ImageLoadError:
-        raise
-    except Exception as err:  # noqa: BLE001 - codecs and malformed data
-        raise ImageLoadError(f"cannot decode the DICOM pixel data ({type(err).__name__})") from None
+    if len(datasets) == 1 and int(getattr(first, "NumberOfFrames", 1) or 1) > 1:
+        stack, kind = dicom.values(first), "multi-frame DICOM"
+    else:
+        datasets = _ordered(datasets)
+        stack, kind = np.stack([dicom.values(ds) for ds in datasets]), "DICOM series"
     if stack.ndim != 3:
         raise ImageLoadError("colour DICOM images are not scans this model reads")
-    window = _dicom_window(datasets[len(datasets) // 2])
-    slices = _to_uint8(stack, window)
-    if getattr(first, "PhotometricInterpretation", "") == "MONOCHROME1":
-        slices = 255 - slices
-    return Volume(slices, kind, "acquired", mr_sequence(first))
+    slices = dicom.to_gray(stack, datasets[len(datasets) // 2])  # one window for the whole scan
+    return Volume(slices, kind, "acquired", dicom.mr_sequence(first))
 
 
 def _ordered(datasets: list) -> list:
@@ -250,19 +221,6 @@ def _ordered(datasets: list) -> list:
             "upload one series of distinct slices"
         )
     return [datasets[i] for i in np.argsort(keys, kind="stable")]
-
-
-def _dicom_window(ds) -> tuple[float, float] | None:
-    """(low, high) of the header's VOI window (its first, when several), or None."""
-    from pydicom.multival import MultiValue
-
-    try:
-        center, width = ds.WindowCenter, ds.WindowWidth
-    except AttributeError:
-        return None
-    center = float(center[0] if isinstance(center, MultiValue) else center)
-    width = float(width[0] if isinstance(width, MultiValue) else width)
-    return (center - width / 2, center + width / 2) if width > 1 else None
 
 
 # ----------------------------------------------------------------------------- NIfTI
@@ -301,22 +259,19 @@ def _nifti_volume(data: bytes, plane: str, max_bytes: int) -> Volume:
     # rows: the front (axial) or the top (coronal, sagittal) upwards; columns flipped: the patient's right
     # on the left (axial, coronal: the radiological convention), the face on the left (sagittal)
     slices = np.flip(np.swapaxes(moved, 1, 2), axis=(1, 2))
-    return Volume(_to_uint8(np.ascontiguousarray(slices), None), "NIfTI", plane)
+    return Volume(_to_uint8(np.ascontiguousarray(slices)), "NIfTI", plane)
 
 
 # ----------------------------------------------------------------------------- intensities
 
 
-def _to_uint8(stack: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:
-    """One intensity window for the whole volume (the header's, else robust percentiles) → uint8."""
+def _to_uint8(stack: np.ndarray) -> np.ndarray:
+    """One intensity window for the whole NIfTI volume (its 0.5th-99.5th percentiles) → uint8."""
     finite = np.isfinite(stack)
     if not finite.any():
         raise ImageLoadError("the scan holds no finite pixel values")
     stack = np.where(finite, stack, 0.0)
-    if window is None:
-        low, high = (float(v) for v in np.percentile(stack, [0.5, 99.5]))
-    else:
-        low, high = window
+    low, high = (float(v) for v in np.percentile(stack, [0.5, 99.5]))
     if high <= low:
         return np.zeros(stack.shape, dtype=np.uint8)
     return np.round(np.clip((stack - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)
