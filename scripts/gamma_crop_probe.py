@@ -5,7 +5,7 @@ brighter
 or darker export of a slice is cropped differently. On a run's validation split (Training images it never trained
 on) this prints the accuracy on the clean slices, on the gamma-shifted slices as the app sees them (their own
 crop), and on the gamma-shifted slices cropped where the clean slice is, and how many crop boxes moved. Run from
-the repository root (docs/decisions.md, session f):
+the repository root (docs/record/decisions.md, session f):
 
     python scripts/gamma_crop_probe.py runs/final-r18/release runs/final-r18 [GAMMA ...]
 """

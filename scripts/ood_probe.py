@@ -4,7 +4,7 @@
 
 For the release's own validation split (seed 0, as train.py splits it; never Testing) and every labelled TCGA-LGG
 slice: the share of each set past a threshold at the 95th and 99th percentile of validation, and the accuracy of
-the LGG slices left under it. Prints figures; decides nothing (docs/decisions.md records what was made of them).
+the LGG slices left under it. Prints figures; decides nothing (docs/record/decisions.md records what was made of them).
 """
 
 from __future__ import annotations

@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if getattr(args, "method", "") is None:
-            args.method = ["gradcam", "gradcam++", "eigencam"]
+            from brainmri.inference.explain import SHOWN_METHODS
+
+            args.method = list(SHOWN_METHODS)
         return run(args)
     except (PretrainedUnavailable, CheckpointError, ExportError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -102,7 +102,8 @@ def cmd_flair_check(args) -> int:
         f"{int(fit.sum())} labelled TCGA-LGG slices of {', '.join(sites)} ({int(positive.sum())} FLAIR, "
         "the others T1 and T1C)"
     )
-    if args.data:  # the Kaggle tumour slices are T1 and T1 with contrast (docs/abstention.md): more of the others
+    # the Kaggle tumour slices are T1 and T1 with contrast (docs/record/abstention.md): more of the others
+    if args.data:
         train_root, _ = split_roots(args.data)
         training = load_folder(
             train_root, predictor.preprocess, cache_dir=args.cache_dir, classes=list_classes(train_root)

@@ -1,6 +1,6 @@
 """The new-source yardstick: a release judged on TCGA-LGG slices, per sequence, with the page's verdict.
 
-Two uses (docs/training.md): *leave-LGG-out* (a model and verdict that never saw TCGA-LGG, judged on every
+Two uses (docs/guide/training.md): *leave-LGG-out* (a model and verdict that never saw TCGA-LGG, judged on every
 labelled slice: what a scan from elsewhere gets) and *leave-one-institution-out* (trained with the other
 institutions' patients, judged on the held-out one's). For every labelled slice the release answers as the
 page does (:meth:`Predictor.screen_batch`: calibrated probabilities and the verdict with the release's own

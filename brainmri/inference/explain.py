@@ -22,22 +22,19 @@ from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, Layer
 from pytorch_grad_cam.utils.image import scale_cam_image, show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-METHODS = {
-    "gradcam": GradCAM,
-    "gradcam++": GradCAMPlusPlus,
-    "eigencam": EigenCAM,
-    "hirescam": HiResCAM,
-    "layercam": LayerCAM,
-    "xgradcam": XGradCAM,
+# Every heatmap method, in one place: key → (pytorch-grad-cam class, its name for people). A new method is one
+# line here; it is on the page and in the default measurements when its key is in SHOWN_METHODS.
+CAMS = {
+    "gradcam": (GradCAM, "Grad-CAM"),
+    "gradcam++": (GradCAMPlusPlus, "Grad-CAM++"),
+    "eigencam": (EigenCAM, "EigenCAM"),
+    "hirescam": (HiResCAM, "HiResCAM"),
+    "layercam": (LayerCAM, "LayerCAM"),
+    "xgradcam": (XGradCAM, "XGrad-CAM"),
 }
-METHOD_NAMES = {
-    "gradcam": "Grad-CAM",
-    "gradcam++": "Grad-CAM++",
-    "eigencam": "EigenCAM",
-    "hirescam": "HiResCAM",
-    "layercam": "LayerCAM",
-    "xgradcam": "XGrad-CAM",
-}
+SHOWN_METHODS = ("gradcam", "gradcam++", "eigencam")
+METHODS = {key: method for key, (method, _) in CAMS.items()}
+METHOD_NAMES = {key: name for key, (_, name) in CAMS.items()}
 
 
 @dataclass

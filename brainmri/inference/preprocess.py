@@ -251,7 +251,7 @@ class GammaFraming(Preprocess):
     unchanged slice.
 
     The content crop thresholds the head at a tenth of the bright end, so a brighter or darker export of the
-    same slice is framed differently (under gamma 0.6, 457 of 572 validation slices; docs/decisions.md).
+    same slice is framed differently (under gamma 0.6, 457 of 572 validation slices; docs/record/decisions.md).
     Training shows the model that framing through copies of the training slices cached with this
     preprocessing (``--framing-prob``); their intensities stay the slice's own."""
 

@@ -228,11 +228,11 @@ FLAIR_KEY = "flair_check"
 
 @dataclass(frozen=True)
 class FeatureLook:
-    """Does a slice look like FLAIR? A logistic regression on the network's own pooled features (the twelve
-    intensity statistics above cannot tell FLAIR from T1: cross-validated AUC 0.68 on a held-out institution,
-    docs/abstention.md), fitted on TCGA-LGG's labelled sequences by ``train.py flair-check``; kept in the release's
-    ``config.json`` under ``"flair_check"``. ``classes_seen``: the classes the model has seen on FLAIR slices; an
-    answer outside them on a FLAIR-looking slice is "uncertain" (screening check ``looks_flair``)."""
+    """Does a slice look like FLAIR? A logistic regression on the network's own pooled features (the intensity
+    statistics above cannot tell FLAIR from T1: docs/record/abstention.md), fitted on TCGA-LGG's labelled sequences
+    by ``train.py flair-check`` and kept in the release's ``config.json`` under ``"flair_check"``.
+    ``classes_seen``: the classes the model has seen on FLAIR slices; an answer outside them on a FLAIR-looking
+    slice is "uncertain" (verdict code ``looks_flair``)."""
 
     mean: tuple[float, ...]
     scale: tuple[float, ...]

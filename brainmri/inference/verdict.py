@@ -37,7 +37,7 @@ Ten checks, in the order :func:`judge` runs them (cheapest first), each with a p
    ``calibration.confidence_for_ok``; the fixed 0.90: on all SARTAJ
    images, a model of the previous bundled recipe (r5-seg-os16) trained without SARTAJ answers 69 % of them at ≥ 0.86
    and is
-   right on 90 % of those; 0.90 keeps a margin. Chosen on that held-out run, see docs/abstention.md).
+   right on 90 % of those; 0.90 keeps a margin. Chosen on that held-out run, see docs/record/abstention.md).
 10. **Unstable** (``unstable``, when the release sets ``min_agreement``): the mean probability of the
    predicted class over the slice and its test-time views (mirror, gamma 0.7 and 1.4, blur;
    :data:`brainmri.inference.preprocess.TEST_TIME_VIEWS`) below ``min_agreement``: small changes move the answer.

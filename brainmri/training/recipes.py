@@ -1,4 +1,4 @@
-"""Recipes as files, and the one-command release that runs a chain of them.
+"""Recipes as files: a stage's options by name, the chain of stages it starts from, and its shipping rules.
 
 A **stage** is a YAML file in ``recipes/`` (timm's ``-c`` config, nanoGPT's ``config/``)::
 

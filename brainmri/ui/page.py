@@ -12,7 +12,7 @@ import gradio as gr
 
 from brainmri import Predictor, text
 from brainmri.evaluation import report
-from brainmri.inference.explain import HEATMAP_OPACITY, METHOD_NAMES
+from brainmri.inference.explain import HEATMAP_OPACITY, METHOD_NAMES, SHOWN_METHODS
 from brainmri.ui.casereport import ModelFacts
 from brainmri.ui.handlers import PREDICTED, Handlers, UploadFile, page_language, say
 
@@ -58,7 +58,7 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                         target = gr.Dropdown(choices("en"), value=PREDICTED, label=I18N("explain_class"))
                         localised.append((target, lambda lang: gr.update(choices=choices(lang))))
                         method = gr.Radio(
-                            [(METHOD_NAMES[m], m) for m in ("gradcam", "gradcam++", "eigencam")],
+                            [(METHOD_NAMES[m], m) for m in SHOWN_METHODS],
                             value="gradcam",
                             label=I18N("method"),
                         )
