@@ -15,14 +15,8 @@ from helpers import CLASSES, TINY_ARCH, TINY_SIZE, write_dataset
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the network
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-# Tests that train (through these fixtures), start servers or browsers, or measure: `-m "not slow"` skips them.
-SLOW_FIXTURES = {"trained_run", "run", "exported", "server", "browser", "app_module"}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.slow)
+# Tests that train, start servers or browsers, or measure carry @pytest.mark.slow (or a module's pytestmark),
+# put on by hand; `-m "not slow"` skips them.
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,8 @@ from brainmri.ui import page
 from brainmri.ui.handlers import _label_output
 from helpers import CLASSES, free_port, png_bytes, synthetic_scan
 
+pytestmark = pytest.mark.slow  # trains, serves the app or opens a browser
+
 
 @pytest.fixture(scope="module")
 def app_module(trained_run, monkeypatch_module, tmp_path_factory):

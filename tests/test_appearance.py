@@ -95,6 +95,7 @@ def release_with_check(trained_run, tmp_path):
     return release
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_sequence_check_command_fits_into_the_release_and_the_page_uses_it(
     release_with_check, dataset, cache_dir, tmp_path, capsys
 ):
@@ -144,6 +145,7 @@ def test_sequence_check_command_fits_into_the_release_and_the_page_uses_it(
             assert verdict.ok or verdict.code in {"looks_t2_notumor", "looks_t2_flip", "unsure"}
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_sequence_check_command_refuses_bad_labels(release_with_check, dataset, cache_dir, tmp_path, capsys):
     base = [
         "sequence-check",
@@ -168,6 +170,7 @@ def test_sequence_check_command_refuses_bad_labels(release_with_check, dataset, 
     assert "sequence_check" not in json.loads((release_with_check / "config.json").read_text())
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_sequence_check_for_a_held_out_run_leaves_its_collection_out(release_with_check, dataset, cache_dir, tmp_path):
     files = sorted(p.relative_to(dataset).as_posix() for p in (dataset / "Training").rglob("*.png"))
     with open(tmp_path / "labels.csv", "w", newline="") as handle:
@@ -202,6 +205,7 @@ def test_sequence_check_for_a_held_out_run_leaves_its_collection_out(release_wit
     assert block["cross_validation"]["n"] == (len(files) + 1) // 2 and "none from sartaj" in block["fitted_on"]
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_verdict_report_counts_codes_and_missed_tumours(trained_run, dataset):
     predictor = Predictor.from_pretrained(trained_run / "release", backend="torch")
     files = (
@@ -216,6 +220,7 @@ def test_verdict_report_counts_codes_and_missed_tumours(trained_run, dataset):
     assert inverted["n"] == 6 and sum(inverted["counts"].values()) == 6
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_recalibrating_a_release_keeps_its_sequence_check(trained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
@@ -225,6 +230,7 @@ def test_recalibrating_a_release_keeps_its_sequence_check(trained_run, tmp_path)
     assert SequenceCheck.from_config(json.loads((run / "release" / "config.json").read_text())).fitted_on == "test"
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_a_run_with_inversion_is_validated_and_chosen_on_inverted_slices_too(trained_run, dataset, cache_dir, tmp_path):
     """Fine-tuning a release with contrast inversion (--init, --invert-prob): each epoch is validated on the
     split as it is and inverted, and the best epoch is the one with the lowest mean of the two losses."""

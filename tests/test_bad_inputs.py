@@ -6,6 +6,8 @@ from bad_inputs import NORMAL, corpus
 from brainmri import ImageLoadError, Predictor
 from helpers import start_app
 
+pytestmark = pytest.mark.slow  # trains, serves the app or opens a browser
+
 CASES = corpus()
 
 

@@ -289,6 +289,7 @@ def test_localisation_scores():
     assert widen(masks[:1] > 0, 1).sum() == 16
 
 
+@pytest.mark.slow  # trains, exports or serves
 @pytest.mark.slow
 def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_dir, collections, tmp_path, capsys):
     origins, masks = collections
@@ -442,6 +443,7 @@ def test_crossval_needs_origins_and_masks_where_asked(dataset, tmp_path, capsys)
     assert "--masks" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_localisation_command(run, dataset, collections, cache_dir, tmp_path, capsys):
     _, masks = collections
     assert (
@@ -502,6 +504,7 @@ def test_localisation_command(run, dataset, collections, cache_dir, tmp_path, ca
     assert report["split"] == "validation" and report["images"] == len(with_mask)
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_robustness_on_a_validation_split_or_a_collection(run, dataset, collections, tmp_path, capsys):
     origins, _ = collections
     val = [line.split(",")[0] for line in (run / "split.csv").read_text().splitlines()[1:] if line.endswith(",val")]
@@ -586,6 +589,7 @@ def test_outline_draws_the_mask_border_only():
     assert border.sum() == 16 and not border[3:6, 3:6].any() and not border[0].any()
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_evaluate_outlines_tumours_in_the_gallery(run, dataset, collections, cache_dir, tmp_path):
     _, masks = collections
     assert (

@@ -34,6 +34,7 @@ def exported(tiny_release, tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_export_matches_torch_on_the_first_64_testing_images(exported):
     if not REAL_DATA.is_dir():
         pytest.skip("the real dataset is not beside the repository")
@@ -52,6 +53,7 @@ def test_export_matches_torch_on_the_first_64_testing_images(exported):
     assert features.shape[0] == 64 and features.ndim == 4
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_predictor_picks_onnx_and_agrees_with_torch(exported, dataset):
     fast = Predictor.from_pretrained(exported)
     plain = Predictor.from_pretrained(exported, backend="torch")
@@ -64,6 +66,7 @@ def test_predictor_picks_onnx_and_agrees_with_torch(exported, dataset):
     assert fast.screen(files[0])[1].status == plain.screen(files[0])[1].status
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_stale_missing_or_damaged_exports_are_never_used(exported, tmp_path, monkeypatch):
     stale = tmp_path / "stale"
     shutil.copytree(exported, stale)
@@ -93,6 +96,7 @@ def test_release_without_export_runs_on_torch(tiny_release):
         Predictor.from_pretrained(tiny_release, backend="onnx")
 
 
+@pytest.mark.slow  # trains, exports or serves
 @pytest.mark.slow
 def test_export_refuses_a_graph_that_does_not_match(tiny_release, tmp_path, monkeypatch):
     folder = tmp_path / "tiny"

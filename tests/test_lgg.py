@@ -140,6 +140,7 @@ def test_patients_stay_on_one_side_of_the_split(lgg_root, preprocess, tmp_path):
     assert (again == train).all()
 
 
+@pytest.mark.slow  # trains, exports or serves
 @pytest.mark.slow
 def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache_dir, lgg_root, tmp_path, capsys):
     out = tmp_path / "run"
@@ -250,6 +251,7 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
     assert [row[1] for row in rows] == [f"{100 * flair:.2f} %"] * 2 and newsource_markdown(None, None) == ""
 
 
+@pytest.mark.slow  # trains, exports or serves
 @pytest.mark.slow
 def test_source_balance_draws_each_source_and_class_alike(dataset, cache_dir, lgg_root, tmp_path):
     from brainmri.training.trainer import Trainer
@@ -359,6 +361,7 @@ def test_feature_look_fits_scores_and_travels_in_the_config():
         fit_feature_look(features, np.ones(120, bool), patients)
 
 
+@pytest.mark.slow  # trains, exports or serves
 @pytest.mark.slow
 def test_flair_check_command_writes_a_check_the_predictor_uses(
     tiny_release, lgg_root, dataset, cache_dir, tmp_path, capsys

@@ -2,7 +2,11 @@
 
 import time
 
+import pytest
+
 from helpers import png_bytes, start_app, synthetic_slice
+
+pytestmark = pytest.mark.slow  # trains, serves the app or opens a browser
 
 
 def test_uploads_are_deleted_and_logs_stay_clean(trained_run, tmp_path, monkeypatch, capfd):

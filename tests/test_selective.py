@@ -28,6 +28,7 @@ def test_accuracy_at_threshold():
     assert np.isnan(accuracy_at_threshold(np.array([0.1]), np.array([True]), 0.5)["accuracy"])
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_selective_command_on_testing_and_with_an_ensemble(trained_run, dataset, cache_dir, tmp_path, capsys):
     release = str(trained_run / "release")
     assert (
@@ -78,6 +79,7 @@ def test_selective_command_on_testing_and_with_an_ensemble(trained_run, dataset,
     assert "| max_probability |" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_selective_collection_needs_origins(trained_run, dataset, tmp_path, capsys):
     assert (
         cli.main(
@@ -110,6 +112,7 @@ def test_threshold_for_accuracy_answers_as_many_as_the_target_allows():
     assert threshold_for_accuracy(np.array([0.8, 0.8]), np.array([True, False]), 0.9) is None
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_mc_dropout_switches_dropout_on_for_its_passes_only(trained_run, dataset, cache_dir):
     from brainmri import Predictor
     from brainmri.data.folders import load_folder

@@ -61,6 +61,7 @@ def run(trained_run):
     return trained_run
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_run_folder_holds_the_record(run):
     for name in (
         "args.json",
@@ -92,6 +93,7 @@ def test_run_folder_holds_the_record(run):
     assert state["epoch"] == 2
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_metrics_json_has_the_promised_shape(run):
     metrics = json.loads((run / "evaluation" / "metrics.json").read_text())
     for name in ("full", "dedup"):
@@ -116,6 +118,7 @@ def test_metrics_json_has_the_promised_shape(run):
     assert metrics["full"]["n"] == 26 and metrics["dedup"]["n"] <= 24
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_resume_continues_to_the_same_result(dataset, cache_dir, run, tmp_path):
     out = tmp_path / "resumed"
     assert cli.main(train_args(dataset, out, cache_dir, "--recipe", "scratch", "--epochs", "2", "--no-evaluate")) == 0
@@ -132,6 +135,7 @@ def test_resume_continues_to_the_same_result(dataset, cache_dir, run, tmp_path):
         assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), rel=1e-4)
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_killed_mid_epoch_resumes_to_the_uninterrupted_result(dataset, cache_dir, run, tmp_path):
     """SIGKILL in the middle of epoch 2 (3 steps per epoch; killed before step 5), then --resume: the
     run completes with the same epochs and the same evaluation as the uninterrupted `run`."""
@@ -140,7 +144,7 @@ def test_killed_mid_epoch_resumes_to_the_uninterrupted_result(dataset, cache_dir
     out, marker = tmp_path / "killed", tmp_path / "parked"
     args = train_args(dataset, out, cache_dir, "--recipe", "scratch", "--epochs", "3")
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "kill_mid_epoch.py"), str(marker), "5", *args],
+        [sys.executable, str(ROOT / "scripts" / "testing" / "kill_mid_epoch.py"), str(marker), "5", *args],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -170,6 +174,7 @@ def test_killed_mid_epoch_resumes_to_the_uninterrupted_result(dataset, cache_dir
     assert got["confusion_matrix"] == expected["confusion_matrix"]
 
 
+@pytest.mark.slow  # trains, exports or serves
 @pytest.mark.slow
 def test_report_recipe_trains_head_first_then_everything(dataset, cache_dir, tmp_path):
     trainer = Trainer(
@@ -193,6 +198,7 @@ def test_report_recipe_trains_head_first_then_everything(dataset, cache_dir, tmp
     assert len(trainer.optimizer.param_groups[0]["params"]) == len(list(trainer.model.parameters()))
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_init_from_release_and_class_check(dataset, cache_dir, run, tmp_path):
     out = tmp_path / "init"
     args = train_args(
@@ -223,6 +229,7 @@ def test_cli_errors_are_one_line(dataset, tmp_path, capsys, monkeypatch):
     )
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_evaluate_on_a_folder_lacking_classes(run, dataset, cache_dir, tmp_path):
     import shutil
 
@@ -251,6 +258,7 @@ def test_evaluate_on_a_folder_lacking_classes(run, dataset, cache_dir, tmp_path)
     assert m["per_class"]["meningioma"]["support"] == 0
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_push_uploads_only_the_release_files(run):
     calls = []
 
@@ -271,6 +279,7 @@ def test_push_uploads_only_the_release_files(run):
         push_release(run / "release", "no-slash", api=FakeApi())
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_push_then_load_gives_the_same_model(run, tmp_path):
     """What ``push`` sends (huggingface_hub's own allow_patterns filter over the folder) loads back."""
     import shutil
@@ -361,6 +370,7 @@ def test_optimizer_decays_weights_only():
     assert rank_slice(8, Dist(rank=1, world=2)) == slice(4, 8)
 
 
+@pytest.mark.slow  # trains, exports or serves
 @pytest.mark.slow
 def test_ddp_step_matches_single_process(tmp_path):
     """torchrun with 2 gloo processes, each on half of a global batch, steps like one process."""
@@ -383,7 +393,7 @@ def test_ddp_step_matches_single_process(tmp_path):
             "2",
             "--master_port",
             "29517",
-            str(ROOT / "tests" / "ddp_step.py"),
+            str(ROOT / "scripts" / "testing" / "ddp_step.py"),
             str(tmp_path),
         ],
         capture_output=True,
@@ -399,6 +409,7 @@ def test_ddp_step_matches_single_process(tmp_path):
         torch.testing.assert_close(ddp[name], value, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_calibrate_command_refits_on_the_run_split(run, tmp_path, capsys):
     import shutil
 
@@ -411,6 +422,7 @@ def test_calibrate_command_refits_on_the_run_split(run, tmp_path, capsys):
     assert config["screening"]["feature_threshold"] == pytest.approx(result["feature_threshold"])
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_screening_flags_what_is_not_a_slice(run, dataset):
     from PIL import Image
 
@@ -428,6 +440,7 @@ def test_screening_flags_what_is_not_a_slice(run, dataset):
     assert explanation.verdict.distance > 0  # the Mahalanobis distance was measured
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_robustness_table(run, dataset, tmp_path):
     assert (
         cli.main(["robustness", "--checkpoint", str(run / "release"), "--data", str(dataset), "--out", str(tmp_path)])
@@ -459,6 +472,7 @@ def test_shifts_change_the_image_as_named():
     assert np.abs(SHIFTS["JPEG quality 20"](g).astype(int) - g).mean() > 0
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_model_card(run, tmp_path):
     import shutil
 
@@ -521,6 +535,7 @@ def test_model_card(run, tmp_path):
     assert card.index("stage one") < card.index("stage two")
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_screening_report_counts_every_input(run, dataset, tmp_path):
     assert (
         cli.main(["screening", "--checkpoint", str(run / "release"), "--data", str(dataset), "--out", str(tmp_path)])
@@ -667,6 +682,7 @@ def test_clean_floor_prefers_epochs_that_kept_clean_accuracy():
     assert _choose(_floor_trainer(0.99, 0.005), epochs) == [(0.95, 0.50), (0.94, 0.10)]  # none keeps it: the loss
 
 
+@pytest.mark.slow  # trains, exports or serves
 def test_clean_floor_run_records_and_follows_its_reference(dataset, cache_dir, run, tmp_path):
     from brainmri.inference.release import load_release
     from brainmri.training.steps import predict_logits

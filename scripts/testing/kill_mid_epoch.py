@@ -3,7 +3,7 @@
 The STOP_AT-th optimiser step writes MARKER and then waits, so the test knows the run is mid-epoch
 (some steps of the epoch applied in memory, none saved) when it kills the process with SIGKILL.
 
-    python tests/kill_mid_epoch.py MARKER STOP_AT train ...
+    python scripts/testing/kill_mid_epoch.py MARKER STOP_AT train ...
 """
 
 import sys
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import brainmri.training.trainer as training
-import train as cli
+from brainmri.commands import main
 
 marker, stop_at, args = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 real_step = training.train_step
@@ -28,4 +28,4 @@ def parked_step(*a, **k):
 
 
 training.train_step = parked_step
-sys.exit(cli.main(args))
+sys.exit(main(args))
