@@ -8,6 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from brainmri import text
 from brainmri.evaluation.report import (
     headline_markdown,
     load_metrics,
@@ -144,8 +145,7 @@ def write_model_card(
         "",
         f"# brainmri — {config['architecture']} for brain-tumour MRI slices",
         "",
-        "**Research and teaching model — not a medical device.** It must not be used to diagnose, treat or "
-        "triage anyone.",
+        f"**{text.t('notice.head')}** {text.t('notice.rest')}",
         "",
         "## Model",
         f"- Architecture: timm `{config['architecture']}` "

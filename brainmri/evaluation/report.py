@@ -277,3 +277,25 @@ def evaluation_for(config: dict[str, Any], folder: str | Path) -> dict[str, Any]
         return None
     measured = (metrics.get("meta") or {}).get("weights_sha256")
     return metrics if measured and measured == config.get("weights_sha256") else None
+
+
+def about_markdown(metrics, crossval, robustness, lang: str = "en") -> str:
+    """The About tab in ``lang``, its figures (Testing, held-out collections, inverted contrast) read from the served
+    release's saved evaluation; without one, a sentence that says so instead of another model's figures."""
+    words = text.catalogue(lang)["about"]
+    if not metrics:
+        figures = [words["unknown"]]
+    else:
+        figures = [words["testing"].format(accuracy=100 * metrics["full"]["accuracy"])]
+        for name, block in ((crossval or {}).get("heldout") or {}).items():
+            held = block["metrics"]
+            glioma = held["per_class"]["glioma"]["recall"]
+            figures.append(
+                words["heldout"].format(
+                    name=COLLECTION_NAMES.get(name, name), accuracy=100 * held["accuracy"], glioma=100 * glioma
+                )
+            )
+        inverted = (robustness or {}).get(INVERSION)
+        if inverted:
+            figures.append(words["inverted"].format(accuracy=100 * inverted["accuracy"]))
+    return words["text"].format(figures=" ".join(figures))

@@ -82,7 +82,8 @@ def write_case_report(
     fig = Figure(figsize=A4_INCHES)
     with rc_context({"pdf.fonttype": 42}):  # TrueType: the text stays selectable and searchable
         fig.text(0.06, 0.965, t["title"], fontsize=15, weight="bold", va="top")
-        fig.text(0.06, 0.938, "\n".join(textwrap.wrap(t["notice"], 112)), fontsize=8.5, color="#a00000", va="top")
+        notice = " ".join(text.catalogue(lang)["notice"].values())
+        fig.text(0.06, 0.938, "\n".join(textwrap.wrap(notice, 112)), fontsize=8.5, color="#a00000", va="top")
         verdict = explanation.verdict
         read = verdict is None or verdict.status != "not_mri"  # as on the page: no class, no heatmap otherwise
         drawn = (

@@ -25,7 +25,15 @@ FILE_TYPES = [".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif",
 SCAN_TYPES = [".zip", ".dcm", ".nii", ".gz"]  # a DICOM series (files or a zip), a multi-frame DICOM, a NIfTI volume
 # every 5 min, delete uploads and outputs older than 10 min (BRAINMRI_CACHE_CLEANUP="every,age" in seconds)
 CACHE_CLEANUP = tuple(int(x) for x in os.environ.get("BRAINMRI_CACHE_CLEANUP", "300,600").split(","))
-I18N = gr.I18n(**{lang: text.catalogue(lang)["page"] for lang in text.LANGUAGES})  # the static labels
+
+
+def _static_labels(lang: str) -> dict[str, str]:
+    """The page's static labels in ``lang`` (the front end translates them through ``gr.I18n``)."""
+    notice = text.catalogue(lang)["notice"]
+    return {**text.catalogue(lang)["page"], "notice": f"**{notice['head']}** {notice['rest']}"}
+
+
+I18N = gr.I18n(**{lang: _static_labels(lang) for lang in text.LANGUAGES})
 
 
 def release_metrics_dir(predictor: Predictor) -> Path:
@@ -197,7 +205,9 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                 else:
                     _model_tab(predictor, metrics_dir, metrics, crossval, verdict, localised)
             with gr.Tab(I18N("tab_about")):
-                gr.Markdown(I18N("about"))
+                robustness = report.load_json(metrics_dir, "robustness.json") if metrics else None
+                about = gr.Markdown(report.about_markdown(metrics, crossval, robustness, "en"))
+                localised.append((about, lambda lang: report.about_markdown(metrics, crossval, robustness, lang)))
 
         def localise(request: gr.Request):
             lang = page_language(request)
