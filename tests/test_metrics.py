@@ -28,3 +28,17 @@ def test_per_class_and_confusion_come_from_scikit_learn():
     assert normalized[2].sum() == 0 and counts[2].sum() == 0  # the absent class: an empty row, not NaN
     np.testing.assert_allclose(normalized[0], counts[0] / counts[0].sum())
     assert m["classes_present"] == ["glioma", "meningioma", "pituitary"] and m["roc_auc"]["notumor"] is None
+
+
+def test_bootstrap_interval_holds_the_estimate_and_is_degenerate_when_every_resample_agrees():
+    from sklearn.metrics import accuracy_score
+
+    from brainmri.evaluation.metrics import bootstrap_ci
+
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 4, 300)
+    predicted = np.where(rng.random(300) < 0.9, truth, (truth + 1) % 4)
+    low, high = bootstrap_ci(truth, predicted, accuracy_score)
+    assert low < accuracy_score(truth, predicted) < high and high - low < 0.1
+    assert bootstrap_ci(truth, truth, accuracy_score) == [1.0, 1.0]
+    assert bootstrap_ci(truth, predicted, accuracy_score) == [low, high]  # seeded: the same interval again

@@ -8,8 +8,8 @@ per class, and RGB/palette files would keep a tint. So every image is:
 1. converted to one grayscale channel (colour mode gone, see ``imageio``),
 2. cropped to the head's bounding box (``content_crop``; the margins and framing
    of the original file gone: without it, the number of black rows and columns
-   in the model input predicts the class at 61 % against 28 % for the majority
-   class, see ``audit.shortcut_strength``),
+   in the model input predicts the class far above chance, see ``audit.shortcut_strength``
+   and docs/guide/dataset.md),
 3. padded to a square on black, the scan's own background (aspect ratio gone),
 4. resized to the model's input size (absolute size gone),
 

@@ -8,15 +8,11 @@ Ten checks, in the order :func:`judge` runs them (cheapest first), each with a p
 2. **Blank** (``blank``): almost no contrast (std of the model input < ``min_std``).
 3. **No dark background** (``no_background``): an MRI slice shows the head on a dark background;
    fewer than ``min_dark_border`` of the pixels in the image's outer 6 % ring darker than 15 % of its
-   99th percentile means a photograph, a page or noise (0.40 flags 0.6 % of the Training slices).
+   99th percentile means a photograph, a page or noise.
 4. **Noise** (``noise``): more than ``max_jump_share`` of neighbouring pixel pairs (on a 256-px
-   thumbnail) differ by more than half the range: noise or a synthetic pattern (Testing slices: 0.033
-   at most, 1 % above 0.017; the threshold 0.05 was set looking at the generated outliers, so they are
-   no test of it).
+   thumbnail) differ by more than half the range: noise or a synthetic pattern.
 5. **No head** (``no_head``): the largest connected bright region (after a small closing, on a 128-px
-   thumbnail) covers less than ``min_head_share`` of the image: separate bright patches, not one head
-   (Testing slices: 0.23 at least, 1 % below 0.29; the threshold 0.15 was set looking at the generated
-   outliers, so they are no test of it).
+   thumbnail) covers less than ``min_head_share`` of the image: separate bright patches, not one head.
 6. **Unfamiliar** (``unfamiliar``): the Mahalanobis distance of the model's pooled features to the
    nearest class centre (Lee et al., 2018), with class means and a shrunk shared covariance fitted on
    the training split. The threshold is the ``quantile`` of validation-split distances, so about 1 % of
@@ -30,14 +26,11 @@ Ten checks, in the order :func:`judge` runs them (cheapest first), each with a p
    what the bias gives; a release can switch this half off, ``t2_notumor``) or the answer changes when
    the slice's contrast is turned over to look like T1 (:func:`brainmri.inference.sequence_check.invert_inside_head`).
 8b. **Looks like FLAIR** (``looks_flair``; releases with a fitted
-:class:`brainmri.inference.sequence_check.FeatureLook`): the
-   network's features look like FLAIR and the answer is a class the model has never seen on FLAIR (a model
-   trained with TCGA-LGG has seen gliomas and tumour-free slices in FLAIR, no meningioma or pituitary tumour).
-9. **Unsure** (``unsure``): top calibrated probability below ``min_confidence`` (0.90, or fitted per release:
-   ``calibration.confidence_for_ok``; the fixed 0.90: on all SARTAJ
-   images, a model of the previous bundled recipe (r5-seg-os16) trained without SARTAJ answers 69 % of them at ≥ 0.86
-   and is
-   right on 90 % of those; 0.90 keeps a margin. Chosen on that held-out run, see docs/record/abstention.md).
+   :class:`brainmri.inference.sequence_check.FeatureLook`): the network's features look like FLAIR and the
+   answer is a class the model has never seen on FLAIR (a model trained with TCGA-LGG has seen gliomas and
+   tumour-free slices in FLAIR, no meningioma or pituitary tumour).
+9. **Unsure** (``unsure``): top calibrated probability below ``min_confidence`` (the release's, fitted by
+   ``calibration.confidence_for_ok``, else 0.90).
 10. **Unstable** (``unstable``, when the release sets ``min_agreement``): the mean probability of the
    predicted class over the slice and its test-time views (mirror, gamma 0.7 and 1.4, blur;
    :data:`brainmri.inference.preprocess.TEST_TIME_VIEWS`) below ``min_agreement``: small changes move the answer.
@@ -45,7 +38,8 @@ Ten checks, in the order :func:`judge` runs them (cheapest first), each with a p
 Checks 1–6 give "not_mri" (no tumour label is shown), 7–10 "uncertain".
 
 The fitted statistics live in the release folder (``ood.safetensors``, and the
-thresholds in ``config.json`` under ``"screening"``).
+thresholds in ``config.json`` under ``"screening"``). How each threshold was chosen, and what it flags on genuine
+slices: docs/record/abstention.md.
 """
 
 from __future__ import annotations

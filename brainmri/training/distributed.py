@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import torch
@@ -23,21 +22,16 @@ class Dist:
 
 
 def setup_distributed() -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = (
-        torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        if torch.cuda.is_available()
-        else torch.device("cpu")
-    )
-    if world <= 1:
-        return Dist(device=device)
+    """This process's rank, the number of processes and its device, from torchrun's environment through timm's
+    ``init_distributed_device_so`` (gloo on CPU, nccl on CUDA; one process without torchrun)."""
     import torch.distributed as dist
+    from timm.utils.distributed import init_distributed_device_so
 
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), device=device)
+    if dist.is_available() and dist.is_initialized():  # a second trainer in the same process group
+        device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+        return Dist(rank=dist.get_rank(), world=dist.get_world_size(), device=device)
+    info = init_distributed_device_so("cuda" if torch.cuda.is_available() else "cpu")
+    return Dist(rank=info["global_rank"], world=info["world_size"], device=torch.device(info["device"]))
 
 
 def rank_slice(global_batch: int, dist: Dist) -> slice:
