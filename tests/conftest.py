@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import CLASSES, TINY_ARCH, TINY_SIZE, write_dataset
+from helpers import CLASSES, TINY_ARCH, TINY_SIZE, tiny_run, write_dataset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the network
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -55,31 +55,6 @@ def trained_run(dataset, cache_dir, tmp_path_factory) -> Path:
     import train as cli
 
     out = tmp_path_factory.mktemp("run") / "scratch"
-    args = [
-        "train",
-        "--data",
-        str(dataset),
-        "--out",
-        str(out),
-        "--arch",
-        TINY_ARCH,
-        "--no-pretrained",
-        "--image-size",
-        str(TINY_SIZE),
-        "--batch-size",
-        "16",
-        "--steps-per-epoch",
-        "3",
-        "--val-fraction",
-        "0.2",
-        "--cache-dir",
-        str(cache_dir),
-        "--threads",
-        "1",
-        "--recipe",
-        "scratch",
-        "--epochs",
-        "3",
-    ]
+    args = tiny_run("train", str(dataset), str(out), str(cache_dir), "--recipe", "scratch", "--epochs", "3")
     assert cli.main(args) == 0
     return out

@@ -165,3 +165,18 @@ def synthetic_scan(tmp_path, dataset) -> Path:
     path = tmp_path / "scan.nii.gz"
     path.write_bytes(nifti_bytes(np.ascontiguousarray(voxels), gz=True))
     return path
+
+
+TINY_MODEL = ["--arch", TINY_ARCH, "--no-pretrained", "--image-size", str(TINY_SIZE)]
+
+
+def tiny_options(cache_dir, steps: int = 3, val_fraction: float = 0.2) -> list[str]:
+    """The options every short training run of the tests shares (batches of 16, a few steps, one thread)."""
+    options = ["--batch-size", "16", "--steps-per-epoch", str(steps), "--val-fraction", str(val_fraction)]
+    return options + ["--cache-dir", str(cache_dir), "--threads", "1"]
+
+
+def tiny_run(command: str, dataset, out, cache_dir, *extra: str, steps: int = 3, val_fraction: float = 0.2) -> list:
+    """``train.py COMMAND`` on the synthetic data with the tiny model, then ``extra``."""
+    head = [command, "--data", str(dataset), "--out", str(out), *TINY_MODEL]
+    return head + tiny_options(cache_dir, steps, val_fraction) + list(extra)

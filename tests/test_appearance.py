@@ -19,6 +19,7 @@ from brainmri.inference.sequence_check import (
     invert_inside_head,
 )
 from brainmri.inference.verdict import judge
+from helpers import tiny_options
 
 
 def head_slice(t2: bool, rng: np.random.Generator, size: int = 112) -> np.ndarray:
@@ -245,16 +246,7 @@ def test_a_run_with_inversion_is_validated_and_chosen_on_inverted_slices_too(tra
                 str(out),
                 "--init",
                 str(trained_run / "release"),
-                "--batch-size",
-                "16",
-                "--steps-per-epoch",
-                "2",
-                "--val-fraction",
-                "0.2",
-                "--cache-dir",
-                str(cache_dir),
-                "--threads",
-                "1",
+                *tiny_options(str(cache_dir), steps=2),
                 "--recipe",
                 "scratch",
                 "--epochs",

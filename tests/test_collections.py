@@ -18,7 +18,7 @@ from brainmri.data.collections import plan_holdout, read_origins
 from brainmri.data.folders import load_folder
 from brainmri.evaluation.localisation import localisation_scores, widen
 from brainmri.inference.preprocess import GammaFraming, Preprocess
-from helpers import TINY_ARCH, TINY_SIZE
+from helpers import TINY_ARCH, TINY_SIZE, tiny_run
 
 
 def _origin(path: str) -> str:
@@ -294,27 +294,11 @@ def test_localisation_scores():
 def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_dir, collections, tmp_path, capsys):
     origins, masks = collections
     out = tmp_path / "cv"
-    args = [
+    args = tiny_run(
         "crossval",
-        "--data",
         str(dataset),
-        "--out",
         str(out),
-        "--arch",
-        TINY_ARCH,
-        "--no-pretrained",
-        "--image-size",
-        str(TINY_SIZE),
-        "--batch-size",
-        "16",
-        "--steps-per-epoch",
-        "2",
-        "--val-fraction",
-        "0.2",
-        "--cache-dir",
         str(cache_dir),
-        "--threads",
-        "1",
         "--recipe",
         "scratch",
         "--epochs",
@@ -341,7 +325,8 @@ def test_crossval_trains_without_the_collection_and_reports_it(dataset, cache_di
         "16",
         "--framing-prob",
         "0.5",
-    ]
+        steps=2,
+    )
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
     assert "held-out sartaj" in printed and "pointing game" in printed

@@ -22,7 +22,7 @@ from brainmri.data.lgg import (
 )
 from brainmri.inference.preprocess import Preprocess
 from brainmri.training.config import config_from_dict
-from helpers import CLASSES, TINY_ARCH, TINY_SIZE, synthetic_slice
+from helpers import CLASSES, TINY_ARCH, TINY_SIZE, synthetic_slice, tiny_run
 
 # patient id -> slices in the scan; the site is the id's second part, as in the source
 PATIENTS = {
@@ -144,27 +144,11 @@ def test_patients_stay_on_one_side_of_the_split(lgg_root, preprocess, tmp_path):
 @pytest.mark.slow
 def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache_dir, lgg_root, tmp_path, capsys):
     out = tmp_path / "run"
-    args = [
+    args = tiny_run(
         "train",
-        "--data",
         str(dataset),
-        "--out",
         str(out),
-        "--arch",
-        TINY_ARCH,
-        "--no-pretrained",
-        "--image-size",
-        str(TINY_SIZE),
-        "--batch-size",
-        "16",
-        "--steps-per-epoch",
-        "2",
-        "--val-fraction",
-        "0.3",
-        "--cache-dir",
         str(cache_dir),
-        "--threads",
-        "1",
         "--recipe",
         "scratch",
         "--epochs",
@@ -178,7 +162,9 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
         "sources",
         "--framing-prob",
         "0.5",
-    ]
+        steps=2,
+        val_fraction=0.3,
+    )
     assert cli.main(args) == 0
     with open(out / "split.csv") as handle:
         rows = list(csv.DictReader(handle))

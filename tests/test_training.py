@@ -20,35 +20,13 @@ from brainmri.training.config import TrainConfig
 from brainmri.training.distributed import Dist, rank_slice
 from brainmri.training.steps import make_scheduler, train_step
 from brainmri.training.trainer import Trainer
-from helpers import CLASSES, TINY_ARCH, TINY_SIZE
+from helpers import CLASSES, TINY_ARCH, TINY_SIZE, tiny_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_args(dataset, out, cache_dir, *extra):
-    return [
-        "train",
-        "--data",
-        str(dataset),
-        "--out",
-        str(out),
-        "--arch",
-        TINY_ARCH,
-        "--no-pretrained",
-        "--image-size",
-        str(TINY_SIZE),
-        "--batch-size",
-        "16",
-        "--steps-per-epoch",
-        "3",
-        "--val-fraction",
-        "0.2",
-        "--cache-dir",
-        str(cache_dir),
-        "--threads",
-        "1",
-        *extra,
-    ]
+    return tiny_run("train", str(dataset), str(out), str(cache_dir), *extra)
 
 
 def rows(path):
