@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import CLASSES, TINY_ARCH, TINY_SIZE, tiny_run, write_dataset
+from helpers import CLASSES, TINY_ARCH, TINY_SIZE, synthetic_origin, tiny_run, write_dataset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the network
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -58,3 +59,32 @@ def trained_run(dataset, cache_dir, tmp_path_factory) -> Path:
     args = tiny_run("train", str(dataset), str(out), str(cache_dir), "--recipe", "scratch", "--epochs", "3")
     assert cli.main(args) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def run(trained_run) -> Path:
+    """The trained run folder, by its short name."""
+    return trained_run
+
+
+@pytest.fixture(scope="session")
+def collections(dataset, tmp_path_factory):
+    """An origins CSV for the synthetic dataset and masks (the bright blob) for its 'figshare' images."""
+    folder = tmp_path_factory.mktemp("collections")
+    masks = folder / "masks"
+    rows = []
+    for path in sorted(dataset.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(dataset).as_posix()
+        rows.append((rel, synthetic_origin(rel)))
+        if rows[-1][1] == "figshare" and path.name != "corrupt.jpg":
+            target = masks / Path(rel).with_suffix(".png")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            gray = np.asarray(Image.open(path).convert("L"))
+            Image.fromarray(((gray > 180) * 255).astype(np.uint8)).save(target)
+    with open(folder / "origins.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "origin"])
+        writer.writerows(rows)
+    return folder / "origins.csv", masks

@@ -180,3 +180,12 @@ def tiny_run(command: str, dataset, out, cache_dir, *extra: str, steps: int = 3,
     """``train.py COMMAND`` on the synthetic data with the tiny model, then ``extra``."""
     head = [command, "--data", str(dataset), "--out", str(out), *TINY_MODEL]
     return head + tiny_options(cache_dir, steps, val_fraction) + list(extra)
+
+
+def synthetic_origin(path: str) -> str:
+    """Synthetic collections: even-numbered tumour files 'figshare', odd 'sartaj'; notumor even 'br35h'."""
+    name = Path(path).stem
+    number = int(name.split("-")[-1]) if name.split("-")[-1].isdigit() else 1
+    if "/notumor/" in path:
+        return "br35h" if number % 2 == 0 else "sartaj"
+    return "figshare" if number % 2 == 0 else "sartaj"

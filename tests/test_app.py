@@ -54,7 +54,7 @@ def test_model_tab_shows_only_the_served_release_evaluation(app_module, trained_
 def test_privacy_settings(app_module):
     demo = app_module.demo
     assert demo.analytics_enabled is False
-    assert demo.delete_cache == page.CACHE_CLEANUP
+    assert demo.delete_cache == page.cache_cleanup()
     args = app_module.parse_args([])
     assert args.host == "127.0.0.1" and args.share is False
     api = {d["api_name"] for d in demo.config["dependencies"] if d.get("api_name")}

@@ -97,7 +97,6 @@ def test_release_without_export_runs_on_torch(tiny_release):
 
 
 @pytest.mark.slow  # trains, exports or serves
-@pytest.mark.slow
 def test_export_refuses_a_graph_that_does_not_match(tiny_release, tmp_path, monkeypatch):
     folder = tmp_path / "tiny"
     shutil.copytree(tiny_release, folder)

@@ -141,7 +141,6 @@ def test_patients_stay_on_one_side_of_the_split(lgg_root, preprocess, tmp_path):
 
 
 @pytest.mark.slow  # trains, exports or serves
-@pytest.mark.slow
 def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache_dir, lgg_root, tmp_path, capsys):
     out = tmp_path / "run"
     args = tiny_run(
@@ -238,7 +237,6 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
 
 
 @pytest.mark.slow  # trains, exports or serves
-@pytest.mark.slow
 def test_source_balance_draws_each_source_and_class_alike(dataset, cache_dir, lgg_root, tmp_path):
     from brainmri.training.trainer import Trainer
 
@@ -348,7 +346,6 @@ def test_feature_look_fits_scores_and_travels_in_the_config():
 
 
 @pytest.mark.slow  # trains, exports or serves
-@pytest.mark.slow
 def test_flair_check_command_writes_a_check_the_predictor_uses(
     tiny_release, lgg_root, dataset, cache_dir, tmp_path, capsys
 ):

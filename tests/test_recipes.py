@@ -74,7 +74,6 @@ def _release(recipes, dataset, cache_dir, out, *extra):
 
 
 @pytest.mark.slow  # trains, exports or serves
-@pytest.mark.slow
 def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(
     recipes, dataset, cache_dir, tmp_path, capsys
 ):
@@ -158,7 +157,6 @@ def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(
 
 
 @pytest.mark.slow  # trains, exports or serves
-@pytest.mark.slow
 def test_config_file_gives_the_defaults_and_flags_win(recipes, dataset, cache_dir, tmp_path):
     out = tmp_path / "run"
     assert (
@@ -229,7 +227,6 @@ def test_the_shipped_chain_is_in_the_repository():
 
 
 @pytest.mark.slow  # trains, exports or serves
-@pytest.mark.slow
 def test_a_held_out_collection_yardstick_is_a_release_too(dataset, cache_dir, tmp_path, capsys):
     """A stage trained without SARTAJ (``holdout``), then the release step that judges it on every SARTAJ image."""
     import csv

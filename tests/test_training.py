@@ -34,11 +34,6 @@ def rows(path):
         return list(csv.DictReader(handle))
 
 
-@pytest.fixture(scope="module")
-def run(trained_run):
-    return trained_run
-
-
 @pytest.mark.slow  # trains, exports or serves
 def test_run_folder_holds_the_record(run):
     for name in (
@@ -153,7 +148,6 @@ def test_killed_mid_epoch_resumes_to_the_uninterrupted_result(dataset, cache_dir
 
 
 @pytest.mark.slow  # trains, exports or serves
-@pytest.mark.slow
 def test_report_recipe_trains_head_first_then_everything(dataset, cache_dir, tmp_path):
     trainer = Trainer(
         TrainConfig(
@@ -349,7 +343,6 @@ def test_optimizer_decays_weights_only():
 
 
 @pytest.mark.slow  # trains, exports or serves
-@pytest.mark.slow
 def test_ddp_step_matches_single_process(tmp_path):
     """torchrun with 2 gloo processes, each on half of a global batch, steps like one process."""
     from brainmri.training.model import create_model

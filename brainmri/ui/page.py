@@ -23,8 +23,13 @@ EXAMPLES_DIR = ROOT / "assets" / "examples"
 MAX_FILE_SIZE = "500mb"  # a whole scan (brainmri.io.volumes.MAX_VOLUME_BYTES); one slice is refused over 25 MB
 FILE_TYPES = [".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"]
 SCAN_TYPES = [".zip", ".dcm", ".nii", ".gz"]  # a DICOM series (files or a zip), a multi-frame DICOM, a NIfTI volume
-# every 5 min, delete uploads and outputs older than 10 min (BRAINMRI_CACHE_CLEANUP="every,age" in seconds)
-CACHE_CLEANUP = tuple(int(x) for x in os.environ.get("BRAINMRI_CACHE_CLEANUP", "300,600").split(","))
+
+
+def cache_cleanup() -> tuple[int, int]:
+    """How often Gradio's cache is swept and how old a file must be to go, in seconds: every 5 min, files older than
+    10 min, unless BRAINMRI_CACHE_CLEANUP="every,age" says otherwise (read when a page is built)."""
+    every, age = (int(x) for x in os.environ.get("BRAINMRI_CACHE_CLEANUP", "300,600").split(","))
+    return every, age
 
 
 def _static_labels(lang: str) -> dict[str, str]:
@@ -54,7 +59,8 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
     def choices(lang):
         return [(say(lang)["predicted"], PREDICTED), *[(text.class_name(k, lang), k) for k in predictor.labels]]
 
-    with gr.Blocks(title="brainmri", delete_cache=CACHE_CLEANUP, analytics_enabled=False) as demo:
+    cleanup = cache_cleanup()
+    with gr.Blocks(title="brainmri", delete_cache=cleanup, analytics_enabled=False) as demo:
         gr.Markdown(I18N("title"))
         gr.Markdown(I18N("notice"))
         with gr.Tabs():
@@ -145,7 +151,7 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                 with gr.Accordion(I18N("all_slices"), open=False):
                     per_slice = gr.Dataframe(interactive=False)
                     scan_json = gr.JSON(label=I18N("scan_summary"))
-                scan_state = gr.State(time_to_live=CACHE_CLEANUP[1])  # the loaded scan, in memory, for this page only
+                scan_state = gr.State(time_to_live=cleanup[1])  # the loaded scan, in memory, for this page only
                 analyse.click(
                     handlers.analyse_scan,
                     [scan_files, plane],

@@ -1,0 +1,85 @@
+"""Training augmentation: framing after a gamma change, inversion and curves, pasted lesions."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from brainmri.data.augment import AugmentConfig, augment_batch, paste_lesions
+from brainmri.inference.preprocess import GammaFraming, Preprocess
+
+
+def test_gamma_framing_crops_as_the_head_crop_would_after_a_gamma_change():
+    """A faint rim below the crop's threshold joins the box once gamma 0.6 brightens it; gamma 1.6 drops it."""
+    gray = np.zeros((160, 160), np.uint8)
+    gray[20:140, 20:140] = 12  # faint: below a tenth of the bright end (the 99th percentile, 160)
+    gray[40:120, 40:120] = 160
+    gray[60:70, 60:70] = 255
+    preprocess = Preprocess.from_config(
+        {
+            "input_size": (3, 64, 64),
+            "interpolation": "bilinear",
+            "crop_pct": 1.0,
+            "mean": (0.5,) * 3,
+            "std": (0.5,) * 3,
+        },
+        content_crop=True,
+    )
+    brighter, darker = GammaFraming.of(preprocess, 0.6), GammaFraming.of(preprocess, 1.6)
+    top, bottom, left, right = preprocess.box(gray)
+    assert 30 <= top < 40 and 120 < bottom <= 130  # the head only, with its margin
+    assert brighter.box(gray) == preprocess.box(np.clip(255 * (gray / 255) ** 0.6, 0, 255).astype(np.uint8))
+    b_top, b_bottom, *_ = brighter.box(gray)
+    assert b_top < 20 and b_bottom > 140  # the rim is in
+    assert darker.box(gray) == preprocess.box(gray)  # darker: nothing new crosses the threshold here
+    assert GammaFraming.of(preprocess, 1.0).box(gray) == preprocess.box(gray)
+    assert not np.array_equal(brighter.fit(gray), preprocess.fit(gray))  # smaller head in the same input size
+    assert brighter.fit(gray).shape == preprocess.fit(gray).shape
+    assert brighter.fit(gray).max() == preprocess.fit(gray).max()  # intensities stay the slice's own
+    mask = np.zeros_like(gray)
+    mask[60:70, 60:70] = 255
+    assert (brighter.fit_mask(gray, mask) > 0).sum() < (preprocess.fit_mask(gray, mask) > 0).sum()
+    assert str(brighter) != str(preprocess) != str(darker)  # the decoded cache keeps them apart
+    uncropped = dataclasses.replace(preprocess, content_crop=False)
+    assert GammaFraming.of(uncropped, 0.6).box(gray) == (0, 160, 0, 160)  # no head crop: nothing to frame
+
+
+def test_inversion_and_curves():
+    images = torch.zeros(4, 1, 16, 16)
+    images[:, :, 4:12, 4:12] = torch.linspace(0.2, 0.9, 8).view(1, 1, 1, 8)
+    inverted = augment_batch(
+        images.clone(),
+        AugmentConfig(rotate_deg=0, hflip=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0, invert_prob=1.0),
+        torch.Generator().manual_seed(0),
+    )
+    assert torch.allclose(inverted[:, :, 6, 4:12], 1 - images[:, :, 6, 4:12]) and inverted[:, :, 0, 0].abs().max() == 0
+    curved = augment_batch(
+        images.clone(),
+        AugmentConfig(rotate_deg=0, hflip=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0, curve_prob=1.0),
+        torch.Generator().manual_seed(0),
+    )
+    row = curved[:, 0, 6, 4:12]
+    assert (row[:, 1:] >= row[:, :-1]).all() and not torch.allclose(row, images[:, 0, 6, 4:12])
+    assert curved[:, :, 0, 0].abs().max() == 0  # background stays black
+
+
+def test_paste_lesions_moves_tumour_mask_and_class():
+    images = torch.full((3, 1, 16, 16), 0.3)
+    masks = torch.zeros(3, 1, 16, 16)
+    labels = torch.tensor([2, 0, 2])
+    donor = torch.full((1, 1, 16, 16), 0.3)
+    donor[:, :, 5:9, 5:9] = 0.9
+    donor_mask = (donor > 0.5).float()
+    recipients = torch.tensor([True, False, False])
+    out, out_masks, out_labels = paste_lesions(images, masks, labels, recipients, donor, donor_mask, torch.tensor([3]))
+    assert out_labels.tolist() == [3, 0, 2]
+    assert torch.equal(out_masks[0], donor_mask[0]) and out_masks[1:].abs().max() == 0
+    scaled = 0.9 * 0.3 / ((0.3 * 240 + 0.9 * 16) / 256)  # the donor brought to the recipient's brightness
+    assert (
+        out[0, 0, 7, 7].item() == pytest.approx(scaled, rel=1e-5)
+        and torch.allclose(out[0, 0, 0, 0], torch.tensor(0.3))
+        and torch.equal(out[1:], images[1:])
+    )
+    with pytest.raises(ValueError, match="recipients"):
+        paste_lesions(images, masks, labels, torch.tensor([True, True, False]), donor, donor_mask, torch.tensor([3]))
