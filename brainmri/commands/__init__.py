@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from brainmri.commands import checks, evaluation, heldout, training
+from brainmri.commands import checks, evaluation, heldout, hosting, training
 
 DESCRIPTION = "Train, evaluate, audit and publish brain-tumour MRI classifiers (python train.py COMMAND --help)."
 
@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    for commands in (training, evaluation, heldout, checks):
+    for commands in (training, evaluation, heldout, checks, hosting):
         commands.register(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""`train.py` commands that train and ship: train, crossval, calibrate, release, check-rules, card, export, push."""
+"""`train.py` commands that train and ship: train, crossval, calibrate, release, check-rules, card, export."""
 
 from __future__ import annotations
 
@@ -331,14 +331,6 @@ def cmd_check_rules(args) -> int:
     return 0 if all(r["met"] for r in results) else 1
 
 
-def cmd_push(args) -> int:
-    from brainmri.inference.hub import push_release
-
-    url = push_release(args.checkpoint, args.repo_id, private=args.private, token=args.token)
-    print(url)
-    return 0
-
-
 def register(sub) -> None:
     """Add these commands to ``train.py``'s sub-parsers."""
     p = add_train_parser(sub)
@@ -422,10 +414,3 @@ def register(sub) -> None:
     p.add_argument("run")
     p.add_argument("--recipe", required=True)
     p.set_defaults(func=cmd_check_rules)
-
-    p = sub.add_parser("push", help="upload a release folder to the Hugging Face Hub")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--repo-id", required=True)
-    p.add_argument("--private", action="store_true")
-    p.add_argument("--token", default=None, help="default: the token saved by `hf auth login` or HF_TOKEN")
-    p.set_defaults(func=cmd_push)
