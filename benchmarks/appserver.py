@@ -110,20 +110,19 @@ class PageClient:
         # the page sends every input; those after the file keep the values the page starts with
         self.defaults = [inputs[i]["props"].get("value") for i in dependency["inputs"][1:]]
 
-    def predict(self, path: str | Path, fetch_images: bool = True) -> list:
-        """The endpoint's output for the file at ``path`` (raises RuntimeError with the server's message)."""
+    def upload(self, path: str | Path) -> dict:
+        """Upload a file as the page does; the FileData the page then sends."""
         with open(path, "rb") as handle:
             uploaded = (
                 self.http.post(self.url + "/gradio_api/upload", files={"files": handle}).raise_for_status().json()[0]
             )
+        return {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
+
+    def call(self, fn_index: int, data: list) -> list:
+        """One event of the page (``fn_index``, the dependency's id) with ``data``, through the queue and its
+        server-sent events; the outputs (raises RuntimeError with the server's message)."""
         session = uuid.uuid4().hex
-        body = {
-            "data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}, *self.defaults],
-            "fn_index": self.fn_index,
-            "session_hash": session,
-            "event_data": None,
-            "trigger_id": None,
-        }
+        body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
         self.http.post(self.url + "/gradio_api/queue/join", json=body).raise_for_status()
         with self.http.stream("GET", self.url + "/gradio_api/queue/data", params={"session_hash": session}) as events:
             for line in events.iter_lines():
@@ -134,10 +133,12 @@ class PageClient:
                     output = message.get("output") or {}
                     if not message.get("success", True) or "error" in output:
                         raise RuntimeError(output.get("error") or "the server reported an error")
-                    data = output["data"]
-                    break
-            else:
-                raise RuntimeError("the event stream ended without an answer")
+                    return output["data"]
+        raise RuntimeError("the event stream ended without an answer")
+
+    def predict(self, path: str | Path, fetch_images: bool = True) -> list:
+        """The endpoint's output for the file at ``path`` (raises RuntimeError with the server's message)."""
+        data = self.call(self.fn_index, [self.upload(path), *self.defaults])
         if fetch_images:  # what the browser loads next: the overlay image
             for item in data:
                 if isinstance(item, dict) and item.get("url") and Path(item.get("path", "")).suffix in IMAGE_SUFFIXES:

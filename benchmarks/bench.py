@@ -133,8 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--cache-dir", default=None)
+    p = sub.add_parser("soak", parents=[common], help="an hour of the page's requests: memory, files, answers")
+    p.add_argument("--model", default=str(DEFAULT_MODEL))
+    p.add_argument("--minutes", type=float, default=60)
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--every", type=float, default=5, help="minutes between printed rows")
+    p.add_argument("--cleanup", default="300,600", help="the server's BRAINMRI_CACHE_CLEANUP (the app's default)")
+    p.add_argument("--port", type=int, default=7911)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("all", "inference", "app", "volume", "training", "-h", "--help"):
+    if not argv or argv[0] not in ("all", "inference", "app", "volume", "training", "soak", "-h", "--help"):
         argv = ["all", *argv]
     args = parser.parse_args(argv)
 
@@ -146,6 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="brainmri-bench-") as tmp:
         work = Path(tmp)
+        if args.what == "soak":
+            from benchmarks.soak import soak
+
+            result["soak"] = soak(args.model, args.minutes, args.clients, args.every, args.port, args.cleanup)
+            s = result["soak"]
+            print(
+                f"soak: {s['requests']} requests, {s['errors']} errors, {s['differing_answers']} answers unlike the "
+                f"first, RSS growth after 5 min {s['rss_growth_after_5_min']}, cache {s['cache_after_sweep']} files "
+                f"(floor {s['cache_floor']}) {s['seconds_to_floor']} s after the last request"
+            )
         if args.what in ("all", "inference"):
             data = Path(args.data)
             images = Path(args.images) if args.images else data / "Testing"

@@ -102,3 +102,23 @@ def test_report_on_an_image_that_is_not_an_mri_shows_no_class(predictor, tmp_pat
     assert ("Not read" if lang == "en" else "Non lue") in text
     assert explanation.verdict.reason_in(lang).split(":")[0].split()[0] in text
     assert not any(class_name(label, lang) in text for label in CLASSES)
+
+
+def test_reports_drawn_at_once_do_not_swap_their_settings(tmp_path):
+    """The page serves requests in threads; matplotlib's settings are global: each report keeps its TrueType text."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = Path(__file__).resolve().parents[1]
+    predictor = Predictor.from_pretrained(root / "assets" / "model")
+    explanation = predictor.explain(sorted((root / "assets" / "examples").glob("*"))[0])
+    facts = ModelFacts.from_release(predictor.config, None, None)
+
+    def draw(index):
+        path = tmp_path / f"report-{index}.pdf"
+        write_case_report(path, explanation, facts, "en")
+        lines = [line for page in PdfReader(path).pages for line in page.extract_text().splitlines()]
+        return [line for line in lines if "(UTC)" not in line]
+
+    with ThreadPoolExecutor(3) as pool:
+        texts = list(pool.map(draw, range(6)))
+    assert all(text == texts[0] for text in texts) and "\x00" not in " ".join(texts[0])

@@ -11,12 +11,17 @@ or DICOM header.
 from __future__ import annotations
 
 import textwrap
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from brainmri import __version__, text
 from brainmri.inference.explain import METHOD_NAMES
+
+# matplotlib's settings are one global state: two reports drawn at once (the page serves requests in threads)
+# would swap each other's font type halfway through a save. One report is drawn at a time.
+_DRAWING = threading.Lock()
 
 A4_INCHES = (8.27, 11.69)
 
@@ -80,7 +85,7 @@ def write_case_report(
     date = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M")
 
     fig = Figure(figsize=A4_INCHES)
-    with rc_context({"pdf.fonttype": 42}):  # TrueType: the text stays selectable and searchable
+    with _DRAWING, rc_context({"pdf.fonttype": 42}):  # TrueType: the text stays selectable and searchable
         fig.text(0.06, 0.965, t["title"], fontsize=15, weight="bold", va="top")
         notice = " ".join(text.catalogue(lang)["notice"].values())
         fig.text(0.06, 0.938, "\n".join(textwrap.wrap(notice, 112)), fontsize=8.5, color="#a00000", va="top")
