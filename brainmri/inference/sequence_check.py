@@ -96,31 +96,52 @@ def invert_inside_head(gray: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class SequenceCheck:
-    """A fitted T2-look check: standardisation, logistic coefficients and the decision threshold."""
+class LogisticLook:
+    """A fitted look of a slice: standardisation, logistic coefficients and the decision threshold, kept in a
+    release's ``config.json``; :class:`SequenceCheck` (T2, on intensity statistics) and :class:`FeatureLook`
+    (FLAIR, on the network's pooled features) add what they decide with it."""
 
     mean: tuple[float, ...]
     scale: tuple[float, ...]
     coef: tuple[float, ...]
     intercept: float
     threshold: float = 0.5
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """Probability of the look for rows of features."""
+        z = (np.atleast_2d(np.asarray(features, dtype=np.float64)) - np.array(self.mean)) / np.array(self.scale)
+        return 1.0 / (1.0 + np.exp(-(z @ np.array(self.coef) + self.intercept)))
+
+    def to_config(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @staticmethod
+    def _fitted_values(block: dict[str, Any]) -> dict[str, Any]:
+        """The base fields of a saved look, as the constructor takes them."""
+        return {
+            "mean": tuple(block["mean"]),
+            "scale": tuple(block["scale"]),
+            "coef": tuple(block["coef"]),
+            "intercept": float(block["intercept"]),
+            "threshold": float(block.get("threshold", 0.5)),
+            "fitted_on": block.get("fitted_on", ""),
+            "cross_validation": block.get("cross_validation"),
+        }
+
+
+@dataclass(frozen=True)
+class SequenceCheck(LogisticLook):
+    """A fitted T2-look check on :func:`interior_features`."""
+
     notumor_uncertain: bool = True  # a "no tumour" answer on a T2-looking slice is "uncertain" (screening check 8)
     fitted_on: str = ""
     cross_validation: dict | None = None
-
-    def scores(self, features: np.ndarray) -> np.ndarray:
-        """Probability of the T2 look for rows of :func:`interior_features`."""
-        z = (np.atleast_2d(features) - np.array(self.mean)) / np.array(self.scale)
-        return 1.0 / (1.0 + np.exp(-(z @ np.array(self.coef) + self.intercept)))
 
     def score(self, fitted: np.ndarray) -> float:
         return float(self.scores(interior_features(fitted))[0])
 
     def to_config(self) -> dict[str, Any]:
-        return {
-            "features": list(FEATURE_NAMES),
-            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()},
-        }
+        return {"features": list(FEATURE_NAMES), **super().to_config()}
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | None) -> "SequenceCheck | None":
@@ -128,16 +149,7 @@ class SequenceCheck:
         block = (config or {}).get(CONFIG_KEY)
         if not block or tuple(block.get("features", ())) != FEATURE_NAMES:
             return None
-        return cls(
-            tuple(block["mean"]),
-            tuple(block["scale"]),
-            tuple(block["coef"]),
-            float(block["intercept"]),
-            float(block.get("threshold", 0.5)),
-            bool(block.get("notumor_uncertain", True)),
-            block.get("fitted_on", ""),
-            block.get("cross_validation"),
-        )
+        return cls(**cls._fitted_values(block), notumor_uncertain=bool(block.get("notumor_uncertain", True)))
 
 
 def fit_sequence_check(
@@ -227,29 +239,16 @@ FLAIR_KEY = "flair_check"
 
 
 @dataclass(frozen=True)
-class FeatureLook:
+class FeatureLook(LogisticLook):
     """Does a slice look like FLAIR? A logistic regression on the network's own pooled features (the intensity
     statistics above cannot tell FLAIR from T1: docs/record/abstention.md), fitted on TCGA-LGG's labelled sequences
     by ``train.py flair-check`` and kept in the release's ``config.json`` under ``"flair_check"``.
     ``classes_seen``: the classes the model has seen on FLAIR slices; an answer outside them on a FLAIR-looking
     slice is "uncertain" (verdict code ``looks_flair``)."""
 
-    mean: tuple[float, ...]
-    scale: tuple[float, ...]
-    coef: tuple[float, ...]
-    intercept: float
-    threshold: float = 0.5
     classes_seen: tuple[str, ...] = ("glioma", "notumor")
     fitted_on: str = ""
     cross_validation: dict | None = None
-
-    def scores(self, features: np.ndarray) -> np.ndarray:
-        """Probability of the FLAIR look for rows of pooled features."""
-        z = (np.atleast_2d(np.asarray(features, dtype=np.float64)) - np.array(self.mean)) / np.array(self.scale)
-        return 1.0 / (1.0 + np.exp(-(z @ np.array(self.coef) + self.intercept)))
-
-    def to_config(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | None, width: int | None = None) -> "FeatureLook | None":
@@ -257,16 +256,7 @@ class FeatureLook:
         block = (config or {}).get(FLAIR_KEY)
         if not block or (width is not None and len(block["coef"]) != width):
             return None
-        return cls(
-            tuple(block["mean"]),
-            tuple(block["scale"]),
-            tuple(block["coef"]),
-            float(block["intercept"]),
-            float(block.get("threshold", 0.5)),
-            tuple(block.get("classes_seen", ("glioma", "notumor"))),
-            block.get("fitted_on", ""),
-            block.get("cross_validation"),
-        )
+        return cls(**cls._fitted_values(block), classes_seen=tuple(block.get("classes_seen", ("glioma", "notumor"))))
 
 
 def fit_feature_look(
