@@ -83,3 +83,27 @@ def test_paste_lesions_moves_tumour_mask_and_class():
     )
     with pytest.raises(ValueError, match="recipients"):
         paste_lesions(images, masks, labels, torch.tensor([True, True, False]), donor, donor_mask, torch.tensor([3]))
+
+
+def test_markers_land_near_the_edges_and_leave_the_head_alone():
+    """``--marker-prob``: letters, arrows and scale bars burnt in within the outer band, as a viewer exports them."""
+    from brainmri.data.augment import EDGE_BAND, MARKERS, marker_stamps
+
+    stamps = marker_stamps(14)
+    assert stamps.shape == (len(MARKERS), 14, 14) and all(stamp.max() > 0.9 for stamp in stamps)
+    images = torch.zeros(32, 1, 112, 112)
+    images[:, :, 30:82, 30:82] = 0.5  # a head in the middle
+    cfg = AugmentConfig(rotate_deg=0, hflip=0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0, marker_prob=1.0)
+    out = augment_batch(images, cfg, torch.Generator().manual_seed(0))
+    changed = (out - images).abs() > 1e-6
+    assert changed.flatten(1).any(1).all()  # every slice got a marker
+    band = int(EDGE_BAND * 112)
+    inner = torch.zeros(112, 112, dtype=torch.bool)
+    inner[band:-band, band:-band] = True
+    assert not changed[:, 0][:, inner].any()  # nothing inside the band: the head is untouched
+    again = augment_batch(images, cfg, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # seeded: the same markers again (a resumed run draws the same)
+    none = augment_batch(
+        images, AugmentConfig(**{**cfg.__dict__, "marker_prob": 0.0}), torch.Generator().manual_seed(0)
+    )
+    assert torch.equal(none, images)

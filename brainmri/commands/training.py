@@ -121,6 +121,12 @@ def add_train_parser(
         help="share of slices given a random monotone intensity curve",
     )
     g.add_argument(
+        "--marker-prob",
+        type=float,
+        default=D("marker_prob"),
+        help="share of slices with letters, an arrow or a scale bar burnt in near the edges",
+    )
+    g.add_argument(
         "--gamma",
         type=float,
         nargs=2,

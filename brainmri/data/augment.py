@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +34,7 @@ class AugmentConfig:
     zoom_out: float = 1.0  # >1 lets the crop reach beyond the image (smaller brain in a black frame)
     invert_prob: float = 0.0  # T1 <-> T2-like: invert the tissue inside the head, background stays black
     curve_prob: float = 0.0  # a random monotone intensity curve (scanner and sequence contrast differ)
+    marker_prob: float = 0.0  # letters, an arrow or a scale bar burnt in near the edges, as viewers export them
 
     @classmethod
     def named(cls, name: str) -> "AugmentConfig":
@@ -118,6 +121,8 @@ def augment_batch(
         out = _random_curves(out, cfg.curve_prob, generator)
     if cfg.invert_prob > 0:
         out = _random_inversion(out, cfg.invert_prob, generator)
+    if cfg.marker_prob > 0:
+        out = _random_markers(out, cfg.marker_prob, generator)
     if masks is None:
         return out
     return out, stacked[:, 1:].clamp(0, 1)
@@ -133,6 +138,64 @@ def _random_inversion(images: torch.Tensor, prob: float, generator) -> torch.Ten
     chosen = (torch.rand(images.shape[0], generator=generator, device=images.device) < prob).view(-1, 1, 1, 1)
     inverted = torch.where(head_region(images), 1 - images, torch.zeros_like(images))
     return torch.where(chosen, inverted, images)
+
+
+MARKERS = ("A", "P", "R", "L", "S", "I", "arrow", "ruler")
+EDGE_BAND = 0.15  # markers land within this share of the side from an edge
+
+
+@lru_cache(maxsize=8)
+def marker_stamps(size: int) -> torch.Tensor:
+    """What a viewer burns into an exported slice: orientation letters, an arrow, a scale bar; ``K x size x size``
+    in [0, 1], white strokes on black."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=max(6, int(size * 0.9)))
+    stamps = []
+    for name in MARKERS:
+        stamp = Image.new("L", (size, size), 0)
+        draw = ImageDraw.Draw(stamp)
+        if name == "arrow":
+            middle, width = size // 2, max(1, size // 8)
+            draw.line([(1, middle), (size - 2, middle)], fill=255, width=width)
+            draw.polygon([(size - 1, middle), (size // 2, 1), (size // 2, size - 2)], fill=255)
+        elif name == "ruler":
+            draw.line([(0, size - 2), (size - 1, size - 2)], fill=255, width=max(1, size // 10))
+            for x in range(0, size, max(2, size // 5)):
+                draw.line([(x, size // 2), (x, size - 2)], fill=255, width=1)
+        else:
+            draw.text((size / 2, size / 2), name, fill=255, font=font, anchor="mm")
+        stamps.append(torch.from_numpy(np.asarray(stamp, dtype=np.float32) / 255.0))
+    return torch.stack(stamps)
+
+
+def _random_markers(images: torch.Tensor, prob: float, generator, most: int = 3) -> torch.Tensor:
+    """Burn one to ``most`` markers (:func:`marker_stamps`) near the edges of a random share of the batch, at a random
+    brightness (0.6-1.0), drawn over the slice as a viewer draws them."""
+    n, _, height, width = images.shape
+    size = max(8, min(height, width) // 8)
+    stamps = marker_stamps(size).to(images.device)
+    chosen = torch.rand(n, generator=generator) < prob
+    out = images.clone()
+    for i in torch.nonzero(chosen).flatten().tolist():
+        for _ in range(int(torch.randint(1, most + 1, (1,), generator=generator))):
+            stamp = stamps[int(torch.randint(len(stamps), (1,), generator=generator))]
+            side = int(torch.randint(4, (1,), generator=generator))
+            band_y, band_x = max(1, int(EDGE_BAND * height) - size), max(1, int(EDGE_BAND * width) - size)
+            along_y = int(torch.randint(0, height - size + 1, (1,), generator=generator))
+            along_x = int(torch.randint(0, width - size + 1, (1,), generator=generator))
+            near_y = int(torch.randint(0, band_y + 1, (1,), generator=generator))
+            near_x = int(torch.randint(0, band_x + 1, (1,), generator=generator))
+            top, left = [
+                (near_y, along_x),
+                (height - size - near_y, along_x),
+                (along_y, near_x),
+                (along_y, width - size - near_x),
+            ][side]
+            brightness = 0.6 + 0.4 * float(torch.rand(1, generator=generator))
+            patch = out[i, 0, top : top + size, left : left + size]
+            out[i, 0, top : top + size, left : left + size] = torch.maximum(patch, stamp * brightness)
+    return out
 
 
 def _random_curves(images: torch.Tensor, prob: float, generator, knots: int = 5) -> torch.Tensor:

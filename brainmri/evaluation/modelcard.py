@@ -77,6 +77,7 @@ RECIPE_KEYS = [
     "paste_prob",
     "invert_prob",
     "curve_prob",
+    "marker_prob",
     "gamma",
     "framing_prob",
     "balance",

@@ -101,6 +101,7 @@ class TrainConfig:
     # intensity augmentation on top of the recipe's
     invert_prob: float = 0.0
     curve_prob: float = 0.0
+    marker_prob: float = 0.0  # letters, arrows, scale bars burnt in near the edges (the head crop's test, in training)
     gamma: tuple[float, float] | None = None  # random gamma range (None: the augmentation's own; strong: 0.6-1.6)
     framing_prob: float = 0.0  # share of slices framed as the content crop frames them after a gamma change
     balance: str = (
@@ -120,8 +121,9 @@ class TrainConfig:
             raise ValueError("--seg-weight, --cam-weight and --paste-prob need --masks (the tumour masks folder)")
         if self.holdout and not self.origins:
             raise ValueError("--holdout needs --origins (the CSV of each image's collection)")
-        if not 0.0 <= self.framing_prob <= 1.0:
-            raise ValueError(f"--framing-prob must be between 0 and 1, got {self.framing_prob}")
+        for name in ("framing_prob", "marker_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 1, got {getattr(self, name)}")
         if self.clean_floor is not None and not (self.init and 0.0 <= self.clean_floor <= 1.0):
             raise ValueError(
                 "--clean-floor needs --init (the starting model's validation accuracy is the reference) "

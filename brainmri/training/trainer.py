@@ -54,7 +54,10 @@ class Trainer(RunData):
             torch.set_num_threads(self.cfg.threads)
         self.bf16 = use_bf16(self.cfg.bf16, self.device)
         self.aug = replace(
-            AugmentConfig.named(self.cfg.augment), invert_prob=self.cfg.invert_prob, curve_prob=self.cfg.curve_prob
+            AugmentConfig.named(self.cfg.augment),
+            invert_prob=self.cfg.invert_prob,
+            curve_prob=self.cfg.curve_prob,
+            marker_prob=self.cfg.marker_prob,
         )
         if self.cfg.gamma is not None:
             self.aug = replace(self.aug, gamma=tuple(self.cfg.gamma))
