@@ -281,6 +281,12 @@ def launch(
 ):
     """Serve ``demo``: ``concurrency`` requests worked on at once, ``queue_size`` waiting before new ones are "
     "refused."""
+    from gradio.utils import get_upload_folder
+
+    from brainmri.ui.cache import Sweeper
+
+    every, age = demo.delete_cache or cache_cleanup()  # the page's own schedule, sure to keep running (ui.cache)
+    Sweeper(demo, every, age, (Path(get_upload_folder()) / "brainmri",)).start()
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     return demo.launch(
         server_name=host,

@@ -1,0 +1,82 @@
+"""The page's own cache schedule: uploads and answers leave the disk ``age`` seconds after they were written.
+
+Gradio's ``delete_cache`` schedule walks each set of files it registered while requests keep adding to those
+sets; under steady traffic one sweep meets "set changed size during iteration", the scheduled task ends, and from
+then on nothing is deleted (found by the soak benchmark: an hour of four clients). This sweeper does what that
+schedule means to do on snapshots of the sets, never stops on one file, and also sweeps the page's own output
+folder (answers written straight into the cache, :func:`brainmri.ui.handlers.cached_output`). Files a component
+keeps for the page's life (``keep_in_cache``: the Model tab's figures, the examples) stay.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def sweep(blocks, age: float, folders: tuple[Path, ...] = (), now: float | None = None) -> int:
+    """Delete what ``blocks`` registered and every file under ``folders`` written more than ``age`` seconds ago
+    (and the empty folders left); returns how many files went."""
+    now = time.time() if now is None else now
+    keep: set[str] = set()
+    for component in list(blocks.blocks.values()):
+        keep |= set(getattr(component, "keep_in_cache", ()) or ())
+    removed = 0
+    for registered in list(blocks.temp_file_sets):
+        for file in list(registered):  # a snapshot: requests go on adding while this runs
+            if file in keep:
+                continue
+            removed += _remove_if_old(Path(file), now, age)
+            if not os.path.exists(file):
+                registered.discard(file)
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if path.is_file() and str(path) not in keep:
+                removed += _remove_if_old(path, now, age)
+            elif path.is_dir():
+                try:  # an empty answer folder, old enough that no answer is still being written into it
+                    if now - path.stat().st_mtime > age and not any(path.iterdir()):
+                        path.rmdir()
+                except OSError:
+                    pass
+    return removed
+
+
+def _remove_if_old(path: Path, now: float, age: float) -> int:
+    try:
+        if now - path.lstat().st_ctime > age:
+            path.unlink()
+            return 1
+    except FileNotFoundError:
+        pass
+    except OSError as err:  # one file that cannot go does not stop the sweep
+        log.warning("cache: cannot delete a file (%s)", type(err).__name__)
+    return 0
+
+
+class Sweeper:
+    """Runs :func:`sweep` every ``every`` seconds in a daemon thread until :meth:`stop`."""
+
+    def __init__(self, blocks, every: float, age: float, folders: tuple[Path, ...] = ()):
+        self.blocks, self.every, self.age, self.folders = blocks, every, age, folders
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="brainmri-cache-sweeper", daemon=True)
+
+    def start(self) -> "Sweeper":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.every):
+            try:
+                sweep(self.blocks, self.age, self.folders)
+            except Exception as err:  # the schedule must outlive any one sweep
+                log.warning("cache sweep failed (%s); trying again in %s s", type(err).__name__, self.every)
