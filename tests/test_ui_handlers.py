@@ -203,3 +203,10 @@ def test_scan_tab_refuses_bad_uploads_clearly(handlers, tmp_path):
         z.writestr("readme.txt", "hello")
     with pytest.raises(gr.Error, match="Cannot read this file: 1 of the 1 files are neither DICOM nor NIfTI"):
         handlers.analyse_scan([str(notes)])
+
+
+def test_a_new_image_is_classified_and_an_emptied_box_is_not(handlers, dataset):
+    """The page classifies on upload and on an example (``classify_new``); Clear gives nothing to answer."""
+    path = _first_ok(handlers, dataset)
+    assert [str(x) for x in handlers.classify_new(path)[::2]] == [str(x) for x in handlers.classify(path)[::2]]
+    assert all(update == gr.skip() for update in handlers.classify_new(None))

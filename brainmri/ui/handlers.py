@@ -152,6 +152,12 @@ class Handlers:
             _label_output(e, lang),
         )
 
+    def classify_new(self, path, opacity=HEATMAP_OPACITY, outline=True, request: gr.Request = None):
+        """:meth:`classify` for a new image in the upload box (an upload or an example); nothing for an emptied box."""
+        if not path:
+            return (gr.skip(),) * 6
+        return self.classify(path, opacity, outline, request)
+
     def model_input(self, path, target=PREDICTED, method="gradcam", request: gr.Request = None):
         """What the model saw (its input) beside its heatmap, for the folded secondary view."""
         if not path:

@@ -121,7 +121,12 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                     [label, overlay, note, shown, gallery, report_file, slider],
                     queue=False,
                     api_visibility="private",
-                )
+                ).then(  # ... then answers it: an upload or an example is classified without a click
+                    handlers.classify_new,
+                    [upload, opacity, outline],
+                    [label, overlay, note, target, method, shown],
+                    api_visibility="private",
+                ).success(handlers.model_input, [upload, target, method], [slider], api_visibility="private")
                 redraw = dict(
                     fn=handlers.reexplain,
                     inputs=[upload, target, method, opacity, outline],
