@@ -27,26 +27,22 @@ def test_localisation_scores():
 @pytest.mark.slow  # trains, exports or serves
 def test_localisation_command(run, dataset, collections, cache_dir, tmp_path, capsys):
     _, masks = collections
-    assert (
-        cli.main(
-            [
-                "localisation",
-                "--checkpoint",
-                str(run / "release"),
-                "--data",
-                str(dataset),
-                "--masks",
-                str(masks),
-                "--out",
-                str(tmp_path),
-                "--cache-dir",
-                str(cache_dir),
-                "--method",
-                "gradcam",
-            ]
-        )
-        == 0
-    )
+    command = [
+        "localisation",
+        "--checkpoint",
+        str(run / "release"),
+        "--data",
+        str(dataset),
+        "--masks",
+        str(masks),
+        "--out",
+        str(tmp_path),
+        "--cache-dir",
+        str(cache_dir),
+        "--method",
+        "gradcam",
+    ]
+    assert cli.main(command) == 0
     report = json.loads((tmp_path / "localisation.json").read_text())
     figshare_testing = [
         p
@@ -59,28 +55,7 @@ def test_localisation_command(run, dataset, collections, cache_dir, tmp_path, ca
     assert 0 <= report["methods"]["gradcam"]["all"]["pointing_game"] <= 1
     assert "| gradcam | all |" in capsys.readouterr().out
     # on the run's own validation split: only the Training images split.csv marks "val" that have a mask
-    assert (
-        cli.main(
-            [
-                "localisation",
-                "--checkpoint",
-                str(run / "release"),
-                "--data",
-                str(dataset),
-                "--masks",
-                str(masks),
-                "--out",
-                str(tmp_path),
-                "--cache-dir",
-                str(cache_dir),
-                "--method",
-                "gradcam",
-                "--validation-of",
-                str(run),
-            ]
-        )
-        == 0
-    )
+    assert cli.main([*command, "--validation-of", str(run)]) == 0
     report = json.loads((tmp_path / "localisation.json").read_text())
     val = [line.split(",")[0] for line in (run / "split.csv").read_text().splitlines()[1:] if line.endswith(",val")]
     with_mask = [p for p in val if synthetic_origin(f"Training/{p}") == "figshare" and not p.startswith("notumor/")]

@@ -16,22 +16,8 @@ def test_model_card(run, tmp_path):
 
     release = tmp_path / "release"
     shutil.copytree(run / "release", release)
-    assert (
-        cli.main(
-            [
-                "card",
-                "--checkpoint",
-                str(release),
-                "--metrics",
-                str(run / "evaluation"),
-                "--run",
-                str(run),
-                "--command",
-                "python train.py train ...",
-            ]
-        )
-        == 0
-    )
+    card_command = ["card", "--checkpoint", str(release), "--metrics", str(run / "evaluation")]
+    assert cli.main([*card_command, "--run", str(run), "--command", "python train.py train ..."]) == 0
     card = (release / "README.md").read_text()
     assert card.startswith("---\nlicense:") and "library_name: timm" in card
     for needed in (
@@ -47,26 +33,8 @@ def test_model_card(run, tmp_path):
     wall = json.loads((run / "summary.json").read_text())["wall_seconds"]
     assert f"Training time: {wall / 60:.0f} min wall-clock" in card
     # a model trained in two stages records both, in order, with their total time
-    assert (
-        cli.main(
-            [
-                "card",
-                "--checkpoint",
-                str(release),
-                "--metrics",
-                str(run / "evaluation"),
-                "--run",
-                str(run),
-                "--run",
-                str(run),
-                "--command",
-                "stage one",
-                "--command",
-                "stage two",
-            ]
-        )
-        == 0
-    )
+    stages = ["--run", str(run), "--run", str(run), "--command", "stage one", "--command", "stage two"]
+    assert cli.main([*card_command, *stages]) == 0
     card = (release / "README.md").read_text()
     assert "- Stage 1: recipe=scratch" in card and "- Stage 2:" in card and "Training time (all stages)" in card
     assert f"Training time (all stages): {2 * wall / 60:.0f} min wall-clock" in card
