@@ -70,6 +70,14 @@ def reason(code: str, params: dict | None = None, lang: str = "en") -> str:
     return catalogue(lang)["reasons"][code].format(**values)
 
 
+def percent(value: float | None, lang: str = "en", digits: int = 1) -> str:
+    """A probability as people read it in ``lang``: ``97.3%`` in English, ``97,3 %`` in French ("" for none)."""
+    if value is None:
+        return ""
+    number = f"{100 * value:.{digits}f}"
+    return f"{number.replace('.', ',')}\u202f%" if lang == "fr" else f"{number}%"
+
+
 def placeholders(lang: str) -> dict[str, set[str]]:
     """Every entry of ``lang``'s catalogue by dotted key, with the names of its ``{placeholders}``."""
     found: dict[str, set[str]] = {}

@@ -41,3 +41,8 @@ def test_words_for_people_and_stable_keys():
         "unsure", {"top": 0.5, "threshold": 0.97}, "en"
     )
     assert text.catalogue("xx") == text.catalogue("en")  # a language without a catalogue reads English
+
+
+def test_percentages_in_each_language():
+    assert text.percent(0.9734, "en") == "97.3%" and text.percent(0.9734, "fr") == "97,3\u202f%"
+    assert text.percent(None) == "" and text.percent(1.0, "en", digits=0) == "100%"

@@ -61,7 +61,9 @@ def test_reexplain_follows_class_and_method(handlers, dataset):
     overlay, _, note = handlers.reexplain(path, "notumor", "eigencam")
     assert Image.open(overlay).size == Image.open(path).size
     verdict = handlers.predictor.explain(path).verdict
-    expected = "No tumour label shown" if verdict.status == "not_mri" else "Heatmap: EigenCAM for *No tumour*"
+    expected = (
+        "Not read: this page gives no class" if verdict.status == "not_mri" else "Heatmap: EigenCAM for *No tumour*"
+    )
     assert expected in note
 
 
@@ -131,7 +133,7 @@ def test_photo_is_not_given_a_tumour_label(handlers, tmp_path):
     path = tmp_path / "photo.png"
     path.write_bytes(png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))))
     label, *_, note, _, _, shown = handlers.classify(str(path))
-    assert label == shown == "Not a brain MRI slice" and "No tumour label" in note
+    assert label == shown == "Not a brain MRI slice" and "Not read: this page gives no class" in note
 
 
 def test_batch_table_and_csv(handlers, dataset, tmp_path):
@@ -144,6 +146,9 @@ def test_batch_table_and_csv(handlers, dataset, tmp_path):
     with open(download["value"]) as handle:
         saved = list(csv.reader(handle))
     assert saved[0] == ["file", "class", *CLASSES, "note"] and len(saved) == 4
+    # the table shows percentages as Classify does; the CSV keeps the probabilities, as the API gives them
+    assert all(str(cell).endswith("%") for cell in rows[0][2:6])
+    assert abs(sum(float(cell) for cell in saved[1][2:6]) - 1) < 1e-3
 
 
 def test_concurrent_requests_each_get_their_own_answer(handlers, dataset):

@@ -198,7 +198,8 @@ class Handlers:
         )
 
     def classify_batch(self, paths, request: gr.Request = None):
-        """Several files in; out: a table in the page's language and a CSV with the stable English keys."""
+        """Several files in; out: a table in the page's language (percentages, as Classify shows them) and a CSV
+        with the stable English keys and probabilities."""
         lang = page_language(request)
         if not paths:
             raise gr.Error(say(lang)["upload_many"], print_exception=False)
@@ -213,13 +214,14 @@ class Handlers:
             probs, verdict = result
             label = max(probs, key=probs.get)
             cells = [round(probs[k], 4) for k in labels]
+            shown_cells = [text.percent(probs[k], lang) for k in labels]  # as Classify shows them
             if verdict.status == "not_mri":
                 rows.append([name, "not a brain MRI slice", *cells, f"{verdict.status}: {verdict.reason}"])
                 shown.append(
                     [
                         name,
                         say(lang)["not_mri_label"],
-                        *cells,
+                        *shown_cells,
                         f"{text.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}",
                     ]
                 )
@@ -229,7 +231,7 @@ class Handlers:
                 [
                     name,
                     text.class_name(label, lang),
-                    *cells,
+                    *shown_cells,
                     text.status_name(verdict.status, lang)
                     if verdict.ok
                     else f"{text.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}",
