@@ -2,9 +2,8 @@
 
     python app.py [--model assets/model] [--backend auto|onnx|torch] [--host 127.0.0.1] [--port 7860] [--share]
 
-Every option has an environment variable (BRAINMRI_MODEL, BRAINMRI_BACKEND, BRAINMRI_HOST, BRAINMRI_PORT,
-BRAINMRI_SHARE, ...). The model is a local release folder or a Hugging Face Hub id (``hf-hub:user/repo``).
-The page itself is brainmri.ui.page; this file only reads the options and serves it.
+Every option has an environment variable (BRAINMRI_MODEL, BRAINMRI_PORT, ...); the model is a release folder or a
+Hub id (``hf-hub:user/repo``). The page itself is brainmri.ui.page: this file reads the options and serves it.
 """
 
 from __future__ import annotations
@@ -17,51 +16,41 @@ from brainmri import Predictor  # noqa: E402
 from brainmri.inference.backends import BACKENDS  # noqa: E402
 from brainmri.ui import page  # noqa: E402
 
+OPTIONS = [  # flag, environment variable (else Gradio's own), default, type, help
+    ("--model", "BRAINMRI_MODEL", None, page.DEFAULT_MODEL, str, "release folder or hf-hub:user/repo"),
+    ("--host", "BRAINMRI_HOST", "GRADIO_SERVER_NAME", "127.0.0.1", str, "address to serve on"),
+    ("--port", "BRAINMRI_PORT", "GRADIO_SERVER_PORT", "7860", int, "port to serve on"),
+    ("--concurrency", "BRAINMRI_CONCURRENCY", None, "2", int, "requests worked on at once (one per core)"),
+    ("--queue-size", "BRAINMRI_QUEUE_SIZE", None, "64", int, "requests waiting before new ones are refused"),
+    ("--sessions", "BRAINMRI_SESSIONS", None, "256", int, "page views whose state is kept in memory"),
+]
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--model", default=env("BRAINMRI_MODEL", page.DEFAULT_MODEL), help="release folder or hf-hub:user/repo"
-    )
-    parser.add_argument("--host", default=env("BRAINMRI_HOST", env("GRADIO_SERVER_NAME", "127.0.0.1")))
-    parser.add_argument("--port", type=int, default=int(env("BRAINMRI_PORT", env("GRADIO_SERVER_PORT", "7860"))))
-    parser.add_argument(
-        "--share", action="store_true", default=env("BRAINMRI_SHARE", "").lower() in ("1", "true", "yes")
-    )
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=env("BRAINMRI_BACKEND", "auto"),
-        help="network runtime: auto (ONNX Runtime when the release has a checked export, else torch), "
-        "onnx, or torch (the fp32 reference the saved metrics were measured with)",
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        default=int(env("BRAINMRI_CONCURRENCY", "2")),
-        help="requests worked on at once (default 2, one per core)",
-    )
-    parser.add_argument(
-        "--queue-size",
-        type=int,
-        default=int(env("BRAINMRI_QUEUE_SIZE", "64")),
-        help="requests waiting before new ones are refused",
-    )
+    for flag, name, gradio_name, default, kind, help in OPTIONS:
+        parser.add_argument(flag, type=kind, default=kind(env(name, env(gradio_name or "", default))), help=help)
+    shared = env("BRAINMRI_SHARE", "").lower() in ("1", "true", "yes")
+    parser.add_argument("--share", action="store_true", default=shared, help="a temporary public link (Gradio's)")
+    parser.add_argument("--backend", choices=BACKENDS, default=env("BRAINMRI_BACKEND", "auto"),
+                        help="network runtime: auto (ONNX Runtime when the release has a checked export, else torch), "
+                        "onnx, or torch (the fp32 reference the saved metrics were measured with)")  # fmt: skip
     return parser.parse_args(argv)
 
 
 def launch(demo, args: argparse.Namespace, **kwargs):
-    return page.launch(demo, args.host, args.port, args.share, args.concurrency, args.queue_size, **kwargs)
+    options = (args.host, args.port, args.share, args.concurrency, args.queue_size, args.sessions)
+    return page.launch(demo, *options, **kwargs)
 
 
 def load(model: str | None = None, backend: str | None = None):
-    """The page for ``model`` on ``backend``; by default the options' defaults (environment, else the bundled model)."""
+    """The page for ``model`` on ``backend`` (default: the options' defaults, else the bundled model)."""
     defaults = parse_args([])
     return page.build_demo(Predictor.from_pretrained(model or defaults.model, backend=backend or defaults.backend))
 
 
-# Importable without launching (Hugging Face Spaces and tests look for `demo`); the model loads once.
+# importable without launching: Spaces and tests look for `demo`
 demo = load()
 
 if __name__ == "__main__":

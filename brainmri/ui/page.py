@@ -282,10 +282,12 @@ def launch(
     share: bool = False,
     concurrency: int = 2,
     queue_size: int = 64,
+    sessions: int = 256,
     **kwargs,
 ):
-    """Serve ``demo``: ``concurrency`` requests worked on at once, ``queue_size`` waiting before new ones are "
-    "refused."""
+    """Serve ``demo``: ``concurrency`` requests worked on at once, ``queue_size`` waiting before new ones are refused,
+    the state of the last ``sessions`` page views kept in memory (Gradio keeps 10,000 by default, each with its own
+    copy of the page's configuration: memory grows with every page view until then; the soak benchmark saw it)."""
     from gradio.utils import get_upload_folder
 
     from brainmri.ui.cache import Sweeper
@@ -299,6 +301,7 @@ def launch(
         share=share,
         max_file_size=MAX_FILE_SIZE,
         allowed_paths=[str(EXAMPLES_DIR)],
+        state_session_capacity=sessions,
         run_history=False,
         i18n=I18N,
         show_error=False,
