@@ -14,7 +14,9 @@ def test_uploads_are_deleted_and_logs_stay_clean(trained_run, tmp_path, monkeypa
     from gradio_client import Client, handle_file
 
     temp = tmp_path / "gradio-temp"
-    app, url = start_app(monkeypatch, trained_run / "release", GRADIO_TEMP_DIR=str(temp), BRAINMRI_CACHE_CLEANUP="1,1")
+    app, url = start_app(
+        monkeypatch, trained_run / "release", GRADIO_TEMP_DIR=str(temp), BRAINMRI_CACHE_CLEANUP="3,6"
+    )  # an upload lives 6-9 s
     upload = tmp_path / "Doe_Jane_scan.png"
     upload.write_bytes(png_bytes(synthetic_slice(0, np.random.default_rng(3), (64, 64))))
     try:
@@ -29,7 +31,7 @@ def test_uploads_are_deleted_and_logs_stay_clean(trained_run, tmp_path, monkeypa
 
         data = upload.read_bytes()
         assert uploads(), "the upload should be in Gradio's cache while it is being served"
-        deadline = time.time() + 20
+        deadline = time.time() + 40
         while time.time() < deadline and uploads():
             time.sleep(0.5)
         assert uploads() == []
