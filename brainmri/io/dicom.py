@@ -14,6 +14,7 @@ import re
 
 import numpy as np
 
+from brainmri.io import window
 from brainmri.io.errors import ImageLoadError
 
 # Words in a DICOM series description, protocol or sequence name that mean "not a T1-weighted slice".
@@ -113,23 +114,14 @@ def to_gray(pixels: np.ndarray, ds) -> np.ndarray:
     (a series: its middle slice's); see the module docstring."""
     from pydicom.pixels import apply_voi_lut
 
-    pixels = np.asarray(pixels, dtype=np.float64)
-    finite = np.isfinite(pixels)
-    if not finite.any():
-        raise ImageLoadError("the image holds no finite pixel values")
-    pixels = np.where(finite, pixels, np.min(pixels[finite]))
+    pixels = window.finite_values(pixels)
     voi = _voi_range(ds)
     if voi is not None:
         try:
-            pixels, (low, high) = np.asarray(apply_voi_lut(pixels, ds), dtype=np.float64), voi
+            pixels = np.asarray(apply_voi_lut(pixels, ds), dtype=np.float64)
         except (ValueError, TypeError, AttributeError, IndexError):  # a window pydicom refuses (width < 1, ...)
             voi = None
-    if voi is None:
-        low, high = (float(v) for v in np.percentile(pixels, [0.5, 99.5]))
-    if high <= low:
-        gray = np.zeros(pixels.shape, dtype=np.uint8)
-    else:
-        gray = np.round(np.clip((pixels - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)
+    gray = window.to_uint8(pixels, voi)
     if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
         gray = 255 - gray
     return gray

@@ -31,7 +31,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from brainmri.io import dicom
+from brainmri.io import dicom, window
 from brainmri.io.errors import ImageLoadError
 from brainmri.io.images import MIN_SIDE
 
@@ -259,19 +259,4 @@ def _nifti_volume(data: bytes, plane: str, max_bytes: int) -> Volume:
     # rows: the front (axial) or the top (coronal, sagittal) upwards; columns flipped: the patient's right
     # on the left (axial, coronal: the radiological convention), the face on the left (sagittal)
     slices = np.flip(np.swapaxes(moved, 1, 2), axis=(1, 2))
-    return Volume(_to_uint8(np.ascontiguousarray(slices)), "NIfTI", plane)
-
-
-# ----------------------------------------------------------------------------- intensities
-
-
-def _to_uint8(stack: np.ndarray) -> np.ndarray:
-    """One intensity window for the whole NIfTI volume (its 0.5th-99.5th percentiles) → uint8."""
-    finite = np.isfinite(stack)
-    if not finite.any():
-        raise ImageLoadError("the scan holds no finite pixel values")
-    stack = np.where(finite, stack, 0.0)
-    low, high = (float(v) for v in np.percentile(stack, [0.5, 99.5]))
-    if high <= low:
-        return np.zeros(stack.shape, dtype=np.uint8)
-    return np.round(np.clip((stack - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return Volume(window.to_uint8(window.finite_values(slices, fill=0.0)), "NIfTI", plane)

@@ -53,6 +53,7 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
     metrics = report.evaluation_for(predictor.config, metrics_dir)  # None unless measured on these weights
     crossval = report.load_json(metrics_dir, "crossval.json") if metrics else None
     verdict = report.testing_verdict(metrics_dir) if metrics else None
+    robustness = report.load_json(metrics_dir, "robustness.json") if metrics else None
     handlers = Handlers(predictor, ModelFacts.from_release(predictor.config, metrics, crossval))
     localised = []  # (component, function of the language giving its value): filled in on each page load
 
@@ -214,9 +215,8 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                 if metrics is None:
                     gr.Markdown(I18N("no_evaluation"))
                 else:
-                    _model_tab(predictor, metrics_dir, metrics, crossval, verdict, localised)
+                    _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, localised)
             with gr.Tab(I18N("tab_about")):
-                robustness = report.load_json(metrics_dir, "robustness.json") if metrics else None
                 about = gr.Markdown(report.about_markdown(metrics, crossval, robustness, "en"))
                 localised.append((about, lambda lang: report.about_markdown(metrics, crossval, robustness, lang)))
 
@@ -228,10 +228,9 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
     return demo
 
 
-def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, localised) -> None:
+def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, localised) -> None:
     """Picture first: one summary line, the confusion matrix and the reliability diagram, the one table of
     Testing beside the held-out collections, where the heatmaps land; the rest and the model card folded."""
-    robustness = report.load_json(metrics_dir, "robustness.json") if metrics else None
 
     def text(function):  # a Markdown whose text follows the page's language
         component = gr.Markdown(function("en"))
