@@ -22,7 +22,7 @@ OPTIONS = [  # flag, environment variable (else Gradio's own), default, type, he
     ("--port", "BRAINMRI_PORT", "GRADIO_SERVER_PORT", "7860", int, "port to serve on"),
     ("--concurrency", "BRAINMRI_CONCURRENCY", None, "2", int, "requests worked on at once (one per core)"),
     ("--queue-size", "BRAINMRI_QUEUE_SIZE", None, "64", int, "requests waiting before new ones are refused"),
-    ("--sessions", "BRAINMRI_SESSIONS", None, "256", int, "page views whose state is kept in memory"),
+    ("--sessions", "BRAINMRI_SESSIONS", None, "64", int, "page views whose state is kept in memory"),
 ]
 
 

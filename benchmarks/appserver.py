@@ -97,12 +97,14 @@ def stop_app(server: subprocess.Popen) -> None:
 
 
 class PageClient:
-    """The page's round trip for one endpoint: upload, queue, server-sent events, then the overlay file."""
+    """One page view: the page's round trip for one endpoint (upload, queue, server-sent events, then the overlay
+    file), every event under the one session a browser tab keeps."""
 
     def __init__(self, url: str, api_name: str = "predict", timeout: float = 60):
         import httpx
 
         self.url = url.rstrip("/")
+        self.session = uuid.uuid4().hex
         self.http = httpx.Client(timeout=timeout)
         config = self.http.get(self.url + "/config").raise_for_status().json()
         dependency = next(d for d in config["dependencies"] if d.get("api_name") == api_name)
@@ -122,15 +124,15 @@ class PageClient:
     def call(self, fn_index: int, data: list) -> list:
         """One event of the page (``fn_index``, the dependency's id) with ``data``, through the queue and its
         server-sent events; the outputs (raises RuntimeError with the server's message)."""
-        session = uuid.uuid4().hex
-        body = {"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None}
-        self.http.post(self.url + "/gradio_api/queue/join", json=body).raise_for_status()
-        with self.http.stream("GET", self.url + "/gradio_api/queue/data", params={"session_hash": session}) as events:
+        body = {"data": data, "fn_index": fn_index, "session_hash": self.session, "event_data": None, "trigger_id": None}
+        event = self.http.post(self.url + "/gradio_api/queue/join", json=body).raise_for_status().json()["event_id"]
+        query = {"session_hash": self.session}
+        with self.http.stream("GET", self.url + "/gradio_api/queue/data", params=query) as events:
             for line in events.iter_lines():
                 if not line.startswith("data:"):
                     continue
                 message = json.loads(line[5:])
-                if message.get("msg") == "process_completed":
+                if message.get("msg") == "process_completed" and message.get("event_id") == event:
                     output = message.get("output") or {}
                     if not message.get("success", True) or "error" in output:
                         raise RuntimeError(output.get("error") or "the server reported an error")

@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=float, default=5, help="minutes between printed rows")
     p.add_argument("--cleanup", default="300,600", help="the server's BRAINMRI_CACHE_CLEANUP (the app's default)")
     p.add_argument("--port", type=int, default=7911)
+    p.add_argument("--visit", type=int, default=12, help="requests a visitor sends before opening the page again")
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in ("all", "inference", "app", "volume", "training", "soak", "-h", "--help"):
         argv = ["all", *argv]
@@ -156,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.what == "soak":
             from benchmarks.soak import soak
 
-            result["soak"] = soak(args.model, args.minutes, args.clients, args.every, args.port, args.cleanup)
+            result["soak"] = soak(
+                args.model, args.minutes, args.clients, args.every, args.port, args.cleanup, args.visit
+            )
             s = result["soak"]
             print(
                 f"soak: {s['requests']} requests, {s['errors']} errors, {s['differing_answers']} answers unlike the "

@@ -2,7 +2,9 @@
 
 Starts ``python app.py`` on loopback and has ``clients`` threads send, in turn, the requests a page makes: predict,
 a re-explanation with another class and method (the page's own event, through the queue), every class's heatmap, a
-case report, a batch of slices and a small volume. Every answer is reduced to a fingerprint (labels and
+case report, a batch of slices and a small volume. Each client is a visitor who opens the page, sends ``visit``
+requests under that page view's session (as a browser tab does) and opens it again: the server keeps the state of
+every page view until its session capacity, so page views, not requests, are what fill it. Every answer is reduced to a fingerprint (labels and
 probabilities, the pixels of every image, the PDF's text without its date) and compared with the first answer to
 the same request: a different one is cross-talk or drift. Every ``every`` minutes it prints the server's resident
 memory, its open file descriptors, the files in Gradio's cache, p50/p95 latency and the errors; after the last
@@ -27,11 +29,19 @@ from benchmarks.appserver import PageClient, launch_app, status_mb, stop_app
 from benchmarks.common import DEFAULT_MODEL, ROOT
 
 
-def open_files(pid: int) -> int:
+def open_files(pid: int) -> dict[str, int]:
+    """The server's open file descriptors by kind: sockets, pipes, files (by folder: the cache's or another), other."""
+    kinds: dict[str, int] = {}
     try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
+        targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
     except OSError:
-        return -1
+        return kinds
+    for target in targets:
+        kind = target.split(":", 1)[0] if ":" in target and not target.startswith("/") else "file"
+        if kind == "file" and "brainmri-soak-" in target:
+            kind = "cache file"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
 
 
 def _pixels(path: str) -> str:
@@ -110,6 +120,7 @@ def soak(
     every: float = 5,
     port: int = 7911,
     cleanup: str = "300,600",
+    visit: int = 12,
     log=print,
 ) -> dict:
     from gradio_client import Client, handle_file
@@ -163,11 +174,18 @@ def soak(
     lock = threading.Lock()
     stop_at = time.time() + minutes * 60
 
+    views = [0]
+
     def user(index: int) -> None:
-        client = Client(url, verbose=False, download_files=str(work / f"client-{index}"))
-        own = PageClient(url)
-        turn = index
+        client, own, turn = None, None, index
         while time.time() < stop_at:
+            if (turn - index) % visit == 0:  # a new page view: its own session for both clients
+                if own is not None:
+                    own.close()
+                client = Client(url, verbose=False, download_files=str(work / f"client-{index}"))
+                own = PageClient(url)
+                with lock:
+                    views[0] += 1
             key, ask = requests(client, own, turn)
             turn += 1
             start = time.perf_counter()
@@ -183,7 +201,8 @@ def soak(
                     first[key] = answer
                 elif first[key] != answer:
                     differing.append(f"{key}: {_difference(first[key], answer)}")
-        own.close()
+        if own is not None:
+            own.close()
 
     def cached() -> int:
         return sum(1 for p in cache.rglob("*") if p.is_file())
@@ -192,13 +211,16 @@ def soak(
     rows = []
 
     def row(label: str) -> dict:
+        files = open_files(server.pid)
         with lock:
             done = sorted(latencies)
             figures = {
                 "at": label,
                 "minutes": round((time.time() - t0) / 60, 1),
                 "rss_mb": round(status_mb(server.pid), 1),
-                "open_files": open_files(server.pid),
+                "page_views": views[0],
+                "open_files": sum(files.values()),
+                "open_by_kind": files,
                 "cache_files": cached(),
                 "requests": len(done),
                 "p50_s": round(statistics.median(done), 3) if done else None,
@@ -234,6 +256,7 @@ def soak(
     return {
         "minutes": minutes,
         "clients": clients,
+        "requests_per_page_view": visit,
         "cleanup": cleanup,
         "rows": rows,
         "requests": len(latencies),

@@ -281,12 +281,13 @@ def launch(
     share: bool = False,
     concurrency: int = 2,
     queue_size: int = 64,
-    sessions: int = 256,
+    sessions: int = 64,
     **kwargs,
 ):
     """Serve ``demo``: ``concurrency`` requests worked on at once, ``queue_size`` waiting before new ones are refused,
-    the state of the last ``sessions`` page views kept in memory (Gradio keeps 10,000 by default, each with its own
-    copy of the page's configuration: memory grows with every page view until then; the soak benchmark saw it)."""
+    the state of the ``sessions`` page views used last kept in memory (the least recently used dropped first: its
+    loaded scan must be loaded again). Gradio keeps 10,000 by default, each with its own copy of the page's
+    configuration and its loaded scan: memory grows with every page view until then (docs/record/benchmarks.md)."""
     from gradio.utils import get_upload_folder
 
     from brainmri.ui.cache import Sweeper
