@@ -124,7 +124,7 @@ class PageClient:
     def call(self, fn_index: int, data: list) -> list:
         """One event of the page (``fn_index``, the dependency's id) with ``data``, through the queue and its
         server-sent events; the outputs (raises RuntimeError with the server's message)."""
-        body = {"data": data, "fn_index": fn_index, "session_hash": self.session, "event_data": None, "trigger_id": None}
+        body = {"data": data, "fn_index": fn_index, "session_hash": self.session, "event_data": None}
         event = self.http.post(self.url + "/gradio_api/queue/join", json=body).raise_for_status().json()["event_id"]
         query = {"session_hash": self.session}
         with self.http.stream("GET", self.url + "/gradio_api/queue/data", params=query) as events:

@@ -4,11 +4,13 @@ Starts ``python app.py`` on loopback and has ``clients`` threads send, in turn, 
 a re-explanation with another class and method (the page's own event, through the queue), every class's heatmap, a
 case report, a batch of slices and a small volume. Each client is a visitor who opens the page, sends ``visit``
 requests under that page view's session (as a browser tab does) and opens it again: the server keeps the state of
-every page view until its session capacity, so page views, not requests, are what fill it. Every answer is reduced to a fingerprint (labels and
-probabilities, the pixels of every image, the PDF's text without its date) and compared with the first answer to
-the same request: a different one is cross-talk or drift. Every ``every`` minutes it prints the server's resident
-memory, its open file descriptors, the files in Gradio's cache, p50/p95 latency and the errors; after the last
-request it waits for the cache to fall back to its floor. Figures are printed and saved, never asserted.
+every page view until its session capacity, so page views, not requests, are what fill it.
+
+Every answer is reduced to a fingerprint (labels and probabilities, the pixels of every image, the PDF's text without
+its date) and compared with the first answer to the same request: a different one is cross-talk or drift. Every
+``every`` minutes it prints the server's resident memory, its open file descriptors (by kind), the page views opened,
+the files in Gradio's cache, p50/p95 latency and the errors; after the last request it waits for the cache to fall
+back to its floor. Figures are printed and saved, never asserted.
 """
 
 from __future__ import annotations

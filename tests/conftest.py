@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import CLASSES, TINY_ARCH, TINY_SIZE, synthetic_origin, tiny_run, write_dataset
+from helpers import CLASSES, TINY_ARCH, TINY_SIZE, synthetic_origin, tiny_run, write_dataset, write_lgg
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the network
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -88,3 +88,9 @@ def collections(dataset, tmp_path_factory):
         writer.writerow(["file", "origin"])
         writer.writerows(rows)
     return folder / "origins.csv", masks
+
+
+@pytest.fixture(scope="session")
+def lgg_root(tmp_path_factory) -> Path:
+    """A TCGA-LGG-shaped folder of six synthetic patients (helpers.write_lgg)."""
+    return write_lgg(tmp_path_factory.mktemp("tcga-lgg") / "tcga-lgg")

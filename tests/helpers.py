@@ -3,6 +3,7 @@ free loopback ports and the app server (fixtures stay in conftest.py)."""
 
 from __future__ import annotations
 
+import csv
 import io
 import socket
 from pathlib import Path
@@ -189,3 +190,79 @@ def synthetic_origin(path: str) -> str:
     if "/notumor/" in path:
         return "br35h" if number % 2 == 0 else "sartaj"
     return "figshare" if number % 2 == 0 else "sartaj"
+
+
+def tiny_trainer(dataset, out, cache_dir, **overrides):
+    """A Trainer of the tiny model on the synthetic data (the scratch recipe, one epoch of batches of 16, one
+    thread), ``overrides`` being TrainConfig fields."""
+    from brainmri.training.config import TrainConfig
+    from brainmri.training.trainer import Trainer
+
+    fields = dict(arch=TINY_ARCH, pretrained=False, image_size=TINY_SIZE, epochs=1, batch_size=16, threads=1)
+    fields.update(recipe="scratch", cache_dir=str(cache_dir))
+    fields.update(overrides)
+    return Trainer(TrainConfig(data=str(dataset), out=str(out), **fields))
+
+
+# patient id -> slices in the scan; the site is the id's second part, as in the source
+PATIENTS = {
+    "TCGA_CS_0001_20000101": 20,
+    "TCGA_CS_0002_20000101": 20,
+    "TCGA_FG_0003_20000101": 20,
+    "TCGA_FG_0004_20000101": 20,
+    "TCGA_DU_0005_20000101": 20,
+    "TCGA_DU_0006_20000101": 20,
+}
+TUMOUR_SLICES = {9, 10, 11}  # a blob covering well over 1 % of the slice
+SMALL_SLICE = 12  # a lesion under 1 %: unlabelled
+
+
+def write_lgg(root: Path, seed: int = 0) -> Path:
+    """A TCGA-LGG-shaped folder: 256 px slices, FLAIR/T1/T1C (the last patient FLAIR only), masks, slices.csv."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p, (patient, count) in enumerate(PATIENTS.items()):
+        folder = root / patient
+        folder.mkdir(parents=True)
+        sequences = ("flair",) if p == len(PATIENTS) - 1 else ("t1", "flair", "t1c")
+        for number in range(1, count + 1):
+            tumour = number in TUMOUR_SLICES
+            image = np.asarray(synthetic_slice(0 if tumour else 2, rng, (256, 256)))
+            mask = np.zeros((256, 256), np.uint8)
+            if tumour:
+                mask[image > 200] = 255
+            elif number == SMALL_SLICE:
+                mask[100:105, 100:105] = 255
+            for sequence in sequences:
+                Image.fromarray(image).save(folder / f"{number:03d}_{sequence}.jpg", quality=90)
+            Image.fromarray(mask).convert("1").save(folder / f"{number:03d}_mask.png")
+            rows.append([patient, patient.split("_")[1], number, count, ";".join(sequences), int((mask > 0).sum())])
+    with open(root / "slices.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["patient", "site", "slice", "slices_in_scan", "sequences", "mask_pixels"])
+        writer.writerows(rows)
+    return root
+
+
+def parsed_train_options(*flags: str) -> dict:
+    """``train.py train --data d --out o FLAGS`` as the command line parses it."""
+    import argparse
+
+    from brainmri.commands.training import add_train_parser
+
+    parser = argparse.ArgumentParser()
+    add_train_parser(parser.add_subparsers(dest="command"))
+    return vars(parser.parse_args(["train", "--data", "d", "--out", "o", *flags]))
+
+
+def measure(command: str, release, data, out, *extra: str) -> list[str]:
+    """``train.py COMMAND --checkpoint RELEASE --data DATA --out OUT`` then ``extra``: a command that measures."""
+    return [command, "--checkpoint", str(release), "--data", str(data), "--out", str(out), *extra]
+
+
+def plain_preprocess(size: int = 64, content_crop: bool = True):
+    """A Preprocess of ``size`` px, bilinear, no centre crop, mean and std 0.5 (the tests' arithmetic stays simple)."""
+    from brainmri.inference.preprocess import Preprocess
+
+    config = {"input_size": (3, size, size), "interpolation": "bilinear", "crop_pct": 1.0, "mean": (0.5,) * 3}
+    return Preprocess.from_config({**config, "std": (0.5,) * 3}, content_crop=content_crop)

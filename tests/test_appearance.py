@@ -89,6 +89,11 @@ def test_the_verdict_says_why_a_t2_looking_slice_is_uncertain():
         assert {"looks_t2_notumor", "looks_t2_flip"} <= set(text.catalogue(lang)["reasons"])
 
 
+def check_command(release, dataset, cache_dir) -> list[str]:
+    """``train.py sequence-check`` on ``release`` with the synthetic data."""
+    return ["sequence-check", "--checkpoint", str(release), "--data", str(dataset), "--cache-dir", str(cache_dir)]
+
+
 @pytest.fixture()
 def release_with_check(trained_run, tmp_path):
     release = tmp_path / "release"
@@ -106,15 +111,7 @@ def test_sequence_check_command_fits_into_the_release_and_the_page_uses_it(
         writer = csv.writer(handle)
         writer.writerow(["file", "sequence"])
         writer.writerows((f, "T2" if "/notumor/" in f else "other") for f in files)
-    base = [
-        "sequence-check",
-        "--checkpoint",
-        str(release_with_check),
-        "--data",
-        str(dataset),
-        "--cache-dir",
-        str(cache_dir),
-    ]
+    base = check_command(release_with_check, dataset, cache_dir)
     assert cli.main(base + ["--labels", str(labels)]) == 0
     out = capsys.readouterr().out
     assert "cross-validated" in out and "flagged among all Training images" in out
@@ -148,15 +145,7 @@ def test_sequence_check_command_fits_into_the_release_and_the_page_uses_it(
 
 @pytest.mark.slow  # trains, exports or serves
 def test_sequence_check_command_refuses_bad_labels(release_with_check, dataset, cache_dir, tmp_path, capsys):
-    base = [
-        "sequence-check",
-        "--checkpoint",
-        str(release_with_check),
-        "--data",
-        str(dataset),
-        "--cache-dir",
-        str(cache_dir),
-    ]
+    base = check_command(release_with_check, dataset, cache_dir)
     (tmp_path / "bad.csv").write_text("path,kind\nx,y\n")
     assert cli.main(base + ["--labels", str(tmp_path / "bad.csv")]) != 0
     assert "file,sequence" in capsys.readouterr().err
@@ -182,26 +171,9 @@ def test_sequence_check_for_a_held_out_run_leaves_its_collection_out(release_wit
         csv.writer(handle).writerows(
             [("file", "origin")] + [(f, "sartaj" if i % 2 else "figshare") for i, f in enumerate(files)]
         )
-    assert (
-        cli.main(
-            [
-                "sequence-check",
-                "--checkpoint",
-                str(release_with_check),
-                "--data",
-                str(dataset),
-                "--cache-dir",
-                str(cache_dir),
-                "--labels",
-                str(tmp_path / "labels.csv"),
-                "--origins",
-                str(tmp_path / "origins.csv"),
-                "--exclude-collection",
-                "sartaj",
-            ]
-        )
-        == 0
-    )
+    base = check_command(release_with_check, dataset, cache_dir)
+    held_out = ["--labels", str(tmp_path / "labels.csv"), "--origins", str(tmp_path / "origins.csv")]
+    assert cli.main(base + held_out + ["--exclude-collection", "sartaj"]) == 0
     block = json.loads((release_with_check / "config.json").read_text())["sequence_check"]
     assert block["cross_validation"]["n"] == (len(files) + 1) // 2 and "none from sartaj" in block["fitted_on"]
 
@@ -236,32 +208,9 @@ def test_a_run_with_inversion_is_validated_and_chosen_on_inverted_slices_too(tra
     """Fine-tuning a release with contrast inversion (--init, --invert-prob): each epoch is validated on the
     split as it is and inverted, and the best epoch is the one with the lowest mean of the two losses."""
     out = tmp_path / "inverted"
-    assert (
-        cli.main(
-            [
-                "train",
-                "--data",
-                str(dataset),
-                "--out",
-                str(out),
-                "--init",
-                str(trained_run / "release"),
-                *tiny_options(str(cache_dir), steps=2),
-                "--recipe",
-                "scratch",
-                "--epochs",
-                "2",
-                "--lr",
-                "1e-4",
-                "--warmup-epochs",
-                "1",
-                "--invert-prob",
-                "0.5",
-                "--no-evaluate",
-            ]
-        )
-        == 0
-    )
+    start = ["train", "--data", str(dataset), "--out", str(out), "--init", str(trained_run / "release")]
+    options = "--recipe scratch --epochs 2 --lr 1e-4 --warmup-epochs 1 --invert-prob 0.5 --no-evaluate".split()
+    assert cli.main(start + tiny_options(str(cache_dir), steps=2) + options) == 0
     with open(out / "epochs.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 2

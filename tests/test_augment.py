@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from brainmri.data.augment import AugmentConfig, augment_batch, paste_lesions
-from brainmri.inference.preprocess import GammaFraming, Preprocess
+from brainmri.inference.preprocess import GammaFraming
+from helpers import plain_preprocess
 
 
 def test_gamma_framing_crops_as_the_head_crop_would_after_a_gamma_change():
@@ -16,16 +17,7 @@ def test_gamma_framing_crops_as_the_head_crop_would_after_a_gamma_change():
     gray[20:140, 20:140] = 12  # faint: below a tenth of the bright end (the 99th percentile, 160)
     gray[40:120, 40:120] = 160
     gray[60:70, 60:70] = 255
-    preprocess = Preprocess.from_config(
-        {
-            "input_size": (3, 64, 64),
-            "interpolation": "bilinear",
-            "crop_pct": 1.0,
-            "mean": (0.5,) * 3,
-            "std": (0.5,) * 3,
-        },
-        content_crop=True,
-    )
+    preprocess = plain_preprocess(content_crop=True)
     brighter, darker = GammaFraming.of(preprocess, 0.6), GammaFraming.of(preprocess, 1.6)
     top, bottom, left, right = preprocess.box(gray)
     assert 30 <= top < 40 and 120 < bottom <= 130  # the head only, with its margin

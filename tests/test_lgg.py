@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 import train as cli
 from brainmri.data.lgg import (
@@ -21,52 +19,7 @@ from brainmri.data.lgg import (
     training_sites,
 )
 from brainmri.inference.preprocess import Preprocess
-from brainmri.training.config import config_from_dict
-from helpers import CLASSES, TINY_ARCH, TINY_SIZE, synthetic_slice, tiny_run
-
-# patient id -> slices in the scan; the site is the id's second part, as in the source
-PATIENTS = {
-    "TCGA_CS_0001_20000101": 20,
-    "TCGA_CS_0002_20000101": 20,
-    "TCGA_FG_0003_20000101": 20,
-    "TCGA_FG_0004_20000101": 20,
-    "TCGA_DU_0005_20000101": 20,
-    "TCGA_DU_0006_20000101": 20,
-}
-TUMOUR_SLICES = {9, 10, 11}  # a blob covering well over 1 % of the slice
-SMALL_SLICE = 12  # a lesion under 1 %: unlabelled
-
-
-def write_lgg(root: Path, seed: int = 0) -> Path:
-    """A TCGA-LGG-shaped folder: 256 px slices, FLAIR/T1/T1C (the last patient FLAIR only), masks, slices.csv."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for p, (patient, count) in enumerate(PATIENTS.items()):
-        folder = root / patient
-        folder.mkdir(parents=True)
-        sequences = ("flair",) if p == len(PATIENTS) - 1 else ("t1", "flair", "t1c")
-        for number in range(1, count + 1):
-            tumour = number in TUMOUR_SLICES
-            image = np.asarray(synthetic_slice(0 if tumour else 2, rng, (256, 256)))
-            mask = np.zeros((256, 256), np.uint8)
-            if tumour:
-                mask[image > 200] = 255
-            elif number == SMALL_SLICE:
-                mask[100:105, 100:105] = 255
-            for sequence in sequences:
-                Image.fromarray(image).save(folder / f"{number:03d}_{sequence}.jpg", quality=90)
-            Image.fromarray(mask).convert("1").save(folder / f"{number:03d}_mask.png")
-            rows.append([patient, patient.split("_")[1], number, count, ";".join(sequences), int((mask > 0).sum())])
-    with open(root / "slices.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["patient", "site", "slice", "slices_in_scan", "sequences", "mask_pixels"])
-        writer.writerows(rows)
-    return root
-
-
-@pytest.fixture(scope="module")
-def lgg_root(tmp_path_factory) -> Path:
-    return write_lgg(tmp_path_factory.mktemp("tcga-lgg") / "tcga-lgg")
+from helpers import CLASSES, TINY_SIZE, tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -143,27 +96,8 @@ def test_patients_stay_on_one_side_of_the_split(lgg_root, preprocess, tmp_path):
 @pytest.mark.slow  # trains, exports or serves
 def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache_dir, lgg_root, tmp_path, capsys):
     out = tmp_path / "run"
-    args = tiny_run(
-        "train",
-        str(dataset),
-        str(out),
-        str(cache_dir),
-        "--recipe",
-        "scratch",
-        "--epochs",
-        "1",
-        "--no-evaluate",
-        "--lgg",
-        str(lgg_root),
-        "--lgg-holdout",
-        "DU",
-        "--balance",
-        "sources",
-        "--framing-prob",
-        "0.5",
-        steps=2,
-        val_fraction=0.3,
-    )
+    options = "--recipe scratch --epochs 1 --no-evaluate --lgg-holdout DU --balance sources --framing-prob 0.5".split()
+    args = tiny_run("train", dataset, out, cache_dir, "--lgg", str(lgg_root), *options, steps=2, val_fraction=0.3)
     assert cli.main(args) == 0
     with open(out / "split.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -234,38 +168,6 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
     assert "établissement tenu à l'écart (DU : 2 patients, 44 coupes" in french and "jamais vu" in french
     rows = [line.split(" | ") for line in french.splitlines()[2:4]]
     assert [row[1] for row in rows] == [f"{100 * flair:.2f} %"] * 2 and newsource_markdown(None, None) == ""
-
-
-@pytest.mark.slow  # trains, exports or serves
-def test_source_balance_draws_each_source_and_class_alike(dataset, cache_dir, lgg_root, tmp_path):
-    from brainmri.training.trainer import Trainer
-
-    cfg = config_from_dict(
-        dict(
-            data=str(dataset),
-            out=str(tmp_path / "t"),
-            arch=TINY_ARCH,
-            pretrained=False,
-            image_size=TINY_SIZE,
-            recipe="scratch",
-            batch_size=16,
-            val_fraction=0.3,
-            cache_dir=str(cache_dir),
-            threads=1,
-            lgg=str(lgg_root),
-            balance="sources",
-        )
-    )
-    trainer = Trainer(cfg)
-    trainer.setup()
-    cells = trainer.train_source * 4 + trainer.train_labels
-    draws = torch.cat(
-        [torch.tensor(list(trainer._balanced_sampler(torch.Generator().manual_seed(s)))) for s in range(40)]
-    )
-    shares = torch.bincount(cells[draws]).double() / len(draws)
-    present = torch.unique(cells)
-    assert len(present) == 6  # Kaggle's four classes, TCGA-LGG's glioma and notumor
-    assert torch.allclose(shares[present], torch.full((6,), 1 / 6, dtype=torch.float64), atol=0.02)
 
 
 def test_a_card_without_tcga_lgg_keeps_the_code_licence(tiny_release, tmp_path):

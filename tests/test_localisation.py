@@ -7,7 +7,7 @@ import pytest
 
 import train as cli
 from brainmri.evaluation.localisation import localisation_scores, widen
-from helpers import synthetic_origin
+from helpers import measure, synthetic_origin
 
 
 def test_localisation_scores():
@@ -77,19 +77,9 @@ def test_evaluate_outlines_tumours_in_the_gallery(run, dataset, collections, cac
     _, masks = collections
     assert (
         cli.main(
-            [
-                "evaluate",
-                "--checkpoint",
-                str(run / "release"),
-                "--data",
-                str(dataset),
-                "--out",
-                str(tmp_path),
-                "--cache-dir",
-                str(cache_dir),
-                "--masks",
-                str(masks),
-            ]
+            measure(
+                "evaluate", run / "release", dataset, tmp_path, "--cache-dir", str(cache_dir), "--masks", str(masks)
+            )
         )
         == 0
     )

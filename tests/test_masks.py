@@ -6,6 +6,7 @@ import torch
 
 from brainmri.data.augment import AugmentConfig, augment_batch
 from brainmri.inference.preprocess import Preprocess
+from helpers import plain_preprocess
 
 
 def test_mask_follows_the_image_through_crop_pad_and_resize():
@@ -14,16 +15,7 @@ def test_mask_follows_the_image_through_crop_pad_and_resize():
     gray[30:50, 60:80] = 240  # the tumour
     mask = (gray == 240).astype(np.uint8) * 255
     for crop in (True, False):
-        preprocess = Preprocess.from_config(
-            {
-                "input_size": (3, 64, 64),
-                "interpolation": "bilinear",
-                "crop_pct": 1.0,
-                "mean": (0.5,) * 3,
-                "std": (0.5,) * 3,
-            },
-            content_crop=crop,
-        )
+        preprocess = plain_preprocess(content_crop=crop)
         fitted, fitted_mask = preprocess.fit(gray), preprocess.fit_mask(gray, mask)
         assert set(np.unique(fitted_mask)) <= {0, 255}
         bright = fitted > (240 + 70) / 2  # the tumour's edge: halfway between tumour and tissue

@@ -1,11 +1,14 @@
 """metrics.json's numbers are scikit-learn's: per class, confusion matrices (counts and row-normalised)."""
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.metrics import precision_recall_fscore_support
 
+import train as cli
 from brainmri.evaluation.metrics import compute_metrics
-from helpers import CLASSES
+from helpers import CLASSES, measure
 
 
 def test_per_class_and_confusion_come_from_scikit_learn():
@@ -31,14 +34,55 @@ def test_per_class_and_confusion_come_from_scikit_learn():
 
 
 def test_bootstrap_interval_holds_the_estimate_and_is_degenerate_when_every_resample_agrees():
-    from sklearn.metrics import accuracy_score
-
-    from brainmri.evaluation.metrics import bootstrap_ci
+    from brainmri.evaluation.metrics import accuracy_of, bootstrap_ci
 
     rng = np.random.default_rng(1)
     truth = rng.integers(0, 4, 300)
     predicted = np.where(rng.random(300) < 0.9, truth, (truth + 1) % 4)
-    low, high = bootstrap_ci(truth, predicted, accuracy_score)
-    assert low < accuracy_score(truth, predicted) < high and high - low < 0.1
-    assert bootstrap_ci(truth, truth, accuracy_score) == [1.0, 1.0]
-    assert bootstrap_ci(truth, predicted, accuracy_score) == [low, high]  # seeded: the same interval again
+    low, high = bootstrap_ci(truth, predicted, accuracy_of, vectorized=True)
+    assert low < accuracy_of(truth, predicted) < high and high - low < 0.1
+    assert bootstrap_ci(truth, truth, accuracy_of, vectorized=True) == [1.0, 1.0]
+    assert bootstrap_ci(truth, predicted, accuracy_of, vectorized=True) == [low, high]  # seeded: the same again
+
+
+def test_the_vectorised_statistics_are_scikit_learns_on_every_resample():
+    """The intervals score every resample at once; each score is scikit-learn's, so the intervals are the same."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from brainmri.evaluation.metrics import accuracy_of, bootstrap_ci, macro_f1_of
+
+    rng = np.random.default_rng(2)
+    truth = np.array([0] * 9 + [1] * 2 + [3] * 13)  # a rare class, often missing from a resample; no class 2
+    said = np.where(rng.random(len(truth)) < 0.7, truth, rng.integers(0, 4, len(truth)))
+    present = [0, 1, 3]
+    rows = rng.integers(0, len(truth), (200, len(truth)))
+    f1 = macro_f1_of(present)(truth[rows], said[rows])
+    for k, row in enumerate(rows):
+        assert accuracy_of(truth[row], said[row]) == accuracy_score(truth[row], said[row])
+        assert f1[k] == pytest.approx(f1_score(truth[row], said[row], labels=present, average="macro", zero_division=0))
+
+    def sklearn_f1(t, p):
+        return f1_score(t, p, labels=present, average="macro", zero_division=0)
+
+    slow = bootstrap_ci(truth, said, sklearn_f1, n=200)
+    assert bootstrap_ci(truth, said, macro_f1_of(present), n=200, vectorized=True) == pytest.approx(slow, abs=1e-12)
+
+
+@pytest.mark.slow  # trains, exports or serves
+def test_evaluate_on_a_folder_lacking_classes(run, dataset, cache_dir, tmp_path):
+    import shutil
+
+    partial = tmp_path / "partial"
+    for name in ("glioma", "notumor"):
+        shutil.copytree(dataset / "Testing" / name, partial / name)
+    assert (
+        cli.main(
+            measure(
+                "evaluate", run / "release", partial, tmp_path / "ev", "--cache-dir", str(cache_dir), "--no-gallery"
+            )
+        )
+        == 0
+    )
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())["full"]
+    assert m["classes_present"] == ["glioma", "notumor"] and m["roc_auc"]["meningioma"] is None
+    assert m["per_class"]["meningioma"]["support"] == 0

@@ -57,20 +57,8 @@ def recipes(tmp_path) -> Path:
 
 
 def _release(recipes, dataset, cache_dir, out, *extra):
-    return cli.main(
-        [
-            "release",
-            "--recipe",
-            str(recipes / "second.yaml"),
-            "--data",
-            str(dataset),
-            "--out",
-            str(out),
-            "--cache-dir",
-            str(cache_dir),
-            *extra,
-        ]
-    )
+    where = ["--data", str(dataset), "--out", str(out), "--cache-dir", str(cache_dir)]
+    return cli.main(["release", "--recipe", str(recipes / "second.yaml"), *where, *extra])
 
 
 @pytest.mark.slow  # trains, exports or serves
@@ -159,25 +147,8 @@ def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(
 @pytest.mark.slow  # trains, exports or serves
 def test_config_file_gives_the_defaults_and_flags_win(recipes, dataset, cache_dir, tmp_path):
     out = tmp_path / "run"
-    assert (
-        cli.main(
-            [
-                "train",
-                "--config",
-                str(recipes / "first.yaml"),
-                "--data",
-                str(dataset),
-                "--out",
-                str(out),
-                "--cache-dir",
-                str(cache_dir),
-                "--epochs",
-                "1",
-                "--no-evaluate",
-            ]
-        )
-        == 0
-    )
+    where = ["--data", str(dataset), "--out", str(out), "--cache-dir", str(cache_dir)]
+    assert cli.main(["train", "--config", str(recipes / "first.yaml"), *where, "--epochs", "1", "--no-evaluate"]) == 0
     args = json.loads((out / "args.json").read_text())
     assert args["arch"] == TINY_ARCH and args["image_size"] == TINY_SIZE and args["epochs"] == 1  # the flag won
     assert args["steps_per_epoch"] == 2 and args["pretrained"] is False

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import train as cli
+from helpers import measure
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,10 +32,7 @@ def test_screening_flags_what_is_not_a_slice(run, dataset):
 
 @pytest.mark.slow  # trains, exports or serves
 def test_screening_report_counts_every_input(run, dataset, tmp_path):
-    assert (
-        cli.main(["screening", "--checkpoint", str(run / "release"), "--data", str(dataset), "--out", str(tmp_path)])
-        == 0
-    )
+    assert cli.main(measure("screening", run / "release", dataset, tmp_path)) == 0
     report = json.loads((tmp_path / "screening.json").read_text())
     assert sum(report["in_distribution"].values()) == 26
     assert report["outliers"]["colour photo"] == {"ok": 0, "uncertain": 0, "not_mri": 12}

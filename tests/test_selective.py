@@ -8,6 +8,7 @@ import torch
 
 import train as cli
 from brainmri.evaluation.selective import accuracy_at_threshold, risk_coverage
+from helpers import measure
 
 
 def test_risk_coverage_of_a_perfect_and_a_useless_signal():
@@ -33,14 +34,11 @@ def test_selective_command_on_testing_and_with_an_ensemble(trained_run, dataset,
     release = str(trained_run / "release")
     assert (
         cli.main(
-            [
+            measure(
                 "selective",
-                "--checkpoint",
                 release,
-                "--data",
-                str(dataset),
-                "--out",
-                str(tmp_path),
+                dataset,
+                tmp_path,
                 "--cache-dir",
                 str(cache_dir),
                 "--member",
@@ -51,7 +49,7 @@ def test_selective_command_on_testing_and_with_an_ensemble(trained_run, dataset,
                 "1",
                 "--mc-passes",
                 "4",
-            ]
+            )
         )
         == 0
     )
@@ -81,22 +79,7 @@ def test_selective_command_on_testing_and_with_an_ensemble(trained_run, dataset,
 
 @pytest.mark.slow  # trains, exports or serves
 def test_selective_collection_needs_origins(trained_run, dataset, tmp_path, capsys):
-    assert (
-        cli.main(
-            [
-                "selective",
-                "--checkpoint",
-                str(trained_run / "release"),
-                "--data",
-                str(dataset),
-                "--out",
-                str(tmp_path),
-                "--collection",
-                "sartaj",
-            ]
-        )
-        == 2
-    )
+    assert cli.main(measure("selective", trained_run / "release", dataset, tmp_path, "--collection", "sartaj")) == 2
     assert "--origins" in capsys.readouterr().err
 
 

@@ -132,13 +132,17 @@ def test_head_crop_ignores_letters_and_markers_at_the_edges():
         for f in sorted((REAL_DATA / "Testing" / name).iterdir())[:30]
     ]
     tried = widened = 0
-    for path in files:
+    for path in files[::3] + files[1::3] + files[2::3]:  # every class early on; ten slices with a margin are enough
+        if tried == 10:
+            break
         gray = load_grayscale(path)
-        clean = head_box(gray)
         height, width = gray.shape
-        margins = (clean[0] / height, 1 - clean[1] / height, clean[2] / width, 1 - clean[3] / width)
-        if min(margins) < 0.07:
-            continue  # the markers would touch the head: nothing to tell them apart by
+
+        def margin(box):
+            return min(box[0] / height, 1 - box[1] / height, box[2] / width, 1 - box[3] / width)
+
+        if margin(content_box(gray)) < 0.07 or margin(clean := head_box(gray)) < 0.07:
+            continue  # the markers would touch the head: nothing to tell them apart by (the cheap box first)
         marked = _with_markers(gray)
         assert np.abs(np.subtract(head_box(marked), clean)).max() <= 3, path.name
         widened += np.abs(np.subtract(content_box(marked), content_box(gray))).max() > 10

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brainmri.data.collections import COLLECTIONS
+
 
 def cmd_sequence_check(args) -> int:
     """Fit the T2-look check on hand-labelled Training slices and store it in the release's config.json."""
@@ -149,17 +151,8 @@ def register(sub) -> None:
     p.add_argument("--threshold", type=float, default=0.5, help="score at which a slice looks T2-weighted")
     p.add_argument("--C", type=float, default=1.0, help="inverse regularisation of the logistic regression")
     p.add_argument("--origins", default=None, help="CSV of each image's collection (with --exclude-collection)")
-    p.add_argument(
-        "--exclude-collection",
-        default=None,
-        choices=["figshare", "sartaj", "br35h"],
-        help="leave that collection's labelled slices out (for a run that holds it out)",
-    )
-    p.add_argument(
-        "--flip-only",
-        action="store_true",
-        help="a T2-looking slice is 'uncertain' only when the contrast-inverted slice changes the answer",
-    )
+    p.add_argument("--exclude-collection", choices=COLLECTIONS, help="leave its slices out (a run that holds it out)")
+    p.add_argument("--flip-only", action="store_true", help="'uncertain' only if the inverted slice changes the answer")
     p.add_argument("--cache-dir", default=None)
     p.set_defaults(func=cmd_sequence_check)
 

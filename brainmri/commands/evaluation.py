@@ -8,16 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from brainmri.data.collections import COLLECTIONS
+
 
 def add_collection_args(p) -> None:
     """--origins/--collection: measure on every image of one collection instead of Testing."""
     p.add_argument("--origins", default=None, help="CSV of each image's collection (with --collection)")
-    p.add_argument(
-        "--collection",
-        default=None,
-        choices=["figshare", "sartaj", "br35h"],
-        help="measure on every image of this collection (Training and Testing) instead of Testing",
-    )
+    p.add_argument("--collection", choices=COLLECTIONS, help="measure on all its images, not on Testing")
 
 
 def cmd_localisation(args) -> int:
@@ -253,16 +250,8 @@ def register(sub) -> None:
     p.add_argument(
         "--stage", type=int, default=2, help="with --fit-split: which stage (0-based; the last is the release's)"
     )
-    p.add_argument(
-        "--verdict-only",
-        action="store_true",
-        help="only the page's verdict (writes verdict.json; no signals, no curves)",
-    )
-    p.add_argument(
-        "--t2-stand-in",
-        action="store_true",
-        help="also the verdict on the set's tumour slices with their contrast inverted (tumours in T2-like contrast)",
-    )
+    p.add_argument("--verdict-only", action="store_true", help="only the page's verdict (verdict.json; no curves)")
+    p.add_argument("--t2-stand-in", action="store_true", help="also judge the tumour slices inverted (T2-like)")
     p.add_argument("--cache-dir", default=None)
     p.set_defaults(func=cmd_selective)
 

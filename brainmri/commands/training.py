@@ -6,8 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
+from brainmri.data.collections import COLLECTIONS
 from brainmri.training.config import BALANCE
 from brainmri.training.config import default as D  # every training default lives in TrainConfig
+
+
+def _floats(group, *options: tuple[str, str]) -> None:
+    """Float options, each (flag, help), whose defaults are TrainConfig's fields of the same name."""
+    for flag, text in options:
+        group.add_argument(flag, type=float, default=D(flag[2:].replace("-", "_")), help=text)
 
 
 def add_train_parser(
@@ -27,25 +34,14 @@ def add_train_parser(
     g.add_argument("--cache-dir", default=None, help="decoded-image cache (default .cache/brainmri)")
     g = p.add_argument_group("model")
     g.add_argument("--arch", default=D("arch"), help="any timm architecture name")
-    g.add_argument(
-        "--pretrained",
-        dest="pretrained",
-        action="store_true",
-        default=D("pretrained"),
-        help="start from ImageNet weights via the Hugging Face Hub (default)",
-    )
+    g.add_argument("--pretrained", action="store_true", default=D("pretrained"), help="start from ImageNet (the Hub)")
     g.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random initialisation")
     g.add_argument("--init", default=None, help="start from a local release folder (or Hub id)")
     g.add_argument("--image-size", type=int, default=D("image_size"))
     g.add_argument("--drop-rate", type=float, default=D("drop_rate"))
     g.add_argument("--drop-path-rate", type=float, default=D("drop_path_rate"))
-    g.add_argument(
-        "--no-content-crop",
-        dest="content_crop",
-        action="store_false",
-        default=D("content_crop"),
-        help="do not crop to the head before padding (keeps the file's framing)",
-    )
+    crop = D("content_crop")
+    g.add_argument("--no-content-crop", dest="content_crop", action="store_false", default=crop, help="no head crop")
     g.add_argument(
         "--crop",
         default=None,
@@ -66,12 +62,7 @@ def add_train_parser(
     )
     g = p.add_argument_group("collections and masks")
     g.add_argument("--origins", default=None, help="CSV of each image's collection (file,origin)")
-    g.add_argument(
-        "--holdout",
-        default=None,
-        choices=["figshare", "sartaj", "br35h"],
-        help="train without this collection (and without duplicates of its images)",
-    )
+    g.add_argument("--holdout", choices=COLLECTIONS, help="train without this collection and duplicates of its images")
     g.add_argument(
         "--lgg",
         default=None,
@@ -86,45 +77,20 @@ def add_train_parser(
         help="TCGA-LGG institutions left out of training (the leave-one-institution-out yardstick)",
     )
     g.add_argument("--masks", default=None, help="tumour masks folder (MASKS/<Training|Testing>/<class>/<name>.png)")
-    g.add_argument(
-        "--seg-weight",
-        type=float,
-        default=D("seg_weight"),
-        help="weight of an auxiliary tumour-map loss on the last feature map (needs --masks)",
+    _floats(
+        g,
+        ("--seg-weight", "weight of an auxiliary tumour-map loss on the last feature map (needs --masks)"),
+        ("--cam-weight", "weight of a loss on the share of the true class's Grad-CAM outside the tumour mask"),
     )
-    g.add_argument(
-        "--cam-weight",
-        type=float,
-        default=D("cam_weight"),
-        help="weight of a loss on the share of the true class's Grad-CAM outside the tumour mask (needs --masks)",
-    )
-    g.add_argument(
-        "--cam-target",
-        default=D("cam_target"),
-        choices=["widened", "centres"],
-        help="the Grad-CAM loss's 'inside': widened: cells touching the mask widened by one cell; centres: "
-        "cells whose centre is in the mask widened by 2 px (the pointing game's rule)",
-    )
-    g.add_argument(
-        "--paste-prob",
-        type=float,
-        default=D("paste_prob"),
-        help="share of tumour-free training slices given a masked tumour from another slice (needs --masks)",
-    )
-    g.add_argument(
-        "--invert-prob", type=float, default=D("invert_prob"), help="share of slices with the tissue inverted (T2-like)"
-    )
-    g.add_argument(
-        "--curve-prob",
-        type=float,
-        default=D("curve_prob"),
-        help="share of slices given a random monotone intensity curve",
-    )
-    g.add_argument(
-        "--marker-prob",
-        type=float,
-        default=D("marker_prob"),
-        help="share of slices with letters, an arrow or a scale bar burnt in near the edges",
+    inside = "the Grad-CAM loss's inside: widened (cells touching the mask, widened a cell) or centres (pointing game)"
+    g.add_argument("--cam-target", default=D("cam_target"), choices=["widened", "centres"], help=inside)
+    _floats(  # augmentation: shares of the training slices
+        g,
+        ("--paste-prob", "share of tumour-free slices given a masked tumour from another slice (needs --masks)"),
+        ("--invert-prob", "share of slices with the tissue inverted (T2-like)"),
+        ("--curve-prob", "share of slices given a random monotone intensity curve"),
+        ("--marker-prob", "share of slices with letters, an arrow or a scale bar burnt in near the edges"),
+        ("--framing-prob", "share of slices cropped as a brighter or darker export of them is (gamma at the ends)"),
     )
     g.add_argument(
         "--gamma",
@@ -133,13 +99,6 @@ def add_train_parser(
         metavar=("LOW", "HIGH"),
         default=D("gamma"),
         help="range of the random gamma (log-uniform; default: the augmentation's own, strong: 0.6 1.6)",
-    )
-    g.add_argument(
-        "--framing-prob",
-        type=float,
-        default=D("framing_prob"),
-        help="share of slices framed as the head crop frames them after a gamma change at either end of "
-        "the gamma range (a brighter or darker export is cropped differently)",
     )
     g.add_argument(
         "--balance",
@@ -366,19 +325,8 @@ def register(sub) -> None:
     p = sub.add_parser("card", help="write the release folder's model card (README.md) from its saved record")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--metrics", required=True, help="folder with metrics.json (and robustness.json, audit.json)")
-    p.add_argument(
-        "--run",
-        action="append",
-        default=[],
-        help="run folder (args.json, summary.json); repeat for a model trained in stages, in order",
-    )
-    p.add_argument(
-        "--command",
-        dest="train_command",
-        action="append",
-        default=[],
-        help="the training command, as run; repeat for each stage",
-    )
+    p.add_argument("--run", action="append", default=[], help="each stage's run folder (args.json, summary.json)")
+    p.add_argument("--command", dest="train_command", action="append", default=[], help="each stage's command, as run")
     p.set_defaults(func=cmd_card)
 
     p = sub.add_parser("export", help="add an ONNX export (checked against torch) to a release folder")
@@ -408,9 +356,7 @@ def register(sub) -> None:
     )
     p.add_argument("--until", default=None, help="stop after this step (stage-NAME or a release step)")
     p.add_argument(
-        "--install",
-        action="store_true",
-        help="copy the release and metrics into --assets when every shipping rule is met",
+        "--install", action="store_true", help="copy the release and metrics into --assets if every rule is met"
     )
     p.add_argument("--assets", default="assets")
     p.add_argument("--cache-dir", default=None)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from brainmri.evaluation.tables import markdown_table
 from brainmri.inference.explain import feature_maps_cams
 
 
@@ -116,17 +117,15 @@ def localisation(
     return result
 
 
+SHARES = ("pointing_game", "energy_inside", "mask_share")  # the summary's figures shown as percentages
+
+
 def localisation_markdown(result: dict[str, Any]) -> str:
-    lines = [
-        "| method | class | n | pointing game | energy inside | mask share | energy ratio |",
-        "|---|---|---|---|---|---|---|",
+    header = ("method", "class", "n", "pointing game", "energy inside", "mask share", "energy ratio")
+    rows = [
+        (method, name, s["n"], *(f"{100 * s[k]:.1f} %" for k in SHARES), f"{s['energy_ratio']:.2f}×")
+        for method, block in result["methods"].items()
+        for name, s in [("all", block["all"]), *block["per_class"].items()]
+        if s["n"]
     ]
-    for method, block in result["methods"].items():
-        for name, summary in [("all", block["all"]), *block["per_class"].items()]:
-            if summary["n"]:
-                lines.append(
-                    f"| {method} | {name} | {summary['n']} | {100 * summary['pointing_game']:.1f} % | "
-                    f"{100 * summary['energy_inside']:.1f} % | {100 * summary['mask_share']:.1f} % | "
-                    f"{summary['energy_ratio']:.2f}× |"
-                )
-    return "\n".join(lines)
+    return markdown_table(header, rows)

@@ -20,7 +20,6 @@ from sklearn.metrics import (
     accuracy_score,
     classification_report,
     confusion_matrix,
-    f1_score,
     precision_recall_fscore_support,
     roc_auc_score,
 )
@@ -58,16 +57,40 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict[s
     return out
 
 
-def bootstrap_ci(y_true: np.ndarray, y_pred: np.ndarray, metric, n: int = 1000, seed: int = 0) -> list[float]:
+def accuracy_of(y_true: np.ndarray, y_pred: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Accuracy along ``axis`` (every resample at once): scikit-learn's ``accuracy_score`` for each."""
+    return np.mean(y_true == y_pred, axis=axis)
+
+
+def macro_f1_of(classes: list[int]):
+    """Macro F1 over ``classes`` along ``axis`` (every resample at once): scikit-learn's ``f1_score(...,
+    labels=classes, average="macro", zero_division=0)`` for each, as 2 TP / (2 TP + FP + FN), 0 where undefined."""
+
+    def statistic(y_true: np.ndarray, y_pred: np.ndarray, axis: int = -1) -> np.ndarray:
+        scores = []
+        for k in classes:
+            truth, said = y_true == k, y_pred == k
+            tp = np.sum(truth & said, axis=axis)
+            denominator = 2 * tp + np.sum(truth != said, axis=axis)  # 2 TP + FP + FN
+            scores.append(np.divide(2 * tp, denominator, out=np.zeros(np.shape(tp)), where=denominator > 0))
+        return np.mean(scores, axis=0)
+
+    return statistic
+
+
+def bootstrap_ci(
+    y_true: np.ndarray, y_pred: np.ndarray, metric, n: int = 1000, seed: int = 0, vectorized: bool = False
+) -> list[float]:
     """The 95 % percentile interval of ``metric`` over ``n`` paired resamples of the images
-    (``scipy.stats.bootstrap``; the percentile method, which stays defined when every resample scores the same)."""
+    (``scipy.stats.bootstrap``; the percentile method, which stays defined when every resample scores the same).
+    ``vectorized``: ``metric`` takes ``axis`` and scores every resample in one call (:func:`accuracy_of`)."""
     from scipy.stats import bootstrap
 
     result = bootstrap(
         (y_true, y_pred),
         metric,
         paired=True,
-        vectorized=False,
+        vectorized=vectorized,
         n_resamples=n,
         method="percentile",
         rng=np.random.default_rng(seed),
@@ -80,9 +103,6 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *,
     y_pred = probs.argmax(1)
     all_classes = list(range(len(labels)))
     present = sorted(set(y_true.tolist()))
-
-    def macro_f1(t, p):
-        return f1_score(t, p, labels=present, average="macro", zero_division=0)
 
     per_class = classification_report(
         y_true, y_pred, labels=all_classes, target_names=list(labels), zero_division=0, output_dict=True
@@ -100,9 +120,9 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *,
         "labels": list(labels),
         "classes_present": [labels[i] for i in present],
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "accuracy_ci95": bootstrap_ci(y_true, y_pred, accuracy_score, seed=seed),
+        "accuracy_ci95": bootstrap_ci(y_true, y_pred, accuracy_of, seed=seed, vectorized=True),
         "macro_f1": float(m[2]),
-        "macro_f1_ci95": bootstrap_ci(y_true, y_pred, macro_f1, seed=seed),
+        "macro_f1_ci95": bootstrap_ci(y_true, y_pred, macro_f1_of(present), seed=seed, vectorized=True),
         "macro_precision": float(m[0]),
         "macro_recall": float(m[1]),
         "weighted_f1": float(w[2]),

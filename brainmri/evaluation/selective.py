@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from brainmri.evaluation.tables import markdown_table
+
 COVERAGES = (1.0, 0.9, 0.8, 0.6)
 
 
@@ -207,18 +209,11 @@ def signals(
 
 
 def selective_report(
-    predictor,
-    images: np.ndarray,
-    labels: np.ndarray,
-    members: list | None = None,
-    *,
-    tta: bool = True,
-    mc_passes: int = 16,
-    mc_rate: float | None = None,
-    depths: dict[str, Any] | None = None,
+    predictor, images: np.ndarray, labels: np.ndarray, members: list | None = None, **options
 ) -> dict[str, Any]:
-    """Risk–coverage of every signal on a labelled set (labels index ``predictor.labels``)."""
-    result = signals(predictor, images, members, tta=tta, mc_passes=mc_passes, mc_rate=mc_rate, depths=depths)
+    """Risk–coverage of every signal on a labelled set (labels index ``predictor.labels``; ``options``: those of
+    :func:`signals`)."""
+    result = signals(predictor, images, members, **options)
     correct = result["predicted"] == np.asarray(labels)
     report = {"n": int(len(labels)), "accuracy": float(correct.mean()), "signals": {}}
     for name, confidence in result["scores"].items():
@@ -232,20 +227,14 @@ def selective_report(
 
 
 def selective_markdown(report: dict[str, Any]) -> str:
-    lines = [
-        "| signal | AURC (lower is better) | accuracy at 100 % | 90 % | 80 % | 60 % answered |",
-        "|---|---|---|---|---|---|",
+    header = ("signal", "AURC (lower is better)", "accuracy at 100 %", "90 %", "80 %", "60 % answered")
+    coverages = ("100", "90", "80", "60")
+    rows = [
+        (name, f"{block['aurc']:.4f}", *(f"{100 * block['at_coverage'][k]['accuracy']:.1f} %" for k in coverages))
+        for name, block in report["signals"].items()
     ]
-    for name, block in report["signals"].items():
-        at = block["at_coverage"]
-        lines.append(
-            f"| {name} | {block['aurc']:.4f} | "
-            + " | ".join(f"{100 * at[k]['accuracy']:.1f} %" for k in ("100", "90", "80", "60"))
-            + " |"
-        )
     oracle = next(iter(report["signals"].values()))["oracle_aurc"]
-    lines.append(f"| (best possible) | {oracle:.4f} | | | | |")
-    return "\n".join(lines)
+    return markdown_table(header, [*rows, ("(best possible)", f"{oracle:.4f}", "", "", "", "")])
 
 
 def verdict_report(predictor, files: list, labels: np.ndarray, transform=None) -> dict[str, Any]:

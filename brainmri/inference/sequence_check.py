@@ -171,7 +171,6 @@ def fit_sequence_check(
     chosen, e.g. slices an earlier check flagged); the same figures on those rows alone are reported too,
     since figures on chosen rows say little about slices in general."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -195,27 +194,27 @@ def fit_sequence_check(
         axis=0,
     )
     flagged = scores >= threshold
-    report = {
-        "folds": folds,
-        "repeats": repeats,
-        "n": int(len(is_t2)),
-        "t2": int(is_t2.sum()),
-        "auc": float(roc_auc_score(is_t2, scores)),
-        "t2_caught": float(flagged[is_t2].mean()),
-        "others_flagged": float(flagged[~is_t2].mean()),
-    }
+    report = {"folds": folds, "repeats": repeats, **_caught(scores, is_t2, threshold, "t2")}
     if random_rows is not None and not np.asarray(random_rows, dtype=bool).all():
         rows = np.asarray(random_rows, dtype=bool)
-        report["random_sample"] = {
-            "n": int(rows.sum()),
-            "t2": int(is_t2[rows].sum()),
-            "auc": float(roc_auc_score(is_t2[rows], scores[rows])),
-            "t2_caught": float(flagged[rows & is_t2].mean()),
-            "others_flagged": float(flagged[rows & ~is_t2].mean()),
-        }
+        report["random_sample"] = _caught(scores[rows], is_t2[rows], threshold, "t2")
     if groups is not None:
         report["flagged_by_group"] = _share_by(flagged, groups)
     return SequenceCheck(*_fitted(pipeline, features, is_t2), threshold, notumor_uncertain, fitted_on, report)
+
+
+def _caught(scores: np.ndarray, positive: np.ndarray, threshold: float, name: str) -> dict[str, Any]:
+    """How cross-validated ``scores`` separate the ``positive`` slices (the ``name`` look) from the others."""
+    from sklearn.metrics import roc_auc_score
+
+    flagged = scores >= threshold
+    return {
+        "n": int(len(positive)),
+        name: int(positive.sum()),
+        "auc": float(roc_auc_score(positive, scores)),
+        f"{name}_caught": float(flagged[positive].mean()),
+        "others_flagged": float(flagged[~positive].mean()),
+    }
 
 
 def _share_by(flagged: np.ndarray, groups) -> dict[str, float]:
@@ -275,7 +274,6 @@ def fit_feature_look(
     fold (AUC; at ``threshold`` the share of FLAIR slices caught and of the others flagged, and per ``kinds``, e.g.
     each source and class, the share flagged)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -294,14 +292,7 @@ def fit_feature_look(
         cv=StratifiedGroupKFold(folds, shuffle=True, random_state=0),
     )[:, 1]
     flagged = scores >= threshold
-    report = {
-        "folds": folds,
-        "n": int(len(positive)),
-        "flair": int(positive.sum()),
-        "auc": float(roc_auc_score(positive, scores)),
-        "flair_caught": float(flagged[positive].mean()),
-        "others_flagged": float(flagged[~positive].mean()),
-    }
+    report = {"folds": folds, **_caught(scores, positive, threshold, "flair")}
     if kinds is not None:
         report["flagged_by_kind"] = _share_by(flagged, kinds)
     return FeatureLook(*_fitted(pipeline, features, positive), threshold, tuple(classes_seen), fitted_on, report)

@@ -155,29 +155,28 @@ def largest_bright_region(gray: np.ndarray, fill_holes: bool = False) -> np.ndar
     return labels == (np.bincount(labels.ravel())[1:].argmax() + 1)
 
 
+def _thumbnail(gray: np.ndarray, side: int, resample: int, dtype) -> np.ndarray:
+    """``gray`` resized so that its longer side is ``side`` pixels."""
+    from PIL import Image
+
+    image = Image.fromarray(gray)
+    scale = side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return np.asarray(image.resize(size, resample), dtype=dtype)
+
+
 def head_share(gray: np.ndarray) -> float:
     """Share of the image covered by its largest connected bright region (see check 5), on a 128-px thumbnail."""
     from PIL import Image
 
-    image = Image.fromarray(gray)
-    scale = 128 / max(image.size)
-    small = np.asarray(
-        image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BILINEAR),
-        dtype=np.float32,
-    )
-    return float(largest_bright_region(small).mean())
+    return float(largest_bright_region(_thumbnail(gray, 128, Image.BILINEAR, np.float32)).mean())
 
 
 def jump_share(gray: np.ndarray) -> float:
     """Share of neighbouring pixel pairs that differ by more than 128 grey levels (see check 3)."""
     from PIL import Image
 
-    image = Image.fromarray(gray)
-    scale = 256 / max(image.size)
-    small = np.asarray(
-        image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.NEAREST),
-        dtype=np.int16,
-    )
+    small = _thumbnail(gray, 256, Image.NEAREST, np.int16)
     steps = np.concatenate([np.abs(np.diff(small, axis=0)).ravel(), np.abs(np.diff(small, axis=1)).ravel()])
     return float((steps > 128).mean()) if steps.size else 0.0
 

@@ -14,35 +14,13 @@ DROP_RATE = 0.3  # the head's dropout (the research report's); MC dropout reuses
 # How batches are drawn: uniformly; every class equally likely; every (source, class) pair equally likely.
 BALANCE = ("none", "classes", "sources")
 
+RECIPE_FIELDS = ("optimizer", "lr", "head_lr", "head_epochs", "weight_decay", "warmup_epochs", "schedule")
+RECIPE_FIELDS += ("label_smoothing", "augment", "ema_decay", "patience")
 RECIPES: dict[str, dict[str, Any]] = {
     # The research report: Adam, batch 32, head at 1e-3 then everything at 1e-4, early stopping.
-    "report": dict(
-        optimizer="adam",
-        lr=1e-4,
-        head_lr=1e-3,
-        head_epochs=2,
-        weight_decay=0.0,
-        warmup_epochs=0,
-        schedule="constant",
-        label_smoothing=0.0,
-        augment="report",
-        ema_decay=0.0,
-        patience=5,
-    ),
+    "report": dict(zip(RECIPE_FIELDS, ("adam", 1e-4, 1e-3, 2, 0.0, 0, "constant", 0.0, "report", 0.0, 5))),
     # Without ImageNet weights: AdamW, warm-up + cosine, label smoothing, stronger augmentation, EMA.
-    "scratch": dict(
-        optimizer="adamw",
-        lr=2e-3,
-        head_lr=0.0,
-        head_epochs=0,
-        weight_decay=0.05,
-        warmup_epochs=3,
-        schedule="cosine",
-        label_smoothing=0.1,
-        augment="strong",
-        ema_decay=0.998,
-        patience=0,
-    ),
+    "scratch": dict(zip(RECIPE_FIELDS, ("adamw", 2e-3, 0.0, 0, 0.05, 3, "cosine", 0.1, "strong", 0.998, 0))),
 }
 
 

@@ -121,6 +121,9 @@ def resolve_args(args: dict[str, Any], places: dict[str, str]) -> dict[str, Any]
     return out
 
 
+NEGATED = ("pretrained", "content_crop", "evaluate", "channels_last")  # train.py's --no-X flags
+
+
 def to_argv(values: dict[str, Any]) -> list[str]:
     """``{"lr": 5e-4, "pretrained": False, "gamma": [0.45, 1.8]}`` → train.py flags."""
     argv = []
@@ -129,16 +132,8 @@ def to_argv(values: dict[str, Any]) -> list[str]:
         if value is None:
             continue
         if isinstance(value, bool):
-            negative = {
-                "pretrained": "--no-pretrained",
-                "content_crop": "--no-content-crop",
-                "evaluate": "--no-evaluate",
-                "channels_last": "--no-channels-last",
-            }
-            if key in negative:
-                argv += [] if value else [negative[key]]
-                if key == "pretrained" and value:
-                    argv.append("--pretrained")
+            if key in NEGATED:  # on by default: only --no-X says something (and --pretrained, which has both)
+                argv += ["--no-" + flag[2:]] if not value else [flag] if key == "pretrained" else []
             elif value:
                 argv.append(flag)
             continue

@@ -12,11 +12,10 @@ import pytest
 import torch
 
 import train as cli
-from brainmri.commands.training import add_train_parser
 from brainmri.inference.release import read_config
 from brainmri.training.config import TrainConfig
 from brainmri.training.trainer import Trainer
-from helpers import CLASSES, TINY_ARCH, TINY_SIZE, tiny_run
+from helpers import CLASSES, TINY_ARCH, TINY_SIZE, tiny_run, tiny_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,20 +144,7 @@ def test_killed_mid_epoch_resumes_to_the_uninterrupted_result(dataset, cache_dir
 
 @pytest.mark.slow  # trains, exports or serves
 def test_report_recipe_trains_head_first_then_everything(dataset, cache_dir, tmp_path):
-    trainer = Trainer(
-        TrainConfig(
-            data=str(dataset),
-            out=str(tmp_path / "r"),
-            arch=TINY_ARCH,
-            pretrained=False,
-            image_size=TINY_SIZE,
-            epochs=3,
-            batch_size=16,
-            steps_per_epoch=2,
-            cache_dir=str(cache_dir),
-            patience=1,
-        )
-    )
+    trainer = tiny_trainer(dataset, tmp_path / "r", cache_dir, recipe="report", epochs=3, steps_per_epoch=2, patience=1)
     trainer.run()
     history = rows(tmp_path / "r" / "epochs.csv")
     assert [r["phase"] for r in history][:2] == ["head", "head"]
@@ -178,175 +164,6 @@ def test_init_from_release_and_class_check(dataset, cache_dir, run, tmp_path):
     assert read_config(out / "release")["label_names"] == CLASSES
     recorded = json.loads((out / "args.json").read_text())  # the release's model, not the CLI defaults
     assert recorded["arch"] == TINY_ARCH and recorded["image_size"] == TINY_SIZE and recorded["init"]
-
-
-def test_cli_errors_are_one_line(dataset, tmp_path, capsys, monkeypatch):
-    import socket
-
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError("unreachable")))
-    code = cli.main(["train", "--data", str(dataset), "--out", str(tmp_path / "x"), "--arch", TINY_ARCH])
-    err = capsys.readouterr().err
-    assert code == 2 and "--no-pretrained" in err and "Traceback" not in err
-    assert (
-        cli.main(["evaluate", "--checkpoint", str(tmp_path / "nope"), "--data", str(dataset), "--out", str(tmp_path)])
-        == 2
-    )
-
-
-@pytest.mark.slow  # trains, exports or serves
-def test_evaluate_on_a_folder_lacking_classes(run, dataset, cache_dir, tmp_path):
-    import shutil
-
-    partial = tmp_path / "partial"
-    for name in ("glioma", "notumor"):
-        shutil.copytree(dataset / "Testing" / name, partial / name)
-    assert (
-        cli.main(
-            [
-                "evaluate",
-                "--checkpoint",
-                str(run / "release"),
-                "--data",
-                str(partial),
-                "--out",
-                str(tmp_path / "ev"),
-                "--cache-dir",
-                str(cache_dir),
-                "--no-gallery",
-            ]
-        )
-        == 0
-    )
-    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())["full"]
-    assert m["classes_present"] == ["glioma", "notumor"] and m["roc_auc"]["meningioma"] is None
-    assert m["per_class"]["meningioma"]["support"] == 0
-
-
-@pytest.mark.slow  # trains, exports or serves
-def test_calibrate_command_refits_on_the_run_split(run, tmp_path, capsys):
-    import shutil
-
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
-    assert cli.main(["calibrate", "--run", str(copy)]) == 0
-    result = json.loads(capsys.readouterr().out)
-    config = read_config(copy / "release")
-    assert config["temperature"] == pytest.approx(result["temperature"])
-    assert config["screening"]["feature_threshold"] == pytest.approx(result["feature_threshold"])
-
-
-def test_command_line_defaults_are_the_train_config_defaults():
-    """Defaults live once: every training option's default is TrainConfig's."""
-    import argparse
-    from dataclasses import fields
-
-    from brainmri.training.config import TrainConfig
-
-    parser = argparse.ArgumentParser()
-    add_train_parser(parser.add_subparsers(dest="command"))
-    args = vars(parser.parse_args(["train", "--data", "d", "--out", "o"]))
-    for f in fields(TrainConfig):
-        if f.name in args and f.name not in ("data", "out", "resume"):
-            assert args[f.name] == f.default, f.name
-
-
-def test_gamma_range_option_reaches_the_augmentation(dataset, cache_dir, tmp_path):
-    common = dict(
-        data=str(dataset),
-        arch=TINY_ARCH,
-        pretrained=False,
-        image_size=TINY_SIZE,
-        epochs=1,
-        batch_size=16,
-        steps_per_epoch=1,
-        cache_dir=str(cache_dir),
-        recipe="scratch",
-    )
-    assert Trainer(TrainConfig(out=str(tmp_path / "a"), **common)).aug.gamma == (0.6, 1.6)  # the strong recipe's own
-    assert Trainer(TrainConfig(out=str(tmp_path / "b"), gamma=(0.45, 1.8), **common)).aug.gamma == (0.45, 1.8)
-    parser = __import__("argparse").ArgumentParser()
-    add_train_parser(parser.add_subparsers(dest="command"))
-    assert vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--gamma", "0.45", "1.8"]))["gamma"] == [
-        0.45,
-        1.8,
-    ]
-
-
-def test_class_balanced_batches_draw_every_class_equally(dataset, cache_dir, tmp_path):
-    """--balance classes: a class with a tenth of the images is drawn as often as the others, the same each epoch."""
-    trainer = Trainer(
-        TrainConfig(
-            data=str(dataset),
-            out=str(tmp_path / "run"),
-            arch=TINY_ARCH,
-            pretrained=False,
-            image_size=TINY_SIZE,
-            epochs=1,
-            batch_size=16,
-            cache_dir=str(cache_dir),
-            recipe="scratch",
-            balance="classes",
-        )
-    )
-    trainer.setup()
-    n = len(trainer.train_set)
-    skewed = torch.tensor([0] * (n // 10) + [1 + i % 3 for i in range(n - n // 10)])  # class 0 is rare
-    trainer.train_labels = skewed
-    gen = torch.Generator().manual_seed(1)
-    drawn = torch.cat([torch.tensor(list(trainer._balanced_sampler(gen))) for _ in range(200)])
-    assert len(drawn) == 200 * n
-    shares = torch.bincount(skewed[drawn], minlength=4).double() / len(drawn)
-    assert torch.allclose(shares, torch.full((4,), 0.25, dtype=torch.double), atol=0.02), shares
-    assert set(drawn[skewed[drawn] == 0].tolist()) == set(range(n // 10))  # every rare image is drawn
-    first = [y.tolist() for _, y, *_ in trainer._batches(epoch=3)]
-    assert first == [y.tolist() for _, y, *_ in trainer._batches(epoch=3)]  # deterministic per epoch (resume)
-    assert first != [y.tolist() for _, y, *_ in trainer._batches(epoch=4)]
-
-    with pytest.raises(ValueError, match="--balance"):
-        TrainConfig(data="d", out="o", balance="collections").resolved()
-    parser = __import__("argparse").ArgumentParser()
-    add_train_parser(parser.add_subparsers(dest="command"))
-    assert (
-        vars(parser.parse_args(["train", "--data", "d", "--out", "o", "--balance", "classes"]))["balance"] == "classes"
-    )
-
-
-def test_split_seed_keeps_the_split_and_changes_the_batches(dataset, cache_dir, tmp_path):
-    """--seed 1 --split-seed 0: the validation split of seed 0 (a run after --init must not validate on images its
-    starting model trained on), with batches of its own."""
-
-    def setup(name, **kw):
-        trainer = Trainer(
-            TrainConfig(
-                data=str(dataset),
-                out=str(tmp_path / name),
-                arch=TINY_ARCH,
-                pretrained=False,
-                image_size=TINY_SIZE,
-                epochs=1,
-                batch_size=16,
-                val_fraction=0.2,
-                cache_dir=str(cache_dir),
-                recipe="scratch",
-                **kw,
-            )
-        )
-        trainer.setup()
-        return trainer
-
-    base, same_split, other = setup("a", seed=0), setup("b", seed=1, split_seed=0), setup("c", seed=1)
-    assert same_split.val_set.paths == base.val_set.paths
-    assert other.val_set.paths != base.val_set.paths
-
-    def batches(t):
-        return [y.tolist() for _, y, *_ in t._batches(epoch=0)]
-
-    assert torch.equal(same_split.train_labels, base.train_labels)  # the same training images ...
-    assert batches(same_split) != batches(base)  # ... drawn in another order
 
 
 def _floor_trainer(reference_acc, floor):
