@@ -54,11 +54,12 @@ class ModelFacts:
         )
 
 
-def _figures_line(facts: ModelFacts, t: dict) -> str:
+def _figures_line(facts: ModelFacts, t: dict, lang: str) -> str:
     if facts.testing_accuracy is None:
         return t["no_figures"]
-    parts = [f"{t['testing']} {facts.testing_accuracy:.1%}"]
-    parts += [f"{t['heldout'].format(name=name)} {accuracy:.1%}" for name, accuracy in facts.heldout_accuracy.items()]
+    parts = [f"{t['testing']} {text.percent(facts.testing_accuracy, lang)}"]
+    held = facts.heldout_accuracy.items()
+    parts += [f"{t['heldout'].format(name=name)} {text.percent(accuracy, lang)}" for name, accuracy in held]
     line = t["figures"].format(figures="; ".join(parts))
     return f"{line} {t['heldout_note']}" if facts.heldout_accuracy else line
 
@@ -117,9 +118,10 @@ def write_case_report(
             colours = ["#d9534f" if k == explanation.label else "#7a9cc6" for k in labels]
             bars.barh([names[k] for k in labels][::-1], values[::-1], color=colours[::-1])
             for y, value in enumerate(values[::-1]):
-                bars.text(min(value, 1.0) + 0.01, y, f"{value:.1%}", va="center", fontsize=9)
+                bars.text(min(value, 1.0) + 0.01, y, text.percent(value, lang), va="center", fontsize=9)
             bars.set_xlim(0, 1.12)
-            bars.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0", "25 %", "50 %", "75 %", "100 %"], fontsize=8)
+            ticks = [0, 0.25, 0.5, 0.75, 1.0]
+            bars.set_xticks(ticks, [text.percent(v, lang, digits=0) for v in ticks], fontsize=8)
             bars.tick_params(axis="y", labelsize=10)
             bars.set_title(t["probabilities"], fontsize=10, loc="left")
             for side in ("top", "right"):
@@ -150,7 +152,7 @@ def write_case_report(
                 8.5,
                 "normal",
             ),
-            (_figures_line(facts, t), 8.5, "normal"),
+            (_figures_line(facts, t, lang), 8.5, "normal"),
             (t["date"].format(date=date), 8.5, "normal"),
         ]
         for words, size, weight in blocks:
