@@ -1,5 +1,6 @@
 """The one-page case report: its text (both languages), one page, nothing that names the file or the patient."""
 
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -121,6 +122,9 @@ def test_reports_drawn_at_once_do_not_swap_their_settings(tmp_path):
         lines = [line for page in PdfReader(path).pages for line in page.extract_text().splitlines()]
         return [line for line in lines if "(UTC)" not in line]
 
-    with ThreadPoolExecutor(4) as pool:  # all at once
+    draw(0)  # the fonts are open from here on
+    files = len(os.listdir("/proc/self/fd"))
+    with ThreadPoolExecutor(4) as pool:  # all at once, each from a thread of its own
         texts = list(pool.map(draw, range(4)))
     assert all(text == texts[0] for text in texts) and "\x00" not in " ".join(texts[0])
+    assert len(os.listdir("/proc/self/fd")) <= files  # drawn on one thread: no thread opens fonts of its own

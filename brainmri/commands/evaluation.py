@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from brainmri.data.collections import COLLECTIONS
+from brainmri.inference.explain import DEFAULT_TARGET, TARGETS
 
 
 def add_collection_args(p) -> None:
@@ -21,7 +22,8 @@ def cmd_localisation(args) -> int:
     from brainmri import Predictor
     from brainmri.data.folders import list_classes, load_folder, split_roots
     from brainmri.data.masks import load_masks
-    from brainmri.evaluation.localisation import localisation, localisation_markdown
+    from brainmri.evaluation.localisation import class_map_similarity, localisation, localisation_markdown
+    from brainmri.inference.explain import CLASSLESS, SHOWN_METHODS
 
     predictor = Predictor.from_pretrained(args.checkpoint, backend="torch")
     train_root, test_root = split_roots(args.data)
@@ -37,10 +39,16 @@ def cmd_localisation(args) -> int:
         val = {path for path, (_, split) in read_split(args.validation_of).items() if split == "val"}
         image_set = image_set.subset(np.array([i for i, p in enumerate(image_set.paths) if p in val], dtype=np.int64))
     masks = load_masks(image_set, args.masks, predictor.preprocess, cache_dir=args.cache_dir)
-    report = localisation(
-        predictor, image_set.images, masks.masks, image_set.labels, tuple(args.method), widen_px=args.widen
-    )
+    methods = tuple(args.method or SHOWN_METHODS)
+    options = dict(widen_px=args.widen, target_kind=args.target)
+    report = localisation(predictor, image_set.images, masks.masks, image_set.labels, methods, **options)
     report["split"] = args.split
+    if args.similarity:  # on every image of the set, with a mask or not
+        report["class_map_similarity"] = {
+            m: class_map_similarity(predictor, image_set.images, m, args.target) for m in methods if m not in CLASSLESS
+        }
+        for m, block in report["class_map_similarity"].items():
+            print(f"{m} ({args.target}): mean correlation between the class maps {block['mean_correlation']:.3f}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "localisation.json").write_text(json.dumps(report, indent=2))
     print(
@@ -224,6 +232,8 @@ def register(sub) -> None:
         "--method", action="append", default=None, help="CAM method (repeat; default gradcam, gradcam++, eigencam)"
     )
     p.add_argument("--widen", type=int, default=2, help="pointing game: widen the mask by this many input pixels")
+    p.add_argument("--target", choices=sorted(TARGETS), default=DEFAULT_TARGET, help="what a class's map explains")
+    p.add_argument("--similarity", action="store_true", help="also how alike the classes' maps are, on every image")
     p.add_argument("--cache-dir", default=None)
     p.set_defaults(func=cmd_localisation)
 

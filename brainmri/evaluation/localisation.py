@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from brainmri.evaluation.tables import markdown_table
-from brainmri.inference.explain import feature_maps_cams
+from brainmri.inference.explain import DEFAULT_TARGET, feature_maps_cams
 
 
 def widen(masks: np.ndarray, pixels: int) -> np.ndarray:
@@ -73,15 +73,18 @@ def localisation(
     *,
     widen_px: int = 2,
     batch_size: int = 32,
+    target_kind: str = DEFAULT_TARGET,
 ) -> dict[str, Any]:
     """The yardstick over fitted ``images`` (N x S x S uint8) with their fitted ``masks`` (>0 inside) and
-    true ``labels`` (indices into ``predictor.labels``); the heatmaps explain the true class.
+    true ``labels`` (indices into ``predictor.labels``); the heatmaps explain the true class (``target_kind``:
+    see :data:`brainmri.inference.explain.TARGETS`).
 
     ``energy_ratio`` over a group is mean energy inside / mean mask share (ratio of means)."""
     keep = np.flatnonzero(np.asarray(masks).reshape(len(masks), -1).max(1) > 0)
     images, masks, labels = np.asarray(images)[keep], np.asarray(masks)[keep], np.asarray(labels)[keep]
     size = images.shape[1:3]
     result: dict[str, Any] = {"images": int(len(keep)), "widen_px": widen_px, "input_size": list(size), "methods": {}}
+    result["target"] = target_kind
     correct = np.zeros(len(images), dtype=bool)
     grid = None
     for method in methods:
@@ -96,6 +99,7 @@ def localisation(
                 [int(t) for t in labels[start : start + batch_size]],
                 size,
                 method,
+                target_kind,
             )
             heatmaps.append(cams.heatmaps)
             correct[start : start + batch_size] = (
@@ -118,6 +122,37 @@ def localisation(
 
 
 SHARES = ("pointing_game", "energy_inside", "mask_share")  # the summary's figures shown as percentages
+
+
+def class_map_similarity(
+    predictor, images: np.ndarray, method: str, target_kind: str = DEFAULT_TARGET, batch_size: int = 16
+) -> dict[str, Any]:
+    """How alike the maps of the classes are on the same slice: for each of ``images`` (fitted, N x S x S), the
+    Pearson correlation of its class maps, every pair of classes, at the model's input size; their mean over the
+    images (1.0: the four maps are one map; a class-discriminative map is lower). Maps without any variation
+    (correlation undefined) are counted apart."""
+    classes = len(predictor.labels)
+    upper = np.triu_indices(classes, k=1)
+    values, flat_maps = [], 0
+    for start in range(0, len(images), batch_size):
+        batch = list(images[start : start + batch_size])
+        _, feature_map = predictor.backend(predictor._inputs(batch))
+        features = feature_map.to(predictor.device).repeat_interleave(classes, dim=0)
+        targets = list(range(classes)) * len(batch)
+        cams = feature_maps_cams(predictor.model, features, targets, images.shape[1:3], method, target_kind)
+        for maps in cams.heatmaps.reshape(len(batch), classes, -1):
+            if (maps.std(axis=1) == 0).any():
+                flat_maps += 1
+                continue
+            values.append(float(np.corrcoef(maps)[upper].mean()))
+    return {
+        "method": method,
+        "target": target_kind,
+        "images": int(len(images)),
+        "mean_correlation": float(np.mean(values)) if values else None,
+        "median_correlation": float(np.median(values)) if values else None,
+        "images_with_a_flat_map": flat_maps,
+    }
 
 
 def localisation_markdown(result: dict[str, Any]) -> str:

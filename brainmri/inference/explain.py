@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
-from pytorch_grad_cam.utils.image import scale_cam_image, show_cam_on_image
+from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 # Every heatmap method, in one place: key → (pytorch-grad-cam class, its name for people). A new method is one
@@ -35,6 +36,28 @@ CAMS = {
 SHOWN_METHODS = ("gradcam", "gradcam++", "eigencam")
 METHODS = {key: method for key, (method, _) in CAMS.items()}
 METHOD_NAMES = {key: name for key, (_, name) in CAMS.items()}
+CLASSLESS = {"eigencam"}  # methods whose map is the feature map's first component, the same for every class
+
+
+class ClassOverOthers:
+    """pytorch-grad-cam target: the class's logit minus the mean of the other logits. Its gradient is the class's
+    head weights less the others' mean, so what every class's map shares (the brain itself) cancels out and each
+    map shows the evidence for that class rather than the others."""
+
+    def __init__(self, category: int):
+        self.category = category
+
+    def __call__(self, model_output: torch.Tensor) -> torch.Tensor:
+        output = model_output if model_output.ndim == 2 else model_output[None]
+        others = torch.cat([output[:, : self.category], output[:, self.category + 1 :]], dim=1)
+        score = output[:, self.category] - others.mean(dim=1)
+        return score if model_output.ndim == 2 else score[0]
+
+
+# What a class's map explains: "contrast", the class against the others (the page's), or "logit", the class's
+# logit alone (every map before; four classes' maps then look alike).
+TARGETS = {"contrast": ClassOverOthers, "logit": ClassifierOutputTarget}
+DEFAULT_TARGET = "contrast"
 
 
 @dataclass
@@ -68,11 +91,18 @@ def feature_maps_cams(
     targets: list[int] | None,
     size: tuple[int, int],
     method: str = "gradcam",
+    target_kind: str = DEFAULT_TARGET,
 ) -> CamResult:
     """Heatmaps from the body's feature map (``B x C x h x w``) for ``targets`` (None: each image's
-    predicted class), scaled to ``size`` = (height, width) of the model input."""
+    predicted class), scaled to ``size`` = (height, width) of the model input; ``target_kind``: a key of
+    :data:`TARGETS`."""
     cam_class = cam_method(method)
-    cam_targets = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
+    if target_kind not in TARGETS:
+        raise ValueError(f"unknown heatmap target {target_kind!r}; choose one of {sorted(TARGETS)}")
+    if targets is None:
+        with torch.no_grad():
+            targets = FeatureHead(model)(features.float()).argmax(1).tolist()
+    cam_targets = [TARGETS[target_kind](int(t)) for t in targets]
     features = features.detach().float().clone().requires_grad_(True)
     head = FeatureHead(model)
     with torch.enable_grad(), cam_class(model=head, target_layers=[head.tap]) as cam:
@@ -82,10 +112,15 @@ def feature_maps_cams(
     return CamResult(logits=logits, heatmaps=np.clip(heatmaps, 0.0, 1.0).astype(np.float32))
 
 
-HEATMAP_OPACITY = 0.45  # the heatmap's weight in an overlay
+HEATMAP_OPACITY = 0.6  # the colour's weight in an overlay where the heat is highest
+HEATMAP_COLOURS = cv2.COLORMAP_VIRIDIS  # perceptually even and readable with every common colour-vision deficiency
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray, image_weight: float = 1.0 - HEATMAP_OPACITY) -> np.ndarray:
-    """Colour heatmap over a grayscale uint8 image of the same size → H x W x 3 uint8."""
-    rgb = np.repeat((image.astype(np.float32) / 255.0)[..., None], 3, axis=2)
-    return show_cam_on_image(rgb, heatmap, use_rgb=True, image_weight=image_weight)
+def overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = HEATMAP_OPACITY) -> np.ndarray:
+    """Colour heatmap over a grayscale uint8 image of the same size → H x W x 3 uint8. The colour's weight grows
+    with the heat, up to ``opacity`` at the hottest point: where the map is cold the slice is left as it is."""
+    gray = np.repeat((image.astype(np.float32) / 255.0)[..., None], 3, axis=2)
+    heat = np.clip(np.nan_to_num(heatmap.astype(np.float32)), 0.0, 1.0)
+    colours = cv2.applyColorMap(np.uint8(np.round(255 * heat)), HEATMAP_COLOURS)[..., ::-1].astype(np.float32) / 255
+    weight = opacity * heat[..., None]
+    return np.uint8(np.round(255 * ((1.0 - weight) * gray + weight * colours)))

@@ -55,9 +55,7 @@ def draw_on_original(
     drawn = np.repeat(gray[..., None], 3, axis=2)
     top, bottom, left, right = box
     if opacity > 0:
-        drawn[top:bottom, left:right] = overlay(
-            gray[top:bottom, left:right], heatmap[top:bottom, left:right], image_weight=1.0 - opacity
-        )
+        drawn[top:bottom, left:right] = overlay(gray[top:bottom, left:right], heatmap[top:bottom, left:right], opacity)
     if outline:
         width = 2 if max(gray.shape) > 512 else 1
         bottom, right = max(bottom, top + width), max(right, left + width)

@@ -11,7 +11,7 @@ or DICOM header.
 from __future__ import annotations
 
 import textwrap
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,9 +19,11 @@ from pathlib import Path
 from brainmri import __version__, text
 from brainmri.inference.explain import METHOD_NAMES
 
-# matplotlib's settings are one global state: two reports drawn at once (the page serves requests in threads)
-# would swap each other's font type halfway through a save. One report is drawn at a time.
-_DRAWING = threading.Lock()
+# Every report is drawn on this one thread. matplotlib's settings are one global state: two reports drawn at once
+# (the page serves requests in threads) would swap each other's font type halfway through a save. And matplotlib
+# keeps its fonts, open files included, per thread (font_manager._get_font): drawn on whichever of the server's
+# worker threads took the request, an hour of reports held a growing number of them (the soak benchmark).
+_DRAWER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="brainmri-report")
 
 A4_INCHES = (8.27, 11.69)
 
@@ -74,11 +76,15 @@ def write_case_report(
 ) -> Path:
     """One A4 page for ``explanation`` (from :meth:`Predictor.explain` on a file or an array: it needs the
     original slice), as PDF (or PNG when ``path`` ends in .png); ``opacity``: the heatmap's, as on the page."""
+    if explanation.original is None:
+        raise ValueError("a case report needs an explanation of a file or an array, not of a prepared image")
+    return _DRAWER.submit(_draw, Path(path), explanation, facts, lang, opacity, now).result()
+
+
+def _draw(path: Path, explanation, facts: ModelFacts, lang: str, opacity: float | None, now: datetime | None) -> Path:
     from matplotlib import rc_context  # imported on the first report: the page starts without matplotlib
     from matplotlib.figure import Figure
 
-    if explanation.original is None:
-        raise ValueError("a case report needs an explanation of a file or an array, not of a prepared image")
     t = text.catalogue(lang)["casereport"]
     names = {label: text.class_name(label, lang) for label in explanation.probabilities}
     method = METHOD_NAMES.get(explanation.method, explanation.method)
@@ -86,7 +92,7 @@ def write_case_report(
     date = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M")
 
     fig = Figure(figsize=A4_INCHES)
-    with _DRAWING, rc_context({"pdf.fonttype": 42}):  # TrueType: the text stays selectable and searchable
+    with rc_context({"pdf.fonttype": 42}):  # TrueType: the text stays selectable and searchable
         fig.text(0.06, 0.965, t["title"], fontsize=15, weight="bold", va="top")
         notice = " ".join(text.catalogue(lang)["notice"].values())
         fig.text(0.06, 0.938, "\n".join(textwrap.wrap(notice, 112)), fontsize=8.5, color="#a00000", va="top")
@@ -159,7 +165,6 @@ def write_case_report(
             lines = textwrap.wrap(words, 112 if size < 10 else 95)
             fig.text(0.06, y, "\n".join(lines), fontsize=size, weight=weight, va="top", linespacing=1.3)
             y -= 0.0165 * len(lines) * size / 8.5 + 0.014
-        path = Path(path)
         if path.suffix.lower() == ".png":  # a picture of the page (the README shows one)
             fig.savefig(path, format="png", dpi=80)
         else:
