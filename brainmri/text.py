@@ -26,11 +26,32 @@ def catalogue(lang: str = "en") -> dict[str, Any]:
 
 def t(key: str, lang: str = "en", **figures) -> Any:
     """The entry ``key`` ("table.name", e.g. ``"say.upload_first"``) in ``lang``, its ``{placeholders}`` filled
-    from ``figures`` when any are given; a table or list is returned as it is."""
+    from ``figures`` when any are given (:func:`fill`); a table or list is returned as it is."""
     entry: Any = catalogue(lang)
     for part in key.split("."):
         entry = entry[part]
-    return entry.format(**figures) if figures and isinstance(entry, str) else entry
+    return fill(entry, lang, **figures) if figures and isinstance(entry, str) else entry
+
+
+class _Number(float):
+    """A figure that writes itself as ``lang`` does: ``{p:.0%}`` gives 97% in English and 97 % in French,
+    ``{x:.1f}`` 2.5 and 2,5."""
+
+    def __new__(cls, value: float, lang: str):
+        number = super().__new__(cls, value)
+        number.lang = lang
+        return number
+
+    def __format__(self, spec: str) -> str:
+        if spec.endswith("%"):
+            return percent(float(self), self.lang, int(spec[1:-1]) if spec.startswith(".") else 6)
+        written = format(float(self), spec)
+        return written.replace(".", ",") if self.lang == "fr" and spec.endswith(("f", "g")) else written
+
+
+def fill(entry: str, lang: str = "en", **figures) -> str:
+    """``entry``'s ``{placeholders}`` from ``figures``, the numbers written as ``lang`` writes them."""
+    return entry.format(**{k: _Number(v, lang) if isinstance(v, float) else v for k, v in figures.items()})
 
 
 def language(accept_language: str | None) -> str:
@@ -67,7 +88,7 @@ def reason(code: str, params: dict | None = None, lang: str = "en") -> str:
     values = {
         key: class_name(value, lang) if key.endswith("_class") else value for key, value in (params or {}).items()
     }
-    return catalogue(lang)["reasons"][code].format(**values)
+    return fill(catalogue(lang)["reasons"][code], lang, **values)
 
 
 def percent(value: float | None, lang: str = "en", digits: int = 1) -> str:

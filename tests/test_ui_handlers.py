@@ -58,11 +58,11 @@ def test_classify_gives_label_overlay_and_note(handlers, dataset):
 
 def test_reexplain_follows_class_and_method(handlers, dataset):
     path = str(next((dataset / "Testing" / "pituitary").iterdir()))
-    overlay, _, note = handlers.reexplain(path, "notumor", "eigencam")
+    overlay, _, note = handlers.reexplain(path, "notumor", "gradcam++")
     assert Image.open(overlay).size == Image.open(path).size
     verdict = handlers.predictor.explain(path).verdict
     expected = (
-        "Not read: this page gives no class" if verdict.status == "not_mri" else "Heatmap: EigenCAM for *No tumour*"
+        "Not read: this page gives no class" if verdict.status == "not_mri" else "Heatmap: Grad-CAM++ for *No tumour*"
     )
     assert expected in note
 
@@ -74,8 +74,11 @@ def test_opacity_and_outline_redraw_the_overlay(handlers, dataset):
     np.testing.assert_array_equal(np.asarray(Image.open(bare)), np.repeat(slice_[..., None], 3, axis=2))
     outlined = np.asarray(Image.open(handlers.reexplain(path, "predicted", "gradcam", 0.0, True)[0]))
     assert (outlined != np.asarray(Image.open(bare))).any(axis=2).mean() < 0.2  # a thin outline, nothing else
-    strong = np.asarray(Image.open(handlers.reexplain(path, "predicted", "gradcam", 1.0, False)[0]))
-    assert (strong != np.asarray(Image.open(bare))).any()
+    strong = np.asarray(Image.open(handlers.reexplain(path, "predicted", "gradcam", 1.0, False)[0])).astype(int)
+    heat = handlers.predictor.explain(path).heatmap_original
+    changed = (strong != np.asarray(Image.open(bare))).any(axis=2)
+    assert not changed[heat == 0].any()  # colour only where the heat is
+    assert changed[heat > 0.05].all()
 
 
 def test_french_page_names_classes_in_words(handlers, dataset, tmp_path):
@@ -118,6 +121,16 @@ def test_report_is_a_pdf_in_the_cache_in_the_page_language(handlers, dataset):
         assert Path(path).name not in page_text
     with pytest.raises(gr.Error, match="Upload an image first"):
         handlers.report(None)
+    other = next(k for k in handlers.predictor.labels if k != handlers.predictor.explain(path).label)
+    page_text = " ".join(PdfReader(handlers.report(path, other, "gradcam++", 0.3)).pages[0].extract_text().split())
+    assert f'heatmap: Grad-CAM++ of the class "{text.class_name(other)}"' in page_text  # the class and method shown
+
+
+def test_eigencam_names_no_class(handlers, dataset):
+    path = _first_ok(handlers, dataset)
+    _, _, note = handlers.reexplain(path, "glioma", "eigencam")
+    assert "the same for every class" in note and "for *Glioma*" not in note
+    assert len(handlers.all_classes(path, "eigencam")) == 1  # one map, not four copies of it
 
 
 def test_bad_uploads_give_a_clear_message(handlers, tmp_path):

@@ -146,7 +146,7 @@ def trust_markdown(
     for name, block in ((crossval or {}).get("heldout") or {}).items():
         columns.append(
             (
-                w["heldout"].format(name=COLLECTION_NAMES.get(name, name)),
+                text.fill(w["heldout"], lang, name=COLLECTION_NAMES.get(name, name)),
                 block["metrics"],
                 block.get("verdict"),
                 block.get("robustness"),
@@ -199,8 +199,12 @@ def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any]
     if heldout:
         rows.append(
             (
-                w["newsource_heldout"].format(
-                    sites=", ".join(heldout["sites"]), patients=heldout["patients"], n=number(heldout["n"])
+                text.fill(
+                    w["newsource_heldout"],
+                    lang,
+                    sites=", ".join(heldout["sites"]),
+                    patients=heldout["patients"],
+                    n=number(heldout["n"]),
                 ),
                 heldout,
             )
@@ -208,8 +212,12 @@ def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any]
     if leave_out:
         rows.append(
             (
-                w["newsource_never"].format(
-                    patients=leave_out["patients"], n=number(leave_out["n"]), model=leave_out.get("model", "")
+                text.fill(
+                    w["newsource_never"],
+                    lang,
+                    patients=leave_out["patients"],
+                    n=number(leave_out["n"]),
+                    model=leave_out.get("model", ""),
                 ),
                 leave_out,
             )
@@ -230,7 +238,9 @@ def localisation_summary(result: dict[str, Any] | None, method: str = "gradcam",
     if not result or method not in result.get("methods", {}):
         return w["no_localisation"]
     a = result["methods"][method]["all"]
-    return w["localisation"].format(
+    return text.fill(
+        w["localisation"],
+        lang,
         images=result["images"],
         grid="×".join(str(v) for v in result.get("cam_grid") or []),
         widen=result["widen_px"],
@@ -252,19 +262,27 @@ def summary_line(
     how much of Testing the page answers "ok"."""
     w = words(lang)
     dedup = metrics.get("dedup")
-    line = w["summary"].format(
+    line = text.fill(
+        w["summary"],
+        lang,
         architecture=config.get("architecture", "?"),
         sha=config.get("weights_sha256", "?")[:12],
         testing=_pct(metrics["full"]["accuracy"]),
         dedup=_pct(dedup["accuracy"]) if dedup else "—",
     )
     for name, block in ((crossval or {}).get("heldout") or {}).items():
-        line += w["summary_heldout"].format(
-            name=COLLECTION_NAMES.get(name, name), accuracy=_pct(block["metrics"]["accuracy"])
+        line += text.fill(
+            w["summary_heldout"],
+            lang,
+            name=COLLECTION_NAMES.get(name, name),
+            accuracy=_pct(block["metrics"]["accuracy"]),
         )
     if testing_verdict:
-        return line + w["summary_ok"].format(
-            share=_pct(testing_verdict["ok_share"]), accuracy=_pct(testing_verdict["ok_accuracy"])
+        return line + text.fill(
+            w["summary_ok"],
+            lang,
+            share=_pct(testing_verdict["ok_share"]),
+            accuracy=_pct(testing_verdict["ok_accuracy"]),
         )
     return line + "."
 
@@ -286,16 +304,20 @@ def about_markdown(metrics, crossval, robustness, lang: str = "en") -> str:
     if not metrics:
         figures = [words["unknown"]]
     else:
-        figures = [words["testing"].format(accuracy=100 * metrics["full"]["accuracy"])]
+        figures = [text.fill(words["testing"], lang, accuracy=100 * metrics["full"]["accuracy"])]
         for name, block in ((crossval or {}).get("heldout") or {}).items():
             held = block["metrics"]
             glioma = held["per_class"]["glioma"]["recall"]
             figures.append(
-                words["heldout"].format(
-                    name=COLLECTION_NAMES.get(name, name), accuracy=100 * held["accuracy"], glioma=100 * glioma
+                text.fill(
+                    words["heldout"],
+                    lang,
+                    name=COLLECTION_NAMES.get(name, name),
+                    accuracy=100 * held["accuracy"],
+                    glioma=100 * glioma,
                 )
             )
         inverted = (robustness or {}).get(INVERSION)
         if inverted:
-            figures.append(words["inverted"].format(accuracy=100 * inverted["accuracy"]))
-    return words["text"].format(figures=" ".join(figures))
+            figures.append(text.fill(words["inverted"], lang, accuracy=100 * inverted["accuracy"]))
+    return text.fill(words["text"], lang, figures=" ".join(figures))

@@ -62,7 +62,7 @@ def _figures_line(facts: ModelFacts, t: dict, lang: str) -> str:
     parts = [f"{t['testing']} {text.percent(facts.testing_accuracy, lang)}"]
     held = facts.heldout_accuracy.items()
     parts += [f"{t['heldout'].format(name=name)} {text.percent(accuracy, lang)}" for name, accuracy in held]
-    line = t["figures"].format(figures="; ".join(parts))
+    line = text.fill(t["figures"], lang, figures="; ".join(parts))
     return f"{line} {t['heldout_note']}" if facts.heldout_accuracy else line
 
 
@@ -108,7 +108,7 @@ def _draw(path: Path, explanation, facts: ModelFacts, lang: str, opacity: float 
             (
                 0.52,
                 drawn,
-                t["overlay"].format(method=method, target=target) if read else t["not_read"],
+                text.fill(t["overlay"], lang, method=method, target=target) if read else t["not_read"],
                 None if read else "gray",
             ),
         ):
@@ -134,7 +134,8 @@ def _draw(path: Path, explanation, facts: ModelFacts, lang: str, opacity: float 
                 bars.spines[side].set_visible(False)
 
         if verdict is None or verdict.ok:
-            verdict_text = f"{names[explanation.label]} ({explanation.probabilities[explanation.label]:.0%}); {t['ok']}"
+            shown = text.percent(explanation.probabilities[explanation.label], lang, 0)
+            verdict_text = f"{names[explanation.label]} ({shown}); {t['ok']}"
         else:
             verdict_text = f"{text.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}"
         y = 0.355
@@ -143,8 +144,13 @@ def _draw(path: Path, explanation, facts: ModelFacts, lang: str, opacity: float 
             *(
                 [
                     (
-                        t["method"].format(
-                            size=facts.input_size, architecture=facts.architecture, method=method, target=target
+                        text.fill(
+                            t["method"],
+                            lang,
+                            size=facts.input_size,
+                            architecture=facts.architecture,
+                            method=method,
+                            target=target,
                         ),
                         8.5,
                         "normal",
@@ -154,12 +160,14 @@ def _draw(path: Path, explanation, facts: ModelFacts, lang: str, opacity: float 
                 else []
             ),
             (
-                t["model"].format(architecture=facts.architecture, version=__version__, sha=facts.weights_sha256),
+                text.fill(
+                    t["model"], lang, architecture=facts.architecture, version=__version__, sha=facts.weights_sha256
+                ),
                 8.5,
                 "normal",
             ),
             (_figures_line(facts, t, lang), 8.5, "normal"),
-            (t["date"].format(date=date), 8.5, "normal"),
+            (text.fill(t["date"], lang, date=date), 8.5, "normal"),
         ]
         for words, size, weight in blocks:
             lines = textwrap.wrap(words, 112 if size < 10 else 95)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from brainmri import ImageLoadError, Predictor, text
 from brainmri.evaluation import report
-from brainmri.inference.explain import HEATMAP_OPACITY, METHOD_NAMES
+from brainmri.inference.explain import CLASSLESS, HEATMAP_OPACITY, METHOD_NAMES
 from brainmri.ui.casereport import ModelFacts, write_case_report
 
 PREDICTED = "predicted"  # the class-to-explain choice that follows the prediction
@@ -52,12 +52,13 @@ def _note(explanation, lang: str = "en") -> str:
     words, verdict = say(lang), explanation.verdict
     top = text.class_name(explanation.label, lang)
     p = explanation.probabilities[explanation.label]
-    heatmap = words["heatmap"].format(
-        method=METHOD_NAMES[explanation.method], target=text.class_name(explanation.target, lang)
-    )
+    method, target = METHOD_NAMES[explanation.method], text.class_name(explanation.target, lang)
+    classless = explanation.method in CLASSLESS  # its map is the same for every class: it names none
+    entry = words["heatmap_classless" if classless else "heatmap"]
+    heatmap = text.fill(entry, lang, method=method, target=target)
     if verdict is None or verdict.ok:
-        return words["ok"].format(top=top, p=p, heatmap=heatmap)
-    return words[verdict.status].format(reason=verdict.reason_in(lang), top=top, p=p, heatmap=heatmap)
+        return text.fill(words["ok"], lang, top=top, p=p, heatmap=heatmap)
+    return text.fill(words[verdict.status], lang, reason=verdict.reason_in(lang), top=top, p=p, heatmap=heatmap)
 
 
 class UploadFile(gr.File):
@@ -127,7 +128,7 @@ class Handlers:
         try:
             return self.predictor.explain(path, target=None if target in (None, PREDICTED) else target, method=method)
         except ImageLoadError as err:
-            raise gr.Error(say(lang)["cannot_read"].format(error=err), print_exception=False) from None
+            raise gr.Error(text.fill(say(lang)["cannot_read"], lang, error=err), print_exception=False) from None
 
     def _overlay(self, e, opacity, outline) -> str:
         """The heatmap on the slice at its own resolution, as the page shows it."""
@@ -179,22 +180,25 @@ class Handlers:
         try:
             every = self.predictor.explain_all(path, method=method)
         except ImageLoadError as err:
-            raise gr.Error(say(lang)["cannot_read"].format(error=err), print_exception=False) from None
+            raise gr.Error(text.fill(say(lang)["cannot_read"], lang, error=err), print_exception=False) from None
+        if method in CLASSLESS:  # one map for every class: shown once, named for no class
+            return [(cached_image(every[0].overlay_original, self.output_dir), METHOD_NAMES[method])]
         return [
             (
                 cached_image(e.overlay_original, self.output_dir),
-                f"{text.class_name(e.target, lang)}: {e.probabilities[e.target]:.0%}",
+                f"{text.class_name(e.target, lang)}: {text.percent(e.probabilities[e.target], lang, digits=0)}",
             )
             for e in every
         ]
 
-    def report(self, path, request: gr.Request = None):
-        """One image file in; out: a one-page PDF case report (predicted class, Grad-CAM) in the page's language."""
+    def report(self, path, target=PREDICTED, method="gradcam", opacity=HEATMAP_OPACITY, request: gr.Request = None):
+        """One image file in; out: a one-page PDF case report in the page's language, its heatmap the one on the page
+        (the class, method and opacity chosen there)."""
         lang = page_language(request)
-        e = self._explain(path, lang=lang)
+        e = self._explain(path, target, method, lang)
         name = f"brainmri-report-{datetime.now():%Y%m%d-%H%M%S}.pdf"
         return cached_output(
-            self.output_dir, ".pdf", lambda out: write_case_report(out, e, self.facts, lang), name=name
+            self.output_dir, ".pdf", lambda out: write_case_report(out, e, self.facts, lang, opacity), name=name
         )
 
     def classify_batch(self, paths, request: gr.Request = None):
@@ -263,7 +267,7 @@ class Handlers:
                 list(paths) if isinstance(paths, (list, tuple)) else paths, plane or "axial"
             )
         except ImageLoadError as err:
-            raise gr.Error(say(lang)["cannot_read"].format(error=err), print_exception=False) from None
+            raise gr.Error(text.fill(say(lang)["cannot_read"], lang, error=err), print_exception=False) from None
         labels = self.predictor.labels
         rows = [
             [
@@ -282,7 +286,9 @@ class Handlers:
             return (gr.skip(),) * 6
         lang = page_language(request)
         words, summary = say(lang), result.summary()
-        line = words["scan"].format(
+        line = text.fill(
+            words["scan"],
+            lang,
             kind=summary["kind"],
             slices=summary["slices"],
             read=summary["read"],
@@ -292,13 +298,19 @@ class Handlers:
         )
         top = summary["most_suspicious"]
         if top:
-            line += words["scan_top"].format(
+            line += text.fill(
+                words["scan_top"],
+                lang,
                 top="; ".join(
-                    words["scan_top_item"].format(
-                        slice=t["slice"], label=text.class_name(t["label"], lang), p=t["tumour_probability"]
+                    text.fill(
+                        words["scan_top_item"],
+                        lang,
+                        slice=t["slice"],
+                        label=text.class_name(t["label"], lang),
+                        p=t["tumour_probability"],
                     )
                     for t in top[:3]
-                )
+                ),
             )
         first = top[0]["slice"] if top else 0
         strip = [
@@ -336,14 +348,20 @@ class Handlers:
         gray = result.volume.slices[index]
         if found is None or found.skipped:
             why = say(lang)["skipped"].get(found.skipped, found.skipped) if found else "—"
-            return cached_image(gray, self.output_dir), say(lang)["slice_skipped"].format(
-                index=index, last=last, why=why
+            return cached_image(gray, self.output_dir), text.fill(
+                say(lang)["slice_skipped"], lang, index=index, last=last, why=why
             )
         e = self.predictor.explain(gray)
         label = max(found.probabilities, key=found.probabilities.get)
         verdict = found.verdict.reason_in(lang) if not found.verdict.ok else ""
-        note = say(lang)["slice_note"].format(
-            index=index, last=last, label=text.class_name(label, lang), p=found.probabilities[label], verdict=verdict
+        note = text.fill(
+            say(lang)["slice_note"],
+            lang,
+            index=index,
+            last=last,
+            label=text.class_name(label, lang),
+            p=found.probabilities[label],
+            verdict=verdict,
         )
         return self._overlay(e, opacity, outline), note.strip()
 

@@ -12,7 +12,7 @@ import gradio as gr
 
 from brainmri import Predictor, text
 from brainmri.evaluation import report
-from brainmri.inference.explain import HEATMAP_OPACITY, METHOD_NAMES, SHOWN_METHODS
+from brainmri.inference.explain import CLASSLESS, HEATMAP_OPACITY, METHOD_NAMES, SHOWN_METHODS
 from brainmri.ui.casereport import ModelFacts
 from brainmri.ui.handlers import PREDICTED, Handlers, UploadFile, page_language, say
 
@@ -104,7 +104,8 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                 show_all.click(handlers.all_classes, [upload, method], [gallery], api_name="explain_all").success(
                     lambda: gr.update(visible=True), None, [gallery], api_visibility="private", queue=False
                 )
-                make_report.click(handlers.report, [upload], [report_file], api_name="report").success(
+                as_shown = [upload, target, method, opacity]  # the report's heatmap is the page's
+                make_report.click(handlers.report, as_shown, [report_file], api_name="report").success(
                     lambda: gr.update(visible=True), None, [report_file], api_visibility="private", queue=False
                 )
                 # one case at a time: a new image (upload, example, Clear) empties every output of the previous one
@@ -134,8 +135,12 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                     outputs=[overlay, slider, note],
                     api_visibility="private",
                 )
+                quietly = dict(queue=False, api_visibility="private")
                 for control in (target, method, outline):
                     control.input(**redraw)
+                method.input(  # EigenCAM's map is the same for every class: no class to choose
+                    lambda m: gr.update(interactive=m not in CLASSLESS), [method], [target], **quietly
+                )
                 opacity.release(**redraw)
             with gr.Tab(I18N("tab_scan")):
                 with gr.Row():
