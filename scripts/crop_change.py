@@ -52,7 +52,7 @@ def main() -> None:
             f"< 0.8: {100 * (values < 0.8).mean():.1f} %; mean overlap {values.mean():.3f}"
         )
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from test_transforms import _with_markers
+    from test_preprocess import _with_markers
 
     kept = {"threshold": [], "head": []}
     for path in sets["Testing"][::60]:

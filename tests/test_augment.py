@@ -99,3 +99,27 @@ def test_markers_land_near_the_edges_and_leave_the_head_alone():
         images, AugmentConfig(**{**cfg.__dict__, "marker_prob": 0.0}), torch.Generator().manual_seed(0)
     )
     assert torch.equal(none, images)
+
+
+def test_augment_batch_shape_range_and_seed():
+    images = torch.rand(8, 1, 32, 32)
+    for name in ("report", "strong"):
+        cfg = AugmentConfig.named(name)
+        a = augment_batch(images, cfg, torch.Generator().manual_seed(3))
+        b = augment_batch(images, cfg, torch.Generator().manual_seed(3))
+        assert a.shape == images.shape and a.min() >= 0 and a.max() <= 1
+        torch.testing.assert_close(a, b)
+        assert not torch.allclose(a, images)
+
+
+def test_augment_none_is_identity():
+    images = torch.rand(4, 1, 32, 32)
+    out = augment_batch(images, AugmentConfig.named("none"), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, images, atol=1e-5, rtol=0)
+
+
+def test_horizontal_flip_only():
+    images = torch.rand(2, 1, 16, 16)
+    cfg = AugmentConfig(rotate_deg=0, hflip=1.0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
+    out = augment_batch(images, cfg, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, images.flip(-1), atol=1e-5, rtol=0)

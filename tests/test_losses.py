@@ -22,7 +22,8 @@ def test_differentiable_cam_is_grad_cam_and_its_loss_counts_heat_outside():
     targets = torch.tensor([0, 2, 3])
     logits, tumour_map, cam = net(x, targets)
     assert tumour_map is None and cam.shape[0] == 3 and cam.requires_grad
-    library = feature_maps_cams(model, model.forward_features(x).detach(), targets.tolist(), (64, 64)).heatmaps
+    features = model.forward_features(x).detach()  # the loss's map: Grad-CAM of the true class's logit
+    library = feature_maps_cams(model, features, targets.tolist(), (64, 64), target_kind="logit").heatmaps
     ours = scale_cam_image(cam.detach().numpy(), (64, 64))
     for a, b in zip(ours, library):
         if a.max() > 0:

@@ -1,4 +1,4 @@
-"""Run by tests/test_training.py under torchrun: one DDP optimiser step on a shared global batch."""
+"""Run by tests/test_steps.py under torchrun: one DDP optimiser step on a shared global batch."""
 
 import sys
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Run by tests/test_training.py: `train.py train ARGS` that parks itself in the middle of an epoch.
+"""Run by tests/test_trainer.py: `train.py train ARGS` that parks itself in the middle of an epoch.
 
 The STOP_AT-th optimiser step writes MARKER and then waits, so the test knows the run is mid-epoch
 (some steps of the epoch applied in memory, none saved) when it kills the process with SIGKILL.

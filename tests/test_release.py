@@ -1,10 +1,12 @@
+"""Release folders: save and load, sha256 checks, the preprocessing they carry (brainmri.inference.release)."""
+
 import os
-import socket
 
 import pytest
 import timm
 import torch
 
+from brainmri.inference.preprocess import Preprocess
 from brainmri.inference.release import (
     CheckpointError,
     load_release,
@@ -13,8 +15,8 @@ from brainmri.inference.release import (
     sha256_file,
     verify_release,
 )
-from brainmri.training.model import PretrainedUnavailable, create_model, head_parameters, target_layer
-from helpers import CLASSES, TINY_ARCH
+from brainmri.training.model import create_model
+from helpers import CLASSES, TINY_ARCH, plain_preprocess
 
 
 def test_save_load_gives_identical_logits_and_labels(tmp_path):
@@ -75,31 +77,33 @@ def test_failed_save_keeps_the_previous_release(tiny_release, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["rel"]
 
 
-def test_pretrained_offline_fails_fast_with_the_way_out(monkeypatch):
-    from huggingface_hub import constants
+def test_release_config_carries_the_preprocessing(tmp_path):
+    from brainmri.inference.release import read_config, save_release
+    from brainmri.training.model import create_model
 
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-
-    def refuse(*args, **kwargs):
-        raise socket.gaierror(-2, "Name or service not known")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    with pytest.raises(PretrainedUnavailable) as err:
-        create_model("convnext_tiny", pretrained=True)
-    assert "--no-pretrained" in str(err.value) and "--init DIR" in str(err.value)
+    folder = save_release(create_model("test_convnext", image_size=32), tmp_path / "r", list("abcd"), content_crop=True)
+    config = read_config(folder)
+    assert config["preprocessing"] == {"grayscale": True, "content_crop": True, "pad_to_square": True}
+    assert Preprocess.from_release_config(config).content_crop is True
 
 
-def test_unknown_architecture_is_a_clear_error():
-    with pytest.raises(ValueError, match="not a timm architecture"):
-        create_model("convnext_nonexistent")
+def test_the_crop_travels_with_the_release(tmp_path):
+    from dataclasses import replace
 
+    import pytest
 
-def test_head_and_target_layer():
-    model = create_model("convnext_atto", num_classes=4, drop_rate=0.3)
-    names = {n for n, p in model.named_parameters() if any(p is q for q in head_parameters(model))}
-    assert names == {"head.norm.weight", "head.norm.bias", "head.fc.weight", "head.fc.bias"}
-    assert model.head.drop.p == 0.3 and model.head.fc.in_features == 320
-    assert target_layer(model) is model.stages[-1]
-    resnet = create_model("test_resnet", num_classes=4)
-    assert target_layer(resnet) is resnet.layer4  # the last stage, whatever the family
+    from brainmri.inference.release import read_config, save_release
+    from brainmri.training.model import create_model
+
+    pre = replace(plain_preprocess(content_crop=True), crop="head")
+    folder = save_release(
+        create_model("test_convnext", image_size=32), tmp_path / "r", list("abcd"), preprocessing=pre.release_steps()
+    )
+    config = read_config(folder)
+    rebuilt = Preprocess.from_release_config(config)
+    assert config["preprocessing"]["crop"] == "head" and rebuilt.crop == "head" and rebuilt.content_crop
+    del config["preprocessing"]["crop"]  # a release from before the head-region crop
+    assert Preprocess.from_release_config(config).crop == "threshold"
+    assert repr(pre) != repr(replace(pre, crop="threshold"))  # the decoded cache keeps them apart
+    with pytest.raises(ValueError, match="unknown head crop"):
+        replace(pre, crop="circle")

@@ -1,12 +1,11 @@
-import json
+"""Class folders: classes, unreadable files, the decoded-image cache, the validation split (brainmri.data.folders)."""
 
 import numpy as np
 import pytest
 
 from brainmri.data import folders as data_module
-from brainmri.data.dedup import duplicate_groups, find_pairs
 from brainmri.data.folders import check_classes, list_classes, load_folder, split_train_val
-from brainmri.evaluation.audit import AUDIT_PREPROCESS, dedup_paths, run_audit
+from brainmri.evaluation.audit import AUDIT_PREPROCESS
 from brainmri.inference.preprocess import Preprocess
 from helpers import CLASSES
 
@@ -52,38 +51,3 @@ def test_split_is_stratified_seeded_and_keeps_groups_together(dataset, cache_dir
     assert set(range(6)) <= set(train) or set(range(6)) <= set(val)
     again, _ = split_train_val(image_set, groups, 0.25, seed=0)
     assert np.array_equal(train, again)
-
-
-def test_planted_duplicates_are_found(dataset, cache_dir):
-    train = load_folder(dataset / "Training", AUDIT_PREPROCESS, cache_dir=cache_dir)
-    test = load_folder(dataset / "Testing", AUDIT_PREPROCESS, cache_dir=cache_dir)
-    pairs = find_pairs(test.phash, test.images, test.sha256, train.phash, train.images, train.sha256)
-    found = {(test.paths[p.a], train.paths[p.b], p.kind) for p in pairs}
-    assert ("glioma/planted-exact.png", "glioma/Tr-glioma-001.png", "exact") in found
-    assert ("pituitary/planted-near.jpg", "pituitary/Tr-pituitary-002.png", "near") in found
-    groups = duplicate_groups(len(test), [])
-    assert len(set(groups)) == len(test)
-
-
-def test_audit_writes_its_record(dataset, cache_dir, tmp_path):
-    report = run_audit(dataset, tmp_path / "audit", cache_dir=cache_dir)
-    out = tmp_path / "audit"
-    for name in (
-        "pairs.csv",
-        "summary.csv",
-        "audit.json",
-        "dedup_testing.txt",
-        "class_counts.png",
-        "sizes_and_modes.png",
-        "samples.png",
-    ):
-        assert (out / name).stat().st_size > 0, name
-    saved = json.loads((out / "audit.json").read_text())
-    assert saved["per_class"]["glioma"]["testing_exact_dup_in_training"] == 1
-    assert saved["per_class"]["pituitary"]["testing_near_dup_in_training"] >= 1
-    kept = (out / "dedup_testing.txt").read_text().split()
-    assert "glioma/planted-exact.png" not in kept and "pituitary/planted-near.jpg" not in kept
-    assert report["summary"]["dedup_testing_size"] == len(kept) <= report["summary"]["testing_images"] - 2
-    assert dedup_paths(dataset, cache_dir=cache_dir)[0] == kept
-    assert 0 <= report["shortcut"]["from_model_input_black_rows_cols"] <= 1
-    assert 0 <= report["shortcut"]["from_model_input_black_rows_cols_head_crop"] <= 1  # after the head crop

@@ -1,3 +1,5 @@
+"""Reading one image: formats, modes, bit depths, DICOM and the clear errors (brainmri.io.images)."""
+
 import io
 import struct
 import zlib

@@ -1,9 +1,10 @@
+"""One preprocessing path: the head crop, padding, resizing as timm does (brainmri.inference.preprocess)."""
+
 import numpy as np
 import torch
 from PIL import Image
 from timm.data import create_transform
 
-from brainmri.data.augment import AugmentConfig, augment_batch
 from brainmri.inference.preprocess import Preprocess, pad_to_square
 from brainmri.io.images import load_grayscale
 from helpers import png_bytes
@@ -47,30 +48,6 @@ def test_size_aspect_and_mode_do_not_reach_the_model():
     assert wide.shape == (64, 64) and (wide[:5] == 0).all()  # padded, not stretched
 
 
-def test_augment_batch_shape_range_and_seed():
-    images = torch.rand(8, 1, 32, 32)
-    for name in ("report", "strong"):
-        cfg = AugmentConfig.named(name)
-        a = augment_batch(images, cfg, torch.Generator().manual_seed(3))
-        b = augment_batch(images, cfg, torch.Generator().manual_seed(3))
-        assert a.shape == images.shape and a.min() >= 0 and a.max() <= 1
-        torch.testing.assert_close(a, b)
-        assert not torch.allclose(a, images)
-
-
-def test_augment_none_is_identity():
-    images = torch.rand(4, 1, 32, 32)
-    out = augment_batch(images, AugmentConfig.named("none"), torch.Generator().manual_seed(0))
-    torch.testing.assert_close(out, images, atol=1e-5, rtol=0)
-
-
-def test_horizontal_flip_only():
-    images = torch.rand(2, 1, 16, 16)
-    cfg = AugmentConfig(rotate_deg=0, hflip=1.0, scale=(1, 1), ratio=(1, 1), brightness=0, contrast=0)
-    out = augment_batch(images, cfg, torch.Generator().manual_seed(0))
-    torch.testing.assert_close(out, images.flip(-1), atol=1e-5, rtol=0)
-
-
 def test_content_crop_removes_the_file_framing():
     """The same head with wide black margins or none gives the same model input."""
     from brainmri.inference.preprocess import crop_to_content
@@ -85,16 +62,6 @@ def test_content_crop_removes_the_file_framing():
     plain = Preprocess.from_config(CFG)
     assert not np.array_equal(plain.fit(framed), plain.fit(head))
     assert np.array_equal(crop_to_content(np.zeros((40, 40), np.uint8)), np.zeros((40, 40), np.uint8))
-
-
-def test_release_config_carries_the_preprocessing(tmp_path):
-    from brainmri.inference.release import read_config, save_release
-    from brainmri.training.model import create_model
-
-    folder = save_release(create_model("test_convnext", image_size=32), tmp_path / "r", list("abcd"), content_crop=True)
-    config = read_config(folder)
-    assert config["preprocessing"] == {"grayscale": True, "content_crop": True, "pad_to_square": True}
-    assert Preprocess.from_release_config(config).content_crop is True
 
 
 def _with_markers(gray: np.ndarray) -> np.ndarray:
@@ -165,25 +132,3 @@ def test_head_crop_keeps_the_scalp_and_drops_what_lies_apart():
     assert head_box(gray, margin=0) == (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
     assert content_box(gray, margin=0)[0] == 5
     assert head_box(np.zeros((30, 30), np.uint8)) == (0, 30, 0, 30)
-
-
-def test_the_crop_travels_with_the_release(tmp_path):
-    from dataclasses import replace
-
-    import pytest
-
-    from brainmri.inference.release import read_config, save_release
-    from brainmri.training.model import create_model
-
-    pre = replace(Preprocess.from_config(CFG, content_crop=True), crop="head")
-    folder = save_release(
-        create_model("test_convnext", image_size=32), tmp_path / "r", list("abcd"), preprocessing=pre.release_steps()
-    )
-    config = read_config(folder)
-    rebuilt = Preprocess.from_release_config(config)
-    assert config["preprocessing"]["crop"] == "head" and rebuilt.crop == "head" and rebuilt.content_crop
-    del config["preprocessing"]["crop"]  # a release from before the head-region crop
-    assert Preprocess.from_release_config(config).crop == "threshold"
-    assert repr(pre) != repr(replace(pre, crop="threshold"))  # the decoded cache keeps them apart
-    with pytest.raises(ValueError, match="unknown head crop"):
-        replace(pre, crop="circle")
