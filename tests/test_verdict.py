@@ -1,6 +1,14 @@
 """The verdict's image checks (brainmri.inference.verdict)."""
 
 import numpy as np
+import pytest
+
+from brainmri import Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_release):
+    return Predictor.from_pretrained(tiny_release)
 
 
 def test_a_checkerboard_has_no_head(predictor):
