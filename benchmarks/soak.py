@@ -177,15 +177,23 @@ def soak(
     stop_at = time.time() + minutes * 60
 
     views = [0]
+    patience = {"httpx_kwargs": {"timeout": 60}}  # gradio_client's default is httpx's 5 s
 
     def user(index: int) -> None:
         client, own, turn = None, None, index
         while time.time() < stop_at:
-            if (turn - index) % visit == 0:  # a new page view: its own session for both clients
+            if own is None or (turn - index) % visit == 0:  # a new page view: its own session for both clients
                 if own is not None:
                     own.close()
-                client = Client(url, verbose=False, download_files=str(work / f"client-{index}"))
-                own = PageClient(url)
+                    own = None
+                try:  # a browser waits for a page as long as for an answer
+                    client = Client(url, verbose=False, download_files=str(work / f"client-{index}"), **patience)
+                    own = PageClient(url)
+                except Exception as err:  # counted; the visitor tries again
+                    with lock:
+                        errors.append(f"page: {str(err)[:160]}")
+                    time.sleep(1)
+                    continue
                 with lock:
                     views[0] += 1
             key, ask = requests(client, own, turn)
