@@ -2,6 +2,7 @@
 
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 from brainmri.ui.cache import Sweeper, sweep
@@ -57,3 +58,28 @@ def test_the_sweeper_keeps_its_schedule(tmp_path):
         time.sleep(0.05)
     sweeper.stop()
     assert not any(p.exists() for p in old)
+
+
+def test_the_sweeper_keeps_what_the_page_registered_before_it_started(tmp_path):
+    """The examples' copies: no component keeps them, yet the page needs them for its life."""
+    page = _files(tmp_path / "cache" / "examples", 2)
+    registered = {str(p) for p in page}
+    blocks = SimpleNamespace(blocks={}, temp_file_sets=[registered])
+    sweeper = Sweeper(blocks, every=60, age=-1)
+    later = _files(tmp_path / "cache" / "upload", 2)  # a request's, after the page was built
+    registered |= {str(p) for p in later}
+    assert sweep(blocks, age=-1, keep=sweeper.page_files) == 2
+    assert all(p.exists() for p in page) and not any(p.exists() for p in later)
+
+
+def test_a_built_page_keeps_its_figures_and_examples(tiny_release, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    from brainmri import Predictor
+    from brainmri.ui.page import EXAMPLES_DIR, build_demo
+
+    demo = build_demo(Predictor.from_pretrained(tiny_release), examples_dir=EXAMPLES_DIR)
+    sweeper = Sweeper(demo, every=60, age=-1)
+    examples = [f for f in sweeper.page_files if Path(f).suffix == ".jpg"]
+    assert len(examples) == len(list(EXAMPLES_DIR.glob("*")))  # the examples' copies are the page's
+    sweep(demo, age=-1, keep=sweeper.page_files)
+    assert all(Path(f).exists() for f in sweeper.page_files)

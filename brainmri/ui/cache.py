@@ -4,8 +4,10 @@ Gradio's ``delete_cache`` schedule walks each set of files it registered while r
 sets; under steady traffic one sweep meets "set changed size during iteration", the scheduled task ends, and from
 then on nothing is deleted (found by the soak benchmark: an hour of four clients). This sweeper does what that
 schedule means to do on snapshots of the sets, never stops on one file, and also sweeps the page's own output
-folder (answers written straight into the cache, :func:`brainmri.ui.handlers.cached_output`). Files a component
-keeps for the page's life (``keep_in_cache``: the Model tab's figures, the examples) stay.
+folder (answers written straight into the cache, :func:`brainmri.ui.handlers.cached_output`). What the page put
+there itself stays for its life: the files a component keeps (``keep_in_cache``: the Model tab's figures) and
+every file registered before the sweeper started (the examples' copies, which no component marks: deleted, the
+examples showed broken thumbnails and could not be clicked after the first sweep).
 """
 
 from __future__ import annotations
@@ -19,11 +21,18 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def sweep(blocks, age: float, folders: tuple[Path, ...] = (), now: float | None = None) -> int:
+def registered_files(blocks) -> set[str]:
+    """Every file ``blocks`` has registered in Gradio's cache so far."""
+    return {file for registered in list(blocks.temp_file_sets) for file in list(registered)}
+
+
+def sweep(
+    blocks, age: float, folders: tuple[Path, ...] = (), now: float | None = None, keep: frozenset[str] = frozenset()
+) -> int:
     """Delete what ``blocks`` registered and every file under ``folders`` written more than ``age`` seconds ago
-    (and the empty folders left); returns how many files went."""
+    (and the empty folders left), except ``keep`` and what a component keeps; returns how many files went."""
     now = time.time() if now is None else now
-    keep: set[str] = set()
+    keep = set(keep)
     for component in list(blocks.blocks.values()):
         keep |= set(getattr(component, "keep_in_cache", ()) or ())
     removed = 0
@@ -64,6 +73,7 @@ class Sweeper:
 
     def __init__(self, blocks, every: float, age: float, folders: tuple[Path, ...] = ()):
         self.blocks, self.every, self.age, self.folders = blocks, every, age, folders
+        self.page_files = frozenset(registered_files(blocks))  # the page's own, registered when it was built
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="brainmri-cache-sweeper", daemon=True)
 
@@ -77,6 +87,6 @@ class Sweeper:
     def _run(self) -> None:
         while not self._stopped.wait(self.every):
             try:
-                sweep(self.blocks, self.age, self.folders)
+                sweep(self.blocks, self.age, self.folders, keep=self.page_files)
             except Exception as err:  # the schedule must outlive any one sweep
                 log.warning("cache sweep failed (%s); trying again in %s s", type(err).__name__, self.every)
