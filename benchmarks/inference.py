@@ -40,10 +40,11 @@ def with_onnx(release: Path, workdir: Path, data: Path | None) -> Path:
 
 
 def gradcam_baseline(release: Path):
-    """pytorch-grad-cam's default call: GradCAM on the last stage of an unfrozen model, whole backward."""
+    """pytorch-grad-cam's default call: GradCAM on the last stage of an unfrozen model, whole backward, for the
+    page's heatmap target."""
     from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+    from brainmri.inference.explain import DEFAULT_TARGET, TARGETS
     from brainmri.inference.release import load_release
     from brainmri.training.model import target_layer
 
@@ -52,7 +53,7 @@ def gradcam_baseline(release: Path):
 
     def run(inputs, target: int):
         with GradCAM(model=model, target_layers=[target_layer(model)]) as cam:
-            return cam(input_tensor=inputs, targets=[ClassifierOutputTarget(target)])[0]
+            return cam(input_tensor=inputs, targets=[TARGETS[DEFAULT_TARGET](target)])[0]
 
     return run
 

@@ -55,7 +55,7 @@ def test_privacy_settings(app_module):
     demo = app_module.demo
     assert demo.analytics_enabled is False
     assert demo.delete_cache == page.cache_cleanup()
-    assert app_module.parse_args([]).sessions == 256  # page views kept in memory (Gradio's own default: 10,000)
+    assert app_module.parse_args([]).sessions == 64  # page views kept in memory (Gradio's own default: 10,000)
     args = app_module.parse_args([])
     assert args.host == "127.0.0.1" and args.share is False
     api = {d["api_name"] for d in demo.config["dependencies"] if d.get("api_name")}
