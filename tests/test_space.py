@@ -90,6 +90,22 @@ def test_bad_names_and_a_missing_token_get_one_clear_line(tmp_path, monkeypatch)
     assert train.main(["space", "--repo-id", "brainmri"]) == 2  # the command line says it in one line
 
 
+def test_the_git_way_stages_the_same_files_into_a_clone(tmp_path, capsys):
+    """`train.py space --stage DIR`: the files an upload sends (.gitattributes among them), into a clone."""
+    import train
+
+    clone = tmp_path / "brainmri-demo"
+    (clone / ".git").mkdir(parents=True)
+    (clone / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    assert train.main(["space", "--repo-id", "me/brainmri-demo", "--stage", str(clone)]) == 0
+    assert "git lfs install" in capsys.readouterr().out
+    staged = {p.relative_to(clone).as_posix() for p in clone.rglob("*") if p.is_file() and ".git/" not in str(p)}
+    api = StandInApi()
+    space.publish_space("me/brainmri", api=api)
+    assert staged == set(api.files) and ".gitattributes" in staged
+    assert "*.safetensors" in (clone / ".gitattributes").read_text() and "lfs" in (clone / ".gitattributes").read_text()
+
+
 @pytest.mark.slow  # builds the page from the staged Space in a fresh process
 def test_the_staged_space_builds_its_page_on_its_own(tmp_path):
     sizes = space.stage_space(tmp_path / "space")

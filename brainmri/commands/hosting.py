@@ -14,8 +14,15 @@ def cmd_push(args) -> int:
 
 
 def cmd_space(args) -> int:
-    from brainmri.ui.space import publish_space
+    from pathlib import Path
 
+    from brainmri.ui.space import publish_space, stage_space
+
+    if args.stage:  # the git way: the files into a clone of the Space, to commit and push
+        sizes = stage_space(Path(args.stage), extra=tuple(args.also))
+        print(f"{len(sizes)} files, {sum(sizes.values()) / 2**20:.1f} MB in {args.stage}; now, in it: git lfs install,")
+        print("git add . && git commit -m 'Publish the brainmri app' && git push")
+        return 0
     url, sizes = publish_space(args.repo_id, private=args.private, token=args.token, extra=tuple(args.also))
     largest = sorted(sizes.items(), key=lambda item: -item[1])[:3]
     print(
@@ -47,4 +54,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="PATTERN",
         help="more files for the Space (glob patterns from the repository root, e.g. 'docs/**/*')",
     )
+    p.add_argument("--stage", default=None, metavar="DIR", help="write the files into DIR (a clone), no upload")
     p.set_defaults(func=cmd_space)

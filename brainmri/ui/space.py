@@ -81,9 +81,12 @@ def stage_space(folder: Path, root: Path = ROOT, extra: tuple[str, ...] = ()) ->
         target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, target)
+    if (root / ".gitattributes").is_file():  # the large files marked for Git LFS, for those who push with git
+        shutil.copy2(root / ".gitattributes", folder / ".gitattributes")
     (folder / "README.md").write_text(space_readme((root / "README.md").read_text(), weights_licence(root / MODEL)))
     (folder / "requirements.txt").write_text(space_requirements((root / "requirements.txt").read_text()))
-    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.relative_to(folder).parts[0] != ".git"]
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in files}  # a clone's own .git/ is not ours
 
 
 def publish_space(
