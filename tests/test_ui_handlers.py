@@ -201,6 +201,7 @@ def test_scan_tab_analyses_a_volume_and_moves_through_it(handlers, dataset, tmp_
             ]
     summary_text, slider, strip, suspicious, image, note = handlers.scan_page(result, request=FakeRequest("fr"))
     assert "NIfTI" in summary_text and "coupes" in summary_text and slider["maximum"] == 7
+    assert "numérotées de 0 à 7" in summary_text  # the numbering said once, as the slider and the tables use it
     assert set(strip["class"]) <= {"Gliome", "Méningiome", "Pas de tumeur", "Tumeur hypophysaire"}
     assert list(suspicious.columns)[0] == "coupe" and Image.open(image).size == (64, 64)
     top = summary["most_suspicious"][0]["slice"]

@@ -295,6 +295,7 @@ class Handlers:
             skipped=summary["skipped"],
             ok=summary["ok"],
             plane=words["planes"].get(summary["plane"], summary["plane"]),
+            last=len(result.volume) - 1,
         )
         top = summary["most_suspicious"]
         if top:
