@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             s = result["soak"]
             print(
                 f"soak: {s['requests']} requests, {s['errors']} errors, {s['differing_answers']} answers unlike the "
-                f"first, RSS growth after 5 min {s['rss_growth_after_5_min']}, cache {s['cache_after_sweep']} files "
+                f"first, RSS growth after 5 min {s['rss_growth_after_5_min']} (window medians: "
+                f"{s['rss_median_growth_after_5_min']}), cache {s['cache_after_sweep']} files "
                 f"(floor {s['cache_floor']}) {s['seconds_to_floor']} s after the last request"
             )
         if args.what in ("all", "inference"):

@@ -8,9 +8,11 @@ every page view until its session capacity, so page views, not requests, are wha
 
 Every answer is reduced to a fingerprint (labels and probabilities, the pixels of every image, the PDF's text without
 its date) and compared with the first answer to the same request: a different one is cross-talk or drift. Every
-``every`` minutes it prints the server's resident memory, its open file descriptors (by kind), the page views opened,
-the files in Gradio's cache, p50/p95 latency and the errors; after the last request it waits for the cache to fall
-back to its floor. Figures are printed and saved, never asserted.
+``every`` minutes it prints the server's resident memory, its open file descriptors (by kind), the page views
+opened, the files in Gradio's cache, p50/p95 latency and the errors; after the last request it waits for the cache
+to fall back to its floor. Resident memory is also sampled every 10 s, and each window's median compared (growth
+apart from the working memory of the requests in flight at one reading). Figures are printed and saved, never
+asserted.
 """
 
 from __future__ import annotations
@@ -247,9 +249,14 @@ def soak(
     threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(clients)]
     for thread in threads:
         thread.start()
+    samples: list[tuple[float, float]] = []  # (minutes, resident MB) every 10 s: growth apart from one request's
+    next_row = t0 + every * 60
     while time.time() < stop_at:
-        time.sleep(min(every * 60, max(0.0, stop_at - time.time())))
-        row("traffic")
+        time.sleep(min(10.0, max(0.0, stop_at - time.time())))
+        samples.append((round((time.time() - t0) / 60, 2), round(status_mb(server.pid), 1)))
+        if time.time() >= next_row or time.time() >= stop_at:
+            row("traffic")
+            next_row += every * 60
     for thread in threads:
         thread.join(timeout=120)
     row("last request")
@@ -263,7 +270,15 @@ def soak(
     shutil.rmtree(work, ignore_errors=True)
     traffic = [r for r in rows if r["at"] == "traffic"]
     base = next((r["rss_mb"] for r in traffic if r["minutes"] >= 5), rows[0]["rss_mb"])
+    windows = {}  # the median resident memory of each `every`-minute window of the 10-s samples
+    for minute, mb in samples:
+        windows.setdefault(int(minute // every), []).append(mb)
+    medians = {f"{k * every:g}-{(k + 1) * every:g}": statistics.median(v) for k, v in sorted(windows.items())}
+    after_5 = [m for k, m in zip(sorted(windows), medians.values()) if k * every >= 5]
     return {
+        "rss_samples": samples,
+        "rss_window_medians": medians,
+        "rss_median_growth_after_5_min": round(after_5[-1] / after_5[0] - 1, 4) if len(after_5) > 1 else None,
         "minutes": minutes,
         "clients": clients,
         "requests_per_page_view": visit,
