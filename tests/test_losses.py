@@ -52,7 +52,7 @@ def test_centres_target_is_the_pointing_games_rule():
     from brainmri.training.losses import cam_target_cells
 
     rng = np.random.default_rng(0)
-    masks = np.zeros((40, 112, 112), np.uint8)
+    masks = np.zeros((24, 112, 112), np.uint8)
     for m in masks:  # ellipses of 3 to 30 px, anywhere
         cy, cx = rng.integers(10, 102, 2)
         ry, rx = rng.integers(2, 16, 2)

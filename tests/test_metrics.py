@@ -55,7 +55,7 @@ def test_the_vectorised_statistics_are_scikit_learns_on_every_resample():
     truth = np.array([0] * 9 + [1] * 2 + [3] * 13)  # a rare class, often missing from a resample; no class 2
     said = np.where(rng.random(len(truth)) < 0.7, truth, rng.integers(0, 4, len(truth)))
     present = [0, 1, 3]
-    rows = rng.integers(0, len(truth), (200, len(truth)))
+    rows = rng.integers(0, len(truth), (100, len(truth)))
     f1 = macro_f1_of(present)(truth[rows], said[rows])
     for k, row in enumerate(rows):
         assert accuracy_of(truth[row], said[row]) == accuracy_score(truth[row], said[row])
@@ -64,8 +64,8 @@ def test_the_vectorised_statistics_are_scikit_learns_on_every_resample():
     def sklearn_f1(t, p):
         return f1_score(t, p, labels=present, average="macro", zero_division=0)
 
-    slow = bootstrap_ci(truth, said, sklearn_f1, n=200)
-    assert bootstrap_ci(truth, said, macro_f1_of(present), n=200, vectorized=True) == pytest.approx(slow, abs=1e-12)
+    slow = bootstrap_ci(truth, said, sklearn_f1, n=100)
+    assert bootstrap_ci(truth, said, macro_f1_of(present), n=100, vectorized=True) == pytest.approx(slow, abs=1e-12)
 
 
 @pytest.mark.slow  # trains, exports or serves
