@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from brainmri.ui import heap
+
 log = logging.getLogger(__name__)
 
 
@@ -69,7 +71,8 @@ def _remove_if_old(path: Path, now: float, age: float) -> int:
 
 
 class Sweeper:
-    """Runs :func:`sweep` every ``every`` seconds in a daemon thread until :meth:`stop`."""
+    """Runs :func:`sweep` every ``every`` seconds in a daemon thread until :meth:`stop`, then hands the memory the
+    requests since the last sweep freed back to the system (:func:`brainmri.ui.heap.trim`)."""
 
     def __init__(self, blocks, every: float, age: float, folders: tuple[Path, ...] = ()):
         self.blocks, self.every, self.age, self.folders = blocks, every, age, folders
@@ -88,5 +91,6 @@ class Sweeper:
         while not self._stopped.wait(self.every):
             try:
                 sweep(self.blocks, self.age, self.folders, keep=self.page_files)
+                heap.trim()
             except Exception as err:  # the schedule must outlive any one sweep
                 log.warning("cache sweep failed (%s); trying again in %s s", type(err).__name__, self.every)

@@ -295,8 +295,10 @@ def launch(
     configuration and its loaded scan: memory grows with every page view until then (docs/record/benchmarks.md)."""
     from gradio.utils import get_upload_folder
 
+    from brainmri.ui import heap
     from brainmri.ui.cache import Sweeper
 
+    heap.limit_arenas()  # before the server starts its threads: they share two arenas (ui.heap)
     every, age = demo.delete_cache or cache_cleanup()  # the page's own schedule, sure to keep running (ui.cache)
     Sweeper(demo, every, age, (Path(get_upload_folder()) / "brainmri",)).start()
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
