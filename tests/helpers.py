@@ -266,3 +266,10 @@ def plain_preprocess(size: int = 64, content_crop: bool = True):
 
     config = {"input_size": (3, size, size), "interpolation": "bilinear", "crop_pct": 1.0, "mean": (0.5,) * 3}
     return Preprocess.from_config({**config, "std": (0.5,) * 3}, content_crop=content_crop)
+
+
+class FakeRequest:
+    """What a page handler reads of gr.Request: the browser's headers."""
+
+    def __init__(self, accept_language: str):
+        self.headers = {"accept-language": accept_language}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from brainmri import text
 from brainmri.ui import page as ui_page
 from helpers import free_port
 
@@ -206,4 +207,55 @@ def test_french_interface(server, browser):
     page.get_by_role("tab", name="À propos").click()
     page.get_by_role("heading", name="Les quatre classes").wait_for(timeout=30_000)
     assert page.get_by_text("Lire une carte de chaleur").count() > 0
+    page.close()
+
+
+@pytest.mark.parametrize(
+    "locale, words",
+    [
+        (
+            "en-US",
+            {"tab": "Teach", "reveal": "Reveal", "case": "Case {n} of", "truth": "The truth:", "done": "revealed"},
+        ),
+        (
+            "fr-FR",
+            {"tab": "Enseigner", "reveal": "Révéler", "case": "Cas {n} sur", "truth": "La vérité", "done": "révélés"},
+        ),
+    ],
+)
+def test_teach_tab_walks_five_cases(server, browser, locale, words):
+    """Five cases as a learner takes them: pick a class, reveal (truth, model, heatmap beside the reader's outline,
+    teaching point, score), the next case by the arrow key or the button; back with ← shows the answer kept."""
+    from brainmri.ui.teach import load_cases
+
+    url, app = server
+    cases = load_cases()
+    page = browser.new_page(locale=locale, viewport={"width": 1400, "height": 1300})
+    page.goto(url)
+    page.get_by_role("tab", name=words["tab"]).click()
+    reveal = page.get_by_role("button", name=words["reveal"], exact=True)
+    reveal.wait_for(timeout=30_000)
+    lang = locale[:2]
+    for n, case in enumerate(cases[:5], start=1):
+        page.get_by_role("heading", name=words["case"].format(n=n)).wait_for(timeout=30_000)
+        assert page.get_by_text(words["truth"]).count() == 0  # nothing given away before the answer
+        page.get_by_label(text.class_name(case.truth, lang), exact=True).check()
+        reveal.click()
+        page.get_by_text(words["truth"]).first.wait_for(timeout=60_000)
+        page.get_by_text(text.t(f"teach.points.{case.id}", lang)[:40]).first.wait_for(timeout=10_000)
+        page.wait_for_function(  # the heatmap and the reader's outline, drawn
+            "() => [...document.querySelectorAll('.teach img')].filter(i => i.naturalWidth > 100).length >= 3",
+            timeout=30_000,
+        )
+        if n == 3 and lang == "en":
+            page.screenshot(path=str(SHOTS / "app-teach.png"), full_page=True)
+        if n % 2:
+            page.locator("body").press("ArrowRight")  # the keyboard, as in a lecture
+        else:
+            page.get_by_role("button", name=text.t("page.teach_next", lang)).click()
+    page.get_by_role("heading", name=words["case"].format(n=6)).wait_for(timeout=30_000)
+    page.locator("body").press("ArrowLeft")
+    page.get_by_role("heading", name=words["case"].format(n=5)).wait_for(timeout=30_000)
+    page.get_by_text(words["truth"]).first.wait_for(timeout=30_000)  # case 5 comes back revealed
+    assert page.get_by_text(words["done"]).count() > 0  # the running score
     page.close()

@@ -52,6 +52,8 @@ def test_the_space_gets_exactly_what_the_page_needs():
         "assets/model/config.json",
         "assets/model/README.md",
         "assets/metrics/metrics.json",
+        "assets/teach/cases.json",
+        "assets/teach/README.md",
     ):
         assert needed in files, needed
     assert {f for f in files if f.startswith("assets/examples/")}

@@ -11,7 +11,7 @@ from PIL import Image
 
 from brainmri import Predictor, text
 from brainmri.ui.handlers import Handlers
-from helpers import CLASSES, png_bytes, synthetic_scan
+from helpers import CLASSES, FakeRequest, png_bytes, synthetic_scan
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +19,6 @@ def handlers(tiny_release, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio")))  # outputs land here
         yield Handlers(Predictor.from_pretrained(tiny_release))
-
-
-class FakeRequest:
-    """What a handler reads of gr.Request: the browser's headers."""
-
-    def __init__(self, accept_language: str):
-        self.headers = {"accept-language": accept_language}
 
 
 def _first_ok(handlers, dataset):

@@ -15,11 +15,13 @@ from brainmri.evaluation import report
 from brainmri.inference.explain import CLASSLESS, HEATMAP_OPACITY, METHOD_NAMES, SHOWN_METHODS
 from brainmri.ui.casereport import ModelFacts
 from brainmri.ui.handlers import PREDICTED, Handlers, UploadFile, page_language, say
+from brainmri.ui.teach import KEYS_JS, TEACH_DIR, Progress, Teacher, load_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = str(ROOT / "assets" / "model")
 METRICS_DIR = ROOT / "assets" / "metrics"
 EXAMPLES_DIR = ROOT / "assets" / "examples"
+TEACH_CSS = ".teach .prose { font-size: 1.2rem; }"  # the Teach tab's words, legible from the back of a lecture room
 MAX_FILE_SIZE = "500mb"  # a whole scan (brainmri.io.volumes.MAX_VOLUME_BYTES); one slice is refused over 25 MB
 FILE_TYPES = [".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"]
 SCAN_TYPES = [".zip", ".dcm", ".nii", ".gz"]  # a DICOM series (files or a zip), a multi-frame DICOM, a NIfTI volume
@@ -214,6 +216,8 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                     queue=False,
                     api_visibility="private",
                 )
+            with gr.Tab(I18N("tab_teach")):
+                _teach_tab(demo, predictor, handlers.output_dir, localised)
             with gr.Tab(I18N("tab_model")):
                 runtime = gr.Markdown(say("en")["runtime"].format(backend=predictor.backend.name))
                 localised.append((runtime, lambda lang: say(lang)["runtime"].format(backend=predictor.backend.name)))
@@ -231,6 +235,40 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
 
         demo.load(localise, None, [component for component, _ in localised], api_visibility="private", queue=False)
     return demo
+
+
+def _teach_tab(demo: gr.Blocks, predictor: Predictor, output_dir: Path, localised: list) -> None:
+    """One case at a time, large: pick a class, reveal, move on with the buttons or the arrow keys (ui.teach)."""
+    teacher = Teacher(predictor, load_cases(), output_dir)
+
+    def classes(lang):
+        return [(text.class_name(k, lang), k) for k in predictor.labels]
+
+    progress = gr.State(Progress())
+    header = gr.Markdown()
+    with gr.Row(elem_classes="teach"):
+        with gr.Column(scale=3):
+            case = gr.Image(label=I18N("teach_slice"), type="filepath", interactive=False, height=560)
+        with gr.Column(scale=2):
+            pick = gr.Radio(classes("en"), label=I18N("teach_pick"))
+            localised.append((pick, lambda lang: gr.update(choices=classes(lang))))
+            reveal = gr.Button(I18N("teach_reveal"), variant="primary")
+            result, point = gr.Markdown(), gr.Markdown()
+            with gr.Row():
+                back = gr.Button(I18N("teach_prev"), elem_id="teach-prev")
+                on = gr.Button(I18N("teach_next"), elem_id="teach-next")
+            score = gr.Markdown()
+            keys = gr.Markdown(text.t("teach.keys"))
+            localised.append((keys, lambda lang: text.t("teach.keys", lang)))
+    with gr.Row(elem_classes="teach"):
+        heatmap = gr.Image(label=I18N("teach_heatmap"), interactive=False, visible=False, height=420)
+        traced = gr.Image(label=I18N("teach_outline"), interactive=False, visible=False, height=420)
+    shown = [progress, header, case, pick, result, heatmap, traced, point, score]
+    quietly = dict(api_visibility="private")
+    reveal.click(teacher.reveal, [progress, pick], shown, **quietly)
+    back.click(teacher.previous, [progress], shown, **quietly)
+    on.click(teacher.next, [progress], shown, **quietly)
+    demo.load(teacher.current, [progress], shown, **quietly)
 
 
 def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, localised) -> None:
@@ -307,7 +345,9 @@ def launch(
         server_port=port,
         share=share,
         max_file_size=MAX_FILE_SIZE,
-        allowed_paths=[str(EXAMPLES_DIR)],
+        allowed_paths=[str(EXAMPLES_DIR), str(TEACH_DIR)],
+        js=KEYS_JS,
+        css=TEACH_CSS,
         state_session_capacity=sessions,
         run_history=False,
         i18n=I18N,

@@ -22,7 +22,8 @@ from brainmri.inference.release import verify_release
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "assets/model"
 METRICS = "assets/metrics"
-# what the page needs besides the release: the code, its words, its saved evaluation, the examples, the README's images
+# what the page needs besides the release: the code, its words, its saved evaluation, the examples, the teaching cases,
+# the README's images
 PATTERNS = (
     "app.py",
     "pyproject.toml",
@@ -30,6 +31,7 @@ PATTERNS = (
     "brainmri/locales/*.toml",
     f"{METRICS}/**/*",
     "assets/examples/*",
+    "assets/teach/*",
     "assets/screenshots/*",
 )
 EXCLUDED = ("__pycache__", ".pyi", ".pyc")
