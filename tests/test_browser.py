@@ -176,7 +176,7 @@ def test_scan_tab_with_a_small_nifti(server, browser, tmp_path):
     page.wait_for_timeout(1000)
     page.get_by_role("button", name="Analyse the scan").click()
     page.get_by_text("NIfTI").first.wait_for(timeout=60_000)
-    note = page.get_by_text(re.compile(r"^Slice \d+ of 7")).first
+    note = page.get_by_text(re.compile(r"^Slice \d+ \(of 0–7\)")).first
     note.wait_for(timeout=30_000)
     before = note.inner_text()
     slider = page.locator("input[type=range]:visible").first  # the Scan tab's slice slider
@@ -184,9 +184,15 @@ def test_scan_tab_with_a_small_nifti(server, browser, tmp_path):
     box = slider.bounding_box()
     page.mouse.click(box["x"] + 3, box["y"] + box["height"] / 2)  # to the first slice
     page.wait_for_function(
-        "() => [...document.querySelectorAll('p')].some(p => p.innerText.startsWith('Slice 0 of 7'))", timeout=30_000
+        "() => [...document.querySelectorAll('p')].some(p => p.innerText.startsWith('Slice 0 (of 0–7)'))",
+        timeout=30_000,
     )
-    assert before.startswith("Slice") and page.get_by_text(re.compile(r"^Slice 0 of 7")).count() > 0
+    assert before.startswith("Slice") and page.get_by_text(re.compile(r"^Slice 0 \(of 0–7\)")).count() > 0
+    number = page.locator("input[type=number]:visible").first  # typing a slice number goes there too
+    number.fill("5")
+    page.get_by_text(re.compile(r"^Slice 5 \(of 0–7\)")).first.wait_for(timeout=30_000)
+    legend = page.locator("span[style*='color:#0072B2']")  # the strip's legend: each class by its colour
+    assert legend.count() > 0 and page.get_by_text("Glioma").count() > 0
     page.screenshot(path=str(SHOTS / "app-scan.png"), full_page=True)
     page.close()
 

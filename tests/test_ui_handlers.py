@@ -192,17 +192,20 @@ def test_scan_tab_analyses_a_volume_and_moves_through_it(handlers, dataset, tmp_
             assert row[2:] == [
                 round(v, 4) for v in handlers.predictor.screen(result.volume.slices[one.index])[0].values()
             ]
-    summary_text, slider, strip, suspicious, image, note = handlers.scan_page(result, request=FakeRequest("fr"))
+    summary_text, slider, strip, suspicious, image, note, key = handlers.scan_page(result, request=FakeRequest("fr"))
     assert "NIfTI" in summary_text and "coupes" in summary_text and slider["maximum"] == 7
     assert "numérotées de 0 à 7" in summary_text  # the numbering said once, as the slider and the tables use it
-    assert set(strip["class"]) <= {"Gliome", "Méningiome", "Pas de tumeur", "Tumeur hypophysaire"}
+    names = {"Gliome", "Méningiome", "Pas de tumeur", "Tumeur hypophysaire"}
+    assert set(strip["value"]["class"]) <= names and set(strip["color_map"]) == names  # one colour per class
+    assert len(set(strip["color_map"].values())) == 4 and all(f"{name}" in key for name in names)  # the legend
+    assert all(colour in key for colour in strip["color_map"].values())
     assert list(suspicious.columns)[0] == "coupe" and Image.open(image).size == (64, 64)
     top = summary["most_suspicious"][0]["slice"]
-    assert slider["value"] == top and f"Coupe {top} sur 7" in note
+    assert slider["value"] == top and f"Coupe {top} (sur 0–7)" in note
     update, image, note = handlers.jump_from_plot(result, 0.45, True, FakeSelect(index=[2.2, 3.9]))
-    assert update["value"] == 3 and "Slice 3 of 7" in note
+    assert update["value"] == 3 and "Slice 3 (of 0–7)" in note
     update, image, note = handlers.jump_from_table(result, 0.45, True, FakeSelect(row_value=[5, "x", 0.5, "ok"]))
-    assert update["value"] == 5 and "Slice 5 of 7" in note
+    assert update["value"] == 5 and "Slice 5 (of 0–7)" in note
 
 
 def test_scan_tab_refuses_bad_uploads_clearly(handlers, tmp_path):

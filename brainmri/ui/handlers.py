@@ -24,6 +24,8 @@ from brainmri.inference.explain import CLASSLESS, HEATMAP_OPACITY, METHOD_NAMES
 from brainmri.ui.casereport import ModelFacts, write_case_report
 
 PREDICTED = "predicted"  # the class-to-explain choice that follows the prediction
+# the scan strip's lines, one colour per class (Okabe and Ito's palette: told apart with any colour vision)
+CLASS_COLOURS = {"glioma": "#0072B2", "meningioma": "#E69F00", "notumor": "#009E73", "pituitary": "#CC79A7"}
 SUSPICIOUS_ROWS = 10
 
 
@@ -283,7 +285,7 @@ class Handlers:
         """The page after an analysis: the summary in words, the slider on the most suspicious slice, the
         probability strip, the most suspicious slices, and that slice with its heatmap."""
         if result is None:
-            return (gr.skip(),) * 6
+            return (gr.skip(),) * 7
         lang = page_language(request)
         words, summary = say(lang), result.summary()
         line = text.fill(
@@ -323,19 +325,24 @@ class Handlers:
             [
                 s.index,
                 text.class_name(max(s.probabilities, key=s.probabilities.get), lang),
-                round(s.tumour_probability(), 4),
+                text.percent(s.tumour_probability(), lang),
                 text.status_name(s.verdict.status, lang),
             ]
             for s in result.most_suspicious(SUSPICIOUS_ROWS)
         ]
         image, note = self.scan_slice(result, first, opacity, outline, request)
+        colours = {text.class_name(k, lang): CLASS_COLOURS.get(k, "#555555") for k in self.predictor.labels}
+        key = " ".join(  # the strip's legend: Gradio 6.31's own shows the title alone
+            f'<span style="color:{colour}">&#9473;&#9473;</span>&nbsp;{name}' for name, colour in colours.items()
+        )
         return (
             line,
             gr.update(minimum=0, maximum=max(len(result.volume) - 1, 1), value=first, visible=True),
-            pd.DataFrame(strip, columns=["slice", "class", "probability"]),
+            gr.update(value=pd.DataFrame(strip, columns=["slice", "class", "probability"]), color_map=colours),
             pd.DataFrame(suspicious, columns=words["suspicious_headers"]),
             image,
             note,
+            f"{words['strip_key']} {key}",
         )
 
     def scan_slice(self, result, index, opacity=HEATMAP_OPACITY, outline=True, request: gr.Request = None):

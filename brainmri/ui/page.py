@@ -153,14 +153,26 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                         plane = gr.Radio(["axial", "coronal", "sagittal"], value="axial", label=I18N("plane"))
                         analyse = gr.Button(I18N("analyse"), variant="primary")
                         scan_text = gr.Markdown()
-                        suspicious = gr.Dataframe(label=I18N("suspicious"), interactive=False)
+                        suspicious = gr.Dataframe(
+                            label=I18N("suspicious"),
+                            interactive=False,
+                            wrap=True,
+                            column_widths=["16%", "34%", "22%", "28%"],
+                        )
                     with gr.Column(scale=2):
                         position = gr.Slider(0, 1, value=0, step=1, label=I18N("slice"), visible=False)
                         slice_note = gr.Markdown()
                         slice_view = gr.Image(label=I18N("slice_view"), type="filepath", interactive=False)
                         strip = gr.LinePlot(
-                            x="slice", y="probability", color="class", y_lim=[0, 1], label=I18N("strip"), height=320
+                            x="slice",
+                            y="probability",
+                            color="class",
+                            y_lim=[0, 1],
+                            x_axis_format="d",  # whole slices only
+                            label=I18N("strip"),
+                            height=320,
                         )
+                        strip_key = gr.HTML()
                 with gr.Accordion(I18N("all_slices"), open=False):
                     per_slice = gr.Dataframe(interactive=False)
                     scan_json = gr.JSON(label=I18N("scan_summary"))
@@ -173,13 +185,14 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                 ).success(
                     handlers.scan_page,
                     [scan_state, opacity, outline],
-                    [scan_text, position, strip, suspicious, slice_view, slice_note],
+                    [scan_text, position, strip, suspicious, slice_view, slice_note, strip_key],
                     api_visibility="private",
                 )
-                position.release(
+                position.input(  # dragged or typed: the newest slice asked for is the one drawn
                     handlers.scan_slice,
                     [scan_state, position, opacity, outline],
                     [slice_view, slice_note],
+                    trigger_mode="always_last",
                     api_visibility="private",
                 )
                 strip.select(
@@ -195,9 +208,20 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                     api_visibility="private",
                 )
                 scan_files.change(
-                    lambda: (None, None, None, "", gr.update(value=0, visible=False), None, None, None, ""),
+                    lambda: (None, None, None, "", gr.update(value=0, visible=False), None, None, None, "", ""),
                     None,
-                    [per_slice, scan_json, scan_state, scan_text, position, strip, suspicious, slice_view, slice_note],
+                    [
+                        per_slice,
+                        scan_json,
+                        scan_state,
+                        scan_text,
+                        position,
+                        strip,
+                        suspicious,
+                        slice_view,
+                        slice_note,
+                        strip_key,
+                    ],
                     queue=False,
                     api_visibility="private",
                 )
