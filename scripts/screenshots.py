@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""The README's pictures: the Classify tab after classifying an example, and a case report page.
+"""The README's pictures, in English: the Classify tab after classifying an example, the Scan tab on a whole scan
+(one TCGA-LGG patient's FLAIR when ../shared/data is beside the repository, else the examples stacked), the Model
+tab, the Teach tab with a case revealed, and a case report page.
 
     python scripts/screenshots.py [--out assets/screenshots] [--chromium /usr/bin/chromium]
 
@@ -28,6 +30,34 @@ def shrink(source: Path, target: Path, width: int = 900) -> None:
     if image.width > width:
         image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
     image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+
+
+def _shot(page, tmp: Path, out: Path, name: str, full_page: bool = False) -> None:
+    page.screenshot(path=str(tmp / name), full_page=full_page)
+    shrink(tmp / name, out / name)
+
+
+def _scan(tmp: Path) -> Path:
+    """A NIfTI volume for the Scan tab: a TCGA-LGG patient's FLAIR scan, or the four examples twice."""
+    import numpy as np
+    from PIL import Image
+
+    from helpers import nifti_bytes
+
+    lgg = ROOT.parent / "shared" / "data" / "tcga-lgg"
+    if lgg.is_dir():
+        from brainmri.data.lgg import scan
+
+        slices = scan(lgg, "TCGA_CS_4941_19960909")
+    else:
+        from brainmri.ui import page
+
+        examples = sorted(page.EXAMPLES_DIR.glob("*"))
+        slices = [np.asarray(Image.open(p).convert("L").resize((256, 256))) for p in examples] * 2
+    voxels = np.stack([np.flipud(np.fliplr(s)).T for s in slices], axis=-1)  # X x Y x Z, as the slices show it
+    path = tmp / "scan.nii.gz"
+    path.write_bytes(nifti_bytes(np.ascontiguousarray(voxels), gz=True))
+    return path
 
 
 def main() -> int:
@@ -66,18 +96,35 @@ def main() -> int:
                 page = browser.new_page(locale="en-US", viewport={"width": 1300, "height": 1000})
                 page.goto(f"http://127.0.0.1:{port}/")
                 page.get_by_role("button", name="Classify", exact=True).wait_for(timeout=30_000)
-                page.locator("input[type=file]").first.set_input_files(str(example))
-                page.wait_for_timeout(1000)
-                page.get_by_role("button", name="Classify", exact=True).click()
+                page.locator("input[type=file]").first.set_input_files(str(example))  # classified on upload
                 page.get_by_text("Heatmap: Grad-CAM for").first.wait_for(timeout=60_000)
                 page.wait_for_timeout(1500)
-                shot = Path(tmp) / "classify.png"
-                page.screenshot(path=str(shot), full_page=False)
-                shrink(shot, out / "classify.png")
+                _shot(page, Path(tmp), out, "classify.png")
+
+                page.get_by_role("tab", name="Scan").click()
+                page.locator('input[type=file][accept*=".nii"]').first.set_input_files(str(_scan(Path(tmp))))
+                page.wait_for_timeout(1000)
+                page.get_by_role("button", name="Analyse the scan").click()
+                page.get_by_text("NIfTI").first.wait_for(timeout=120_000)
+                page.wait_for_timeout(3000)
+                _shot(page, Path(tmp), out, "scan.png")
+
+                page.get_by_role("tab", name="Model").click()
+                page.get_by_text("How far to trust it").wait_for(timeout=30_000)
+                page.wait_for_timeout(2500)
+                _shot(page, Path(tmp), out, "model.png")
+
+                page.get_by_role("tab", name="Teach").click()
+                page.get_by_role("heading", name="Case 1 of").wait_for(timeout=30_000)
+                page.get_by_role("radio", name="Meningioma", exact=True).check()
+                page.get_by_role("button", name="Reveal", exact=True).click()
+                page.get_by_text("To remember:").first.wait_for(timeout=60_000)
+                page.wait_for_timeout(1500)
+                _shot(page, Path(tmp), out, "teach.png", full_page=True)
                 browser.close()
         finally:
             app.demo.close()
-    for name in ("classify.png", "report.png"):
+    for name in ("classify.png", "scan.png", "model.png", "teach.png", "report.png"):
         print(out / name, f"{(out / name).stat().st_size / 1024:.0f} kB")
     return 0
 

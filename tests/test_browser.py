@@ -245,7 +245,7 @@ def test_teach_tab_walks_five_cases(server, browser, locale, words):
     for n, case in enumerate(cases[:5], start=1):
         page.get_by_role("heading", name=words["case"].format(n=n)).wait_for(timeout=30_000)
         assert page.get_by_text(words["truth"]).count() == 0  # nothing given away before the answer
-        page.get_by_label(text.class_name(case.truth, lang), exact=True).check()
+        page.get_by_role("radio", name=text.class_name(case.truth, lang), exact=True).check()
         reveal.click()
         page.get_by_text(words["truth"]).first.wait_for(timeout=60_000)
         page.get_by_text(text.t(f"teach.points.{case.id}", lang)[:40]).first.wait_for(timeout=10_000)

@@ -89,18 +89,20 @@ def reliability_diagram(rel: dict[str, list[float]], ece: float, path) -> Path:
     edges = np.array(rel["edges"])
     centres = (edges[:-1] + edges[1:]) / 2
     fig, ax = plt.subplots(figsize=(5, 5))
-    ax.bar(
+    bars = ax.bar(
         centres, np.nan_to_num(rel["accuracy"]), width=edges[1] - edges[0], edgecolor="k", alpha=0.7, label="accuracy"
     )
+    # how many slices each bar stands on: a bin of three slices is noise, not miscalibration
+    ax.bar_label(bars, labels=[str(n) if n else "" for n in rel.get("count", [0] * len(bars))], fontsize=7, padding=2)
     ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect calibration")
     ax.set(
         xlabel="confidence (top-1 probability)",
-        ylabel="accuracy",
+        ylabel="accuracy (number of slices above each bar)",
         xlim=(0, 1),
-        ylim=(0, 1),
-        title=f"Reliability diagram (ECE = {ece:.3f})",
+        ylim=(0, 1.08),
     )
-    ax.legend(loc="upper left")
+    ax.set_title(f"Reliability diagram (ECE = {ece:.3f})", pad=24)
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, frameon=False, fontsize=8)  # above the bars
     return _save(fig, path)
 
 
@@ -144,14 +146,25 @@ def sizes_and_modes(sizes: np.ndarray, modes: list[str], labels: np.ndarray, cla
     return _save(fig, path)
 
 
+# the abstention signals (brainmri.evaluation.selective) named for people
+SIGNAL_NAMES = {
+    "max_probability": "top probability",
+    "energy": "energy of the logits",
+    "mahalanobis": "closeness to the training scans",
+    "tta_agreement": "agreement under small image changes",
+    "mc_dropout": "agreement under dropout",
+}
+
+
 def risk_coverage_curves(curves: dict[str, dict[str, Any]], path, title: str = "Risk against coverage") -> Path:
-    """Error rate among the answered images against the share answered, one line per signal."""
+    """Error rate among the answered images against the share answered, one line per signal (the area under each
+    line in the legend: lower is better)."""
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for name, block in curves.items():
-        ax.plot(block["coverage"], block["risk"], label=f"{name} (AURC {block['aurc']:.3f})")
+        ax.plot(block["coverage"], block["risk"], label=f"{SIGNAL_NAMES.get(name, name)} (area {block['aurc']:.3f})")
     ax.set(
-        xlabel="coverage (share of images answered)",
-        ylabel="risk (error rate among answered)",
+        xlabel="share of images answered (the most confident first)",
+        ylabel="error among the answered",
         title=title,
         xlim=(0, 1),
         ylim=(0, None),

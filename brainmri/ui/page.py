@@ -243,12 +243,15 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
             with gr.Tab(I18N("tab_teach")):
                 _teach_tab(demo, predictor, handlers.output_dir, localised)
             with gr.Tab(I18N("tab_model")):
-                runtime = gr.Markdown(say("en")["runtime"].format(backend=predictor.backend.name))
-                localised.append((runtime, lambda lang: say(lang)["runtime"].format(backend=predictor.backend.name)))
                 if metrics is None:
                     gr.Markdown(I18N("no_evaluation"))
                 else:
                     _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, localised)
+                with gr.Accordion(I18N("runtime_title"), open=False):  # a technical line, after the figures
+                    runtime = gr.Markdown(say("en")["runtime"].format(backend=predictor.backend.name))
+                    localised.append(
+                        (runtime, lambda lang: say(lang)["runtime"].format(backend=predictor.backend.name))
+                    )
             with gr.Tab(I18N("tab_about")):
                 about = gr.Markdown(report.about_markdown(metrics, crossval, robustness, "en"))
                 localised.append((about, lambda lang: report.about_markdown(metrics, crossval, robustness, lang)))
@@ -309,7 +312,8 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, l
 
     def image(key, label):
         if report.figure(metrics_dir, key):
-            gr.Image(report.figure(metrics_dir, key), label=label, interactive=False)
+            # the figure carries its own title: Gradio's label badge would cover it
+            gr.Image(report.figure(metrics_dir, key), label=label, show_label=False, interactive=False)
 
     text(lambda lang: report.summary_line(predictor.config, metrics, crossval, verdict, lang))
     with gr.Row():
