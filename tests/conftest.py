@@ -34,6 +34,14 @@ def dataset(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def bundled():
+    """The bundled model (assets/model) as the page serves it, loaded once for every test that reads real slices."""
+    from brainmri import Predictor
+
+    return Predictor.from_pretrained(Path(__file__).resolve().parents[1] / "assets" / "model")
+
+
+@pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 

@@ -16,8 +16,9 @@ LABELS = ["glioma", "meningioma", "notumor", "pituitary"]
 
 
 @pytest.fixture(scope="module")
-def predictor():
-    return Predictor.from_pretrained(MODEL, expected_labels=LABELS)
+def predictor(bundled):
+    assert bundled.labels == LABELS
+    return bundled
 
 
 def test_config_labels_temperature_and_sha256():

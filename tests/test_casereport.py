@@ -107,14 +107,13 @@ def test_report_on_an_image_that_is_not_an_mri_shows_no_class(predictor, tmp_pat
     assert not any(class_name(label, lang) in text for label in CLASSES)
 
 
-def test_reports_drawn_at_once_do_not_swap_their_settings(tmp_path):
+def test_reports_drawn_at_once_do_not_swap_their_settings(bundled, tmp_path):
     """The page serves requests in threads; matplotlib's settings are global: each report keeps its own text."""
     from concurrent.futures import ThreadPoolExecutor
 
     root = Path(__file__).resolve().parents[1]
-    predictor = Predictor.from_pretrained(root / "assets" / "model")
-    explanation = predictor.explain(sorted((root / "assets" / "examples").glob("*"))[0])
-    facts = ModelFacts.from_release(predictor.config, None, None)
+    explanation = bundled.explain(sorted((root / "assets" / "examples").glob("*"))[0])
+    facts = ModelFacts.from_release(bundled.config, None, None)
 
     def draw(index):
         path = tmp_path / f"report-{index}.pdf"

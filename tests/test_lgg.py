@@ -183,12 +183,11 @@ def test_a_card_without_tcga_lgg_keeps_the_code_licence(tiny_release, tmp_path):
 REAL_LGG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tcga-lgg"
 
 
-def test_a_real_tcga_lgg_scan_goes_through_the_scan_path(tmp_path):
+def test_a_real_tcga_lgg_scan_goes_through_the_scan_path(bundled, tmp_path):
     """A patient's FLAIR scan written as a NIfTI volume: the slices come back in order and orientation, only the
     ends are skipped, every tumour slice is read, and each read slice gets exactly the single-image answer."""
     if not REAL_LGG.is_dir():
         pytest.skip("TCGA-LGG is not beside the repository")
-    from brainmri import Predictor
     from brainmri.data.lgg import scan
     from helpers import nifti_bytes
 
@@ -199,7 +198,7 @@ def test_a_real_tcga_lgg_scan_goes_through_the_scan_path(tmp_path):
     voxels = np.stack([np.flipud(np.fliplr(s)).T for s in slices], axis=-1)  # X x Y x Z as the slices show it
     path = tmp_path / "flair.nii.gz"
     path.write_bytes(nifti_bytes(voxels, gz=True))
-    predictor = Predictor.from_pretrained(Path(__file__).resolve().parents[1] / "assets" / "model")
+    predictor = bundled
     result = predictor.predict_volume(path)
     assert [s.index for s in result.slices] == list(range(len(slices)))
     for got, expected in zip(result.volume.slices, slices):  # the same picture (the volume has one grey window)
