@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = str(ROOT / "assets" / "model")
 METRICS_DIR = ROOT / "assets" / "metrics"
 EXAMPLES_DIR = ROOT / "assets" / "examples"
-TEACH_CSS = ".teach .prose { font-size: 1.2rem; }"  # the Teach tab's words, legible from the back of a lecture room
+# the Teach tab's arrow keys, and its words legible from the back of a lecture room
+TEACH_PAGE = {"js": KEYS_JS, "css": ".teach .prose { font-size: 1.2rem; }"}
 MAX_FILE_SIZE = "500mb"  # a whole scan (brainmri.io.volumes.MAX_VOLUME_BYTES); one slice is refused over 25 MB
 FILE_TYPES = [".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".dcm"]
 SCAN_TYPES = [".zip", ".dcm", ".nii", ".gz"]  # a DICOM series (files or a zip), a multi-frame DICOM, a NIfTI volume
@@ -374,12 +375,11 @@ def launch(
         share=share,
         max_file_size=MAX_FILE_SIZE,
         allowed_paths=[str(EXAMPLES_DIR), str(TEACH_DIR)],
-        js=KEYS_JS,
-        css=TEACH_CSS,
         state_session_capacity=sessions,
         run_history=False,
         i18n=I18N,
         show_error=False,
         footer_links=["api", "gradio"],
+        **TEACH_PAGE,
         **kwargs,
     )
