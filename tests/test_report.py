@@ -13,3 +13,30 @@ def test_about_reads_the_served_release_figures():
     french = report.about_markdown(metrics, None, None, "fr")
     assert "environ 91 coupes sur 100" in french and "sans SARTAJ" not in french
     assert "No evaluation is saved for this model" in report.about_markdown(None, None, None, "en")
+
+
+def test_the_model_tabs_figures_are_drawn_in_each_language_and_fall_back_to_english(tmp_path):
+    """The confusion matrix and the reliability diagram from a saved evaluation, in every language the page speaks
+    (class names and words translated, decimal commas in French); a figure drawn only in English stays English."""
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    from brainmri.evaluation.metrics import headline_figures
+
+    saved = json.loads((Path(__file__).resolve().parents[1] / "assets" / "metrics" / "metrics.json").read_text())
+    written = headline_figures(saved["full"], saved["full"]["labels"], tmp_path)
+    assert {p.name for p in written} == {
+        "confusion_full_normalized.png",
+        "confusion_full_normalized.fr.png",
+        "reliability_full.png",
+        "reliability_full.fr.png",
+    }
+    english, french = (Image.open(report.figure(tmp_path, "confusion_normalized", lang)) for lang in ("en", "fr"))
+    assert report.figure(tmp_path, "confusion_normalized", "fr").endswith(".fr.png") and english.size != (0, 0)
+    assert list(english.getdata()) != list(french.getdata())  # other words on it
+    assert report.figure(tmp_path, "reliability", "de") == report.figure(tmp_path, "reliability")  # no German one
+    (tmp_path / "roc_full.png").write_bytes(b"")
+    assert report.figure(tmp_path, "roc", "fr") == str(tmp_path / "roc_full.png")  # English where no French
+    assert report.figure(tmp_path, "curves", "fr") is None

@@ -24,6 +24,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from brainmri import text
 from brainmri.data.folders import list_classes, load_folder, split_roots
 from brainmri.evaluation import plots
 from brainmri.evaluation.audit import dedup_paths
@@ -148,14 +149,32 @@ def compute_metrics(y_true: np.ndarray, probs: np.ndarray, labels: list[str], *,
 def _figures(name: str, metrics: dict[str, Any], y_true, probs, labels, out: Path) -> None:
     matrix = np.array(metrics["confusion_matrix"])
     plots.confusion(matrix, labels, out / f"confusion_{name}.png", normalize=False)
-    plots.confusion(
-        np.array(metrics["confusion_matrix_normalized"]),
-        labels,
-        out / f"confusion_{name}_normalized.png",
-        normalize=True,
-    )
     plots.roc_curves(y_true, probs, labels, out / f"roc_{name}.png")
     plots.reliability_diagram(metrics["reliability"], metrics["ece"], out / f"reliability_{name}.png")
+    headline_figures(metrics, labels, out, name)
+
+
+def headline_figures(metrics: dict[str, Any], labels: list[str], out: Path, name: str = "full") -> list[Path]:
+    """The Model tab's two figures (row-normalised confusion matrix, reliability diagram) from saved ``metrics``, in
+    every language: ``<figure>.png`` in English, ``<figure>.<lang>.png`` in the others."""
+    written = []
+    for lang in text.LANGUAGES:
+        suffix = "" if lang == "en" else f".{lang}"
+        written.append(
+            plots.confusion(
+                np.array(metrics["confusion_matrix_normalized"]),
+                labels,
+                out / f"confusion_{name}_normalized{suffix}.png",
+                normalize=True,
+                lang=lang,
+            )
+        )
+        written.append(
+            plots.reliability_diagram(
+                metrics["reliability"], metrics["ece"], out / f"reliability_{name}{suffix}.png", lang=lang
+            )
+        )
+    return written
 
 
 def evaluate_release(

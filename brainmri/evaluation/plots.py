@@ -8,6 +8,8 @@ from typing import Any
 
 import matplotlib
 
+from brainmri import text
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -59,16 +61,23 @@ def augmented_batch(batch, preprocess, path) -> Path:
     return image_grid(list(pixels), [""] * len(pixels), path, suptitle="One augmented training batch")
 
 
-def confusion(matrix: np.ndarray, labels: list[str], path, *, normalize: bool) -> Path:
-    """``matrix``: counts, or with ``normalize`` the row-normalised matrix (scikit-learn's normalize="true")."""
+def confusion(matrix: np.ndarray, labels: list[str], path, *, normalize: bool, lang: str = "en") -> Path:
+    """``matrix``: counts, or with ``normalize`` the row-normalised matrix (scikit-learn's normalize="true"); its
+    words and class names in ``lang``."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
+    words = text.t("figures", lang)
     values = matrix.astype(float) if normalize else matrix.astype(int)
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    ConfusionMatrixDisplay(values, display_labels=labels).plot(
+    ConfusionMatrixDisplay(values, display_labels=[text.class_name(k, lang) for k in labels]).plot(
         ax=ax, cmap="Blues", colorbar=False, values_format=".2f" if normalize else "d"
     )
-    ax.set_title("Confusion matrix" + (" (row-normalised)" if normalize else " (counts)"))
+    if lang == "fr":  # the decimal comma
+        for cell in ax.texts:
+            cell.set_text(cell.get_text().replace(".", ","))
+    ax.set(xlabel=words["predicted"], ylabel=words["true"])
+    ax.set_title(words["confusion_normalised" if normalize else "confusion_counts"])
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
     return _save(fig, path)
 
 
@@ -85,23 +94,24 @@ def roc_curves(y_true: np.ndarray, probs: np.ndarray, labels: list[str], path) -
     return _save(fig, path)
 
 
-def reliability_diagram(rel: dict[str, list[float]], ece: float, path) -> Path:
+def reliability_diagram(rel: dict[str, list[float]], ece: float, path, lang: str = "en") -> Path:
+    words = text.t("figures", lang)
     edges = np.array(rel["edges"])
     centres = (edges[:-1] + edges[1:]) / 2
     fig, ax = plt.subplots(figsize=(5, 5))
     bars = ax.bar(
-        centres, np.nan_to_num(rel["accuracy"]), width=edges[1] - edges[0], edgecolor="k", alpha=0.7, label="accuracy"
+        centres,
+        np.nan_to_num(rel["accuracy"]),
+        width=edges[1] - edges[0],
+        edgecolor="k",
+        alpha=0.7,
+        label=words["bars"],
     )
     # how many slices each bar stands on: a bin of three slices is noise, not miscalibration
     ax.bar_label(bars, labels=[str(n) if n else "" for n in rel.get("count", [0] * len(bars))], fontsize=7, padding=2)
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect calibration")
-    ax.set(
-        xlabel="confidence (top-1 probability)",
-        ylabel="accuracy (number of slices above each bar)",
-        xlim=(0, 1),
-        ylim=(0, 1.08),
-    )
-    ax.set_title(f"Reliability diagram (ECE = {ece:.3f})", pad=24)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label=words["perfect"])
+    ax.set(xlabel=words["confidence"], ylabel=words["accuracy"], xlim=(0, 1), ylim=(0, 1.08))
+    ax.set_title(text.fill(words["reliability"], lang, ece=float(ece)), pad=24)
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=2, frameon=False, fontsize=8)  # above the bars
     return _save(fig, path)
 

@@ -51,8 +51,12 @@ def testing_verdict(folder: str | Path) -> dict[str, Any] | None:
     return saved.get("verdict") if saved else None
 
 
-def figure(folder: str | Path, key: str) -> str | None:
+def figure(folder: str | Path, key: str, lang: str = "en") -> str | None:
+    """A saved figure of ``folder``: its ``lang`` version where one was drawn (``name.fr.png``), else English's."""
     path = Path(folder) / FIGURES[key]
+    own = path.with_suffix(f".{lang}{path.suffix}")
+    if lang != "en" and own.is_file():
+        return str(own)
     return str(path) if path.is_file() else None
 
 

@@ -314,7 +314,8 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, l
     def image(key, label):
         if report.figure(metrics_dir, key):
             # the figure carries its own title: Gradio's label badge would cover it
-            gr.Image(report.figure(metrics_dir, key), label=label, show_label=False, interactive=False)
+            shown = gr.Image(report.figure(metrics_dir, key), label=label, show_label=False, interactive=False)
+            localised.append((shown, lambda lang: report.figure(metrics_dir, key, lang)))  # drawn in each language
 
     text(lambda lang: report.summary_line(predictor.config, metrics, crossval, verdict, lang))
     with gr.Row():
