@@ -225,3 +225,15 @@ def test_a_new_image_is_classified_and_an_emptied_box_is_not(handlers, dataset):
     path = _first_ok(handlers, dataset)
     assert [str(x) for x in handlers.classify_new(path)[::2]] == [str(x) for x in handlers.classify(path)[::2]]
     assert all(update == gr.skip() for update in handlers.classify_new(None))
+
+
+def test_refusals_speak_the_pages_language_title_included(handlers, tmp_path):
+    text_file = tmp_path / "notes.jpg"
+    text_file.write_text("not an image")
+    for lang, title, words in (("en", "Error", "Cannot read this file"), ("fr", "Erreur", "Impossible de lire")):
+        with pytest.raises(gr.Error) as refused:
+            handlers.classify(str(text_file), request=FakeRequest(lang))
+        assert refused.value.title == title and refused.value.message.startswith(words)
+        with pytest.raises(gr.Error) as refused:
+            handlers.analyse_scan(None, request=FakeRequest(lang))
+        assert refused.value.title == title

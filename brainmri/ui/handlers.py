@@ -34,6 +34,11 @@ def say(lang: str) -> dict:
     return text.catalogue(lang)["say"]
 
 
+def refusal(message: str, lang: str = "en") -> gr.Error:
+    """The toast for a request the page cannot answer: its title and message in the page's language, no traceback."""
+    return gr.Error(message, title=say(lang)["error_title"], print_exception=False)
+
+
 def page_language(request: gr.Request | None) -> str:
     """The page's language, as the browser asks for it (its Accept-Language header); English without a request."""
     headers = getattr(request, "headers", None) or {}
@@ -126,11 +131,11 @@ class Handlers:
 
     def _explain(self, path, target=PREDICTED, method="gradcam", lang="en"):
         if not path:
-            raise gr.Error(say(lang)["upload_first"], print_exception=False)
+            raise refusal(say(lang)["upload_first"], lang)
         try:
             return self.predictor.explain(path, target=None if target in (None, PREDICTED) else target, method=method)
         except ImageLoadError as err:
-            raise gr.Error(text.fill(say(lang)["cannot_read"], lang, error=err), print_exception=False) from None
+            raise refusal(text.fill(say(lang)["cannot_read"], lang, error=err), lang) from None
 
     def _overlay(self, e, opacity, outline) -> str:
         """The heatmap on the slice at its own resolution, as the page shows it."""
@@ -178,11 +183,11 @@ class Handlers:
         """Heatmaps of every class from one forward pass, each under its probability (on the slice itself)."""
         lang = page_language(request)
         if not path:
-            raise gr.Error(say(lang)["upload_first"], print_exception=False)
+            raise refusal(say(lang)["upload_first"], lang)
         try:
             every = self.predictor.explain_all(path, method=method)
         except ImageLoadError as err:
-            raise gr.Error(text.fill(say(lang)["cannot_read"], lang, error=err), print_exception=False) from None
+            raise refusal(text.fill(say(lang)["cannot_read"], lang, error=err), lang) from None
         if method in CLASSLESS:  # one map for every class: shown once, named for no class
             return [(cached_image(every[0].overlay_original, self.output_dir), METHOD_NAMES[method])]
         return [
@@ -208,7 +213,7 @@ class Handlers:
         with the stable English keys and probabilities."""
         lang = page_language(request)
         if not paths:
-            raise gr.Error(say(lang)["upload_many"], print_exception=False)
+            raise refusal(say(lang)["upload_many"], lang)
         labels = self.predictor.labels
         rows, shown = [], []
         for path, result in zip(paths, self.predictor.screen_batch(paths)):
@@ -263,13 +268,13 @@ class Handlers:
         per-slice verdicts and probabilities (stable English keys), the summary, and the result for the page."""
         lang = page_language(request)
         if not paths:
-            raise gr.Error(say(lang)["upload_scan"], print_exception=False)
+            raise refusal(say(lang)["upload_scan"], lang)
         try:
             result = self.predictor.predict_volume(
                 list(paths) if isinstance(paths, (list, tuple)) else paths, plane or "axial"
             )
         except ImageLoadError as err:
-            raise gr.Error(text.fill(say(lang)["cannot_read"], lang, error=err), print_exception=False) from None
+            raise refusal(text.fill(say(lang)["cannot_read"], lang, error=err), lang) from None
         labels = self.predictor.labels
         rows = [
             [

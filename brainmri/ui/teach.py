@@ -20,7 +20,7 @@ from PIL import Image
 
 from brainmri import Predictor, text
 from brainmri.evaluation.metrics import outline
-from brainmri.ui.handlers import cached_image, page_language
+from brainmri.ui.handlers import cached_image, page_language, refusal
 
 TEACH_DIR = Path(__file__).resolve().parents[2] / "assets" / "teach"
 SHOWN_SIDE = 720  # px: every picture of a case drawn this large (a 256-px slice fills a projector's half, not a corner)
@@ -146,7 +146,7 @@ class Teacher:
         lang = page_language(request)
         progress = progress or Progress()
         if not pick:
-            raise gr.Error(text.t("teach.pick_first", lang), print_exception=False)
+            raise refusal(text.t("teach.pick_first", lang), lang)
         progress.picks.setdefault(self.cases[progress.index].id, pick)
         return self._view(progress, lang)
 
