@@ -106,28 +106,45 @@ class PageClient:
         self.url = url.rstrip("/")
         self.session = uuid.uuid4().hex
         self.http = httpx.Client(timeout=timeout)
-        config = self.http.get(self.url + "/config").raise_for_status().json()
+        self.retries = 0  # requests sent again after the server dropped their kept-alive connection
+        config = self._send("GET", "/config").json()
         dependency = next(d for d in config["dependencies"] if d.get("api_name") == api_name)
         self.fn_index = dependency["id"]
         inputs = {c["id"]: c for c in config["components"]}
         # the page sends every input; those after the file keep the values the page starts with
         self.defaults = [inputs[i]["props"].get("value") for i in dependency["inputs"][1:]]
 
+    def _send(self, method: str, path: str, *, stream: bool = False, **kwargs):
+        """One request, sent once more on a new connection if the server closed the kept-alive one as it went out, as
+        a browser does: uvicorn drops a connection idle for 5 s, and a request leaving at that moment meets a reset
+        (the soak saw one in 12,211). ``stream``: the response unread, for server-sent events (the caller closes it)."""
+        import httpx
+
+        for attempt in (1, 2):
+            try:
+                request = self.http.build_request(
+                    method, path if path.startswith("http") else self.url + path, **kwargs
+                )
+                return self.http.send(request, stream=stream).raise_for_status()
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if attempt == 2:
+                    raise
+                self.retries += 1
+
     def upload(self, path: str | Path) -> dict:
         """Upload a file as the page does; the FileData the page then sends."""
-        with open(path, "rb") as handle:
-            uploaded = (
-                self.http.post(self.url + "/gradio_api/upload", files={"files": handle}).raise_for_status().json()[0]
-            )
+        content = Path(path).read_bytes()  # bytes, not a handle: a request sent again sends the same file
+        uploaded = self._send("POST", "/gradio_api/upload", files={"files": (Path(path).name, content)}).json()[0]
         return {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
 
     def call(self, fn_index: int, data: list) -> list:
         """One event of the page (``fn_index``, the dependency's id) with ``data``, through the queue and its
         server-sent events; the outputs (raises RuntimeError with the server's message)."""
         body = {"data": data, "fn_index": fn_index, "session_hash": self.session, "event_data": None}
-        event = self.http.post(self.url + "/gradio_api/queue/join", json=body).raise_for_status().json()["event_id"]
+        event = self._send("POST", "/gradio_api/queue/join", json=body).json()["event_id"]
         query = {"session_hash": self.session}
-        with self.http.stream("GET", self.url + "/gradio_api/queue/data", params=query) as events:
+        events = self._send("GET", "/gradio_api/queue/data", params=query, stream=True)
+        try:
             for line in events.iter_lines():
                 if not line.startswith("data:"):
                     continue
@@ -137,6 +154,8 @@ class PageClient:
                     if not message.get("success", True) or "error" in output:
                         raise RuntimeError(output.get("error") or "the server reported an error")
                     return output["data"]
+        finally:
+            events.close()
         raise RuntimeError("the event stream ended without an answer")
 
     def predict(self, path: str | Path, fetch_images: bool = True) -> list:
@@ -145,7 +164,7 @@ class PageClient:
         if fetch_images:  # what the browser loads next: the overlay image
             for item in data:
                 if isinstance(item, dict) and item.get("url") and Path(item.get("path", "")).suffix in IMAGE_SUFFIXES:
-                    self.http.get(item["url"]).raise_for_status()
+                    self._send("GET", item["url"])
                     break
         return data
 

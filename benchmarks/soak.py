@@ -178,7 +178,7 @@ def soak(
     lock = threading.Lock()
     stop_at = time.time() + minutes * 60
 
-    views = [0]
+    views, retries = [0], [0]  # page views; requests the page clients sent again
     patience = {"httpx_kwargs": {"timeout": 60}}  # gradio_client's default is httpx's 5 s
 
     def user(index: int) -> None:
@@ -187,6 +187,8 @@ def soak(
             if own is None or (turn - index) % visit == 0:  # a new page view: its own session for both clients
                 if own is not None:
                     own.close()
+                    with lock:
+                        retries[0] += own.retries
                     own = None
                 try:  # a browser waits for a page as long as for an answer
                     client = Client(url, verbose=False, download_files=str(work / f"client-{index}"), **patience)
@@ -215,6 +217,8 @@ def soak(
                     differing.append(f"{key}: {_difference(first[key], answer)}")
         if own is not None:
             own.close()
+            with lock:
+                retries[0] += own.retries
 
     def cached() -> int:
         return sum(1 for p in cache.rglob("*") if p.is_file())
@@ -287,6 +291,7 @@ def soak(
         "requests": len(latencies),
         "errors": len(errors),
         "error_samples": errors[:5],
+        "client_retries": retries[0],  # requests sent again after a dropped kept-alive connection (as browsers do)
         "differing_answers": len(differing),
         "differing_samples": differing[:5],
         "rss_growth_after_5_min": round(max(r["rss_mb"] for r in traffic) / base - 1, 4) if traffic else None,

@@ -52,3 +52,27 @@ def test_volume_benchmark_reports_its_figures(dataset, tmp_path):
     release = bench.random_release("test_convnext", 64, tmp_path)
     row = bench.bench_volume(release, dataset / "Testing", tmp_path, slices=6, size=64, repeats=1)
     assert row["slices"] == 6 and row["read"] + row["skipped"] == 6 and row["p50_s"] > 0
+
+
+def test_the_page_client_sends_a_request_again_once_when_its_connection_was_dropped():
+    """As a browser does: a kept-alive connection the server closed as the request went out is retried once, on a new
+    connection, and counted; a second failure is an error."""
+    import httpx
+
+    from benchmarks.appserver import PageClient
+
+    failures = [1]
+
+    def server(request):
+        if failures[0]:
+            failures[0] -= 1
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        return httpx.Response(200, json={"path": request.url.path})
+
+    page = PageClient.__new__(PageClient)  # no live server: the client's transport answers
+    page.url, page.retries, page.http = "http://127.0.0.1:1", 0, httpx.Client(transport=httpx.MockTransport(server))
+    assert page._send("GET", "/config").json() == {"path": "/config"} and page.retries == 1
+    failures[0] = 2
+    with pytest.raises(httpx.RemoteProtocolError):
+        page._send("POST", "/gradio_api/queue/join", json={})
+    assert page.retries == 2
