@@ -40,3 +40,16 @@ def test_the_model_tabs_figures_are_drawn_in_each_language_and_fall_back_to_engl
     (tmp_path / "roc_full.png").write_bytes(b"")
     assert report.figure(tmp_path, "roc", "fr") == str(tmp_path / "roc_full.png")  # English where no French
     assert report.figure(tmp_path, "curves", "fr") is None
+
+
+def test_the_model_tab_opens_in_plain_words_with_where_it_fails():
+    metrics = {"full": {"accuracy": 0.9764}}
+    crossval = {"heldout": {"sartaj": {"metrics": {"accuracy": 0.871}}, "figshare": {"metrics": {"accuracy": 0.84}}}}
+    lgg = {"by_sequence": {"flair": {"glioma": {"accuracy": 0.095}}, "t1c": {"glioma": {"accuracy": 0.561}}}}
+    lgg["notumor"] = {"accuracy": 0.327}
+    plain = report.plain_summary(metrics, crossval, lgg, "en")
+    assert "right about 98 times in 100" in plain and "about 84 to 87 in 100" in plain
+    assert "about 10 in 100 lower-grade gliomas in FLAIR, 56 in 100 in T1 with contrast" in plain
+    assert 'calls 33 in 100 tumour-free slices "no tumour"' in plain
+    french = report.plain_summary(metrics, None, None, "fr")
+    assert "environ 98 fois sur 100" in french and "Personne ne l'a mesuré" in french and "TCGA" not in french

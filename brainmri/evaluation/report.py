@@ -255,6 +255,32 @@ def localisation_summary(result: dict[str, Any] | None, method: str = "gradcam",
     )
 
 
+def plain_summary(
+    metrics: dict[str, Any],
+    crossval: dict[str, Any] | None,
+    lgg: dict[str, Any] | None = None,
+    lang: str = "en",
+) -> str:
+    """The Model tab's opening, in plain words: what the model does, how often it is right, where it fails (the
+    TCGA-LGG yardstick ``lgg``, when it was measured on these weights)."""
+    w = words(lang)
+    line = text.fill(w["plain"], lang, testing=100 * metrics["full"]["accuracy"])
+    heldout = [block["metrics"]["accuracy"] for block in ((crossval or {}).get("heldout") or {}).values()]
+    if heldout:
+        line += text.fill(w["plain_heldout"], lang, low=100 * min(heldout), high=100 * max(heldout))
+    line += "."
+    sequences = (lgg or {}).get("by_sequence") or {}
+    if {"flair", "t1c"} <= set(sequences) and "notumor" in (lgg or {}):
+        return line + text.fill(
+            w["plain_fails"],
+            lang,
+            flair=100 * sequences["flair"]["glioma"]["accuracy"],
+            t1c=100 * sequences["t1c"]["glioma"]["accuracy"],
+            free=100 * lgg["notumor"]["accuracy"],
+        )
+    return line + w["plain_nowhere"]
+
+
 def summary_line(
     config: dict[str, Any],
     metrics: dict[str, Any],

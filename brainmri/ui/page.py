@@ -317,6 +317,9 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, l
             shown = gr.Image(report.figure(metrics_dir, key), label=label, show_label=False, interactive=False)
             localised.append((shown, lambda lang: report.figure(metrics_dir, key, lang)))  # drawn in each language
 
+    lgg = report.load_json(metrics_dir, "lgg-leave-out.json")
+    lgg = lgg if lgg and lgg.get("weights_sha256") == predictor.config.get("weights_sha256") else None
+    text(lambda lang: report.plain_summary(metrics, crossval, lgg, lang))  # plain words first
     text(lambda lang: report.summary_line(predictor.config, metrics, crossval, verdict, lang))
     with gr.Row():
         image("confusion_normalized", I18N("confusion"))
