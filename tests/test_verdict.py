@@ -31,3 +31,11 @@ def test_wrapped_noise_is_not_a_slice(predictor):
     assert verdict.status == "not_mri" and "noise" in verdict.reason
     smooth = np.tile(np.linspace(0, 255, 256).astype(np.uint8), (256, 1))
     assert jump_share(smooth) == 0.0 < 0.05 < jump_share(noise)
+
+
+def test_a_verdict_is_said_in_one_line_per_language():
+    from brainmri.inference.verdict import Verdict
+
+    unsure = Verdict("uncertain", "unsure", {"top": 0.899, "threshold": 0.9})
+    assert unsure.said_in("en").startswith("uncertain: The model is unsure (top probability 89.9%")
+    assert unsure.said_in("fr").startswith("incertain : ")

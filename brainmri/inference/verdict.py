@@ -83,6 +83,11 @@ class Verdict:
     def reason_in(self, lang: str) -> str:
         return text.reason(self.code, self.params, lang)
 
+    def said_in(self, lang: str) -> str:
+        """The status and its reason in one line, as the page, the batch table, the report and the Teach tab show a
+        verdict that is not "ok" ("uncertain: The model is unsure ...")."""
+        return text.t("verdict.line", lang, status=text.status_name(self.status, lang), reason=self.reason_in(lang))
+
 
 @dataclass
 class FeatureModel:

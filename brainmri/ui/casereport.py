@@ -153,7 +153,7 @@ def case_page(
         shown = text.percent(explanation.probabilities[explanation.label], lang)  # as its bar: 99.8 %, not 100 %
         verdict_text = f"{names[explanation.label]} ({shown}); {t['ok']}"
     else:
-        verdict_text = f"{text.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}"
+        verdict_text = verdict.said_in(lang)
     y = 0.355
     blocks = [
         (text.fill(t["verdict"], lang, verdict=verdict_text), 10, "bold"),

@@ -233,7 +233,7 @@ class Handlers:
                         name,
                         say(lang)["not_mri_label"],
                         *shown_cells,
-                        f"{text.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}",
+                        verdict.said_in(lang),
                     ]
                 )
                 continue
@@ -243,9 +243,7 @@ class Handlers:
                     name,
                     text.class_name(label, lang),
                     *shown_cells,
-                    text.status_name(verdict.status, lang)
-                    if verdict.ok
-                    else f"{text.status_name(verdict.status, lang)}: {verdict.reason_in(lang)}",
+                    text.status_name(verdict.status, lang) if verdict.ok else verdict.said_in(lang),
                 ]
             )
         table = report.batch_csv(rows, ["file", "class", *labels, "note"])

@@ -241,8 +241,8 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                     queue=False,
                     api_visibility="private",
                 )
-            with gr.Tab(I18N("tab_teach")):
-                _teach_tab(demo, predictor, handlers.output_dir, localised)
+            with gr.Tab(I18N("tab_teach")) as teach:
+                _teach_tab(teach, predictor, handlers.output_dir, localised)
             with gr.Tab(I18N("tab_model")):
                 if metrics is None:
                     gr.Markdown(I18N("no_evaluation"))
@@ -265,7 +265,7 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
     return demo
 
 
-def _teach_tab(demo: gr.Blocks, predictor: Predictor, output_dir: Path, localised: list) -> None:
+def _teach_tab(tab: gr.Tab, predictor: Predictor, output_dir: Path, localised: list) -> None:
     """One case at a time, large: pick a class, reveal, move on with the buttons or the arrow keys (ui.teach)."""
     teacher = Teacher(predictor, load_cases(), output_dir)
 
@@ -296,7 +296,7 @@ def _teach_tab(demo: gr.Blocks, predictor: Predictor, output_dir: Path, localise
     reveal.click(teacher.reveal, [progress, pick], shown, **quietly)
     back.click(teacher.previous, [progress], shown, **quietly)
     on.click(teacher.next, [progress], shown, **quietly)
-    demo.load(teacher.current, [progress], shown, **quietly)
+    tab.select(teacher.current, [progress], shown, **quietly)  # drawn when the tab is opened, not on every page load
 
 
 def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, localised) -> None:
@@ -317,9 +317,11 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, l
             shown = gr.Image(report.figure(metrics_dir, key), label=label, show_label=False, interactive=False)
             localised.append((shown, lambda lang: report.figure(metrics_dir, key, lang)))  # drawn in each language
 
-    lgg = report.load_json(metrics_dir, "lgg-leave-out.json")
-    lgg = lgg if lgg and lgg.get("weights_sha256") == predictor.config.get("weights_sha256") else None
-    text(lambda lang: report.plain_summary(metrics, crossval, lgg, lang))  # plain words first
+    heldout, leave_out = (
+        report.load_json(metrics_dir, name) for name in ("lgg-heldout-institution.json", "lgg-leave-out.json")
+    )
+    own = leave_out if leave_out and leave_out.get("weights_sha256") == predictor.config.get("weights_sha256") else None
+    text(lambda lang: report.plain_summary(metrics, crossval, own, lang))  # plain words first
     text(lambda lang: report.summary_line(predictor.config, metrics, crossval, verdict, lang))
     with gr.Row():
         image("confusion_normalized", I18N("confusion"))
@@ -327,9 +329,6 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, l
     gr.Markdown(I18N("trust"))
     text(lambda lang: report.trust_markdown(metrics, crossval, verdict, lang, testing_robustness=robustness))
     gr.Markdown(I18N("trust_note"))
-    heldout, leave_out = (
-        report.load_json(metrics_dir, name) for name in ("lgg-heldout-institution.json", "lgg-leave-out.json")
-    )
     if heldout or leave_out:
         text(lambda lang: report.newsource_markdown(heldout, leave_out, lang))
     localisation = report.load_json(metrics_dir, "localisation.json")

@@ -20,6 +20,7 @@ from PIL import Image
 
 from brainmri import Predictor, text
 from brainmri.evaluation.metrics import outline
+from brainmri.io.images import load_grayscale
 from brainmri.ui.handlers import cached_image, page_language, refusal
 
 TEACH_DIR = Path(__file__).resolve().parents[2] / "assets" / "teach"
@@ -117,7 +118,7 @@ class Teacher:
     def _slice(self, case: Case) -> np.ndarray:
         with self._lock:
             if case.id not in self._slices:
-                self._slices[case.id] = large(Image.open(case.image).convert("L"))
+                self._slices[case.id] = large(load_grayscale(case.image))  # the project's one reader
             return self._slices[case.id]
 
     def model_right(self, case: Case) -> bool:
@@ -180,7 +181,7 @@ class Teacher:
         if answer.verdict is None or answer.verdict.ok:
             verdict = text.t("teach.model_ok", lang)
         else:
-            verdict = f"{text.status_name(answer.verdict.status, lang)}: {answer.verdict.reason_in(lang)}"
+            verdict = answer.verdict.said_in(lang)
         mark = text.t("teach.right" if pick == case.truth else "teach.wrong", lang)
         truth, said = text.class_name(case.truth, lang), text.class_name(pick, lang)
         result = "\n\n".join(
