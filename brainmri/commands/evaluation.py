@@ -214,6 +214,20 @@ def cmd_audit(args) -> int:
     return 0
 
 
+def cmd_figures(args) -> int:
+    """Redraw the Model tab's figures of a saved evaluation in every language, from its records only."""
+    from brainmri.evaluation import tab_figures
+    from brainmri.evaluation.metrics import headline_figures
+
+    metrics_dir = Path(args.metrics)
+    saved = json.loads((metrics_dir / "metrics.json").read_text())
+    written = headline_figures(saved["full"], saved["full"]["labels"], metrics_dir)
+    written += tab_figures.redraw(metrics_dir, args.new_source_answers, args.source)
+    for path in written:
+        print(path)
+    return 0
+
+
 def register(sub) -> None:
     """Add these commands to ``train.py``'s sub-parsers."""
     p = sub.add_parser("localisation", help="do heatmaps of the true class land on the tumour masks?")
@@ -264,6 +278,18 @@ def register(sub) -> None:
     p.add_argument("--t2-stand-in", action="store_true", help="also judge the tumour slices inverted (T2-like)")
     p.add_argument("--cache-dir", default=None)
     p.set_defaults(func=cmd_selective)
+
+    p = sub.add_parser("figures", help="redraw the Model tab's figures of a saved evaluation in every language")
+    p.add_argument("--metrics", required=True, help="the evaluation folder (metrics.json, testing-selective/)")
+    p.add_argument(
+        "--new-source-answers",
+        default=None,
+        metavar="CSV",
+        help="per-slice answers on a source the model never saw (`train.py lgg-eval`'s lgg-slices.csv): "
+        "rebuilds risk_coverage.json; without it the saved one is drawn",
+    )
+    p.add_argument("--source", default="TCGA-LGG", help="what --new-source-answers are, kept in the record")
+    p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser("evaluate", help="metrics and figures on Testing (full and de-duplicated)")
     p.add_argument("--checkpoint", required=True, help="release folder or Hub id")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 from brainmri import text
 
@@ -156,29 +157,46 @@ def sizes_and_modes(sizes: np.ndarray, modes: list[str], labels: np.ndarray, cla
     return _save(fig, path)
 
 
-# the abstention signals (brainmri.evaluation.selective) named for people
-SIGNAL_NAMES = {
-    "max_probability": "top probability",
-    "energy": "energy of the logits",
-    "mahalanobis": "closeness to the training scans",
-    "tta_agreement": "agreement under small image changes",
-    "mc_dropout": "agreement under dropout",
-}
+def _signal_name(name: str, lang: str) -> str:
+    """An abstention signal (brainmri.evaluation.selective) named for people."""
+    return text.t("figures.signals", lang).get(name, name)
 
 
-def risk_coverage_curves(curves: dict[str, dict[str, Any]], path, title: str = "Risk against coverage") -> Path:
-    """Error rate among the answered images against the share answered, one line per signal (the area under each
-    line in the legend: lower is better)."""
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+def _risk_panel(ax, curves: dict[str, dict[str, Any]], words: dict[str, str], lang: str, ok=None) -> None:
     for name, block in curves.items():
-        ax.plot(block["coverage"], block["risk"], label=f"{SIGNAL_NAMES.get(name, name)} (area {block['aurc']:.3f})")
-    ax.set(
-        xlabel="share of images answered (the most confident first)",
-        ylabel="error among the answered",
-        title=title,
-        xlim=(0, 1),
-        ylim=(0, None),
-    )
+        area = text.fill("{aurc:.3f}", lang, aurc=float(block["aurc"]))
+        ax.plot(block["coverage"], block["risk"], label=f"{_signal_name(name, lang)} ({words['area']} {area})")
+    if ok:  # the page's own rule: the share it answers "ok" and its error there
+        ax.plot([ok["ok_share"]], [1 - ok["ok_accuracy"]], "k*", markersize=11, label=words["verdict_point"])
+    ax.set(xlim=(0, 1), ylim=(0, None))
+    as_percent = matplotlib.ticker.FuncFormatter(lambda value, _: text.percent(value, lang, 0))
+    ax.xaxis.set_major_formatter(as_percent)
+    ax.yaxis.set_major_formatter(as_percent)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+
+
+def risk_coverage_curves(
+    curves: dict[str, dict[str, Any]], path, title: str = "", lang: str = "en", ok: dict | None = None
+) -> Path:
+    """Error rate among the answered images against the share answered, one line per signal (the area under each
+    line in the legend: lower is better), the verdict's "ok" answers as a star when ``ok`` is given."""
+    words = text.t("figures", lang)
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    _risk_panel(ax, curves, words, lang, ok)
+    ax.set(xlabel=words["coverage"], ylabel=words["risk"], title=title or words["risk_title"])
+    return _save(fig, path)
+
+
+def risk_coverage_panels(panels: list[dict[str, Any]], path, lang: str = "en") -> Path:
+    """Several sets side by side (``{"title", "curves", "ok"}`` each, the title a ``[figures]`` key), one y-axis
+    for all so the sets compare at a glance: the Model tab's figure."""
+    words = text.t("figures", lang)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), sharey=True, squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        _risk_panel(ax, panel["curves"], words, lang, panel.get("ok"))
+        ax.set_title(words[panel["title"]], fontsize=10)
+    fig.supxlabel(words["coverage"])
+    fig.supylabel(words["risk"])
+    fig.suptitle(words["risk_title"])
     return _save(fig, path)

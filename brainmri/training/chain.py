@@ -21,6 +21,7 @@ from brainmri.training.recipes import (
 )
 
 EXPORT_KEYS = ("onnx", "files_sha256")
+NEW_SOURCE_ANSWERS = "new-source-slices.csv"  # a gathered yardstick: answers on a source the model never saw
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,16 @@ class Release:
                 str(metrics / "lgg"),
                 *(["--sites", *conf["lgg_sites"]] if conf.get("lgg_sites") else []),
                 *cache,
+            ],
+            "figures": [
+                "figures",
+                "--metrics",
+                str(metrics),
+                *(
+                    ["--new-source-answers", str(metrics / NEW_SOURCE_ANSWERS)]
+                    if NEW_SOURCE_ANSWERS in (self.final.release.get("yardsticks") or {})
+                    else []
+                ),
             ],
             "card": [
                 "card",

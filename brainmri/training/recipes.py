@@ -8,6 +8,7 @@ A **stage** is a YAML file in ``recipes/`` (timm's ``-c`` config, nanoGPT's ``co
       steps: [sequence-check, export, evaluate, ...]
       rules: [{name: ..., file: metrics/lgg/lgg.json, key: by_sequence.flair.glioma.accuracy, min: 0.9}]
       yardsticks: {lgg-heldout-institution.json: ../r22-du/metrics/lgg/lgg.json}   # other runs' figures
+      # (new-source-slices.csv: per-slice answers on a source the model never saw, for the Model tab's risk figure)
     runs: {r16: {weights_sha256: ...}}   # the shipped chain's stages, as they were run (optional)
 
 Strings in ``args`` may name the machine's folders (``{data}``, ``{masks}``, ``{lgg}``, ``{origins}``), given on
@@ -44,6 +45,7 @@ STEPS = (
     "localisation",
     "selective",
     "lgg-eval",
+    "figures",
     "card",
     "benchmark",
 )
