@@ -194,3 +194,34 @@ def test_a_t2_dicom_is_uncertain_whatever_the_scores(tiny_release):
     _, t2 = predictor.screen(_dicom(head, SeriesDescription="AX T2 FSE"))
     assert t1.status == "ok" and t2.status == "uncertain" and "T2 series" in t2.reason
     assert "Secret" not in t2.reason
+
+
+def test_every_reason_a_reader_gives_is_said_in_each_language():
+    """Every ImageLoadError raised under brainmri/io names a reason of the catalogue (so the page can say it in
+    French); a reason keeps its figures, in English by default, in the language's number format on request, and
+    through pickling (a worker process's error)."""
+    import pickle
+    import re
+    from pathlib import Path
+
+    from brainmri import text
+    from brainmri.io.errors import ImageLoadError
+
+    io = Path(__file__).resolve().parents[1] / "brainmri" / "io"
+    raised = set()
+    for module in io.glob("*.py"):
+        source = module.read_text()
+        assert not re.search(r"ImageLoadError\(\s*f?[\"'][^\"']*[ {]", source), module  # a key, not a sentence
+        raised |= set(re.findall(r"ImageLoadError\(\s*\"(\w+)\"", source))
+    assert len(raised) >= 35
+    for lang in text.LANGUAGES:
+        assert raised <= set(text.catalogue(lang)["unreadable"]), (
+            lang,
+            raised - set(text.catalogue(lang)["unreadable"]),
+        )
+    err = ImageLoadError("file_too_big", size=12.25, limit=10.0)
+    assert str(err) == "file is 12.2 MB; the limit is 10 MB"
+    assert err.said_in("fr") == "le fichier fait 12,2 Mo ; la limite est de 10 Mo"
+    again = pickle.loads(pickle.dumps(err))
+    assert isinstance(again, ImageLoadError) and again.said_in("fr") == err.said_in("fr")
+    assert ImageLoadError("a sentence of its own").said_in("fr") == "a sentence of its own"

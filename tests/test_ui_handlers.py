@@ -234,6 +234,8 @@ def test_refusals_speak_the_pages_language_title_included(handlers, tmp_path):
         with pytest.raises(gr.Error) as refused:
             handlers.classify(str(text_file), request=FakeRequest(lang))
         assert refused.value.title == title and refused.value.message.startswith(words)
+        reason = {"en": "not a recognised image file", "fr": "ce n'est pas un fichier image reconnu"}[lang]
+        assert reason in refused.value.message  # the reason too, not only its opening
         with pytest.raises(gr.Error) as refused:
             handlers.analyse_scan(None, request=FakeRequest(lang))
         assert refused.value.title == title

@@ -52,7 +52,7 @@ def read(data: bytes):
     try:
         return pydicom.dcmread(io.BytesIO(data), force=True)
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as err:
-        raise ImageLoadError(f"not a readable DICOM file ({type(err).__name__}: {err})") from None
+        raise ImageLoadError("bad_dicom", detail=f"{type(err).__name__}: {err}") from None
 
 
 def mr_sequence(ds) -> str | None:
@@ -76,7 +76,7 @@ def values(ds) -> np.ndarray:
     from pydicom.pixels import apply_modality_lut
 
     if "PixelData" not in ds:
-        raise ImageLoadError("the DICOM file holds no pixel data")
+        raise ImageLoadError("dicom_no_pixels")
     try:
         pixels = ds.pixel_array
         if pixels.ndim >= 3 and pixels.shape[-1] == 3 and getattr(ds, "SamplesPerPixel", 1) == 3:
@@ -85,7 +85,7 @@ def values(ds) -> np.ndarray:
     except ImageLoadError:
         raise
     except Exception as err:  # pydicom raises many types for codecs and malformed data
-        raise ImageLoadError(f"cannot decode the DICOM pixel data ({type(err).__name__}: {err})") from None
+        raise ImageLoadError("dicom_undecodable", detail=f"{type(err).__name__}: {err}") from None
 
 
 def _voi_range(ds) -> tuple[float, float] | None:

@@ -81,17 +81,17 @@ def _read_bytes(source, max_bytes: int) -> bytes:
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
-            raise ImageLoadError(f"no such file: {path.name}")
+            raise ImageLoadError("no_such_file", name=path.name)
         size = path.stat().st_size
         if size > max_bytes:
-            raise ImageLoadError(f"file is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+            raise ImageLoadError("file_too_big", size=size / 2**20, limit=max_bytes / 2**20)
         data = path.read_bytes()
     else:
-        raise ImageLoadError(f"cannot read an image from a {type(source).__name__}")
+        raise ImageLoadError("not_a_source", kind=type(source).__name__)
     if not data:
-        raise ImageLoadError("the file is empty")
+        raise ImageLoadError("empty")
     if len(data) > max_bytes:
-        raise ImageLoadError(f"file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB")
+        raise ImageLoadError("file_too_big", size=len(data) / 2**20, limit=max_bytes / 2**20)
     return data
 
 
@@ -110,28 +110,26 @@ def _open_pil(data: bytes) -> Image.Image:
                 image = Image.open(io.BytesIO(data))
                 _check_size(*image.size)
                 if getattr(image, "n_frames", 1) > 1:
-                    raise ImageLoadError("animated or multi-page images are not supported; upload one slice")
+                    raise ImageLoadError("several_frames")
                 image.load()
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageLoadError(f"image is too large (over {MAX_PIXELS // 1_000_000} megapixels)") from None
+        raise ImageLoadError("too_many_pixels", megapixels=MAX_PIXELS // 1_000_000) from None
     except UnidentifiedImageError:
-        raise ImageLoadError("not a recognised image file (JPEG, PNG, BMP, TIFF, WebP or DICOM)") from None
+        raise ImageLoadError("not_an_image") from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise ImageLoadError(f"the image file is damaged or truncated ({err})") from None
+        raise ImageLoadError("damaged", detail=str(err)) from None
     return ImageOps.exif_transpose(image)
 
 
 def _check_size(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
-        raise ImageLoadError(f"image is too large ({width}x{height} pixels)")
+        raise ImageLoadError("too_large", width=width, height=height)
     if min(width, height) < MIN_SIDE:
-        raise ImageLoadError(
-            f"image is too small ({width}x{height} pixels); a slice needs at least {MIN_SIDE} px a side"
-        )
+        raise ImageLoadError("too_small", width=width, height=height, side=MIN_SIDE)
 
 
 def _pil_to_gray(image: Image.Image) -> np.ndarray:
@@ -153,7 +151,7 @@ def _array_to_gray(array: np.ndarray) -> np.ndarray:
     elif array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim != 2:
-        raise ImageLoadError(f"expected a 2-D image, got an array of shape {array.shape}")
+        raise ImageLoadError("not_2d", shape=str(array.shape))
     _check_size(array.shape[1], array.shape[0])
     if array.dtype == np.uint8:
         return array.copy()
@@ -164,7 +162,7 @@ def _rescale_to_uint8(array: np.ndarray) -> np.ndarray:
     """Min-max stretch of a wide-range image (16-bit, float, DICOM) to 0..255."""
     finite = np.isfinite(array)
     if not finite.any():
-        raise ImageLoadError("the image holds no finite pixel values")
+        raise ImageLoadError("no_finite_pixels")
     array = np.where(finite, array, np.nanmin(np.where(finite, array, np.inf)))
     low, high = float(array.min()), float(array.max())
     if high <= low:

@@ -63,28 +63,24 @@ def load_volume(
         raise ValueError(f"plane must be one of {PLANES}, got {plane!r}")
     blobs = _gather(source, max_bytes, max_slices)
     if not blobs:
-        raise ImageLoadError("no files to read: upload a zip, DICOM files or a NIfTI volume")
+        raise ImageLoadError("no_files")
     kinds = ["nifti" if _is_nifti(b) else "dicom" if dicom.is_dicom(b) else "other" for b in blobs]
     nifti = [b for b, kind in zip(blobs, kinds) if kind == "nifti"]
     dicom_files = [b for b, kind in zip(blobs, kinds) if kind == "dicom"]
     others = kinds.count("other")
     if others:
-        raise ImageLoadError(
-            f"{others} of the {len(blobs)} files are neither DICOM nor NIfTI; upload one series "
-            "(DICOM files or a zip of them) or one NIfTI volume"
-        )
+        raise ImageLoadError("not_scan_files", others=others, files=len(blobs))
     if nifti and dicom_files or len(nifti) > 1:
-        raise ImageLoadError("upload one scan at a time: one NIfTI volume or the DICOM files of one series")
+        raise ImageLoadError("several_scans")
     if nifti:
         volume = _nifti_volume(nifti[0], plane, max_bytes)
     else:
         volume = _dicom_volume(dicom_files)
     if len(volume) > max_slices:
-        raise ImageLoadError(f"the scan has {len(volume)} slices; the limit is {max_slices}")
+        raise ImageLoadError("too_many_slices", slices=len(volume), limit=max_slices)
     if min(volume.slices.shape[1:]) < MIN_SIDE:
         raise ImageLoadError(
-            f"the slices are {volume.slices.shape[2]}x{volume.slices.shape[1]} pixels; "
-            f"a slice needs at least {MIN_SIDE} px a side"
+            "slices_too_small", width=volume.slices.shape[2], height=volume.slices.shape[1], side=MIN_SIDE
         )
     return volume
 
@@ -108,7 +104,7 @@ def _gather(source: VolumeSource, max_bytes: int, max_files: int) -> list[bytes]
         elif path.is_file():
             blobs += _from_file(path, budget)
         else:
-            raise ImageLoadError(f"no such file: {path.name}")
+            raise ImageLoadError("no_such_file", name=path.name)
     return blobs
 
 
@@ -121,11 +117,9 @@ class _Budget:
         self.bytes_left -= size
         self.files_left -= 1
         if self.bytes_left < 0:
-            raise ImageLoadError(f"the scan is over {self.max_bytes / 2**20:.0f} MB uncompressed; that is the limit")
+            raise ImageLoadError("scan_too_big", limit=self.max_bytes / 2**20)
         if self.files_left < 0:
-            raise ImageLoadError(
-                f"the upload holds more than {self.max_files} files; the limit is {self.max_files} slices"
-            )
+            raise ImageLoadError("too_many_files", limit=self.max_files)
 
 
 def _ignored(name: str) -> bool:
@@ -144,26 +138,25 @@ def _from_zip(path: Path, budget: _Budget) -> list[bytes]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
-        raise ImageLoadError(f"not a readable zip file ({err})") from None
+        raise ImageLoadError("bad_zip", detail=str(err)) from None
     blobs = []
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir() and not _ignored(m.filename)]
         if sum(m.file_size for m in members) > budget.bytes_left:
             raise ImageLoadError(
-                f"the zip expands to {sum(m.file_size for m in members) / 2**20:.0f} MB; "
-                f"the limit is {budget.max_bytes / 2**20:.0f} MB"
+                "zip_too_big", size=sum(m.file_size for m in members) / 2**20, limit=budget.max_bytes / 2**20
             )
         for member in members:
             if member.file_size > MAX_ZIP_RATIO * max(member.compress_size, 1) and member.file_size > 2**20:
-                raise ImageLoadError("the zip expands far more than scans do (a zip bomb?); it was not opened")
+                raise ImageLoadError("zip_bomb")
             try:
                 with archive.open(member) as handle:  # never trust the declared size: read at most what is left
                     data = handle.read(budget.bytes_left + 1)
             except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as err:
-                raise ImageLoadError(f"cannot read a file in the zip ({type(err).__name__})") from None
+                raise ImageLoadError("zip_member", detail=type(err).__name__) from None
             budget.take(len(data))
             if data[:4] == b"PK\x03\x04":
-                raise ImageLoadError("the zip holds another zip; upload the series itself")
+                raise ImageLoadError("zip_in_zip")
             blobs.append(data)
     return blobs
 
@@ -183,12 +176,12 @@ def _is_nifti(data: bytes) -> bool:
 def _dicom_volume(blobs: list[bytes]) -> Volume:
     datasets = [ds for ds in (dicom.read(b) for b in blobs) if "PixelData" in ds]
     if not datasets:
-        raise ImageLoadError("the DICOM files hold no pixel data")
+        raise ImageLoadError("dicom_series_no_pixels")
     series = {str(getattr(ds, "SeriesInstanceUID", "")) for ds in datasets}
     if len(series) > 1:
-        raise ImageLoadError(f"the files belong to {len(series)} different series; upload one series at a time")
+        raise ImageLoadError("several_series", series=len(series))
     if len({(int(ds.Rows), int(ds.Columns)) for ds in datasets}) > 1:
-        raise ImageLoadError("the slices of this series differ in size; it cannot be read as one scan")
+        raise ImageLoadError("slice_sizes_differ")
     first = datasets[0]
     if len(datasets) == 1 and int(getattr(first, "NumberOfFrames", 1) or 1) > 1:
         stack, kind = dicom.values(first), "multi-frame DICOM"
@@ -196,7 +189,7 @@ def _dicom_volume(blobs: list[bytes]) -> Volume:
         datasets = _ordered(datasets)
         stack, kind = np.stack([dicom.values(ds) for ds in datasets]), "DICOM series"
     if stack.ndim != 3:
-        raise ImageLoadError("colour DICOM images are not scans this model reads")
+        raise ImageLoadError("colour_dicom")
     slices = dicom.to_gray(stack, datasets[len(datasets) // 2])  # one window for the whole scan
     return Volume(slices, kind, "acquired", dicom.mr_sequence(first))
 
@@ -212,14 +205,9 @@ def _ordered(datasets: list) -> list:
         try:
             keys = [int(ds.InstanceNumber) for ds in datasets]
         except (AttributeError, TypeError, ValueError):
-            raise ImageLoadError(
-                "the DICOM files say neither where each slice lies nor its number; their order cannot be recovered"
-            ) from None
+            raise ImageLoadError("slice_order_unknown") from None
     if len(set(np.round(keys, 3))) < len(keys):
-        raise ImageLoadError(
-            "two files of the series lie at the same place (duplicates or several echoes); "
-            "upload one series of distinct slices"
-        )
+        raise ImageLoadError("slices_at_same_place")
     return [datasets[i] for i in np.argsort(keys, kind="stable")]
 
 
@@ -233,9 +221,9 @@ def _nifti_volume(data: bytes, plane: str, max_bytes: int) -> Volume:
         try:
             data = gzip.GzipFile(fileobj=io.BytesIO(data)).read(max_bytes + 1)
         except (OSError, EOFError) as err:
-            raise ImageLoadError(f"the .nii.gz file is damaged ({err})") from None
+            raise ImageLoadError("nifti_gz_damaged", detail=str(err)) from None
         if len(data) > max_bytes:
-            raise ImageLoadError(f"the volume is over {max_bytes / 2**20:.0f} MB uncompressed; that is the limit")
+            raise ImageLoadError("volume_too_big", limit=max_bytes / 2**20)
     try:
         image = (
             nibabel.Nifti1Image.from_bytes(data)
@@ -249,11 +237,11 @@ def _nifti_volume(data: bytes, plane: str, max_bytes: int) -> Volume:
         elif len(shape) == 3:
             voxels = np.asarray(image.dataobj, dtype=np.float64)
         else:
-            raise ImageLoadError(f"a NIfTI volume of shape {shape} is not a 3-D scan")
+            raise ImageLoadError("nifti_not_3d", shape=str(shape))
     except ImageLoadError:
         raise
     except Exception as err:  # noqa: BLE001 - nibabel raises many types on malformed files
-        raise ImageLoadError(f"not a readable NIfTI volume ({type(err).__name__}: {err})") from None
+        raise ImageLoadError("bad_nifti", detail=f"{type(err).__name__}: {err}") from None
     axis = {"sagittal": 0, "coronal": 1, "axial": 2}[plane]
     moved = np.moveaxis(voxels, axis, 0)  # slices first; each slice keeps the other two axes in RAS order
     # rows: the front (axial) or the top (coronal, sagittal) upwards; columns flipped: the patient's right

@@ -14,7 +14,7 @@ def finite_values(values: np.ndarray, fill: float | None = None) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values)
     if not finite.any():
-        raise ImageLoadError("the image holds no finite pixel values")
+        raise ImageLoadError("no_finite_pixels")
     return np.where(finite, values, np.min(values[finite]) if fill is None else fill)
 
 

@@ -135,7 +135,7 @@ class Handlers:
         try:
             return self.predictor.explain(path, target=None if target in (None, PREDICTED) else target, method=method)
         except ImageLoadError as err:
-            raise refusal(text.fill(say(lang)["cannot_read"], lang, error=err), lang) from None
+            raise refusal(text.fill(say(lang)["cannot_read"], lang, error=err.said_in(lang)), lang) from None
 
     def _overlay(self, e, opacity, outline) -> str:
         """The heatmap on the slice at its own resolution, as the page shows it."""
@@ -187,7 +187,7 @@ class Handlers:
         try:
             every = self.predictor.explain_all(path, method=method)
         except ImageLoadError as err:
-            raise refusal(text.fill(say(lang)["cannot_read"], lang, error=err), lang) from None
+            raise refusal(text.fill(say(lang)["cannot_read"], lang, error=err.said_in(lang)), lang) from None
         if method in CLASSLESS:  # one map for every class: shown once, named for no class
             return [(cached_image(every[0].overlay_original, self.output_dir), METHOD_NAMES[method])]
         return [
@@ -220,7 +220,7 @@ class Handlers:
             name = Path(path).name
             if isinstance(result, ImageLoadError):
                 rows.append([name, "error", *[None] * len(labels), str(result)])
-                shown.append([name, say(lang)["error"], *[None] * len(labels), str(result)])
+                shown.append([name, say(lang)["error"], *[None] * len(labels), result.said_in(lang)])
                 continue
             probs, verdict = result
             label = max(probs, key=probs.get)
@@ -272,7 +272,7 @@ class Handlers:
                 list(paths) if isinstance(paths, (list, tuple)) else paths, plane or "axial"
             )
         except ImageLoadError as err:
-            raise refusal(text.fill(say(lang)["cannot_read"], lang, error=err), lang) from None
+            raise refusal(text.fill(say(lang)["cannot_read"], lang, error=err.said_in(lang)), lang) from None
         labels = self.predictor.labels
         rows = [
             [
