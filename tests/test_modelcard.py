@@ -48,3 +48,39 @@ def test_model_card_says_how_the_epoch_was_chosen():
     assert _selection_text({"invert_prob": 0.5}) == "lowest mean of the clean and contrast-inverted validation losses"
     assert _selection_text({"invert_prob": 0.5, "clean_floor": 0.0}).endswith("at least the starting model's")
     assert _selection_text({"clean_floor": 0.005}).endswith("at least the starting model's less 0.5 points")
+
+
+def test_the_card_is_written_in_each_language_keeping_the_training_it_recorded(tmp_path):
+    """Rewritten from the saved evaluation without the training runs (as for the bundled model): the English card
+    keeps its Training section word for word, the French card says everything else in French, numbers included;
+    the Model tab shows the card of the page's language."""
+    import shutil
+
+    from brainmri.evaluation import report
+    from brainmri.evaluation.modelcard import CARDS, kept_training_section, write_model_card
+    from brainmri.evaluation.robustness import SHIFTS, shift_name
+
+    release = tmp_path / "release"
+    release.mkdir()
+    for name in ("config.json", "README.md"):
+        shutil.copyfile(ROOT / "assets" / "model" / name, release / name)
+    before = kept_training_section(release)
+    assert any(line.startswith("python train.py train") for line in before)
+    assert write_model_card(release, ROOT / "assets" / "metrics") == release / "README.md"
+    assert sorted(p.name for p in release.glob("README*.md")) == sorted(CARDS.values())
+    english, french = (release / CARDS[lang] for lang in ("en", "fr"))
+    assert kept_training_section(release) == before  # written again, still the runs' own record
+    card = english.read_text()
+    assert "## Scans from another source: TCGA-LGG" in card and "97.64 % [96.80, 98.40]" in card
+    body = french.read_text()
+    assert body.startswith("---\nlicense: apache-2.0")  # the same front matter: the weights' licence
+    for said in ("## Modèle", "## Limites", "97,64\u202f% [96,80 ; 98,40]", "flou gaussien", "Options et commandes"):
+        assert said in body, said
+    for english_only in ("## Model\n", "Intended use", "gaussian blur", "97.64 %"):
+        assert english_only not in body, english_only
+    assert report.model_card(release, "fr").startswith("# brainmri — ") and "## Modèle" in report.model_card(
+        release, "fr"
+    )
+    assert "## Model\n" in report.model_card(release, "de")  # no German card: English
+    assert [shift_name(name) for name in SHIFTS] == list(SHIFTS)
+    assert all(shift_name(name, "fr") != name for name in SHIFTS if name != "JPEG quality 20")

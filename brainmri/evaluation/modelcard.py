@@ -10,6 +10,7 @@ from typing import Any
 
 from brainmri import text
 from brainmri.evaluation.report import (
+    COLLECTION_NAMES,
     headline_markdown,
     load_metrics,
     localisation_summary,
@@ -20,20 +21,22 @@ from brainmri.evaluation.report import (
 from brainmri.inference.release import read_config
 
 
-def _dropped_text(entry: dict) -> str:
+def _dropped_text(entry: dict, lang: str = "en") -> str:
     """``, 12 near duplicates left out of training`` for a held-out entry that left some out, else ""."""
     if not entry.get("holdout"):
         return ""
-    return f", {entry['holdout']['dropped_duplicates']} near duplicates left out of training"
+    return text.t("card.dropped", lang, n=entry["holdout"]["dropped_duplicates"])
 
 
-def _stages_text(entry: dict) -> str:
-    """``run `A`, 100 epochs, then `B`, 30 epochs (fine-tune)`` from a held-out entry of crossval.json."""
+def _stages_text(entry: dict, lang: str = "en") -> str:
+    """```A`, 100 epochs, then `B`, 30 epochs (fine-tune)`` from a held-out entry of crossval.json."""
+    w = text.t("card", lang)
     stages = entry.get("stages") or [{"run": entry["run"], "epochs": entry["recipe"].get("epochs")}]
     parts = [
-        f"`{stage['run']}`, {stage['epochs']} epochs" + (" (fine-tune)" if i else "") for i, stage in enumerate(stages)
+        text.fill(w["run_stage"], lang, run=stage["run"], epochs=stage["epochs"]) + (w["fine_tune"] if i else "")
+        for i, stage in enumerate(stages)
     ]
-    return "run " + ", then ".join(parts)
+    return w["then"].join(parts)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -88,22 +91,42 @@ RECIPE_KEYS = [
 ]
 
 
-def _selection_text(args: dict) -> str:
+def _selection_text(args: dict, lang: str = "en") -> str:
     """How the run chose its saved epoch (brainmri.training.trainer.Trainer.validate and _improves)."""
-    text = (
-        "lowest mean of the clean and contrast-inverted validation losses"
-        if args.get("invert_prob")
-        else "lowest validation loss"
-    )
+    w = text.t("card", lang)
+    said = w["loss_inverted"] if args.get("invert_prob") else w["loss"]
     floor = args.get("clean_floor")
     if floor is not None:
-        text += ", among the epochs whose clean validation accuracy was at least the starting model's" + (
-            f" less {100 * floor:g} points" if floor else ""
-        )
-    return text
+        said += w["floor"] + (text.fill(w["floor_less"], lang, points=100 * floor) if floor else "")
+    return said
 
 
 LGG_LICENCE = "cc-by-nc-sa-4.0"  # weights trained on TCGA-LGG inherit its non-commercial terms
+
+
+CARDS = {lang: "README.md" if lang == "en" else f"README.{lang}.md" for lang in text.LANGUAGES}
+
+
+def kept_training_section(release: Path) -> list[str]:
+    """The Training section's lines of the release's English card (options and commands of runs that may no longer
+    be at hand), without its heading; [] when there is none."""
+    path = release / "README.md"
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()
+    heading = text.t("card.training")
+    if heading not in lines:
+        return []
+    start = lines.index(heading) + 1
+    end = next((k for k in range(start, len(lines)) if lines[k].startswith("## ")), len(lines))
+    section = lines[start:end]
+    if section and section[0] == text.t("card.training_kept"):  # a card itself rewritten: its own lines only
+        section = section[1:]
+    while section and not section[0].strip():
+        section.pop(0)
+    while section and not section[-1].strip():
+        section.pop()
+    return section
 
 
 def write_model_card(
@@ -113,9 +136,21 @@ def write_model_card(
     command: str | list[str] = "",
     hardware: str | None = None,
 ) -> Path:
-    """``run``/``command``: one training run, or the list of stages in order (each continuing from the
-    previous one's release with ``--init``); the card records each stage and their total time."""
-    release, metrics_dir = Path(release), Path(metrics_dir)
+    """The card in every language (``README.md``, ``README.fr.md``: :data:`CARDS`); returns the English one's path.
+    ``run``/``command``: one training run, or the list of stages in order (each continuing from the previous one's
+    release with ``--init``); the card records each stage and their total time. Without ``run``, the Training
+    section of the release's English card is kept as it was (the runs' folders may be gone)."""
+    release = Path(release)
+    kept = [] if run else kept_training_section(release)
+    for lang, name in CARDS.items():
+        lines = card_lines(release, Path(metrics_dir), run, command, hardware, lang, kept)
+        (release / name).write_text("\n".join(lines) + "\n")
+    return release / CARDS["en"]
+
+
+def card_lines(release: Path, metrics_dir: Path, run, command, hardware, lang: str, kept: list[str]) -> list[str]:
+    """The card's lines in ``lang``."""
+    w = text.t("card", lang)
     config = read_config(release)
     meta = config.get("brainmri", {})
     metrics = load_metrics(metrics_dir)
@@ -125,14 +160,8 @@ def write_model_card(
     stages = [(_read_json(r / "args.json") or {}, _read_json(r / "summary.json") or {}) for r in runs]
     audit = _read_json(metrics_dir / "audit.json")
     pcfg = config["pretrained_cfg"]
-    if stages:
-        seconds = sum(summary.get("train_seconds", 0) for _, summary in stages)
-        walls = [summary.get("wall_seconds") for _, summary in stages]
-        wall = sum(walls) if all(walls) else None
-    else:
-        seconds, wall = meta.get("train_seconds"), None
-    several = len(stages) > 1
     crop = config.get("preprocessing", {}).get("content_crop")
+    onnx = config.get("onnx")
 
     with_lgg = any(args.get("lgg") for args, _ in stages) or bool(meta.get("val_acc_lgg") is not None)
     lines = [
@@ -144,176 +173,191 @@ def write_model_card(
         "metrics: [accuracy, f1, roc_auc]",
         "---",
         "",
-        f"# brainmri — {config['architecture']} for brain-tumour MRI slices",
+        text.fill(w["title"], lang, architecture=config["architecture"]),
         "",
-        f"**{text.t('notice.head')}** {text.t('notice.rest')}",
+        f"**{text.t('notice.head', lang)}** {text.t('notice.rest', lang)}",
         "",
-        "## Model",
-        f"- Architecture: timm `{config['architecture']}` "
-        f"({'ImageNet-initialised' if meta.get('pretrained') else 'trained from scratch'}), "
-        f"head LayerNorm → Dropout → Linear({config.get('num_features', '?')}→{config['num_classes']}).",
-        f"- Classes (output order): {', '.join(config['label_names'])}.",
-        f"- Input: {pcfg['input_size'][1]}×{pcfg['input_size'][2]} px; any image or DICOM → grayscale → "
-        f"{'cropped to the head → ' if crop else ''}padded to a "
-        f"square on black → resized ({pcfg['interpolation']}) → replicated to 3 channels → normalised "
-        f"(mean {pcfg['mean']}, std {pcfg['std']}).",
-        f"- Calibration: temperature {config.get('temperature', 1.0):.3f}, fitted on the validation split "
-        "(probabilities = softmax(logits / T)).",
-        f"- Weights: `model.safetensors` ({config.get('weights_dtype', 'float32')}), sha256 "
-        f"`{config.get('weights_sha256', '?')}`.",
+        w["model"],
+        text.fill(
+            w["architecture"],
+            lang,
+            architecture=config["architecture"],
+            init=w["imagenet"] if meta.get("pretrained") else w["scratch"],
+            features=config.get("num_features", "?"),
+            classes=config["num_classes"],
+        ),
+        text.fill(w["classes"], lang, classes=", ".join(config["label_names"])),
+        text.fill(
+            w["input"],
+            lang,
+            size=pcfg["input_size"][1],
+            crop=w["crop"] if crop else "",
+            interpolation=pcfg["interpolation"],
+            mean=pcfg["mean"],
+            std=pcfg["std"],
+        ),
+        text.fill(w["calibration"], lang, temperature=float(config.get("temperature", 1.0))),
+        text.fill(
+            w["weights"], lang, dtype=config.get("weights_dtype", "float32"), sha=config.get("weights_sha256", "?")
+        ),
         *(
             [
-                f"- `model.onnx`: the same network for ONNX Runtime (opset {config['onnx']['opset']}; outputs "
-                f"logits and the "
-                f"last feature map), checked against torch on {config['onnx']['check']['images']} images: "
-                f"largest logit "
-                f"difference {config['onnx']['check']['max_abs_logit_diff']:.1e}."
+                text.fill(
+                    w["onnx"],
+                    lang,
+                    opset=onnx["opset"],
+                    images=onnx["check"]["images"],
+                    diff=f"{onnx['check']['max_abs_logit_diff']:.1e}",
+                )
             ]
-            if config.get("onnx")
+            if onnx
             else []
         ),
         "",
-        "## Data",
-        "Kaggle *Brain Tumor MRI Dataset* (M. Nickparvar; figshare + SARTAJ + Br35H), 5,712 Training and 1,311 Testing "
-        f"slices. Training split: {meta.get('train_images', '?')} images; validation split (model selection, "
-        f"early stopping, calibration): {meta.get('val_images', '?')} images carved from Training, stratified, "
-        "with near-duplicate groups kept on one side. Testing was used for nothing but the final evaluation.",
+        w["data"],
+        text.fill(w["kaggle"], lang, train=meta.get("train_images", "?"), val=meta.get("val_images", "?")),
     ]
     if with_lgg:
-        lines += [
-            "",
-            "TCGA-LGG (lower-grade gliomas of The Cancer Genome Atlas, images from The Cancer Imaging Archive, "
-            "as prepared by Buda, Saha and Mazurowski, *Computers in Biology and Medicine* 109, 2019; Kaggle "
-            '"LGG MRI Segmentation"): FLAIR, T1 and T1 with contrast slices of its patients, split by patient '
-            "between training and validation; glioma where the reader's FLAIR mask covers at least 1 % of the "
-            'slice, "no tumour" where it is empty in the middle 60 % of the scan. **Licence of these weights: '
-            "non-commercial** (CC BY-NC-SA 4.0, following TCGA-LGG's terms and TCIA's data usage policy); "
-            "credit TCGA-LGG, TCIA and Buda et al. wherever results of this model are shown. The code is "
-            "Apache-2.0.",
-        ]
+        lines += ["", w["lgg"]]
     newsource = newsource_markdown(
-        _read_json(metrics_dir / "lgg-heldout-institution.json"), _read_json(metrics_dir / "lgg-leave-out.json")
+        _read_json(metrics_dir / "lgg-heldout-institution.json"), _read_json(metrics_dir / "lgg-leave-out.json"), lang
     )
     if newsource:
-        lines += ["", "## Scans from another source: TCGA-LGG", "", newsource]
+        lines += ["", w["newsource"], "", newsource]
     if audit:
         s = audit["summary"]
         lines += [
             "",
-            f"Duplicate audit: {s['testing_with_exact_dup_in_training']} Testing images have an exact and "
-            f"{s['testing_with_near_dup_in_training']} more a near duplicate in Training; the de-duplicated "
-            f"Testing subset keeps {s['dedup_testing_size']} of {s['testing_images']} images.",
+            text.fill(
+                w["audit"],
+                lang,
+                exact=s["testing_with_exact_dup_in_training"],
+                near=s["testing_with_near_dup_in_training"],
+                kept=s["dedup_testing_size"],
+                total=s["testing_images"],
+            ),
         ]
-    lines += ["", "## Training"]
-    for number, (args, summary) in enumerate(stages, 1):
-        name = f"Stage {number}" if several else "Recipe"
-        recipe = ", ".join(f"{k}={args.get(k)}" for k in RECIPE_KEYS if args.get(k) is not None)
-        took = f" {summary['train_seconds'] / 60:.0f} min in training steps" if summary.get("train_seconds") else ""
-        if several and summary.get("wall_seconds"):
-            took += f", {summary['wall_seconds'] / 60:.0f} min wall-clock"
-        lines.append(f"- {name}: {recipe};{took}.")
-    lines += [
-        f"- Best epoch ({_selection_text(stages[-1][0] if stages else {})}){' of the last stage' if several else ''}: "
-        f"{meta.get('epoch', '?')}; "
-        f"validation accuracy {meta.get('val_acc', float('nan')):.4f}.",
-        f"- Seed: {meta.get('seed', '?')}. Hardware: {hardware or hardware_description()}. "
-        f"Training time{' (all stages)' if several else ''}: "
-        + (f"{wall / 60:.0f} min wall-clock (setup, epochs, validation, calibration), " if wall else "")
-        + f"{seconds / 60:.0f} min in training steps."
-        if seconds
-        else f"- Seed: {meta.get('seed', '?')}.",
-    ]
-    if commands:
-        lines += [f"- Command{'s, in order' if len(commands) > 1 else ''}:", "", "```", *commands, "```"]
+    lines += ["", w["training"], *_training_lines(stages, commands, meta, hardware, kept, w, lang)]
     if metrics:
-        lines += ["", "## Evaluation (Testing split)", "", headline_markdown(metrics), ""]
-        lines += [
-            "Per class (full Testing):",
-            "",
-            "| class | precision | recall | F1 | support | ROC-AUC |",
-            "|---|---|---|---|---|---|",
-        ]
+        lines += ["", w["evaluation"], "", headline_markdown(metrics, lang), "", w["per_class"], ""]
+        lines += ["| " + " | ".join(text.t("report.per_class", lang)) + " |", "|---|---|---|---|---|---|"]
         for label, c in metrics["full"]["per_class"].items():
             auc = metrics["full"]["roc_auc"].get(label)
-            lines.append(
-                f"| {label} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} | "
-                f"{'—' if auc is None else f'{auc:.4f}'} |"
-            )
+            figures = [f"{c[k]:.4f}" for k in ("precision", "recall", "f1")] + [str(c["support"])]
+            figures.append("—" if auc is None else f"{auc:.4f}")
+            if lang == "fr":
+                figures = [f.replace(".", ",") for f in figures]
+            lines.append(f"| {text.class_name(label, lang)} | " + " | ".join(figures) + " |")
     crossval = _read_json(metrics_dir / "crossval.json")
     if metrics and crossval:
         lines += [
             "",
-            "## Scans from elsewhere: collections held out",
+            w["heldout"],
             "",
-            "Each held-out column is a model of this recipe trained on the other collections' Training images "
-            "(minus near duplicates of the held-out images) and judged on every image of the held-out "
-            "collection. That is the closest stand-in here for another hospital's scans: expect figures "
-            "nearer those columns than Testing's on scans from elsewhere. Neither column is a blind estimate: "
-            "the recipe was chosen on these held-out runs, and the page's 90 % confidence threshold on the "
-            "SARTAJ one.",
+            w["heldout_note"],
             "",
             *[
-                f"- held-out {name}: {_stages_text(entry)}{_dropped_text(entry)}."
+                text.fill(
+                    w["heldout_run"],
+                    lang,
+                    name=COLLECTION_NAMES.get(name, name),
+                    stages=_stages_text(entry, lang),
+                    dropped=_dropped_text(entry, lang),
+                )
                 for name, entry in crossval.get("heldout", {}).items()
             ],
             "",
-            trust_markdown(metrics, crossval, testing_verdict(metrics_dir), testing_robustness=robustness),
+            trust_markdown(metrics, crossval, testing_verdict(metrics_dir), lang, testing_robustness=robustness),
         ]
     localisation = _read_json(metrics_dir / "localisation.json")
     if localisation:
-        lines += ["", "## Where the heatmaps land", "", localisation_summary(localisation)]
+        lines += ["", w["localisation"], "", localisation_summary(localisation, lang=lang)]
     if robustness:
         from brainmri.evaluation.robustness import robustness_markdown
 
-        lines += ["", "## Robustness (Testing, full set)", "", robustness_markdown(robustness)]
+        lines += ["", w["robustness"], "", robustness_markdown(robustness, lang)]
     check = config.get("sequence_check")
     if check:
-        cv = check.get("cross_validation") or {}
-        lines += [
-            "",
-            "## T2-look check",
-            "",
-            "The page recognises T2-weighted slices from their pixels (`brainmri/inference/sequence_check.py`; "
-            "fitted on "
-            f'{check.get("fitted_on", "hand-labelled slices")}) and answers "uncertain" when such a slice is '
-            'answered "no tumour" (in this training data nearly every T2 slice is "no tumour")'
-            f"{'' if check.get('notumor_uncertain', True) else ' (switched off in this release)'} or when the "
-            "answer changes with the slice's contrast inverted."
-            + (
-                f" Cross-validated on the labels: AUC {cv['auc']:.3f}, {100 * cv['t2_caught']:.1f} % of T2 slices "
-                f"caught, {100 * cv['others_flagged']:.1f} % of the others flagged."
-                if cv.get("auc") is not None
-                else ""
+        lines += ["", w["t2"], "", _t2_text(check, w, lang)]
+    lines += ["", w["use"], w["use_text"], "", w["limits"], *w["limits_list"]]
+    return lines
+
+
+def _training_lines(stages, commands, meta, hardware, kept, w, lang: str) -> list[str]:
+    """Each stage's options and time, the saved epoch, seed, hardware, the commands; without runs, the lines kept
+    from the English card."""
+    if not stages and kept:
+        return [w["training_kept"], "", *kept]
+    several = len(stages) > 1
+    if stages:
+        seconds = sum(summary.get("train_seconds", 0) for _, summary in stages)
+        walls = [summary.get("wall_seconds") for _, summary in stages]
+        wall = sum(walls) if all(walls) else None
+    else:
+        seconds, wall = meta.get("train_seconds"), None
+    lines = []
+    for number, (args, summary) in enumerate(stages, 1):
+        name = text.fill(w["stage"], lang, n=number) if several else w["recipe"]
+        recipe = ", ".join(f"{k}={args.get(k)}" for k in RECIPE_KEYS if args.get(k) is not None)
+        took = text.fill(w["took"], lang, minutes=summary["train_seconds"] / 60) if summary.get("train_seconds") else ""
+        if several and summary.get("wall_seconds"):
+            took += text.fill(w["took_wall"], lang, minutes=summary["wall_seconds"] / 60)
+        lines.append(f"- {name}: {recipe};{took}.")
+    lines.append(
+        text.fill(
+            w["best"],
+            lang,
+            selection=_selection_text(stages[-1][0] if stages else {}, lang),
+            last=w["of_last"] if several else "",
+            epoch=meta.get("epoch", "?"),
+            accuracy=float(meta.get("val_acc", float("nan"))),
+        )
+    )
+    if seconds:
+        lines.append(
+            text.fill(
+                w["seed_time"],
+                lang,
+                seed=meta.get("seed", "?"),
+                hardware=hardware or hardware_description(),
+                all=w["all_stages"] if several else "",
+                wall=text.fill(w["wall"], lang, minutes=wall / 60) if wall else "",
+                minutes=seconds / 60,
             )
-            + (
-                f" On the {cv['random_sample']['n']} randomly drawn labelled slices alone: AUC "
-                f"{cv['random_sample']['auc']:.3f}, {100 * cv['random_sample']['t2_caught']:.1f} % caught, "
-                f"{100 * cv['random_sample']['others_flagged']:.1f} % of the others flagged."
-                if cv.get("random_sample")
-                else ""
-            )
-            + (
-                " Over all Training images it flags: "
-                + ", ".join(f"{k} {100 * v:.1f} %" for k, v in cv["training_flagged_by_class"].items())
-                + "."
-                if cv.get("training_flagged_by_class")
-                else ""
-            ),
-        ]
-    lines += [
-        "",
-        "## Intended use",
-        "Teaching and research: showing how a CNN classifies 2-D brain MRI slices, how sure it is and where it looked.",
-        "",
-        "## Limitations",
-        "- One public dataset of single 2-D slices, merged from three sources with many duplicates; no "
-        "patient-level split "
-        "is possible, so near-duplicate detection stands in for it. Results on other hospitals' scans will be lower.",
-        "- Four classes only: any other finding (stroke, metastasis, artefact) is forced into one of them; the app's "
-        "screening flags inputs unlike the training data but cannot catch everything.",
-        "- Grad-CAM maps are coarse and show correlation, not cause.",
-        "- Not a medical device; not validated clinically.",
-    ]
-    path = release / "README.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        )
+    else:
+        lines.append(text.fill(w["seed"], lang, seed=meta.get("seed", "?")))
+    if commands:
+        lines += [w["commands"] if len(commands) > 1 else w["command"], "", "```", *commands, "```"]
+    return lines
+
+
+def _t2_text(check: dict, w: dict, lang: str) -> str:
+    """What the T2-look check does and how well it did in cross-validation."""
+    cv = check.get("cross_validation") or {}
+    said = text.fill(
+        w["t2_text"],
+        lang,
+        fitted=check.get("fitted_on", "hand-labelled slices"),
+        off="" if check.get("notumor_uncertain", True) else w["t2_off"],
+    )
+    if cv.get("auc") is not None:
+        said += text.fill(
+            w["t2_cv"], lang, auc=float(cv["auc"]), caught=float(cv["t2_caught"]), flagged=float(cv["others_flagged"])
+        )
+    if cv.get("random_sample"):
+        r = cv["random_sample"]
+        said += text.fill(
+            w["t2_random"],
+            lang,
+            n=r["n"],
+            auc=float(r["auc"]),
+            caught=float(r["t2_caught"]),
+            flagged=float(r["others_flagged"]),
+        )
+    if cv.get("training_flagged_by_class"):
+        flags = ", ".join(
+            f"{text.class_name(k, lang)} {text.percent(v, lang, 1)}" for k, v in cv["training_flagged_by_class"].items()
+        )
+        said += text.fill(w["t2_training"], lang, flags=flags)
+    return said

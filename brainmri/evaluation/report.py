@@ -60,11 +60,19 @@ def figure(folder: str | Path, key: str, lang: str = "en") -> str | None:
     return str(path) if path.is_file() else None
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.2f} %"
+def _pct(value: float, lang: str = "en") -> str:
+    """97.64 % in English, 97,64 % in French (a narrow no-break space before the sign)."""
+    return f"{100 * value:.2f} %" if lang == "en" else text.percent(value, lang, 2)
 
 
-def _ci(values: list[float]) -> str:
+def _count(n: int, lang: str = "en") -> str:
+    """1,311 in English, 1 311 in French (a narrow no-break space between thousands)."""
+    return f"{n:,}".replace(",", "\u202f" if lang == "fr" else ",")
+
+
+def _ci(values: list[float], lang: str = "en") -> str:
+    if lang == "fr":  # the comma is the decimal mark: the bounds are set apart by a semicolon
+        return f"[{100 * values[0]:.2f} ; {100 * values[1]:.2f}]".replace(".", ",")
     return f"[{100 * values[0]:.2f}, {100 * values[1]:.2f}]"
 
 
@@ -77,11 +85,13 @@ def headline_markdown(metrics: dict[str, Any], lang: str = "en") -> str:
         return f"| {fn(full)} | {fn(dedup) if dedup else '—'} |"
 
     rows.append(f"| {w['images']}" + both(lambda m: str(m["n"])))
-    rows.append(f"| {w['accuracy_ci']}" + both(lambda m: f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}"))
-    rows.append(f"| {w['macro_f1']}" + both(lambda m: f"{_pct(m['macro_f1'])} {_ci(m['macro_f1_ci95'])}"))
-    rows.append(f"| {w['weighted_f1']}" + both(lambda m: _pct(m["weighted_f1"])))
-    rows.append(f"| {w['auc']}" + both(lambda m: f"{m['roc_auc']['macro']:.4f}"))
-    rows.append(f"| {w['ece']}" + both(lambda m: f"{m['ece']:.4f}"))
+    rows.append(
+        f"| {w['accuracy_ci']}" + both(lambda m: f"{_pct(m['accuracy'], lang)} {_ci(m['accuracy_ci95'], lang)}")
+    )
+    rows.append(f"| {w['macro_f1']}" + both(lambda m: f"{_pct(m['macro_f1'], lang)} {_ci(m['macro_f1_ci95'], lang)}"))
+    rows.append(f"| {w['weighted_f1']}" + both(lambda m: _pct(m["weighted_f1"], lang)))
+    rows.append(f"| {w['auc']}" + both(lambda m: text.fill("{x:.4f}", lang, x=float(m["roc_auc"]["macro"]))))
+    rows.append(f"| {w['ece']}" + both(lambda m: text.fill("{x:.4f}", lang, x=float(m["ece"]))))
     return "\n".join(rows)
 
 
@@ -107,9 +117,12 @@ def per_class_rows(metrics: dict[str, Any], which: str = "full", lang: str = "en
 PER_CLASS_HEADERS = words("en")["per_class"]
 
 
-def model_card(folder: str | Path) -> str:
-    """The model card's body (README.md without its YAML front matter)."""
+def model_card(folder: str | Path, lang: str = "en") -> str:
+    """The model card's body in ``lang`` (README.md, or README.<lang>.md where written; without its front matter)."""
     path = Path(folder) / "README.md"
+    own = path.with_name(f"README.{lang}.md")
+    if lang != "en" and own.is_file():
+        path = own
     if not path.is_file():
         return "_This model folder has no model card._"
     body = path.read_text()
@@ -158,15 +171,15 @@ def trust_markdown(
         )
     columns = [c[:3] + ((c[3] or {}).get(INVERSION),) for c in columns if c[1]]
     rows = ["| | " + " | ".join(title for title, *_ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    rows.append(f"| {w['images']} | " + " | ".join(f"{m['n']:,}" for _, m, *_ in columns) + " |")
+    rows.append(f"| {w['images']} | " + " | ".join(_count(m["n"], lang) for _, m, *_ in columns) + " |")
     rows.append(
         f"| {w['accuracy']} | "
-        + " | ".join(f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}" for _, m, *_ in columns)
+        + " | ".join(f"{_pct(m['accuracy'], lang)} {_ci(m['accuracy_ci95'], lang)}" for _, m, *_ in columns)
         + " |"
     )
     for label in columns[0][1]["labels"]:
         cells = [
-            _pct(m["per_class"][label]["recall"]) if m["per_class"].get(label, {}).get("support") else "—"
+            _pct(m["per_class"][label]["recall"], lang) if m["per_class"].get(label, {}).get("support") else "—"
             for _, m, *_ in columns
         ]
         name = text.class_name(label, lang) if lang != "en" else label
@@ -174,13 +187,15 @@ def trust_markdown(
     if any(inverted for *_, inverted in columns):
         rows.append(
             f"| {w['inverted']} | "
-            + " | ".join(_pct(inverted["accuracy"]) if inverted else "—" for *_, inverted in columns)
+            + " | ".join(_pct(inverted["accuracy"], lang) if inverted else "—" for *_, inverted in columns)
             + " |"
         )
     if any(v for _, _, v, _ in columns):
         rows.append(
             f"| {w['answered_ok']} | "
-            + " | ".join(f"{_pct(v['ok_share'])} ({_pct(v['ok_accuracy'])})" if v else "—" for _, _, v, _ in columns)
+            + " | ".join(
+                f"{_pct(v['ok_share'], lang)} ({_pct(v['ok_accuracy'], lang)})" if v else "—" for _, _, v, _ in columns
+            )
             + " |"
         )
     return "\n".join(rows)
@@ -194,10 +209,7 @@ def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any]
     w = words(lang)
 
     def pct(x):
-        return "—" if x is None else _pct(x)
-
-    def number(n):
-        return f"{n:,}".replace(",", "\u202f" if lang == "fr" else ",")
+        return "—" if x is None else _pct(x, lang)
 
     rows = []
     if heldout:
@@ -208,7 +220,7 @@ def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any]
                     lang,
                     sites=", ".join(heldout["sites"]),
                     patients=heldout["patients"],
-                    n=number(heldout["n"]),
+                    n=_count(heldout["n"], lang),
                 ),
                 heldout,
             )
@@ -220,7 +232,7 @@ def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any]
                     w["newsource_never"],
                     lang,
                     patients=leave_out["patients"],
-                    n=number(leave_out["n"]),
+                    n=_count(leave_out["n"], lang),
                     model=leave_out.get("model", ""),
                 ),
                 leave_out,
@@ -248,9 +260,9 @@ def localisation_summary(result: dict[str, Any] | None, method: str = "gradcam",
         images=result["images"],
         grid="×".join(str(v) for v in result.get("cam_grid") or []),
         widen=result["widen_px"],
-        pointing=_pct(a["pointing_game"]),
-        energy=_pct(a["energy_inside"]),
-        share=_pct(a["mask_share"]),
+        pointing=_pct(a["pointing_game"], lang),
+        energy=_pct(a["energy_inside"], lang),
+        share=_pct(a["mask_share"], lang),
         ratio=a["energy_ratio"],
     )
 
@@ -297,22 +309,22 @@ def summary_line(
         lang,
         architecture=config.get("architecture", "?"),
         sha=config.get("weights_sha256", "?")[:12],
-        testing=_pct(metrics["full"]["accuracy"]),
-        dedup=_pct(dedup["accuracy"]) if dedup else "—",
+        testing=_pct(metrics["full"]["accuracy"], lang),
+        dedup=_pct(dedup["accuracy"], lang) if dedup else "—",
     )
     for name, block in ((crossval or {}).get("heldout") or {}).items():
         line += text.fill(
             w["summary_heldout"],
             lang,
             name=COLLECTION_NAMES.get(name, name),
-            accuracy=_pct(block["metrics"]["accuracy"]),
+            accuracy=_pct(block["metrics"]["accuracy"], lang),
         )
     if testing_verdict:
         return line + text.fill(
             w["summary_ok"],
             lang,
-            share=_pct(testing_verdict["ok_share"]),
-            accuracy=_pct(testing_verdict["ok_accuracy"]),
+            share=_pct(testing_verdict["ok_share"], lang),
+            accuracy=_pct(testing_verdict["ok_accuracy"], lang),
         )
     return line + "."
 

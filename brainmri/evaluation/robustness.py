@@ -10,12 +10,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageFilter
 
+from brainmri import text
 from brainmri.data.folders import list_classes, list_files, read_split, split_roots
 from brainmri.inference.predictor import Predictor
 from brainmri.inference.preprocess import gamma_shift
@@ -141,12 +143,21 @@ def robustness(
     return results
 
 
-def robustness_markdown(results: dict[str, dict[str, float]]) -> str:
+def shift_name(name: str, lang: str = "en") -> str:
+    """A recorded shift's name (``gamma 0.6``) in ``lang`` (catalogue ``[shifts]``: ``gamma_0_6``); unknown ones as
+    recorded."""
+    return text.t("shifts", lang).get(re.sub(r"\W+", "_", name).strip("_").lower(), name)
+
+
+def robustness_markdown(results: dict[str, dict[str, float]], lang: str = "en") -> str:
     name = next(iter(results.values()), {}).get("set", "Testing")
-    rows = [
-        f"| shift ({'Testing, full' if name == 'Testing' else name}) | accuracy | change (points) |",
-        "|---|---|---|",
-    ]
+    head = list(text.t("card.robustness_head", lang))
+    if name != "Testing":
+        head[0] = head[0].split("(")[0] + f"({name})"
+    rows = ["| " + " | ".join(head) + " |", "|---|---|---|"]
     for name, row in results.items():
-        rows.append(f"| {name} | {100 * row['accuracy']:.2f} % | {100 * row.get('change', 0):+.2f} |")
+        accuracy, change = f"{100 * row['accuracy']:.2f} %", f"{100 * row.get('change', 0):+.2f}"
+        if lang == "fr":
+            accuracy, change = text.percent(row["accuracy"], lang, 2), change.replace(".", ",")
+        rows.append(f"| {shift_name(name, lang)} | {accuracy} | {change} |")
     return "\n".join(rows) + "\n"

@@ -346,7 +346,7 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, l
         image("curves", I18N("curves"))
         image("gallery", I18N("gallery"))
     with gr.Accordion(I18N("model_card"), open=False):
-        gr.Markdown(report.model_card(predictor.release.folder))
+        text(lambda lang: report.model_card(predictor.release.folder, lang))
 
 
 def launch(
