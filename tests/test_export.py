@@ -13,7 +13,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST, Classifie
 import train as cli
 from brainmri import Predictor
 from brainmri.inference.backends import BackendUnavailable, OnnxBackend, TorchBackend, select_backend
-from brainmri.inference.explain import feature_maps_cams
+from brainmri.inference.explain import AmongAlternatives, feature_maps_cams
 from brainmri.inference.release import CheckpointError, load_release
 from brainmri.training.export import ONNX_FILE, ExportError, export_release, first_testing_inputs
 from brainmri.training.model import create_model, target_layer
@@ -110,7 +110,10 @@ def test_export_refuses_a_graph_that_does_not_match(tiny_release, tmp_path, monk
 @pytest.mark.parametrize(
     "cam_class,method", [(GradCAM, "gradcam"), (GradCAMPlusPlus, "gradcam++"), (HiResCAM, "hirescam")]
 )
-@pytest.mark.parametrize("kind,target_class", [("logit", ClassifierOutputTarget), ("rest", ClassifierOutputReST)])
+@pytest.mark.parametrize(
+    "kind,target_class",
+    [("logit", ClassifierOutputTarget), ("rest", ClassifierOutputReST), ("alternatives", AmongAlternatives)],
+)
 def test_head_only_cam_equals_the_library_default_on_the_whole_network(arch, cam_class, method, kind, target_class):
     torch.manual_seed(0)
     model = create_model(arch, num_classes=4, image_size=128).eval()
