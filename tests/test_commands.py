@@ -50,7 +50,9 @@ def test_heldout_summary_follows_a_fine_tune_back_to_its_first_stage(tmp_path):
     (second / "args.json").write_text(json.dumps({"epochs": 30, "init": str(first / "release")}))
     stages = _training_stages(second)
     assert [(s["run"], s["epochs"]) for s in stages] == [("base", 100), ("ft", 30)]
-    assert _stages_text({"run": "ft", "stages": stages}) == "run `base`, 100 epochs, then `ft`, 30 epochs (fine-tune)"
+    assert _stages_text({"run": "ft", "stages": stages}) == "`base`, 100 epochs, then `ft`, 30 epochs (fine-tune)"
+    french = "`base`, 100 époques, puis `ft`, 30 époques (affinage)"
+    assert _stages_text({"run": "ft", "stages": stages}, "fr") == french
     (first / "args.json").write_text(json.dumps({"epochs": 100, "init": str(first / "release")}))  # a loop ends
     assert len(_training_stages(second)) == 2
 
