@@ -167,7 +167,8 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
     french = newsource_markdown(report, {**report, "model": "r21"}, lang="fr")
     assert "établissement tenu à l'écart (DU : 2 patients, 44 coupes" in french and "jamais vu" in french
     rows = [line.split(" | ") for line in french.splitlines()[2:4]]
-    assert [row[1] for row in rows] == [f"{100 * flair:.2f} %"] * 2 and newsource_markdown(None, None) == ""
+    french_flair = f"{100 * flair:.2f}\u202f%".replace(".", ",")  # as French writes it
+    assert [row[1] for row in rows] == [french_flair] * 2 and newsource_markdown(None, None) == ""
 
 
 def test_a_card_without_tcga_lgg_keeps_the_code_licence(tiny_release, tmp_path):
