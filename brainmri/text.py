@@ -45,8 +45,14 @@ class _Number(float):
     def __format__(self, spec: str) -> str:
         if spec.endswith("%"):
             return percent(float(self), self.lang, int(spec[1:-1]) if spec.startswith(".") else 6)
-        written = format(float(self), spec)
-        return written.replace(".", ",") if self.lang == "fr" and spec.endswith(("f", "g")) else written
+        return number(float(self), self.lang, spec) if spec.endswith(("f", "g")) else format(float(self), spec)
+
+
+def number(value: float, lang: str = "en", spec: str = "") -> str:
+    """``value`` formatted with ``spec`` as ``lang`` writes it: in French a decimal comma and a narrow no-break space
+    between thousands (``number(1311, "fr", ",")`` → 1 311, ``number(0.9984, "fr", ".4f")`` → 0,9984)."""
+    written = format(value, spec)
+    return written.replace(",", "\u202f").replace(".", ",") if lang == "fr" else written
 
 
 def fill(entry: str, lang: str = "en", **figures) -> str:

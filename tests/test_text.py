@@ -46,3 +46,9 @@ def test_words_for_people_and_stable_keys():
 def test_percentages_in_each_language():
     assert text.percent(0.9734, "en") == "97.3%" and text.percent(0.9734, "fr") == "97,3\u202f%"
     assert text.percent(None) == "" and text.percent(1.0, "en", digits=0) == "100%"
+
+
+def test_numbers_in_each_language():
+    assert text.number(1311, "en", ",") == "1,311" and text.number(1311, "fr", ",") == "1\u202f311"
+    assert text.number(0.99842, "en", ".4f") == "0.9984" and text.number(0.99842, "fr", ".4f") == "0,9984"
+    assert text.number(-1.45, "fr", "+.2f") == "-1,45" and text.fill("{x:.1f}", "fr", x=2.5) == "2,5"

@@ -114,6 +114,12 @@ def write_rows(rows: list[dict], path: str | Path) -> None:
         writer.writerows(rows)
 
 
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    """The per-slice answers :func:`write_rows` wrote (``lgg-slices.csv``), as strings."""
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def lgg_markdown(report: dict[str, Any]) -> str:
     """One table: per sequence, glioma recall and tumour-free slices answered "no tumour", each with the
     verdict's "ok" share and the accuracy among "ok"."""

@@ -243,10 +243,8 @@ def card_lines(release: Path, metrics_dir: Path, run, command, hardware, lang: s
         lines += ["| " + " | ".join(text.t("report.per_class", lang)) + " |", "|---|---|---|---|---|---|"]
         for label, c in metrics["full"]["per_class"].items():
             auc = metrics["full"]["roc_auc"].get(label)
-            figures = [f"{c[k]:.4f}" for k in ("precision", "recall", "f1")] + [str(c["support"])]
-            figures.append("—" if auc is None else f"{auc:.4f}")
-            if lang == "fr":
-                figures = [f.replace(".", ",") for f in figures]
+            figures = [text.number(c[k], lang, ".4f") for k in ("precision", "recall", "f1")] + [str(c["support"])]
+            figures.append("—" if auc is None else text.number(auc, lang, ".4f"))
             lines.append(f"| {text.class_name(label, lang)} | " + " | ".join(figures) + " |")
     crossval = _read_json(metrics_dir / "crossval.json")
     if metrics and crossval:

@@ -65,15 +65,10 @@ def _pct(value: float, lang: str = "en") -> str:
     return f"{100 * value:.2f} %" if lang == "en" else text.percent(value, lang, 2)
 
 
-def _count(n: int, lang: str = "en") -> str:
-    """1,311 in English, 1 311 in French (a narrow no-break space between thousands)."""
-    return f"{n:,}".replace(",", "\u202f" if lang == "fr" else ",")
-
-
 def _ci(values: list[float], lang: str = "en") -> str:
-    if lang == "fr":  # the comma is the decimal mark: the bounds are set apart by a semicolon
-        return f"[{100 * values[0]:.2f} ; {100 * values[1]:.2f}]".replace(".", ",")
-    return f"[{100 * values[0]:.2f}, {100 * values[1]:.2f}]"
+    """[96.80, 98.40] in English; [96,80 ; 98,40] in French, where the comma is the decimal mark."""
+    low, high = (text.number(100 * v, lang, ".2f") for v in values)
+    return f"[{low} ; {high}]" if lang == "fr" else f"[{low}, {high}]"
 
 
 def headline_markdown(metrics: dict[str, Any], lang: str = "en") -> str:
@@ -90,8 +85,8 @@ def headline_markdown(metrics: dict[str, Any], lang: str = "en") -> str:
     )
     rows.append(f"| {w['macro_f1']}" + both(lambda m: f"{_pct(m['macro_f1'], lang)} {_ci(m['macro_f1_ci95'], lang)}"))
     rows.append(f"| {w['weighted_f1']}" + both(lambda m: _pct(m["weighted_f1"], lang)))
-    rows.append(f"| {w['auc']}" + both(lambda m: text.fill("{x:.4f}", lang, x=float(m["roc_auc"]["macro"]))))
-    rows.append(f"| {w['ece']}" + both(lambda m: text.fill("{x:.4f}", lang, x=float(m["ece"]))))
+    rows.append(f"| {w['auc']}" + both(lambda m: text.number(m["roc_auc"]["macro"], lang, ".4f")))
+    rows.append(f"| {w['ece']}" + both(lambda m: text.number(m["ece"], lang, ".4f")))
     return "\n".join(rows)
 
 
@@ -171,7 +166,7 @@ def trust_markdown(
         )
     columns = [c[:3] + ((c[3] or {}).get(INVERSION),) for c in columns if c[1]]
     rows = ["| | " + " | ".join(title for title, *_ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    rows.append(f"| {w['images']} | " + " | ".join(_count(m["n"], lang) for _, m, *_ in columns) + " |")
+    rows.append(f"| {w['images']} | " + " | ".join(text.number(m["n"], lang, ",") for _, m, *_ in columns) + " |")
     rows.append(
         f"| {w['accuracy']} | "
         + " | ".join(f"{_pct(m['accuracy'], lang)} {_ci(m['accuracy_ci95'], lang)}" for _, m, *_ in columns)
@@ -220,7 +215,7 @@ def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any]
                     lang,
                     sites=", ".join(heldout["sites"]),
                     patients=heldout["patients"],
-                    n=_count(heldout["n"], lang),
+                    n=text.number(heldout["n"], lang, ","),
                 ),
                 heldout,
             )
@@ -232,7 +227,7 @@ def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any]
                     w["newsource_never"],
                     lang,
                     patients=leave_out["patients"],
-                    n=_count(leave_out["n"], lang),
+                    n=text.number(leave_out["n"], lang, ","),
                     model=leave_out.get("model", ""),
                 ),
                 leave_out,

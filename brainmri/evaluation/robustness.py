@@ -156,8 +156,7 @@ def robustness_markdown(results: dict[str, dict[str, float]], lang: str = "en") 
         head[0] = head[0].split("(")[0] + f"({name})"
     rows = ["| " + " | ".join(head) + " |", "|---|---|---|"]
     for name, row in results.items():
-        accuracy, change = f"{100 * row['accuracy']:.2f} %", f"{100 * row.get('change', 0):+.2f}"
-        if lang == "fr":
-            accuracy, change = text.percent(row["accuracy"], lang, 2), change.replace(".", ",")
+        accuracy = f"{100 * row['accuracy']:.2f} %" if lang == "en" else text.percent(row["accuracy"], lang, 2)
+        change = text.number(100 * row.get("change", 0), lang, "+.2f")
         rows.append(f"| {shift_name(name, lang)} | {accuracy} | {change} |")
     return "\n".join(rows) + "\n"

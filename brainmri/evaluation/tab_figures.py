@@ -9,7 +9,6 @@ figures (thinned to a few hundred points), so the figures can be redrawn without
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 
 from brainmri import text
 from brainmri.evaluation import plots
+from brainmri.evaluation.lgg import read_rows
 from brainmri.evaluation.selective import risk_coverage
 
 RECORD = "risk_coverage.json"
@@ -55,11 +55,6 @@ def selective_panel(selective: dict[str, Any]) -> dict[str, Any]:
         "curves": {name: thinned(curve) for name, curve in selective["signals"].items()},
         "ok": {k: verdict[k] for k in ("ok_share", "ok_accuracy")} if verdict else None,
     }
-
-
-def read_rows(path: str | Path) -> list[dict[str, str]]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def risk_record(testing_selective: dict[str, Any], new_source_rows: list[dict[str, str]], source: str) -> dict:
