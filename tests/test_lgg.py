@@ -164,8 +164,12 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
     )
     from brainmri.evaluation.report import newsource_markdown
 
-    french = newsource_markdown(report, {**report, "model": "r21"}, lang="fr")
-    assert "établissement tenu à l'écart (DU : 2 patients, 44 coupes" in french and "jamais vu" in french
+    sha = report["weights_sha256"]
+    french = newsource_markdown(report, report, lang="fr", weights_sha256=sha)
+    assert "établissement tenu à l'écart (DU : 2 patients, 44 coupes" in french
+    assert "; le modèle fourni, entraîné sans TCGA-LGG)" in french  # the record judged these very weights
+    other = newsource_markdown(None, report, weights_sha256="0" * 64)  # another model's: the name it was given
+    assert f"; {report['model']}, trained without TCGA-LGG)" in other and "bundled" not in other
     rows = [line.split(" | ") for line in french.splitlines()[2:4]]
     french_flair = f"{100 * flair:.2f}\u202f%".replace(".", ",")  # as French writes it
     assert [row[1] for row in rows] == [french_flair] * 2 and newsource_markdown(None, None) == ""

@@ -78,6 +78,24 @@ def test_the_card_is_written_in_each_language_keeping_the_training_it_recorded(t
         assert said in body, said
     for english_only in ("## Model\n", "Intended use", "gaussian blur", "97.64 %"):
         assert english_only not in body, english_only
+    # no French card of its own yet: it keeps the English card's Training lines and says they are in English
+    assert "(en anglais) :\n\n- Stage 1: recipe=scratch" in body
+    # with the bundled French card beside it, each card keeps its own language's record
+    shutil.copyfile(ROOT / "assets" / "model" / CARDS["fr"], french)
+    kept_french = kept_training_section(release, "fr")
+    write_model_card(release, ROOT / "assets" / "metrics")
+    assert kept_training_section(release, "fr") == kept_french and kept_training_section(release) == before
+    body = french.read_text()
+    for said in (
+        "- Étape 1 : recipe=scratch",
+        "Meilleure époque",
+        "2 cœurs CPU",
+        "étiquetées à la main",
+        "le modèle fourni",
+    ):
+        assert said in body, said
+    for english_only in ("Stage 1", "Best epoch", "Hardware", "hand-labelled", "trained without", "(en anglais)"):
+        assert english_only not in body, english_only
     assert report.model_card(release, "fr").startswith("# brainmri — ") and "## Modèle" in report.model_card(
         release, "fr"
     )

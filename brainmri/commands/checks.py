@@ -17,6 +17,7 @@ def cmd_sequence_check(args) -> int:
 
     from brainmri import Predictor
     from brainmri.data.folders import list_classes, load_folder, split_roots
+    from brainmri.evaluation.modelcard import fitted_on_text
     from brainmri.inference.release import add_files
     from brainmri.inference.sequence_check import CONFIG_KEY, fit_sequence_check, interior_features
 
@@ -53,8 +54,7 @@ def cmd_sequence_check(args) -> int:
         threshold=args.threshold,
         notumor_uncertain=not args.flip_only,
         random_rows=random_rows,
-        fitted_on=f"{len(rows)} hand-labelled Training slices ({int(is_t2.sum())} T2), {Path(args.labels).name}"
-        + (f", none from {args.exclude_collection}" if args.exclude_collection else ""),
+        fitted_on=fitted_on_text(len(rows), int(is_t2.sum()), Path(args.labels).name, args.exclude_collection),
     )
     everything = check.scores(np.stack([interior_features(image) for image in training.images]))
     flagged = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,8 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware_description() -> str:
-    return f"{os.cpu_count()} CPU cores ({cpu_name()}), no GPU"
+def hardware_description(lang: str = "en") -> str:
+    return text.t("card.hardware", lang, cores=os.cpu_count(), cpu=cpu_name())
 
 
 RECIPE_KEYS = [
@@ -107,20 +108,25 @@ LGG_LICENCE = "cc-by-nc-sa-4.0"  # weights trained on TCGA-LGG inherit its non-c
 CARDS = {lang: "README.md" if lang == "en" else f"README.{lang}.md" for lang in text.LANGUAGES}
 
 
-def kept_training_section(release: Path) -> list[str]:
-    """The Training section's lines of the release's English card (options and commands of runs that may no longer
-    be at hand), without its heading; [] when there is none."""
-    path = release / "README.md"
+def kept_training_section(release: Path, lang: str = "en") -> list[str]:
+    """The Training section's lines of the release's card in ``lang`` (options and commands of runs that may no
+    longer be at hand), without its heading; [] when there is none, or when that card only carried the English
+    card's lines."""
+    path = release / CARDS[lang]
     if not path.is_file():
         return []
     lines = path.read_text().splitlines()
-    heading = text.t("card.training")
+    heading = text.t("card.training", lang)
     if heading not in lines:
         return []
     start = lines.index(heading) + 1
     end = next((k for k in range(start, len(lines)) if lines[k].startswith("## ")), len(lines))
     section = lines[start:end]
-    if section and section[0] == text.t("card.training_kept"):  # a card itself rewritten: its own lines only
+    while section and not section[0].strip():
+        section.pop(0)
+    if section and section[0] == text.t("card.training_kept_english", lang) and lang != "en":
+        return []
+    if section and section[0] == text.t("card.training_kept", lang):  # a card itself rewritten: its own lines only
         section = section[1:]
     while section and not section[0].strip():
         section.pop(0)
@@ -139,17 +145,22 @@ def write_model_card(
     """The card in every language (``README.md``, ``README.fr.md``: :data:`CARDS`); returns the English one's path.
     ``run``/``command``: one training run, or the list of stages in order (each continuing from the previous one's
     release with ``--init``); the card records each stage and their total time. Without ``run``, the Training
-    section of the release's English card is kept as it was (the runs' folders may be gone)."""
+    section of each card is kept as it was (the runs' folders may be gone); a language whose card has none of its
+    own keeps the English card's lines, saying so."""
     release = Path(release)
-    kept = [] if run else kept_training_section(release)
+    english = [] if run else kept_training_section(release)
     for lang, name in CARDS.items():
+        own = [] if run else kept_training_section(release, lang)
+        kept = (own, lang) if own else (english, "en")
         lines = card_lines(release, Path(metrics_dir), run, command, hardware, lang, kept)
         (release / name).write_text("\n".join(lines) + "\n")
     return release / CARDS["en"]
 
 
-def card_lines(release: Path, metrics_dir: Path, run, command, hardware, lang: str, kept: list[str]) -> list[str]:
-    """The card's lines in ``lang``."""
+def card_lines(
+    release: Path, metrics_dir: Path, run, command, hardware, lang: str, kept: tuple[list[str], str] = ([], "en")
+) -> list[str]:
+    """The card's lines in ``lang``; ``kept``: a Training section's lines to keep (without runs), and their language."""
     w = text.t("card", lang)
     config = read_config(release)
     meta = config.get("brainmri", {})
@@ -220,7 +231,10 @@ def card_lines(release: Path, metrics_dir: Path, run, command, hardware, lang: s
     if with_lgg:
         lines += ["", w["lgg"]]
     newsource = newsource_markdown(
-        _read_json(metrics_dir / "lgg-heldout-institution.json"), _read_json(metrics_dir / "lgg-leave-out.json"), lang
+        _read_json(metrics_dir / "lgg-heldout-institution.json"),
+        _read_json(metrics_dir / "lgg-leave-out.json"),
+        lang,
+        config.get("weights_sha256"),
     )
     if newsource:
         lines += ["", w["newsource"], "", newsource]
@@ -283,9 +297,10 @@ def card_lines(release: Path, metrics_dir: Path, run, command, hardware, lang: s
 
 def _training_lines(stages, commands, meta, hardware, kept, w, lang: str) -> list[str]:
     """Each stage's options and time, the saved epoch, seed, hardware, the commands; without runs, the lines kept
-    from the English card."""
-    if not stages and kept:
-        return [w["training_kept"], "", *kept]
+    from a card (``kept``: the lines and their language)."""
+    kept_lines, kept_lang = kept
+    if not stages and kept_lines:
+        return [w["training_kept" if kept_lang == lang else "training_kept_english"], "", *kept_lines]
     several = len(stages) > 1
     if stages:
         seconds = sum(summary.get("train_seconds", 0) for _, summary in stages)
@@ -300,7 +315,7 @@ def _training_lines(stages, commands, meta, hardware, kept, w, lang: str) -> lis
         took = text.fill(w["took"], lang, minutes=summary["train_seconds"] / 60) if summary.get("train_seconds") else ""
         if several and summary.get("wall_seconds"):
             took += text.fill(w["took_wall"], lang, minutes=summary["wall_seconds"] / 60)
-        lines.append(f"- {name}: {recipe};{took}.")
+        lines.append(text.fill(w["stage_line"], lang, name=name, recipe=recipe, took=took))
     lines.append(
         text.fill(
             w["best"],
@@ -317,7 +332,7 @@ def _training_lines(stages, commands, meta, hardware, kept, w, lang: str) -> lis
                 w["seed_time"],
                 lang,
                 seed=meta.get("seed", "?"),
-                hardware=hardware or hardware_description(),
+                hardware=hardware or hardware_description(lang),
                 all=w["all_stages"] if several else "",
                 wall=text.fill(w["wall"], lang, minutes=wall / 60) if wall else "",
                 minutes=seconds / 60,
@@ -330,13 +345,31 @@ def _training_lines(stages, commands, meta, hardware, kept, w, lang: str) -> lis
     return lines
 
 
+def fitted_on_text(images: int, t2: int, labels: str, excluded: str | None = None, lang: str = "en") -> str:
+    """What the T2-look check was fitted on, as its record (``config.json``, in English) and the card say it."""
+    none = text.t("card.t2_none", lang, collection=excluded) if excluded else ""
+    return text.t("card.t2_fitted", lang, n=images, t2=t2, file=labels, none=none)
+
+
+FITTED_ON = re.compile(r"^(\d+) hand-labelled Training slices \((\d+) T2\), ([^,]+)(?:, none from (.+))?$")
+
+
+def _fitted_on(recorded: str, lang: str) -> str:
+    """A record's :func:`fitted_on_text` said again in ``lang`` (as recorded when it is in another form)."""
+    found = FITTED_ON.match(recorded)
+    if not found:
+        return recorded
+    images, t2, labels, excluded = found.groups()
+    return fitted_on_text(int(images), int(t2), labels, excluded, lang)
+
+
 def _t2_text(check: dict, w: dict, lang: str) -> str:
     """What the T2-look check does and how well it did in cross-validation."""
     cv = check.get("cross_validation") or {}
     said = text.fill(
         w["t2_text"],
         lang,
-        fitted=check.get("fitted_on", "hand-labelled slices"),
+        fitted=_fitted_on(check.get("fitted_on", ""), lang),
         off="" if check.get("notumor_uncertain", True) else w["t2_off"],
     )
     if cv.get("auc") is not None:

@@ -196,11 +196,25 @@ def trust_markdown(
     return "\n".join(rows)
 
 
-def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any] | None, lang: str = "en") -> str:
+def _model_name(record: dict[str, Any], weights_sha256: str | None, w: dict) -> str:
+    """How a record names the model it judged: "the bundled model" when its weights are the release's own, any
+    other by the name the evaluation gave it (``train.py lgg-eval --name``)."""
+    sha = record.get("weights_sha256") or ""
+    if sha and sha == weights_sha256:
+        return w["newsource_bundled"]
+    return record.get("model") or f"sha256 `{sha[:12]}`"
+
+
+def newsource_markdown(
+    heldout: dict[str, Any] | None,
+    leave_out: dict[str, Any] | None,
+    lang: str = "en",
+    weights_sha256: str | None = None,
+) -> str:
     """The trust table's new-source rows (README, Model tab, model card): per sequence, on TCGA-LGG patients of an
     institution the recipe never trained on (:mod:`brainmri.evaluation.lgg`'s figures), and on all of TCGA-LGG for a
-    model
-    that never saw it. Empty without either."""
+    model that never saw it (named "the bundled model" when its weights are ``weights_sha256``). Empty without
+    either."""
     w = words(lang)
 
     def pct(x):
@@ -228,7 +242,7 @@ def newsource_markdown(heldout: dict[str, Any] | None, leave_out: dict[str, Any]
                     lang,
                     patients=leave_out["patients"],
                     n=text.number(leave_out["n"], lang, ","),
-                    model=leave_out.get("model", ""),
+                    model=_model_name(leave_out, weights_sha256, w),
                 ),
                 leave_out,
             )

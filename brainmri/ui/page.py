@@ -330,7 +330,7 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, l
     text(lambda lang: report.trust_markdown(metrics, crossval, verdict, lang, testing_robustness=robustness))
     gr.Markdown(I18N("trust_note"))
     if heldout or leave_out:
-        text(lambda lang: report.newsource_markdown(heldout, leave_out, lang))
+        text(lambda lang: report.newsource_markdown(heldout, leave_out, lang, predictor.config.get("weights_sha256")))
     localisation = report.load_json(metrics_dir, "localisation.json")
     text(lambda lang: report.localisation_summary(localisation, lang=lang))
     image("risk_coverage", I18N("risk_coverage"))
