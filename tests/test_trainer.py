@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import train as cli
+from brainmri import Predictor
 from brainmri.inference.release import read_config
 from brainmri.training.config import TrainConfig
 from brainmri.training.trainer import Trainer
@@ -164,6 +165,16 @@ def test_init_from_release_and_class_check(dataset, cache_dir, run, tmp_path):
     assert read_config(out / "release")["label_names"] == CLASSES
     recorded = json.loads((out / "args.json").read_text())  # the release's model, not the CLI defaults
     assert recorded["arch"] == TINY_ARCH and recorded["image_size"] == TINY_SIZE and recorded["init"]
+    # moved onto a larger input: the new release's preprocessing says the size it was trained at
+    larger = tmp_path / "larger"
+    args[args.index("--out") + 1] = str(larger)
+    assert cli.main([*args, "--init-image-size", str(TINY_SIZE + 16)]) == 0
+    assert read_config(larger / "release")["pretrained_cfg"]["input_size"][-2:] == [TINY_SIZE + 16] * 2
+    assert json.loads((larger / "args.json").read_text())["image_size"] == TINY_SIZE + 16
+    predictor = Predictor.from_pretrained(larger / "release")
+    image = np.random.default_rng(0).integers(0, 255, (50, 40), dtype=np.uint8)
+    assert predictor.preprocess.image_size == TINY_SIZE + 16
+    assert sum(predictor.predict(image).values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def _floor_trainer(reference_acc, floor):

@@ -38,6 +38,12 @@ def add_train_parser(
     g.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random initialisation")
     g.add_argument("--init", default=None, help="start from a local release folder (or Hub id)")
     g.add_argument("--image-size", type=int, default=D("image_size"))
+    g.add_argument(
+        "--init-image-size",
+        type=int,
+        default=None,
+        help="with --init: train at this input size instead of the release's (a ConvNeXt takes any size)",
+    )
     g.add_argument("--drop-rate", type=float, default=D("drop_rate"))
     g.add_argument("--drop-path-rate", type=float, default=D("drop_path_rate"))
     crop = D("content_crop")

@@ -32,6 +32,7 @@ class TrainConfig:
     pretrained: bool = True
     init: str | None = None
     image_size: int = 224
+    init_image_size: int | None = None  # with init: train at this input size, not the release's
     recipe: str = "report"
     epochs: int = 50
     batch_size: int = 32

@@ -76,7 +76,13 @@ class Trainer(RunData):
         c = self.cfg
         if c.init:
             model, release = load_release(c.init)
-            self.init_config = config = release.config
+            config = release.config
+            if c.init_image_size:  # the released network moved onto another input size (its preprocessing follows)
+                channels = config["pretrained_cfg"]["input_size"][0]
+                size = (channels, c.init_image_size, c.init_image_size)
+                config = {**config, "pretrained_cfg": {**config["pretrained_cfg"], "input_size": list(size)}}
+                model.pretrained_cfg = {**model.pretrained_cfg, "input_size": size}
+            self.init_config = config
             self.label_names = list(config["label_names"])
             # The release decides the architecture and input size: record those, not the CLI defaults.
             self.cfg = replace(
