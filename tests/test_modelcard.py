@@ -102,3 +102,15 @@ def test_the_card_is_written_in_each_language_keeping_the_training_it_recorded(t
     assert "## Model\n" in report.model_card(release, "de")  # no German card: English
     assert [shift_name(name) for name in SHIFTS] == list(SHIFTS)
     assert all(shift_name(name, "fr") != name for name in SHIFTS if name != "JPEG quality 20")
+
+
+def test_the_t2_checks_record_is_said_in_each_language():
+    from brainmri.evaluation.modelcard import _fitted_on, fitted_on_text
+
+    recorded = fitted_on_text(445, 66, "sequence-labels.csv", "sartaj")  # as `train.py sequence-check` writes it
+    assert recorded == "445 hand-labelled Training slices (66 T2), sequence-labels.csv, none from sartaj"
+    assert _fitted_on(recorded, "en") == recorded
+    assert _fitted_on(recorded, "fr") == (
+        "445 coupes de Training étiquetées à la main (66 T2), sequence-labels.csv, aucune de sartaj"
+    )
+    assert _fitted_on("slices drawn by hand", "fr") == "slices drawn by hand"  # another form: as recorded
