@@ -74,3 +74,35 @@ def test_centres_target_is_the_pointing_games_rule():
         else:  # no centre can hit: the cells touching the mask
             assert np.array_equal(cells[index], touching[index])
     assert 10 < checked < 40  # both kinds of tumour were drawn
+
+
+def test_group_robust_weighs_the_worst_group_most():
+    from brainmri.training.losses import GroupRobust
+
+    robust = GroupRobust(groups=3, step=1.0)
+    groups = torch.tensor([0, 0, 1, 1])
+    same = robust(torch.tensor([0.5, 0.5, 0.5, 0.5]), groups)
+    assert float(same) == pytest.approx(0.5)  # equal losses: the mean, whatever the weights
+    assert robust.weights[0] == robust.weights[1] > robust.weights[2]  # group 2 absent: not raised
+    for _ in range(5):
+        loss = robust(torch.tensor([0.1, 0.1, 2.0, 2.0], requires_grad=True), groups)
+    assert robust.weights[1] > 0.9 * (robust.weights[0] + robust.weights[1])  # the worse group dominates
+    assert 1.8 < float(loss.detach()) < 2.0  # the batch's loss leans to it
+    assert float(robust.weights.sum()) == pytest.approx(1.0)
+    loss.backward()  # differentiable through the per-image losses
+
+
+@pytest.mark.slow  # trains, exports or serves
+def test_a_group_robust_run_keeps_its_weights_across_a_resume(dataset, cache_dir, tmp_path):
+    from helpers import tiny_trainer
+
+    settings = dict(epochs=2, steps_per_epoch=3, group_robust=0.5)
+    trainer = tiny_trainer(dataset, tmp_path / "g", cache_dir, **settings)
+    trainer.run()
+    history = trainer.history
+    assert all(len(row["group_weights"].split()) == 2 * len(trainer.classes) for row in history)
+    saved = torch.load(tmp_path / "g" / "last.pt", weights_only=True)["group_weights"]
+    assert float(saved.sum()) == pytest.approx(1.0) and not torch.allclose(saved, torch.full_like(saved, saved[0]))
+    resumed = tiny_trainer(dataset, tmp_path / "g", cache_dir, **settings, resume=True)
+    resumed.setup()
+    assert torch.equal(resumed.robust.weights, saved)

@@ -107,6 +107,14 @@ def add_train_parser(
         help="range of the random gamma (log-uniform; default: the augmentation's own, strong: 0.6 1.6)",
     )
     g.add_argument(
+        "--group-robust",
+        type=float,
+        default=D("group_robust"),
+        metavar="STEP",
+        help="Group DRO: weigh the (source, class) cells the model does worst on most, the weights moving by "
+        "exp(STEP x a cell's loss) each step (0: a plain mean)",
+    )
+    g.add_argument(
         "--balance",
         default=D("balance"),
         choices=list(BALANCE),

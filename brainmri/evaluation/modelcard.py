@@ -85,6 +85,7 @@ RECIPE_KEYS = [
     "gamma",
     "framing_prob",
     "balance",
+    "group_robust",
     "clean_floor",
     "holdout",
     "seed",

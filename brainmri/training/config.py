@@ -89,6 +89,8 @@ class TrainConfig:
     # epoch choice: an epoch whose clean validation accuracy is more than this below the starting (--init) model's is
     # chosen only while no epoch has stayed above it (None: the selection loss alone)
     clean_floor: float | None = None
+    # Group DRO's step size over the (source, class) cells (brainmri.training.losses.GroupRobust); 0: a plain mean
+    group_robust: float = 0.0
     ok_target: float | None = None  # the verdict's confidence threshold fitted for this accuracy (calibration)
     model_args: dict[str, Any] = field(default_factory=dict)
 

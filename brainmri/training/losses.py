@@ -84,3 +84,27 @@ def cam_outside_loss(cam: torch.Tensor, masks: torch.Tensor, target: str = "wide
     cam, cells = cam[has_tumour].float(), cells[has_tumour]
     share = (cam * cells).flatten(1).sum(1) / cam.flatten(1).sum(1).clamp_min(1e-6)
     return (1 - share).mean()
+
+
+class GroupRobust:
+    """Group DRO (Sagawa et al., "Distributionally robust neural networks", ICLR 2020): the classification loss is
+    a weighted mean over groups of training images (here a source and a class: the cells ``--balance sources``
+    draws evenly), and after every step each group's weight grows by ``exp(step x its mean loss)``, so the groups
+    the model does worst on weigh most; a batch's loss is normalised by the weights of the groups it holds. The
+    weights are training state (saved with the run, restored on resume)."""
+
+    def __init__(self, groups: int, step: float):
+        self.step = step
+        self.weights = torch.full((groups,), 1.0 / groups)
+
+    def __call__(self, per_image: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """The weighted loss of a batch (``per_image``: each image's loss; ``groups``: its group)."""
+        size = len(self.weights)
+        counts = torch.bincount(groups, minlength=size).to(per_image.dtype)
+        means = torch.zeros(size, dtype=per_image.dtype, device=per_image.device).index_add(0, groups, per_image)
+        means = means / counts.clamp_min(1)
+        present = (counts > 0).cpu()
+        self.weights = self.weights * torch.exp(self.step * means.detach().cpu() * present)
+        self.weights = self.weights / self.weights.sum()
+        here = (self.weights * present).to(per_image.device, per_image.dtype)  # a batch's absent groups weigh nothing
+        return (here * means).sum() / here.sum()

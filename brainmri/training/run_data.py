@@ -16,7 +16,7 @@ from brainmri.data.dedup import duplicate_groups, find_pairs
 from brainmri.data.folders import SPLIT_FILE, check_classes, list_classes, load_folder, split_train_val
 from brainmri.inference.preprocess import GammaFraming, Preprocess
 from brainmri.training.distributed import rank_slice
-from brainmri.training.losses import WithTumourMap
+from brainmri.training.losses import GroupRobust, WithTumourMap
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ class RunData:
                 self.reference_acc,
                 c.clean_floor,
             )
+        self.robust = GroupRobust(2 * len(self.classes), c.group_robust) if c.group_robust else None
         if c.resume and (self.out / "last.pt").is_file():
             self._load_state()
         if self.dist.main:
@@ -231,8 +232,14 @@ class RunData:
 
     # -- state
 
-    def _batches(self, epoch: int):
-        """Deterministic per epoch (seed, epoch): a resumed run sees the same batches."""
+    @property
+    def cells(self) -> torch.Tensor:
+        """Each training image's (source, class) cell: what ``--balance sources`` draws evenly and Group DRO weighs."""
+        return self.train_source * len(self.classes) + self.train_labels
+
+    def _batches(self, epoch: int, with_cells: bool = False):
+        """Deterministic per epoch (seed, epoch): a resumed run sees the same batches. Each batch is ``(x, y)``, then
+        with ``with_cells`` the images' cells, then with masks the masks and which images they supervise."""
         gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
         order = (
             torch.tensor(list(self._balanced_sampler(gen)))
@@ -250,7 +257,7 @@ class RunData:
                 images[rows] = self.framed_images[views, index[rows]].unsqueeze(1).float().div_(255)
             if self.train_masks is None:  # no masks: images and labels only
                 x = self._model_input(augment_batch(images, self.aug, gen)[share])
-                yield x, labels[share].to(self.device)
+                yield x, labels[share].to(self.device), *self._batch_cells(index, labels, share, with_cells)
                 continue
             masks = self.train_masks[index].unsqueeze(1).float().div_(255)
             if self.framed_masks is not None:
@@ -275,18 +282,21 @@ class RunData:
             yield (
                 self._model_input(images[share]),
                 labels[share].to(self.device),
+                *self._batch_cells(index, labels, share, with_cells),
                 masks[share].to(self.device),
                 supervised[share].to(self.device),
             )
+
+    def _batch_cells(self, index, labels, share, wanted: bool) -> tuple:
+        """The batch's cells as its labels now stand (a pasted lesion changes an image's class), or nothing."""
+        return ((self.train_source[index] * len(self.classes) + labels)[share].to(self.device),) if wanted else ()
 
     def _balanced_sampler(self, gen: torch.Generator):
         """One epoch's draw in which every class is equally likely (with replacement): a class with few images
         is seen as often as one with many, each of its images more often."""
         from torch.utils.data import WeightedRandomSampler
 
-        cell = self.train_labels
-        if self.cfg.balance == "sources":
-            cell = self.train_source * len(self.classes) + self.train_labels
+        cell = self.cells if self.cfg.balance == "sources" else self.train_labels
         counts = torch.bincount(cell).double()
         weights = (1.0 / counts)[cell]
         return WeightedRandomSampler(weights, len(self.train_set), replacement=True, generator=gen)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from brainmri.inference.preprocess import Preprocess
-from brainmri.training.losses import WithTumourMap, cam_outside_loss, tumour_map_loss
+from brainmri.training.losses import GroupRobust, WithTumourMap, cam_outside_loss, tumour_map_loss
 
 
 def train_step(
@@ -24,16 +24,23 @@ def train_step(
     seg_weight: float = 0.0,
     cam_weight: float = 0.0,
     cam_target: str = "widened",
+    robust: GroupRobust | None = None,
+    groups: torch.Tensor | None = None,
 ) -> tuple[float, int]:
     """One forward/backward/step; returns (mean loss on this batch, correct predictions).
 
     A :class:`WithTumourMap` model adds ``seg_weight`` times its tumour-map loss against ``masks`` on the
-    ``supervised`` images, and ``cam_weight`` times the share of the true class's Grad-CAM outside the tumour."""
+    ``supervised`` images, and ``cam_weight`` times the share of the true class's Grad-CAM outside the tumour.
+    With ``robust`` (and each image's group in ``groups``) the cross-entropy is its group-weighted mean."""
     with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
         inner = getattr(model, "module", model)
         output = model(inputs, targets) if isinstance(inner, WithTumourMap) else model(inputs)
     logits, tumour_map, cam = output if isinstance(output, tuple) else (output, None, None)
-    loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+    if robust is not None:
+        per_image = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing, reduction="none")
+        loss = robust(per_image, groups)
+    else:
+        loss = F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
     if tumour_map is not None and masks is not None and seg_weight:
         loss = loss + seg_weight * tumour_map_loss(tumour_map, masks, supervised)
     if cam is not None and masks is not None and cam_weight:

@@ -146,6 +146,7 @@ class Trainer(RunData):
             "seconds": self.seconds,
             "wall_seconds": self.wall_seconds,
             "history": json.dumps(self.history),
+            "group_weights": self.robust.weights if self.robust is not None else torch.zeros(0),
         }
 
     def _save_state(self, epoch: int) -> None:
@@ -168,6 +169,8 @@ class Trainer(RunData):
         self.seconds = float(state["seconds"])
         self._wall_before = float(state.get("wall_seconds", 0.0))
         self.history = json.loads(state["history"])
+        if self.robust is not None and len(state.get("group_weights", ())):
+            self.robust.weights = state["group_weights"].cpu()
         saved = [row for row in self.history if row.get("best")]  # the saved epoch kept the floor (always, without one)
         self.best_meets_floor = bool(saved) and saved[-1].get("meets_floor", True)
         log.info("resumed %s at epoch %d", self.out, self.start_epoch)
@@ -187,13 +190,14 @@ class Trainer(RunData):
         total_loss = correct = seen = 0
         start = time.perf_counter()
         bar = tqdm(
-            self._batches(epoch),
+            self._batches(epoch, with_cells=self.robust is not None),
             total=self.steps_per_epoch,
             desc=f"epoch {epoch + 1}/{c.epochs}",
             disable=None if self.dist.main else True,
             leave=False,
         )
-        for step, (x, y, *mask_batch) in enumerate(bar):
+        for step, (x, y, *rest) in enumerate(bar):
+            cells, mask_batch = (rest[0], rest[1:]) if self.robust is not None else (None, rest)
             if not in_head_phase:
                 global_step = (epoch - self.head_epochs) * self.steps_per_epoch + step
                 if self.scheduler is not None:
@@ -211,6 +215,8 @@ class Trainer(RunData):
                 seg_weight=c.seg_weight,
                 cam_weight=c.cam_weight,
                 cam_target=c.cam_target,
+                robust=self.robust,
+                groups=cells,
             )
             if self.ema is not None and not in_head_phase:
                 self.ema.update(self.model, step=global_step)
@@ -219,12 +225,15 @@ class Trainer(RunData):
             seen += len(y)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
         seconds = time.perf_counter() - start
-        return {
+        row = {
             "train_loss": total_loss / seen,
             "train_acc": correct / seen,
             "train_img_s": seen * self.dist.world / seconds,
             "train_seconds": seconds,
         }
+        if self.robust is not None:  # each (source, class) cell's weight at the epoch's end
+            row["group_weights"] = " ".join(f"{w:.4f}" for w in self.robust.weights.tolist())
+        return row
 
     def eval_model(self):
         return (
