@@ -105,6 +105,12 @@ def percent(value: float | None, lang: str = "en", digits: int = 1) -> str:
     return f"{number.replace('.', ',')}\u202f%" if lang == "fr" else f"{number}%"
 
 
+def table_percent(value: float, lang: str = "en", digits: int = 2) -> str:
+    """A percentage in a table or record: ``97.64 %`` in English, ``97,64 %`` in French (a narrow no-break space
+    before the sign)."""
+    return f"{100 * value:.{digits}f} %" if lang == "en" else percent(value, lang, digits)
+
+
 def placeholders(lang: str) -> dict[str, set[str]]:
     """Every entry of ``lang``'s catalogue by dotted key, with the names of its ``{placeholders}``."""
     found: dict[str, set[str]] = {}

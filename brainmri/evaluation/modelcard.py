@@ -123,8 +123,6 @@ def kept_training_section(release: Path, lang: str = "en") -> list[str]:
     start = lines.index(heading) + 1
     end = next((k for k in range(start, len(lines)) if lines[k].startswith("## ")), len(lines))
     section = lines[start:end]
-    while section and not section[0].strip():
-        section.pop(0)
     if section and section[0] == text.t("card.training_kept_english", lang) and lang != "en":
         return []
     if section and section[0] == text.t("card.training_kept", lang):  # a card itself rewritten: its own lines only

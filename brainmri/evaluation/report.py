@@ -60,9 +60,7 @@ def figure(folder: str | Path, key: str, lang: str = "en") -> str | None:
     return str(path) if path.is_file() else None
 
 
-def _pct(value: float, lang: str = "en") -> str:
-    """97.64 % in English, 97,64 % in French (a narrow no-break space before the sign)."""
-    return f"{100 * value:.2f} %" if lang == "en" else text.percent(value, lang, 2)
+_pct = text.table_percent
 
 
 def _ci(values: list[float], lang: str = "en") -> str:

@@ -156,7 +156,7 @@ def robustness_markdown(results: dict[str, dict[str, float]], lang: str = "en") 
         head[0] = head[0].split("(")[0] + f"({name})"
     rows = ["| " + " | ".join(head) + " |", "|---|---|---|"]
     for name, row in results.items():
-        accuracy = f"{100 * row['accuracy']:.2f} %" if lang == "en" else text.percent(row["accuracy"], lang, 2)
+        accuracy = text.table_percent(row["accuracy"], lang)
         change = text.number(100 * row.get("change", 0), lang, "+.2f")
         rows.append(f"| {shift_name(name, lang)} | {accuracy} | {change} |")
     return "\n".join(rows) + "\n"

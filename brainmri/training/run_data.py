@@ -232,10 +232,10 @@ class RunData:
 
     # -- state
 
-    @property
-    def cells(self) -> torch.Tensor:
-        """Each training image's (source, class) cell: what ``--balance sources`` draws evenly and Group DRO weighs."""
-        return self.train_source * len(self.classes) + self.train_labels
+    def _cells(self, index, labels: torch.Tensor) -> torch.Tensor:
+        """The (source, class) cell of the training images at ``index`` labelled ``labels``: what ``--balance sources``
+        draws evenly and Group DRO weighs."""
+        return self.train_source[index] * len(self.classes) + labels
 
     def _batches(self, epoch: int, with_cells: bool = False):
         """Deterministic per epoch (seed, epoch): a resumed run sees the same batches. Each batch is ``(x, y)``, then
@@ -289,14 +289,14 @@ class RunData:
 
     def _batch_cells(self, index, labels, share, wanted: bool) -> tuple:
         """The batch's cells as its labels now stand (a pasted lesion changes an image's class), or nothing."""
-        return ((self.train_source[index] * len(self.classes) + labels)[share].to(self.device),) if wanted else ()
+        return (self._cells(index, labels)[share].to(self.device),) if wanted else ()
 
     def _balanced_sampler(self, gen: torch.Generator):
         """One epoch's draw in which every class is equally likely (with replacement): a class with few images
         is seen as often as one with many, each of its images more often."""
         from torch.utils.data import WeightedRandomSampler
 
-        cell = self.cells if self.cfg.balance == "sources" else self.train_labels
+        cell = self._cells(slice(None), self.train_labels) if self.cfg.balance == "sources" else self.train_labels
         counts = torch.bincount(cell).double()
         weights = (1.0 / counts)[cell]
         return WeightedRandomSampler(weights, len(self.train_set), replacement=True, generator=gen)
