@@ -69,6 +69,15 @@ def _natural_sizes(page, selector="img"):
     )
 
 
+def _sizes_once_shown(page, size: list[int], timeout_ms: int = 15_000) -> list[list[int]]:
+    """The images' natural sizes once one of ``size`` has loaded (a busy machine decodes late), else as they are."""
+    for _ in range(timeout_ms // 250):
+        if size in (sizes := _natural_sizes(page)):
+            return sizes
+        page.wait_for_timeout(250)
+    return _natural_sizes(page)
+
+
 def test_classify_explain_report_and_model_tab(server, browser, tmp_path):
     from pypdf import PdfReader
 
@@ -83,8 +92,7 @@ def test_classify_explain_report_and_model_tab(server, browser, tmp_path):
     page.get_by_role("button", name="Classify", exact=True).click()
     page.get_by_text("Heatmap: Grad-CAM for").first.wait_for(timeout=60_000)
     assert page.get_by_text("Glioma").count() > 0  # class names in words
-    page.wait_for_timeout(500)
-    assert [512, 512] in _natural_sizes(page)  # the overlay at the upload's own size
+    assert [512, 512] in _sizes_once_shown(page, [512, 512])  # the overlay at the upload's own size
     page.screenshot(path=str(SHOTS / "app-classify.png"), full_page=True)
 
     page.get_by_role("button", name="All four classes side by side").click()
