@@ -4,9 +4,10 @@
 
 For every labelled slice of ``--sites``: glioma recall per sequence, the tumour-free slices answered "no tumour",
 all slices, and the accuracy of the most confident 20 / 40 / 60 % (the risk a confidence threshold could reach), for
-the plain image, each of the verdict's test-time views (:data:`~brainmri.inference.preprocess.TEST_TIME_VIEWS`)
-and two averages of their calibrated probabilities. Prints figures; decides nothing (docs/record/ablations.md
-records what was made of them).
+the plain image, each of the verdict's test-time views (:data:`~brainmri.inference.preprocess.TEST_TIME_VIEWS`),
+two averages of their calibrated probabilities, and the plain image levelled inside the head at test time only
+(:func:`~brainmri.inference.preprocess.head_level`, the ``intensity: head`` step, on a release trained without
+it). Prints figures; decides nothing (docs/record/ablations.md records what was made of them).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from brainmri import Predictor
 from brainmri.data.lgg import GLIOMA, NO_TUMOUR, SEQUENCES, load_lgg
+from brainmri.inference.preprocess import head_level
 
 COVERAGES = (0.2, 0.4, 0.6)
 
@@ -47,6 +49,9 @@ def main() -> None:
     rows = {"plain image": plain, **views}
     rows["mean of the plain image and hflip"] = (plain + views["hflip"]) / 2
     rows["mean of every view"] = (plain + sum(views.values())) / (1 + len(views))
+    if predictor.preprocess.intensity == "none":
+        levelled = np.stack([head_level(image) for image in fitted])
+        rows["levelled inside the head (test time only)"] = predictor.probabilities(predictor.logits(levelled))
     head = [f"glioma {s}" for s in SEQUENCES] + ["tumour-free", "all"] + [f"top {c:.0%} right" for c in COVERAGES]
     print(f"{len(lgg)} slices of {', '.join(args.sites)}\n| view | " + " | ".join(head) + " |")
     print("|---" * (len(head) + 1) + "|")

@@ -132,3 +132,58 @@ def test_head_crop_keeps_the_scalp_and_drops_what_lies_apart():
     assert head_box(gray, margin=0) == (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
     assert content_box(gray, margin=0)[0] == 5
     assert head_box(np.zeros((30, 30), np.uint8)) == (0, 30, 0, 30)
+
+
+def _disc_slice(level: int, lesion: int, size: int = 96) -> np.ndarray:
+    """A dark background, a head (a disc at ``level``) and a brighter lesion (``lesion``, 2 % of the head) inside it."""
+    yy, xx = np.mgrid[:size, :size]
+    gray = np.zeros((size, size), np.uint8)
+    gray[(yy - 48) ** 2 + (xx - 48) ** 2 < 40**2] = level
+    gray[(yy - 40) ** 2 + (xx - 52) ** 2 < 6**2] = lesion
+    return gray
+
+
+def test_head_levelling_gives_a_dark_and_a_bright_export_of_a_slice_one_input():
+    """``intensity: head``: the same slice exported at two overall levels reaches the model alike; black stays
+    black, the lesion keeps its contrast against the brain, and masks are not rescaled."""
+    from dataclasses import replace
+
+    from brainmri.inference.preprocess import HEAD_LEVEL, head_level
+
+    plain = Preprocess.from_config(CFG, content_crop=True, crop="head")
+    levelled = replace(plain, intensity="head")
+    dark, bright = _disc_slice(50, 80), _disc_slice(100, 160)
+    assert np.abs(plain.fit(dark).astype(int) - plain.fit(bright)).max() > 40  # as they are: far apart
+    a, b = levelled.fit(dark).astype(int), levelled.fit(bright).astype(int)
+    assert np.abs(a - b).max() <= 6  # levelled: one input, up to the dark export's rounding
+    assert np.percentile(b[b > 0], 99) >= HEAD_LEVEL - 2 and a.min() == 0 and a[0, 0] == 0
+    inside = levelled.fit(dark)  # the lesion is the head's brightest 2 %: it goes to the level, the brain ...
+    assert HEAD_LEVEL - 3 <= inside.max() <= HEAD_LEVEL + 8  # (bicubic overshoots at the lesion's edge)
+    assert 1.5 < inside.max() / np.median(inside[inside > 0]) < 1.7  # ... keeps its ratio to it (80 : 50)
+    scalp = _disc_slice(50, 80)
+    yy, xx = np.mgrid[:96, :96]
+    scalp[((yy - 48) ** 2 + (xx - 48) ** 2 >= 36**2) & ((yy - 48) ** 2 + (xx - 48) ** 2 < 40**2)] = 200
+    assert levelled.fit(scalp).max() == 255  # a bright rim of scalp, outside the head's inside, saturates
+    mask = np.zeros_like(dark)
+    mask[36:44, 48:56] = 1
+    assert set(np.unique(levelled.fit_mask(dark, mask))) == {0, 255}  # masks stay masks
+    blank = np.zeros((40, 40), np.uint8)
+    assert (head_level(blank) == 0).all()  # no head: unchanged
+
+
+def test_the_intensity_step_travels_with_the_release_and_keeps_caches_apart():
+    from dataclasses import replace
+
+    import pytest
+
+    pre = Preprocess.from_config(CFG, content_crop=True, crop="head", intensity="head")
+    steps = pre.release_steps()
+    assert steps["intensity"] == "head"
+    config = {"pretrained_cfg": CFG, "preprocessing": steps}
+    assert Preprocess.from_release_config(config).intensity == "head"
+    plain = replace(pre, intensity="none")
+    assert "intensity" not in plain.release_steps()  # the releases before the step read back unchanged
+    assert Preprocess.from_release_config({"pretrained_cfg": CFG, "preprocessing": plain.release_steps()}) == plain
+    assert repr(pre) != repr(plain)  # the decoded cache keys on the preprocessing's repr
+    with pytest.raises(ValueError, match="unknown intensity step"):
+        replace(pre, intensity="zscore")

@@ -175,6 +175,15 @@ def test_init_from_release_and_class_check(dataset, cache_dir, run, tmp_path):
     image = np.random.default_rng(0).integers(0, 255, (50, 40), dtype=np.uint8)
     assert predictor.preprocess.image_size == TINY_SIZE + 16
     assert sum(predictor.predict(image).values()) == pytest.approx(1.0, abs=1e-5)
+    # moved onto head-levelled intensities: the release says so, and a stage started from it keeps them
+    levelled, after = tmp_path / "levelled", tmp_path / "after"
+    args[args.index("--out") + 1] = str(levelled)
+    assert cli.main([*args, "--intensity", "head"]) == 0
+    assert read_config(levelled / "release")["preprocessing"]["intensity"] == "head"
+    assert Predictor.from_pretrained(levelled / "release").preprocess.intensity == "head"
+    args[args.index("--out") + 1], args[args.index("--init") + 1] = str(after), str(levelled / "release")
+    assert cli.main(args) == 0
+    assert read_config(after / "release")["preprocessing"]["intensity"] == "head"
 
 
 def _floor_trainer(reference_acc, floor):

@@ -57,6 +57,13 @@ def add_train_parser(
         "ignored); default: the --init release's, else threshold",
     )
     g.add_argument(
+        "--intensity",
+        default=None,
+        choices=["none", "head"],
+        help="after the geometry: none (the pixels as they are) or head (every slice scaled so that the inside "
+        "of its head reaches one brightness); default: the --init release's, else none",
+    )
+    g.add_argument(
         "--ls-init-value", type=float, default=None, help="ConvNeXt layer-scale init (1.0 helps from scratch)"
     )
     g.add_argument(

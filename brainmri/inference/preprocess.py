@@ -12,6 +12,8 @@ per class, and RGB/palette files would keep a tint. So every image is:
    and docs/guide/dataset.md),
 3. padded to a square on black, the scan's own background (aspect ratio gone),
 4. resized to the model's input size (absolute size gone),
+5. where the release asks for it (``intensity: head``), scaled so that the inside of the head reaches the
+   same brightness on every slice (a scanner's or an export's overall level gone, see :func:`head_level`),
 
 then replicated to three channels and normalised with the release folder's
 ``pretrained_cfg`` mean/std. Geometry and normalisation come from timm's
@@ -91,6 +93,29 @@ def head_box(gray: np.ndarray, margin: float = 0.04) -> tuple[int, int, int, int
 CROPS = {"threshold": content_box, "head": head_box}
 
 
+HEAD_LEVEL = 230  # where ``intensity: head`` puts the 99th percentile of the head's inside (of 255)
+
+
+def head_level(fitted: np.ndarray) -> np.ndarray:
+    """A model input (uint8 square) scaled by one factor so that the 99th percentile of the inside of its head
+    (the head without its rim of scalp and skull, as the T2 check sees it) is :data:`HEAD_LEVEL`; black stays
+    black, what is brighter saturates. Unchanged when no head is found. A linear scale, so the tissue contrasts
+    (a lesion against the brain around it) keep their ratio; only the slice's overall level goes."""
+    from brainmri.inference.sequence_check import head_and_interior
+
+    g = np.asarray(fitted, dtype=np.float32)
+    _, interior = head_and_interior(g)
+    if not interior.any():
+        return np.asarray(fitted, dtype=np.uint8)
+    level = max(float(np.percentile(g[interior], 99)), 1.0)
+    return np.clip(np.rint(g * (HEAD_LEVEL / level)), 0, 255).astype(np.uint8)
+
+
+# What happens to the intensities after the geometry (a release's config.json "preprocessing": "intensity"; "none"
+# where absent, as every release before it was trained).
+INTENSITIES = {"none": None, "head": head_level}
+
+
 def crop_to_content(gray: np.ndarray, margin: float = 0.04) -> np.ndarray:
     """Crop to the bounding box of the head, so the framing of the original file does not reach the model."""
     top, bottom, left, right = content_box(gray, margin)
@@ -121,14 +146,21 @@ class Preprocess:
     crop_mode: str = "center"
     content_crop: bool = False  # crop to the head first (config.json "preprocessing")
     crop: str = "threshold"  # how the head is found (:data:`CROPS`)
+    intensity: str = "none"  # what is done to the intensities after the geometry (:data:`INTENSITIES`)
 
     def __post_init__(self):
         if self.crop not in CROPS:
             raise ValueError(f"unknown head crop {self.crop!r}; choose one of {sorted(CROPS)}")
+        if self.intensity not in INTENSITIES:
+            raise ValueError(f"unknown intensity step {self.intensity!r}; choose one of {sorted(INTENSITIES)}")
 
     @classmethod
     def from_config(
-        cls, pretrained_cfg: dict[str, Any], content_crop: bool = False, crop: str = "threshold"
+        cls,
+        pretrained_cfg: dict[str, Any],
+        content_crop: bool = False,
+        crop: str = "threshold",
+        intensity: str = "none",
     ) -> "Preprocess":
         cfg = resolve_data_config(pretrained_cfg=pretrained_cfg, use_test_size=True)
         return cls(
@@ -140,6 +172,7 @@ class Preprocess:
             crop_mode=cfg.get("crop_mode", "center"),
             content_crop=content_crop,
             crop=crop,
+            intensity=intensity,
         )
 
     @classmethod
@@ -154,11 +187,15 @@ class Preprocess:
             config["pretrained_cfg"],
             content_crop=bool(steps.get("content_crop", False)),
             crop=steps.get("crop", "threshold"),
+            intensity=steps.get("intensity", "none"),
         )
 
     def release_steps(self) -> dict[str, Any]:
         """The "preprocessing" entry of a release's config.json that rebuilds this preprocessing."""
-        return {"grayscale": True, "content_crop": self.content_crop, "crop": self.crop, "pad_to_square": True}
+        steps = {"grayscale": True, "content_crop": self.content_crop, "crop": self.crop, "pad_to_square": True}
+        if self.intensity != "none":  # absent from the releases trained before the step existed
+            steps["intensity"] = self.intensity
+        return steps
 
     @property
     def image_size(self) -> int:
@@ -180,7 +217,9 @@ class Preprocess:
 
     def fit(self, gray: np.ndarray) -> np.ndarray:
         """Grayscale ``H x W`` uint8 → square uint8 at the model's input size (what the model sees)."""
-        return self._fit(gray, self.box(gray))
+        fitted = self._fit(gray, self.box(gray))
+        step = INTENSITIES[self.intensity]
+        return fitted if step is None else step(fitted)
 
     def box(self, gray: np.ndarray) -> tuple[int, int, int, int]:
         """The part of ``gray`` the model sees, ``(top, bottom, left, right)``, before padding and resizing."""

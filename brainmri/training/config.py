@@ -63,6 +63,9 @@ class TrainConfig:
     content_crop: bool = True
     # how the head is found (brainmri.inference.preprocess.CROPS); None: the --init release's, else "threshold"
     crop: str | None = None
+    # what is done to the intensities after the geometry (brainmri.inference.preprocess.INTENSITIES); None: the
+    # --init release's, else "none"
+    intensity: str | None = None
     output_stride: int | None = None  # 16: a last feature map twice as fine (dilated last stage), for CAMs
     # leave-one-collection-out (see brainmri.data.collections): train without one collection
     origins: str | None = None

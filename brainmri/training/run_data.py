@@ -42,6 +42,8 @@ class RunData:
         )
         if c.crop is not None:  # e.g. a stage that moves a released model onto the head-region crop
             self.preprocess = replace(self.preprocess, crop=c.crop)
+        if c.intensity is not None:  # e.g. a stage that moves a released model onto head-levelled intensities
+            self.preprocess = replace(self.preprocess, intensity=c.intensity)
         full = load_folder(
             train_root, self.preprocess, cache_dir=c.cache_dir, classes=self.classes, progress=self.dist.main
         )
