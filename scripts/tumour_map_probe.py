@@ -43,7 +43,9 @@ def forward(predictor: Predictor, tumour_map: torch.nn.Conv2d, fitted, batch_siz
     probs, peak = [], []
     with torch.no_grad():
         for start in range(0, len(fitted), batch_size):
-            logits, feature_map = predictor.backend(predictor.preprocess.to_tensor(list(fitted[start : start + batch_size])))
+            logits, feature_map = predictor.backend(
+                predictor.preprocess.to_tensor(list(fitted[start : start + batch_size]))
+            )
             probs.append(predictor.probabilities(logits.float()))
             peak.append(tumour_map(feature_map.float()).flatten(1).amax(1).numpy())
     return np.concatenate(probs), np.concatenate(peak)
@@ -81,10 +83,12 @@ def main() -> None:
     platt = LogisticRegression(C=1e6).fit(val_peak[:, None], val_set.labels != free)
     kaggle = np.array([not p.startswith(f"{COLLECTION}/") for p in val_set.paths])
     val_factorised = factorised(val_probs, platt.predict_proba(val_peak[:, None])[:, 1], free)
-    print(f"Platt scaling fitted on the {len(val_set)} validation slices: a = {platt.coef_[0, 0]:.3f}, "
-          f"b = {platt.intercept_[0]:.3f}; Kaggle validation accuracy: classifier "
-          f"{100 * (val_probs.argmax(1) == val_set.labels)[kaggle].mean():.2f} %, tumour map as detector "
-          f"{100 * (val_factorised.argmax(1) == val_set.labels)[kaggle].mean():.2f} %")
+    print(
+        f"Platt scaling fitted on the {len(val_set)} validation slices: a = {platt.coef_[0, 0]:.3f}, "
+        f"b = {platt.intercept_[0]:.3f}; Kaggle validation accuracy: classifier "
+        f"{100 * (val_probs.argmax(1) == val_set.labels)[kaggle].mean():.2f} %, tumour map as detector "
+        f"{100 * (val_factorised.argmax(1) == val_set.labels)[kaggle].mean():.2f} %"
+    )
 
     held = load_lgg(args.lgg, predictor.preprocess, predictor.labels, sites=args.sites)
     probs, peak = forward(predictor, tumour_map, held.images.images)
@@ -92,15 +96,23 @@ def main() -> None:
     detection = {"classifier": 1 - probs[:, free], "tumour map": peak}
     detection["mean of both"] = (detection["classifier"] + 1 / (1 + np.exp(-peak))) / 2
     head = [f"AUC {s}" for s in SEQUENCES] + [f"bound {s}" for s in SEQUENCES]
-    print(f"\nheld out ({', '.join(args.sites)}): {len(held)} slices; 'a tumour is here'\n| score | "
-          + " | ".join(head) + " |\n" + "|---" * (len(head) + 1) + "|")
+    print(
+        f"\nheld out ({', '.join(args.sites)}): {len(held)} slices; 'a tumour is here'\n| score | "
+        + " | ".join(head)
+        + " |\n"
+        + "|---" * (len(head) + 1)
+        + "|"
+    )
     for name, score in detection.items():
         cut = np.quantile(score[~glioma], TUMOUR_FREE_TARGET)  # this set's own cut: a bound, not a result
         cells = [f"{roc_auc_score(glioma[held.sequence == s], score[held.sequence == s]):.3f}" for s in SEQUENCES]
         cells += [f"{100 * (score[glioma & (held.sequence == s)] >= cut).mean():.1f}" for s in SEQUENCES]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
-    answers = {"classifier": probs, "tumour map as detector": factorised(probs, platt.predict_proba(peak[:, None])[:, 1], free)}
+    answers = {
+        "classifier": probs,
+        "tumour map as detector": factorised(probs, platt.predict_proba(peak[:, None])[:, 1], free),
+    }
     head = [f"glioma {s}" for s in SEQUENCES] + ["tumour-free", "all"]
     print("\nthe four-class answer\n| answer | " + " | ".join(head) + " |\n" + "|---" * (len(head) + 1) + "|")
     for name, p in answers.items():
