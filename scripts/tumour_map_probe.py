@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--lgg", default="../shared/data/tcga-lgg")
     parser.add_argument("--sites", nargs="+", default=["DU"])
+    parser.add_argument("--slices-out", type=Path, help="also write each held-out slice's scores to this CSV")
     args = parser.parse_args()
     predictor = Predictor.from_pretrained(args.run / "release", backend="torch")
     state = torch.load(args.run / "last.pt", map_location="cpu", weights_only=False)
@@ -109,6 +110,13 @@ def main() -> None:
         cells += [f"{100 * (score[glioma & (held.sequence == s)] >= cut).mean():.1f}" for s in SEQUENCES]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
+    if args.slices_out:
+        p_tumour = platt.predict_proba(peak[:, None])[:, 1]
+        rows = ["path,peak_logit,p_tumour_map,p_tumour_classifier"]
+        rows += [
+            f"{p},{k:.4f},{t:.5f},{1 - c:.5f}" for p, k, t, c in zip(held.images.paths, peak, p_tumour, probs[:, free])
+        ]
+        args.slices_out.write_text("\n".join(rows) + "\n")
     answers = {
         "classifier": probs,
         "tumour map as detector": factorised(probs, platt.predict_proba(peak[:, None])[:, 1], free),
