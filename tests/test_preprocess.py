@@ -134,6 +134,39 @@ def test_head_crop_keeps_the_scalp_and_drops_what_lies_apart():
     assert head_box(np.zeros((30, 30), np.uint8)) == (0, 30, 0, 30)
 
 
+def test_head_crop_opening_and_reach_match_scipy():
+    """The head crop's OpenCV opening and distance give scipy's pixels (the crop every head-crop release was
+    trained with was written with ``binary_opening`` and ``distance_transform_edt``), at the image's border too."""
+    from scipy import ndimage
+
+    from brainmri.inference.preprocess import REACH, _open_square, head_box
+
+    rng = np.random.default_rng(0)
+    for side in (3, 7, 11):
+        mask = ndimage.binary_dilation(rng.random((61, 47)) > 0.9, iterations=2)  # blobs, some on the border
+        expected = ndimage.binary_opening(mask, structure=np.ones((3, 3), bool), iterations=(side - 1) // 2)
+        np.testing.assert_array_equal(_open_square(np.ascontiguousarray(mask), side), expected)
+
+    def scipy_head_box(gray):  # the first implementation, for the cases below (a head is always found in them)
+        bright = gray > 0.1 * np.percentile(gray, 99)
+        radius = max(1, round(0.01 * max(gray.shape)))
+        core, _ = ndimage.label(ndimage.binary_opening(bright, structure=np.ones((3, 3), bool), iterations=radius))
+        core = core == 1 + np.bincount(core.ravel())[1:].argmax()
+        near = ndimage.distance_transform_edt(~core) <= REACH * max(gray.shape)
+        regions, _ = ndimage.label(ndimage.binary_opening(bright, structure=np.ones((3, 3), bool)))
+        keep = np.isin(regions, np.unique(regions[near & (regions > 0)]))
+        rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
+        return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+    yy, xx = np.mgrid[:300, :260]
+    for trial in range(12):
+        gray = np.where(np.hypot(yy - 150, xx - 130) < 80 + 4 * trial, 110, 0).astype(np.uint8)
+        for _ in range(8):  # bright specks, some within reach of the head, some far out
+            y, x = rng.integers(0, 295), rng.integers(0, 255)
+            gray[y : y + rng.integers(2, 9), x : x + rng.integers(2, 9)] = 255
+        assert head_box(gray, margin=0) == tuple(int(v) for v in scipy_head_box(gray)), trial
+
+
 def _disc_slice(level: int, lesion: int, size: int = 96) -> np.ndarray:
     """A dark background, a head (a disc at ``level``) and a brighter lesion (``lesion``, 2 % of the head) inside it."""
     yy, xx = np.mgrid[:size, :size]

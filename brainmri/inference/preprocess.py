@@ -57,6 +57,17 @@ def content_box(gray: np.ndarray, margin: float = 0.04) -> tuple[int, int, int, 
 REACH = 0.02  # how far from the head's core (share of the image's side) a bright region may start and still count
 
 
+def _open_square(mask: np.ndarray, side: int) -> np.ndarray:
+    """The binary opening of ``mask`` by a ``side`` x ``side`` square, nothing outside the image (as
+    ``scipy.ndimage.binary_opening`` with a 3x3 square, ``(side - 1) / 2`` iterations and its default border; the
+    same pixels, in OpenCV's separable erosion and dilation)."""
+    import cv2
+
+    kernel = np.ones((side, side), np.uint8)
+    eroded = cv2.erode(mask.view(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.dilate(eroded, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0).view(bool)
+
+
 def head_box(gray: np.ndarray, margin: float = 0.04) -> tuple[int, int, int, int]:
     """``(top, bottom, left, right)`` of the head itself, with a small margin: the bright pixels (above 10 % of
     the 99th percentile, as in :func:`content_box`) of every connected region that comes within :data:`REACH` of
@@ -64,22 +75,27 @@ def head_box(gray: np.ndarray, margin: float = 0.04) -> tuple[int, int, int, int
     side. The scalp around the core is kept (thin, but next to it); letters, arrows, rulers and text at the
     edges lie further out and no longer widen the box as they do in :func:`content_box`. The whole image when
     there is no head-sized content."""
+    import cv2
     from scipy import ndimage
 
     height, width = gray.shape[:2]
     whole = (0, height, 0, width)
     if gray.size == 0 or np.percentile(gray, 99) <= 0:
         return whole
-    bright = gray > 0.1 * np.percentile(gray, 99)
+    bright = np.ascontiguousarray(gray > 0.1 * np.percentile(gray, 99))
     radius = max(1, round(0.01 * max(height, width)))
-    core, count = ndimage.label(ndimage.binary_opening(bright, structure=np.ones((3, 3), bool), iterations=radius))
+    core, count = ndimage.label(_open_square(bright, 2 * radius + 1))
     if not count:
         return content_box(gray, margin)  # nothing survives the opening (a thin drawing): the plain threshold
     core = core == 1 + np.bincount(core.ravel())[1:].argmax()
-    near = ndimage.distance_transform_edt(~core) <= REACH * max(height, width)
-    bright = ndimage.binary_opening(bright, structure=np.ones((3, 3), bool))  # noise bridges between regions cut
-    regions, _ = ndimage.label(bright)
-    keep = np.isin(regions, np.unique(regions[near & bright]))
+    # the exact Euclidean distance to the core, as scipy's distance_transform_edt gives it, several times faster
+    distance = cv2.distanceTransform((~core).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    near = distance <= REACH * max(height, width)
+    bright = _open_square(bright, 3)  # noise bridges between regions cut
+    regions, count = ndimage.label(bright)
+    wanted = np.zeros(count + 1, bool)
+    wanted[regions[near & bright]] = True
+    keep = wanted[regions]
     rows, cols = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     if (bottom - top) < 0.25 * height and (right - left) < 0.25 * width:
