@@ -50,6 +50,26 @@ def test_explain_is_one_forward_pass(predictor, dataset, method):
     assert chosen.target == "notumor"
 
 
+def test_explain_finds_the_crop_box_once(predictor, dataset, monkeypatch):
+    """The box the model's input was cut with is the one the heatmap is mapped back through, found once per image
+    (the head crop is the slowest step of preprocessing), for one explanation and for one per class."""
+    from brainmri.inference.explanation import on_original
+    from brainmri.inference.preprocess import Preprocess
+    from brainmri.io.images import load_grayscale
+
+    path = next((dataset / "Testing" / "glioma").iterdir())
+    gray = load_grayscale(path)
+    expected = on_original(predictor.preprocess, gray, np.zeros((32, 32), np.float32))[1]  # the box, as displayed
+    calls = []
+    real_box = Preprocess.box
+    monkeypatch.setattr(Preprocess, "box", lambda self, gray: calls.append(1) or real_box(self, gray))
+    explanation = predictor.explain(path)
+    assert len(calls) == 1 and explanation.box == expected
+    calls.clear()
+    every = predictor.explain_all(path)
+    assert len(calls) == 1 and all(e.box == expected for e in every)
+
+
 def test_bad_inputs_raise_one_clear_error(predictor):
     for bad in (b"", b"%PDF-1.7 ...", png_bytes(Image.new("L", (1, 1)))):
         with pytest.raises(ImageLoadError):

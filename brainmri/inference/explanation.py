@@ -69,10 +69,10 @@ def draw_on_original(
     return drawn
 
 
-def on_original(preprocess: Preprocess, gray: np.ndarray, heatmap: np.ndarray):
+def on_original(preprocess: Preprocess, gray: np.ndarray, heatmap: np.ndarray, box=None):
     """The heatmap mapped back onto ``gray`` (downscaled to ``DISPLAY_MAX`` on its long side when larger), the
-    crop box in those coordinates and the (downscaled) slice."""
-    box = preprocess.box(gray)
+    crop box in those coordinates and the (downscaled) slice; ``box``: ``preprocess.box(gray)`` when known."""
+    box = preprocess.box(gray) if box is None else box
     full = preprocess.unfit(heatmap, gray.shape, box)
     scale = min(1.0, DISPLAY_MAX / max(gray.shape))
     if scale < 1.0:
@@ -85,8 +85,8 @@ def on_original(preprocess: Preprocess, gray: np.ndarray, heatmap: np.ndarray):
     return np.clip(full, 0.0, 1.0).astype(np.float32), box, gray
 
 
-def _attach_original(explanation: "Explanation", preprocess: Preprocess, gray: np.ndarray) -> None:
+def _attach_original(explanation: "Explanation", preprocess: Preprocess, gray: np.ndarray, box=None) -> None:
     explanation.heatmap_original, explanation.box, explanation.original = on_original(
-        preprocess, gray, explanation.heatmap
+        preprocess, gray, explanation.heatmap, box
     )
     explanation.overlay_original = explanation.draw()

@@ -80,6 +80,12 @@ class Predictor:
         loaded = load_image(image)
         return loaded, self.preprocess.fit(loaded.gray)
 
+    def _read_with_box(self, image: ImageSource) -> tuple[LoadedImage, np.ndarray, tuple[int, int, int, int]]:
+        """:meth:`_read` and the crop box, found once (a heatmap is mapped back onto the original through it)."""
+        loaded = load_image(image)
+        box = self.preprocess.box(loaded.gray)
+        return loaded, self.preprocess.fit(loaded.gray, box), box
+
     def _read_or_error(self, image: ImageSource) -> tuple[LoadedImage, np.ndarray] | ImageLoadError:
         try:
             return self._read(image)
@@ -144,14 +150,15 @@ class Predictor:
 
     def explain(self, image: ImageSource, target: str | int | None = None, method: str = "gradcam") -> Explanation:
         """Probabilities, heatmap and overlay of one forward pass; ``target`` defaults to the predicted class."""
-        loaded, fitted = self._read(image)
-        return self.explain_prepared(fitted, target, method, loaded=loaded)
+        loaded, fitted, box = self._read_with_box(image)
+        return self.explain_prepared(fitted, target, method, loaded=loaded, box=box)
 
     def explain_prepared(
-        self, fitted: np.ndarray, target: str | int | None = None, method: str = "gradcam", loaded=None
+        self, fitted: np.ndarray, target: str | int | None = None, method: str = "gradcam", loaded=None, box=None
     ) -> Explanation:
         """``explain`` for an image already through :meth:`prepare` (e.g. from the data cache); the
-        screening verdict needs the original (``loaded``) and is left out without it."""
+        screening verdict needs the original (``loaded``) and is left out without it; ``box``: the crop box of
+        ``loaded``, when known."""
         if isinstance(target, str):
             if target not in self.labels:
                 raise ValueError(f"unknown class {target!r}; the model knows {self.labels}")
@@ -167,7 +174,7 @@ class Predictor:
         explanation = Explanation(probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method)
         if loaded is not None:
             explanation.verdict = self._verdict_one(probs, loaded, fitted, feature_map)
-            _attach_original(explanation, self.preprocess, loaded.gray)
+            _attach_original(explanation, self.preprocess, loaded.gray, box)
         return explanation
 
     def _verdict_one(self, probs: np.ndarray, loaded, fitted: np.ndarray, feature_map) -> Verdict:
@@ -207,7 +214,7 @@ class Predictor:
     def explain_all(self, image: ImageSource, method: str = "gradcam") -> list[Explanation]:
         """One explanation per class, from a single body pass (the teaching view: why this class and not that
         one), in label order; the verdict is the same for all and is computed once."""
-        loaded, fitted = self._read(image)
+        loaded, fitted, box = self._read_with_box(image)
         _, feature_map = self.backend(self._inputs([fitted]))
         features = feature_map.to(self.device).expand(len(self.labels), *feature_map.shape[1:])
         result = feature_maps_cams(self.model, features, list(range(len(self.labels))), fitted.shape[:2], method)
@@ -219,7 +226,7 @@ class Predictor:
             e = Explanation(
                 probabilities, self.labels[index], heatmap, overlay(fitted, heatmap), fitted, method, verdict
             )
-            _attach_original(e, self.preprocess, loaded.gray)
+            _attach_original(e, self.preprocess, loaded.gray, box)
             out.append(e)
         return out
 

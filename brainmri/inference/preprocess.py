@@ -231,9 +231,10 @@ class Preprocess:
         )
         return [t for t in transform.transforms if "Tensor" not in type(t).__name__ and type(t).__name__ != "Normalize"]
 
-    def fit(self, gray: np.ndarray) -> np.ndarray:
-        """Grayscale ``H x W`` uint8 → square uint8 at the model's input size (what the model sees)."""
-        fitted = self._fit(gray, self.box(gray))
+    def fit(self, gray: np.ndarray, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Grayscale ``H x W`` uint8 → square uint8 at the model's input size (what the model sees); ``box``:
+        :meth:`box` of ``gray`` when the caller has it already."""
+        fitted = self._fit(gray, self.box(gray) if box is None else box)
         step = INTENSITIES[self.intensity]
         return fitted if step is None else step(fitted)
 
