@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--slices-out", type=Path, help="also write each held-out slice's scores to this CSV")
     args = parser.parse_args()
     predictor = Predictor.from_pretrained(args.run / "release", backend="torch")
-    state = torch.load(args.run / "last.pt", map_location="cpu", weights_only=False)
+    state = torch.load(args.run / "last.pt", map_location="cpu", weights_only=True)
     if not state.get("tumour_map"):
         raise SystemExit(f"{args.run / 'last.pt'} holds no tumour map (trained without --seg-weight)")
     predictor.model.load_state_dict(state["ema"] or state["model"])
@@ -110,8 +110,8 @@ def main() -> None:
         cells += [f"{100 * (score[glioma & (held.sequence == s)] >= cut).mean():.1f}" for s in SEQUENCES]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
+    p_tumour = platt.predict_proba(peak[:, None])[:, 1]
     if args.slices_out:
-        p_tumour = platt.predict_proba(peak[:, None])[:, 1]
         rows = ["path,peak_logit,p_tumour_map,p_tumour_classifier"]
         rows += [
             f"{p},{k:.4f},{t:.5f},{1 - c:.5f}" for p, k, t, c in zip(held.images.paths, peak, p_tumour, probs[:, free])
@@ -119,7 +119,7 @@ def main() -> None:
         args.slices_out.write_text("\n".join(rows) + "\n")
     answers = {
         "classifier": probs,
-        "tumour map as detector": factorised(probs, platt.predict_proba(peak[:, None])[:, 1], free),
+        "tumour map as detector": factorised(probs, p_tumour, free),
     }
     head = [f"glioma {s}" for s in SEQUENCES] + ["tumour-free", "all"]
     print("\nthe four-class answer\n| answer | " + " | ".join(head) + " |\n" + "|---" * (len(head) + 1) + "|")

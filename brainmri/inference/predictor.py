@@ -77,8 +77,7 @@ class Predictor:
 
     def _read(self, image: ImageSource) -> tuple[LoadedImage, np.ndarray]:
         """The decoded input (screening looks at it) and what the model sees."""
-        loaded = load_image(image)
-        return loaded, self.preprocess.fit(loaded.gray)
+        return self._read_with_box(image)[:2]
 
     def _read_with_box(self, image: ImageSource) -> tuple[LoadedImage, np.ndarray, tuple[int, int, int, int]]:
         """:meth:`_read` and the crop box, found once (a heatmap is mapped back onto the original through it)."""
