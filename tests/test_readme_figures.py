@@ -1,0 +1,38 @@
+"""The README's TCGA-LGG rows say what their saved evaluations say: a figure the files no longer support is a bug."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# the start of a row of the README's trust table -> the evaluation it reports
+LGG_ROWS = {
+    "TCGA-LGG, never seen": "assets/metrics/lgg-leave-out.json",
+    "TCGA-LGG institution DU, a model of the next recipe": "assets/yardsticks/r22a-du/lgg.json",
+    "TCGA-LGG institution DU, the candidate right on most": "assets/yardsticks/r22f-du/lgg.json",
+}
+
+
+def _row(start: str) -> list[str]:
+    rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith(f"| {start}")]
+    assert len(rows) == 1, f"README: expected one trust-table row starting {start!r}, found {len(rows)}"
+    return [cell.strip() for cell in rows[0].strip("|").split("|")]
+
+
+def _percentages(cell: str) -> list[float]:
+    return [float(x) for x in re.findall(r"(\d+(?:\.\d+)?) ?%?", cell)]
+
+
+@pytest.mark.parametrize("start", sorted(LGG_ROWS))
+def test_lgg_rows_match_their_saved_evaluation(start):
+    saved = json.loads((ROOT / LGG_ROWS[start]).read_text())
+    _, images, _, recall, no_tumour, ok = _row(start)
+    assert int(images.replace(",", "")) == saved["n"]
+    assert _percentages(recall) == [
+        round(100 * saved["by_sequence"][seq]["glioma"]["accuracy"], 1) for seq in ("flair", "t1", "t1c")
+    ]
+    assert _percentages(no_tumour) == [round(100 * saved["notumor"]["accuracy"], 1)]
+    assert _percentages(ok) == [round(100 * saved["all"][key], 1) for key in ("ok_share", "ok_accuracy")]
