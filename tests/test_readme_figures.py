@@ -23,7 +23,7 @@ def _row(start: str) -> list[str]:
 
 
 def _percentages(cell: str) -> list[float]:
-    return [float(x) for x in re.findall(r"(\d+(?:\.\d+)?) ?%?", cell)]
+    return [float(x) for x in re.findall(r"\d+(?:\.\d+)?", cell)]
 
 
 @pytest.mark.parametrize("start", sorted(LGG_ROWS))
