@@ -122,6 +122,14 @@ def add_train_parser(
         "exp(STEP x a cell's loss) each step (0: a plain mean)",
     )
     g.add_argument(
+        "--mixstyle",
+        type=float,
+        default=D("mixstyle"),
+        metavar="P",
+        help="MixStyle: with probability P per batch, mix each image's feature statistics after the first two "
+        "stages with another image's (a new mixture of the sources' looks; training only; 0: off)",
+    )
+    g.add_argument(
         "--balance",
         default=D("balance"),
         choices=list(BALANCE),

@@ -86,6 +86,7 @@ RECIPE_KEYS = [
     "framing_prob",
     "balance",
     "group_robust",
+    "mixstyle",
     "clean_floor",
     "holdout",
     "seed",

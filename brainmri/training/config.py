@@ -94,6 +94,8 @@ class TrainConfig:
     clean_floor: float | None = None
     # Group DRO's step size over the (source, class) cells (brainmri.training.losses.GroupRobust); 0: a plain mean
     group_robust: float = 0.0
+    # MixStyle's probability per batch (brainmri.training.mixstyle; after the first two feature stages); 0: off
+    mixstyle: float = 0.0
     ok_target: float | None = None  # the verdict's confidence threshold fitted for this accuracy (calibration)
     model_args: dict[str, Any] = field(default_factory=dict)
 

@@ -83,6 +83,10 @@ class RunData:
             self._add_lgg()
 
         self.model.to(self.device)
+        if c.mixstyle:
+            from brainmri.training.mixstyle import add_mixstyle
+
+            add_mixstyle(self.model, c.mixstyle)  # before the EMA copy, which is never in training mode
         self.train_module = (
             WithTumourMap(self.model, seg=bool(c.seg_weight), cam=bool(c.cam_weight)).to(self.device)
             if c.seg_weight or c.cam_weight
