@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from brainmri.data.augment import AugmentConfig, augment_batch, paste_lesions
+from brainmri.data.augment import AugmentConfig, augment_batch, draw_donors, paste_lesions
 from brainmri.inference.preprocess import GammaFraming
 from helpers import plain_preprocess
 
@@ -75,6 +75,23 @@ def test_paste_lesions_moves_tumour_mask_and_class():
     )
     with pytest.raises(ValueError, match="recipients"):
         paste_lesions(images, masks, labels, torch.tensor([True, True, False]), donor, donor_mask, torch.tensor([3]))
+
+
+def test_donors_come_from_the_recipients_own_group():
+    """``--paste-prob``: a FLAIR lesion goes into a FLAIR slice, a Kaggle one into a Kaggle slice; a recipient
+    whose group has no donor gets nothing."""
+    donors = torch.tensor([10, 11, 12, 13, 14])
+    donor_groups = torch.tensor([0, 1, 1, 3, 0])
+    recipients = torch.tensor([1, 0, 2, 1, 3, 0, 1])
+    gen = torch.Generator().manual_seed(0)
+    kept, drawn = draw_donors(recipients, donors, donor_groups, gen)
+    assert kept.tolist() == [True, True, False, True, True, True, True]
+    group_of = dict(zip(donors.tolist(), donor_groups.tolist()))
+    assert [group_of[d] for d in drawn.tolist()] == recipients[kept].tolist()
+    many = draw_donors(torch.ones(400, dtype=torch.int64), donors, donor_groups, gen)[1]
+    assert set(many.tolist()) == {11, 12}  # uniform within the group: both drawn
+    none = draw_donors(torch.tensor([], dtype=torch.int64), donors, donor_groups, gen)
+    assert none[0].shape == (0,) and none[1].shape == (0,)
 
 
 def test_markers_land_near_the_edges_and_leave_the_head_alone():

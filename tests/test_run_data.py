@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from brainmri.data.augment import AugmentConfig
+from brainmri.data.augment import AugmentConfig, paste_lesions
 from brainmri.inference.preprocess import GammaFraming
 from brainmri.training.config import TrainConfig
 from helpers import parsed_train_options, tiny_trainer
@@ -115,3 +115,40 @@ def test_source_balance_draws_each_source_and_class_alike(dataset, cache_dir, lg
     present = torch.unique(cells)
     assert len(present) == 6  # Kaggle's four classes, TCGA-LGG's glioma and notumor
     assert torch.allclose(shares[present], torch.full((6,), 1 / 6, dtype=torch.float64), atol=0.02)
+
+
+@pytest.mark.slow  # trains, exports or serves
+def test_pasted_lesions_stay_within_their_source_and_sequence(
+    dataset, cache_dir, collections, lgg_root, tmp_path, monkeypatch
+):
+    """``--paste-prob`` with TCGA-LGG: the donors are the slices whose mask has a lesion, and a tumour-free slice
+    takes its lesion from its own group (the Kaggle folder, or its TCGA-LGG sequence)."""
+    import brainmri.training.run_data as run_data
+
+    _, masks = collections
+    options = dict(masks=str(masks), seg_weight=1.0, paste_prob=1.0, lgg=str(lgg_root), val_fraction=0.3)
+    trainer = tiny_trainer(dataset, tmp_path / "t", cache_dir, **options)
+    trainer.setup()
+    lgg = trainer.train_source == 1
+    donors = trainer.donors
+    assert lgg[donors].any() and (~lgg[donors]).any()
+    assert (trainer.train_masks[donors].flatten(1).amax(1) > 0).all()  # no empty mask among the donors
+    assert set(trainer.paste_group[lgg].tolist()) == {1, 2, 3} and (trainer.paste_group[~lgg] == 0).all()
+
+    def key(image):  # a training slice as the batch holds it (B x 1 x H x W in [0, 1]) -> its stored bytes
+        return (image[0] * 255).round().to(torch.uint8).numpy().tobytes()
+
+    groups = {}
+    for row in range(len(trainer.train_set)):
+        groups.setdefault(trainer.train_images[row].numpy().tobytes(), set()).add(int(trainer.paste_group[row]))
+    pairs = []
+
+    def spy(images, masks, labels, recipients, donor_images, donor_masks, donor_labels):
+        pairs.extend(zip(images[recipients], donor_images))
+        return paste_lesions(images, masks, labels, recipients, donor_images, donor_masks, donor_labels)
+
+    monkeypatch.setattr(run_data, "paste_lesions", spy)
+    list(trainer._batches(0))
+    assert {next(iter(groups[key(r)])) for r, _ in pairs} >= {0, 1}  # Kaggle and TCGA-LGG slices received one
+    for recipient, donor in pairs:
+        assert groups[key(recipient)] & groups[key(donor)]

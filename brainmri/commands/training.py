@@ -99,7 +99,11 @@ def add_train_parser(
     g.add_argument("--cam-target", default=D("cam_target"), choices=["widened", "centres"], help=inside)
     _floats(  # augmentation: shares of the training slices
         g,
-        ("--paste-prob", "share of tumour-free slices given a masked tumour from another slice (needs --masks)"),
+        (
+            "--paste-prob",
+            "share of tumour-free slices given a masked tumour from another slice of their source and sequence"
+            " (needs --masks)",
+        ),
         ("--invert-prob", "share of slices with the tissue inverted (T2-like)"),
         ("--curve-prob", "share of slices given a random monotone intensity curve"),
         ("--marker-prob", "share of slices with letters, an arrow or a scale bar burnt in near the edges"),

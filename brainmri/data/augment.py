@@ -212,6 +212,23 @@ def _random_curves(images: torch.Tensor, prob: float, generator, knots: int = 5)
     return torch.where(chosen, curved, images)
 
 
+def draw_donors(
+    recipient_groups: torch.Tensor, donors: torch.Tensor, donor_groups: torch.Tensor, generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One donor for each recipient, drawn uniformly among the donors of the recipient's own group (a source, and
+    for TCGA-LGG a sequence: a FLAIR lesion is bright, a T1 one dark). Returns ``(kept, drawn)``: which recipients
+    found a donor (bool, the recipients' order) and the drawn donors of those that did."""
+    kept = torch.zeros(len(recipient_groups), dtype=torch.bool)
+    drawn = torch.empty(len(recipient_groups), dtype=donors.dtype)
+    for group in recipient_groups.unique().tolist():
+        rows = torch.nonzero(recipient_groups == group).flatten()
+        pool = donors[donor_groups == group]
+        if len(pool):
+            kept[rows] = True
+            drawn[rows] = pool[torch.randint(len(pool), (len(rows),), generator=generator)]
+    return kept, drawn[kept]
+
+
 def paste_lesions(
     images: torch.Tensor,
     masks: torch.Tensor,

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from brainmri.data.augment import augment_batch, paste_lesions
+from brainmri.data.augment import augment_batch, draw_donors, paste_lesions
 from brainmri.data.dedup import duplicate_groups, find_pairs
 from brainmri.data.folders import SPLIT_FILE, check_classes, list_classes, load_folder, split_train_val
 from brainmri.inference.preprocess import GammaFraming, Preprocess
@@ -66,7 +66,7 @@ class RunData:
             train_masks = mask_set.subset(train_index)
             self.train_masks = torch.from_numpy(train_masks.masks)
             self.train_supervised = torch.from_numpy(train_masks.supervised(self.train_set.labels, self.classes))
-            self.donors = torch.from_numpy(np.flatnonzero(train_masks.annotated))
+            self.donors = torch.from_numpy(np.flatnonzero(train_masks.annotated))  # figshare: each mask has a lesion
             log.info(
                 "masks: %d of %d training images annotated, %d supervised",
                 len(self.donors),
@@ -79,6 +79,9 @@ class RunData:
         if c.framing_prob:
             self._load_framings(train_root, full, train_index)
         self.train_source = torch.zeros(len(self.train_set), dtype=torch.int64)  # 0: the Kaggle folder, 1: TCGA-LGG
+        # --paste-prob draws a lesion's donor from the recipient's group: 0 the Kaggle folder (sequence unknown),
+        # 1 + the index of a TCGA-LGG slice's sequence
+        self.paste_group = torch.zeros(len(self.train_set), dtype=torch.int64)
         if c.lgg:
             self._add_lgg()
 
@@ -161,7 +164,7 @@ class RunData:
         """``--lgg``: TCGA-LGG's labelled slices of the training institutions, split by patient, appended to the
         training and validation splits (with their masks and framed copies when the run uses them)."""
         from brainmri.data.folders import join
-        from brainmri.data.lgg import COLLECTION, load_lgg, load_lgg_masks, split_patients, training_sites
+        from brainmri.data.lgg import COLLECTION, SEQUENCES, load_lgg, load_lgg_masks, split_patients, training_sites
         from brainmri.data.masks import MaskSet
 
         c = self.cfg
@@ -178,11 +181,14 @@ class RunData:
         self.train_images = torch.from_numpy(np.ascontiguousarray(self.train_set.images))
         self.train_labels = torch.from_numpy(self.train_set.labels)
         self.train_source = torch.cat([self.train_source, torch.ones(len(train), dtype=torch.int64)])
+        sequence_group = torch.tensor([1 + SEQUENCES.index(s) for s in train.sequence], dtype=torch.int64)
+        self.paste_group = torch.cat([self.paste_group, sequence_group])
         if c.masks:  # every labelled TCGA-LGG slice has its reader's mask (empty on "notumor" slices)
             masks = load_lgg_masks(lgg, self.preprocess, cache_dir=c.cache_dir)
             self.train_masks = torch.cat([self.train_masks, torch.from_numpy(masks.masks[train_index])])
             self.train_supervised = torch.cat([self.train_supervised, torch.ones(len(train), dtype=torch.bool)])
-            self.donors = torch.cat([self.donors, first_new + torch.arange(len(train))])
+            with_lesion = np.flatnonzero(masks.masks[train_index].reshape(len(train), -1).any(axis=1))
+            self.donors = torch.cat([self.donors, first_new + torch.from_numpy(with_lesion)])
             self.val_masks = MaskSet(
                 np.concatenate([self.val_masks.masks, masks.masks[val_index]]),
                 np.concatenate([self.val_masks.annotated, masks.annotated[val_index]]),
@@ -273,7 +279,11 @@ class RunData:
                 chosen = (labels == self.classes.index("notumor")) & (
                     torch.rand(len(index), generator=gen) < self.cfg.paste_prob
                 )
-                donors = self.donors[torch.randint(len(self.donors), (int(chosen.sum()),), generator=gen)]
+                rows = torch.nonzero(chosen).flatten()
+                kept, donors = draw_donors(
+                    self.paste_group[index[rows]], self.donors, self.paste_group[self.donors], gen
+                )
+                chosen[rows[~kept]] = False
                 images, masks, labels = paste_lesions(
                     images,
                     masks,
