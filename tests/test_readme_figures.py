@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LGG_ROWS = {
     "TCGA-LGG, never seen": "assets/metrics/lgg-leave-out.json",
     "TCGA-LGG institution DU, a model of the next recipe": "assets/yardsticks/r22a-du/lgg.json",
-    "TCGA-LGG institution DU, the candidate right on most": "assets/yardsticks/r22k-du/lgg.json",
+    "TCGA-LGG institution DU, the candidate right on most": "assets/yardsticks/r22p-du/lgg.json",
 }
 
 
