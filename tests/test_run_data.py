@@ -1,5 +1,7 @@
 """The training data of a run: the validation split, class- and source-balanced batches, framed copies of each slice."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -152,3 +154,36 @@ def test_pasted_lesions_stay_within_their_source_and_sequence(
     assert {next(iter(groups[key(r)])) for r, _ in pairs} >= {0, 1}  # Kaggle and TCGA-LGG slices received one
     for recipient, donor in pairs:
         assert groups[key(recipient)] & groups[key(donor)]
+
+
+@pytest.mark.slow  # trains, exports or serves
+def test_paste_into_tcga_lgg_leaves_the_kaggle_slices_alone(
+    dataset, cache_dir, collections, lgg_root, tmp_path, monkeypatch
+):
+    """``--paste-into tcga-lgg``: only TCGA-LGG's tumour-free slices receive a lesion; a Kaggle slice keeps its
+    look and its class. Without --lgg the option is refused."""
+    import brainmri.training.run_data as run_data
+
+    _, masks = collections
+    options = dict(masks=str(masks), seg_weight=1.0, paste_prob=1.0, paste_into="tcga-lgg", val_fraction=0.3)
+    trainer = tiny_trainer(dataset, tmp_path / "t", cache_dir, lgg=str(lgg_root), **options)
+    trainer.setup()
+    lgg_rows = {trainer.train_images[row].numpy().tobytes() for row in torch.nonzero(trainer.train_source == 1)[:, 0]}
+    kaggle_rows = {
+        trainer.train_images[row].numpy().tobytes() for row in torch.nonzero(trainer.train_source == 0)[:, 0]
+    }
+    recipients = []
+
+    def spy(images, masks, labels, chosen, donor_images, donor_masks, donor_labels):
+        recipients.extend((image[0] * 255).round().to(torch.uint8).numpy().tobytes() for image in images[chosen])
+        return paste_lesions(images, masks, labels, chosen, donor_images, donor_masks, donor_labels)
+
+    monkeypatch.setattr(run_data, "paste_lesions", spy)
+    list(trainer._batches(0))
+    assert recipients and all(r in lgg_rows for r in recipients)
+    assert not any(r in kaggle_rows for r in recipients)
+    with pytest.raises(ValueError, match="--paste-into tcga-lgg needs --lgg"):
+        replace(TrainConfig(data="d", out="o", masks="m"), paste_prob=0.3, paste_into="tcga-lgg").resolved()
+    with pytest.raises(ValueError, match="--paste-into"):
+        replace(TrainConfig(data="d", out="o", masks="m"), paste_into="kaggle").resolved()
+    assert parsed_train_options("--paste-into", "tcga-lgg")["paste_into"] == "tcga-lgg"

@@ -110,6 +110,12 @@ def add_train_parser(
         ("--framing-prob", "share of slices cropped as a brighter or darker export of them is (gamma at the ends)"),
     )
     g.add_argument(
+        "--paste-into",
+        default=D("paste_into"),
+        choices=["all", "tcga-lgg"],
+        help="which tumour-free slices --paste-prob may give a lesion: all, or the TCGA-LGG ones only",
+    )
+    g.add_argument(
         "--gamma",
         type=float,
         nargs=2,

@@ -79,6 +79,7 @@ RECIPE_KEYS = [
     "cam_weight",
     "cam_target",
     "paste_prob",
+    "paste_into",
     "invert_prob",
     "curve_prob",
     "marker_prob",

@@ -80,6 +80,7 @@ class TrainConfig:
     cam_weight: float = 0.0
     cam_target: str = "widened"  # which heatmap cells count as on the tumour (training.cam_target_cells)
     paste_prob: float = 0.0
+    paste_into: str = "all"  # which tumour-free slices may receive a lesion: "all", or "tcga-lgg" (theirs only)
     # intensity augmentation on top of the recipe's
     invert_prob: float = 0.0
     curve_prob: float = 0.0
@@ -105,6 +106,10 @@ class TrainConfig:
             raise ValueError(f"unknown recipe {self.recipe!r}; choose {sorted(RECIPES)}")
         if (self.seg_weight or self.cam_weight or self.paste_prob) and not self.masks:
             raise ValueError("--seg-weight, --cam-weight and --paste-prob need --masks (the tumour masks folder)")
+        if self.paste_into not in ("all", "tcga-lgg"):
+            raise ValueError(f"--paste-into must be all or tcga-lgg, got {self.paste_into!r}")
+        if self.paste_into == "tcga-lgg" and self.paste_prob and not self.lgg:
+            raise ValueError("--paste-into tcga-lgg needs --lgg (the TCGA-LGG folder)")
         if self.holdout and not self.origins:
             raise ValueError("--holdout needs --origins (the CSV of each image's collection)")
         for name in ("framing_prob", "marker_prob"):

@@ -279,6 +279,8 @@ class RunData:
                 chosen = (labels == self.classes.index("notumor")) & (
                     torch.rand(len(index), generator=gen) < self.cfg.paste_prob
                 )
+                if self.cfg.paste_into == "tcga-lgg":  # the Kaggle slices keep their own look and class
+                    chosen &= self.train_source[index] == 1
                 rows = torch.nonzero(chosen).flatten()
                 kept, donors = draw_donors(
                     self.paste_group[index[rows]], self.donors, self.paste_group[self.donors], gen
