@@ -33,7 +33,7 @@ def _text(path) -> tuple[int, str, dict]:
 
 @pytest.mark.parametrize("lang", ["en", "fr"])
 def test_report_is_one_page_with_the_answer_and_the_model(predictor, tiny_release, tmp_path, lang):
-    source = tmp_path / "Patient-Jane-Doe-1234.png"
+    source = tmp_path / "Patient-Jane-Doe-MRN5531977.png"
     synthetic_slice(0, np.random.default_rng(1), (96, 80)).save(source)
     explanation = predictor.explain(source)
     metrics = {"full": {"accuracy": 0.9794}}
@@ -51,8 +51,9 @@ def test_report_is_one_page_with_the_answer_and_the_model(predictor, tiny_releas
     shown = [" ".join(percent(v, lang).split()) for v in figures]  # the narrow space read back as a space
     assert all(figure in text for figure in shown)  # Testing, held-out SARTAJ and the bar, as the language writes them
     assert "2026-11-26 09:30" in text
+    assert metadata["/CreationDate"].startswith("D:20261126093000")  # the page's time, not the clock's
     assert ("not a medical device" if lang == "en" else "pas un dispositif médical") in text.lower()
-    for secret in ("Jane", "Doe", "1234", "Patient", str(tmp_path)):
+    for secret in ("Jane", "Doe", "MRN5531977", "5531977", "Patient", str(tmp_path)):
         assert secret not in text and all(secret not in str(v) for v in metadata.values())
 
 

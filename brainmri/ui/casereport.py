@@ -84,6 +84,7 @@ def write_case_report(
 def _draw(path: Path, explanation, facts: ModelFacts, lang: str, opacity: float | None, now: datetime | None) -> Path:
     from matplotlib import rc_context  # imported on the first report: the page starts without matplotlib
 
+    now = now or datetime.now(timezone.utc)  # one time: printed on the page and the PDF's creation date
     fig = case_page(explanation, facts, lang, opacity, now)
     if path.suffix.lower() == ".png":  # a picture of the page (the README shows one)
         fig.savefig(path, format="png", dpi=80)
@@ -91,7 +92,8 @@ def _draw(path: Path, explanation, facts: ModelFacts, lang: str, opacity: float 
     title = text.catalogue(lang)["casereport"]["title"]
     # Type 3 glyphs with a ToUnicode map: selectable, searchable text, drawn 3x faster than subsetting TrueType
     with rc_context({"pdf.fonttype": 3}):
-        fig.savefig(path, format="pdf", metadata={"Title": title, "Creator": f"brainmri {__version__}"})
+        metadata = {"Title": title, "Creator": f"brainmri {__version__}", "CreationDate": now}
+        fig.savefig(path, format="pdf", metadata=metadata)
     return path
 
 
