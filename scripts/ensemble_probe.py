@@ -5,9 +5,10 @@
 
 Each CSV is a ``train.py lgg-eval`` answer table (``lgg-slices.csv``) of the same slices. The ensemble's answer is
 the class of the mean probabilities; a slice counts as answered "ok" at a threshold when every member's screening
-passed it (its verdict "ok" or "unsure") and the mean top probability reaches the threshold. The thresholds are
-fixed, never fitted on these slices (a release fits its own on validation). Issue 27 lists distillation of an
-ensemble among the candidates; this says what the ensemble itself is worth before any distillation is trained.
+passed it (its verdict "ok", or "uncertain" only for want of confidence) and the mean top probability reaches the
+threshold. The thresholds are fixed, never fitted on these slices (a release fits its own on validation). Issue 27
+lists distillation of an ensemble among the candidates; this says what the ensemble itself is worth before any
+distillation is trained.
 Prints figures, each member's and the ensemble's; decides nothing.
 """
 
@@ -20,15 +21,16 @@ import numpy as np
 from brainmri.data.lgg import GLIOMA, NO_TUMOUR, SEQUENCES
 from brainmri.evaluation.lgg import read_rows
 
-PASSED = {"ok", "uncertain"}  # the screening let the slice through; "uncertain" with a screening code did not
-SCREENING_CODES = {"", "unsure"}
+# the verdict's codes of a slice the screening let through: none ("ok") or "unsure" (held back by the threshold
+# alone); every other code is a screening check's (not_mri, looks_flair ...), as scripts/record_yardstick.py reads them
+SCREENED_IN = {"", "unsure"}
 
 
 def answers(rows: list[dict]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(classes, probabilities N x C, passed screening N) of one answer table, in its row order."""
     classes = [key[2:] for key in rows[0] if key.startswith("p_")]
     probabilities = np.array([[float(row[f"p_{c}"]) for c in classes] for row in rows])
-    passed = np.array([row["verdict"] in PASSED and row["code"] in SCREENING_CODES for row in rows])
+    passed = np.array([row["code"] in SCREENED_IN for row in rows])
     return classes, probabilities, passed
 
 
