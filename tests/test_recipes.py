@@ -197,6 +197,25 @@ def test_the_shipped_chain_is_in_the_repository():
     } == chain[-1].args
 
 
+
+def test_the_next_bundled_recipe_is_its_yardstick_with_the_held_out_institution_put_back():
+    """recipes/r22.yaml trains what its DU yardstick trained, DU included, from a start pinned to a release kept in the
+    repository, and its shipping rules read that yardstick's figures: a yardstick that passed speaks for the model."""
+    from brainmri.inference.release import sha256_file
+
+    shipped = read_stage(ROOT / "recipes" / "r22.yaml")
+    shown = Path(shipped.release["yardsticks"]["lgg-heldout-institution.json"])
+    (name,) = [part for part in shown.parts if (ROOT / "recipes" / f"{part}.yaml").is_file()]
+    yardstick = read_stage(ROOT / "recipes" / f"{name}.yaml")
+    assert yardstick.args["lgg_holdout"] == yardstick.release["lgg_sites"] == ["DU"]
+    assert shipped.init == yardstick.init and "lgg_holdout" not in shipped.args
+    assert shipped.args == {k: v for k, v in yardstick.args.items() if k != "lgg_holdout"}
+    read = {rule["file"] for rule in shipped.release["rules"] if rule["file"].startswith("..")}
+    assert read == {shown.as_posix()}  # every yardstick rule reads the figures the card shows
+    kept = [ROOT / "assets" / "yardsticks" / shipped.init / "release", ROOT / "assets" / "model"]
+    pinned = shipped.runs[shipped.init]["weights_sha256"]
+    assert pinned in {sha256_file(f / "model.safetensors") for f in kept if (f / "model.safetensors").is_file()}
+
 @pytest.mark.slow  # trains, exports or serves
 def test_a_held_out_collection_yardstick_is_a_release_too(dataset, cache_dir, tmp_path, capsys):
     """A stage trained without SARTAJ (``holdout``), then the release step that judges it on every SARTAJ image."""
