@@ -197,7 +197,6 @@ def test_the_shipped_chain_is_in_the_repository():
     } == chain[-1].args
 
 
-
 def test_the_next_bundled_recipe_is_its_yardstick_with_the_held_out_institution_put_back():
     """recipes/r22.yaml trains what its DU yardstick trained, DU included, from a start pinned to a release kept in the
     repository, and its shipping rules read that yardstick's figures: a yardstick that passed speaks for the model."""
@@ -215,6 +214,7 @@ def test_the_next_bundled_recipe_is_its_yardstick_with_the_held_out_institution_
     kept = [ROOT / "assets" / "yardsticks" / shipped.init / "release", ROOT / "assets" / "model"]
     pinned = shipped.runs[shipped.init]["weights_sha256"]
     assert pinned in {sha256_file(f / "model.safetensors") for f in kept if (f / "model.safetensors").is_file()}
+
 
 @pytest.mark.slow  # trains, exports or serves
 def test_a_held_out_collection_yardstick_is_a_release_too(dataset, cache_dir, tmp_path, capsys):
