@@ -37,7 +37,7 @@ def test_report_is_one_page_with_the_answer_and_the_model(predictor, tiny_releas
     synthetic_slice(0, np.random.default_rng(1), (96, 80)).save(source)
     explanation = predictor.explain(source)
     metrics = {"full": {"accuracy": 0.9794}}
-    crossval = {"heldout": {"sartaj": {"metrics": {"accuracy": 0.7999}}}}
+    crossval = {"heldout": {"sartaj": {"metrics": {"accuracy": 0.7999}, "run": "r21-sartaj-ft"}}}
     facts = ModelFacts.from_release(predictor.config, metrics, crossval)
     out = write_case_report(
         tmp_path / "case.pdf", explanation, facts, lang, now=datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
@@ -50,6 +50,7 @@ def test_report_is_one_page_with_the_answer_and_the_model(predictor, tiny_releas
     figures = (0.9794, 0.7999, explanation.probabilities[explanation.label])
     shown = [" ".join(percent(v, lang).split()) for v in figures]  # the narrow space read back as a space
     assert all(figure in text for figure in shown)  # Testing, held-out SARTAJ and the bar, as the language writes them
+    assert ("a model of recipe r21" if lang == "en" else "un modèle de la recette r21") in " ".join(text.split())
     assert "2026-11-26 09:30" in text
     assert metadata["/CreationDate"].startswith("D:20261126093000")  # the page's time, not the clock's
     assert ("not a medical device" if lang == "en" else "pas un dispositif médical") in text.lower()

@@ -194,3 +194,12 @@ def test_explain_all_classes_matches_one_class_at_a_time(predictor, dataset):
         np.testing.assert_allclose(e.heatmap, single.heatmap, atol=1e-5)
         assert e.probabilities == pytest.approx(single.probabilities, abs=1e-6)
         assert e.overlay_original.shape == single.overlay_original.shape
+
+
+def test_the_heatmap_grid_and_ok_threshold_are_the_served_releases(predictor):
+    """What the About tab says of the served model: its heatmap's cells and its "ok" threshold."""
+    size = predictor.preprocess.image_size
+    with torch.no_grad():
+        cells = predictor.model.forward_features(predictor.preprocess.to_tensor(np.zeros((size, size), np.uint8)))
+    assert predictor.heatmap_grid == tuple(cells.shape[-2:])
+    assert predictor.min_confidence == 0.9  # the tiny release fits none: the verdict's default

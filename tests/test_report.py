@@ -54,3 +54,20 @@ def test_the_model_tab_opens_in_plain_words_with_where_it_fails():
     assert 'calls 33 in 100 tumour-free slices "no tumour"' in plain
     french = report.plain_summary(metrics, None, None, "fr")
     assert "environ 98 fois sur 100" in french and "Personne ne l'a mesuré" in french and "TCGA" not in french
+
+
+def test_the_held_out_columns_name_the_recipe_their_folds_ran_and_the_served_threshold():
+    """A release can ship a later recipe than the one its saved held-out folds ran (r22 beside r21's folds): every
+    text that shows those columns names whose they are, and the "ok" threshold is the served release's own."""
+    held = {"metrics": {"accuracy": 0.871, "per_class": {"glioma": {"recall": 0.93}}}}
+    crossval = {"heldout": {"sartaj": {**held, "run": "r21-sartaj-ft"}, "figshare": {**held, "run": "r21-figshare-ft"}}}
+    assert report.heldout_recipe(crossval) == "recipe r21" and report.heldout_recipe(crossval, "fr") == "la recette r21"
+    assert report.heldout_recipe({"heldout": {"sartaj": held}}) == "the same recipe"  # folds without run names
+    note = report.trust_note(crossval, 0.9852, "en")
+    assert "a model of recipe r21 trained **without**" in note and '"ok" only at 98.5% confidence' in note
+    assert "à partir de 90\u202f% de confiance" in report.trust_note(crossval, 0.9, "fr")
+    metrics = {"full": {"accuracy": 0.9764}}
+    assert "a model of recipe r21, on a collection" in report.plain_summary(metrics, crossval, None, "en")
+    about = report.about_markdown(metrics, crossval, None, "en", min_confidence=0.9852, grid="10×10")
+    assert "A model of recipe r21 trained without SARTAJ" in about and "below 98.5% confidence" in about
+    assert "feature map is 10×10 cells" in about and "90 %" not in about and "7×7" not in about

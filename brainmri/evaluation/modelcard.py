@@ -13,6 +13,7 @@ from brainmri import text
 from brainmri.evaluation.report import (
     COLLECTION_NAMES,
     headline_markdown,
+    heldout_recipe,
     load_metrics,
     localisation_summary,
     newsource_markdown,
@@ -267,7 +268,7 @@ def card_lines(
             "",
             w["heldout"],
             "",
-            w["heldout_note"],
+            text.fill(w["heldout_note"], lang, recipe=heldout_recipe(crossval, lang)),
             "",
             *[
                 text.fill(

@@ -137,6 +137,31 @@ def batch_csv(rows: list[list[Any]], headers: list[str]) -> str:
 COLLECTION_NAMES = {"sartaj": "SARTAJ", "figshare": "figshare", "br35h": "Br35H"}
 
 
+def heldout_recipe(crossval: dict[str, Any] | None, lang: str = "en") -> str:
+    """Which recipe the held-out-collection columns measured, in words ("recipe r21"), named by the folds' runs
+    (``r21-sartaj-ft`` with SARTAJ held out: ``r21``). A release may ship a later recipe than the one its saved folds
+    ran, so the columns say whose they are; "the same recipe" when the runs are not named."""
+    names = []
+    for name, block in ((crossval or {}).get("heldout") or {}).items():
+        run = block.get("run") or ""
+        recipe = run.split(f"-{name}")[0] if f"-{name}" in run else ""
+        if recipe and recipe not in names:
+            names.append(recipe)
+    w = words(lang)
+    return text.fill(w["heldout_recipe"], lang, name="/".join(names)) if names else w["heldout_recipe_unnamed"]
+
+
+def _threshold(value: float, lang: str) -> str:
+    """A confidence threshold as people read it: "90%", "98.5%" (French "98,5 %")."""
+    return text.percent(value, lang, 0 if abs(100 * value - round(100 * value)) < 0.05 else 1)
+
+
+def trust_note(crossval: dict[str, Any] | None, min_confidence: float, lang: str = "en") -> str:
+    """The note under the trust table: whose the held-out columns are, what they overstate, when the page answers."""
+    recipe, threshold = heldout_recipe(crossval, lang), _threshold(min_confidence, lang)
+    return text.fill(words(lang)["trust_note"], lang, recipe=recipe, threshold=threshold)
+
+
 def trust_markdown(
     metrics: dict[str, Any],
     crossval: dict[str, Any] | None,
@@ -286,7 +311,13 @@ def plain_summary(
     line = text.fill(w["plain"], lang, testing=100 * metrics["full"]["accuracy"])
     heldout = [block["metrics"]["accuracy"] for block in ((crossval or {}).get("heldout") or {}).values()]
     if heldout:
-        line += text.fill(w["plain_heldout"], lang, low=100 * min(heldout), high=100 * max(heldout))
+        line += text.fill(
+            w["plain_heldout"],
+            lang,
+            recipe=heldout_recipe(crossval, lang),
+            low=100 * min(heldout),
+            high=100 * max(heldout),
+        )
     line += "."
     sequences = (lgg or {}).get("by_sequence") or {}
     if {"flair", "t1c"} <= set(sequences) and "notumor" in (lgg or {}):
@@ -323,6 +354,7 @@ def summary_line(
         line += text.fill(
             w["summary_heldout"],
             lang,
+            recipe=heldout_recipe(crossval, lang),
             name=COLLECTION_NAMES.get(name, name),
             accuracy=_pct(block["metrics"]["accuracy"], lang),
         )
@@ -346,9 +378,12 @@ def evaluation_for(config: dict[str, Any], folder: str | Path) -> dict[str, Any]
     return metrics if measured and measured == config.get("weights_sha256") else None
 
 
-def about_markdown(metrics, crossval, robustness, lang: str = "en") -> str:
+def about_markdown(
+    metrics, crossval, robustness, lang: str = "en", min_confidence: float = 0.9, grid: str = "7×7"
+) -> str:
     """The About tab in ``lang``, its figures (Testing, held-out collections, inverted contrast) read from the served
-    release's saved evaluation; without one, a sentence that says so instead of another model's figures."""
+    release's saved evaluation; without one, a sentence that says so instead of another model's figures.
+    ``min_confidence``: the served release's "ok" threshold; ``grid``: its heatmap's cells ("10×10")."""
     words = text.catalogue(lang)["about"]
     if not metrics:
         figures = [words["unknown"]]
@@ -361,6 +396,7 @@ def about_markdown(metrics, crossval, robustness, lang: str = "en") -> str:
                 text.fill(
                     words["heldout"],
                     lang,
+                    recipe=heldout_recipe(crossval, lang),
                     name=COLLECTION_NAMES.get(name, name),
                     accuracy=100 * held["accuracy"],
                     glioma=100 * glioma,
@@ -369,4 +405,6 @@ def about_markdown(metrics, crossval, robustness, lang: str = "en") -> str:
         inverted = (robustness or {}).get(INVERSION)
         if inverted:
             figures.append(text.fill(words["inverted"], lang, accuracy=100 * inverted["accuracy"]))
-    return text.fill(words["text"], lang, figures=" ".join(figures))
+    return text.fill(
+        words["text"], lang, figures=" ".join(figures), threshold=_threshold(min_confidence, lang), grid=grid
+    )

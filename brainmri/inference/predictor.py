@@ -11,6 +11,7 @@ screening and, through the classifier head alone, the Grad-CAM heatmap.
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Sequence
@@ -117,6 +118,21 @@ class Predictor:
         """The head's pooled pre-logit features (what screening measures distances on)."""
         with torch.no_grad():
             return self.model.forward_head(feature_map.to(self.device), pre_logits=True).float()
+
+    @property
+    def min_confidence(self) -> float:
+        """The top probability below which the verdict answers "uncertain" (the release's, else the default)."""
+        from brainmri.inference.verdict import DEFAULTS
+
+        return float(self.screening.get("min_confidence", DEFAULTS["min_confidence"]))
+
+    @functools.cached_property
+    def heatmap_grid(self) -> tuple[int, int]:
+        """The cells of the feature map every heatmap is drawn from (7×7 for a 112-px input at stride 16), read off
+        one forward pass of a blank input."""
+        size = self.preprocess.image_size
+        _, feature_map = self.backend(self._inputs([np.zeros((size, size), np.uint8)]))
+        return tuple(int(v) for v in feature_map.shape[-2:])
 
     def view_probabilities(self, fitted, batch_size: int = 64) -> dict[str, np.ndarray]:
         """Calibrated probabilities on each test-time view (:data:`~brainmri.inference.preprocess.TEST_TIME_VIEWS`)

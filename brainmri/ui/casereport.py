@@ -37,10 +37,11 @@ class ModelFacts:
     input_size: int
     testing_accuracy: float | None = None
     heldout_accuracy: dict[str, float] = field(default_factory=dict)  # collection name → accuracy
+    heldout_recipe: dict[str, str] = field(default_factory=dict)  # language → whose the held-out figures are
 
     @classmethod
     def from_release(cls, config: dict, metrics: dict | None, crossval: dict | None) -> "ModelFacts":
-        from brainmri.evaluation.report import COLLECTION_NAMES
+        from brainmri.evaluation.report import COLLECTION_NAMES, heldout_recipe
 
         heldout = {
             COLLECTION_NAMES.get(name, name): block["metrics"]["accuracy"]
@@ -53,6 +54,7 @@ class ModelFacts:
             int(size),
             metrics["full"]["accuracy"] if metrics else None,
             heldout if metrics else {},
+            {lang: heldout_recipe(crossval, lang) for lang in text.LANGUAGES},
         )
 
 
@@ -63,7 +65,12 @@ def _figures_line(facts: ModelFacts, t: dict, lang: str) -> str:
     held = facts.heldout_accuracy.items()
     parts += [f"{t['heldout'].format(name=name)} {text.percent(accuracy, lang)}" for name, accuracy in held]
     line = text.fill(t["figures"], lang, figures="; ".join(parts))
-    return f"{line} {t['heldout_note']}" if facts.heldout_accuracy else line
+    if not facts.heldout_accuracy:
+        return line
+    from brainmri.evaluation.report import heldout_recipe
+
+    recipe = facts.heldout_recipe.get(lang) or heldout_recipe(None, lang)
+    return f"{line} {text.fill(t['heldout_note'], lang, recipe=recipe)}"
 
 
 def write_case_report(

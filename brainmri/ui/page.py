@@ -254,8 +254,14 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                         (runtime, lambda lang: say(lang)["runtime"].format(backend=predictor.backend.name))
                     )
             with gr.Tab(I18N("tab_about")):
-                about = gr.Markdown(report.about_markdown(metrics, crossval, robustness, "en"))
-                localised.append((about, lambda lang: report.about_markdown(metrics, crossval, robustness, lang)))
+                settings = {
+                    "min_confidence": predictor.min_confidence,
+                    "grid": "×".join(map(str, predictor.heatmap_grid)),
+                }
+                about = gr.Markdown(report.about_markdown(metrics, crossval, robustness, "en", **settings))
+                localised.append(
+                    (about, lambda lang: report.about_markdown(metrics, crossval, robustness, lang, **settings))
+                )
 
         def localise(request: gr.Request):
             lang = page_language(request)
@@ -328,7 +334,7 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, l
         image("reliability", I18N("reliability"))
     gr.Markdown(I18N("trust"))
     text(lambda lang: report.trust_markdown(metrics, crossval, verdict, lang, testing_robustness=robustness))
-    gr.Markdown(I18N("trust_note"))
+    text(lambda lang: report.trust_note(crossval, predictor.min_confidence, lang))
     if heldout or leave_out:
         text(lambda lang: report.newsource_markdown(heldout, leave_out, lang, predictor.config.get("weights_sha256")))
     localisation = report.load_json(metrics_dir, "localisation.json")
