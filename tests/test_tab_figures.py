@@ -78,6 +78,10 @@ def test_the_figure_is_redrawn_from_its_record_in_every_language(tmp_path, capsy
     record = json.loads((tmp_path / tab_figures.RECORD).read_text())
     testing, new = record["panels"]
     assert (testing["title"], new["title"], new["source"]) == ("risk_testing", "risk_new_source", "stand-in")
+    assert new["named"] == "stand-in"  # answers without a site column: the source alone
+    selective = json.loads((tmp_path / "testing-selective" / "selective.json").read_text())
+    sited = tab_figures.risk_record(selective, [dict(r, site="DU") for r in rows()], "TCGA-LGG")
+    assert sited["panels"][1]["named"] == "TCGA-LGG (DU)"  # the title says which institutions the answers cover
     assert set(testing["curves"]) >= {"max_probability", "mahalanobis"}
     assert len(testing["curves"]["energy"]["risk"]) <= 301
     english, french = (np.asarray(Image.open(report.figure(tmp_path, "risk_coverage", lang))) for lang in ("en", "fr"))

@@ -195,7 +195,9 @@ def risk_coverage_panels(panels: list[dict[str, Any]], path, lang: str = "en") -
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), sharey=True, squeeze=False)
     for ax, panel in zip(axes[0], panels):
         _risk_panel(ax, panel["curves"], words, lang, panel.get("ok"))
-        ax.set_title(words[panel["title"]], fontsize=10)
+        named = panel.get("named")  # a new source's institutions, in records from 2026-12-07 on
+        title = text.fill(words[panel["title"] + "_named"], lang, source=named) if named else words[panel["title"]]
+        ax.set_title(title, fontsize=10)
     fig.supxlabel(words["coverage"])
     fig.supylabel(words["risk"])
     fig.suptitle(words["risk_title"])

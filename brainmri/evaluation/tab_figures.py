@@ -58,9 +58,12 @@ def selective_panel(selective: dict[str, Any]) -> dict[str, Any]:
 
 
 def risk_record(testing_selective: dict[str, Any], new_source_rows: list[dict[str, str]], source: str) -> dict:
-    """The record the figure is drawn from: Testing's panel, then the new source's (``source`` says which)."""
+    """The record the figure is drawn from: Testing's panel, then the new source's (``source`` says which; its title
+    names the institutions the saved answers cover, judged by a model that never trained on them)."""
     testing = {"title": "risk_testing", **selective_panel(testing_selective)}
-    new = {"title": "risk_new_source", "source": source, **answers_panel(new_source_rows)}
+    sites = sorted({r["site"] for r in new_source_rows if r.get("site")})
+    named = f"{source} ({', '.join(sites)})" if sites else source
+    new = {"title": "risk_new_source", "source": source, "named": named, **answers_panel(new_source_rows)}
     return {"panels": [testing, new]}
 
 
