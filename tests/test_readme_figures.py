@@ -36,3 +36,19 @@ def test_lgg_rows_match_their_saved_evaluation(start):
     ]
     assert _percentages(no_tumour) == [round(100 * saved["notumor"]["accuracy"], 1)]
     assert _percentages(ok) == [round(100 * saved["all"][key], 1) for key in ("ok_share", "ok_accuracy")]
+
+
+def test_testing_rows_match_the_bundled_evaluation():
+    """Testing and its de-duplicated half, as the bundled model's saved evaluation and verdict record say."""
+    metrics = json.loads((ROOT / "assets/metrics/metrics.json").read_text())
+    verdict = json.loads((ROOT / "assets/metrics/testing-selective/selective.json").read_text())["verdict"]
+    for start, block in (("Testing |", metrics["full"]), ("Testing, de-duplicated", metrics["dedup"])):
+        _, images, accuracy, glioma, no_tumour, ok = _row(start)
+        assert int(images.replace(",", "")) == block["n"]
+        assert _percentages(accuracy) == [round(100 * v, 2) for v in (block["accuracy"], *block["accuracy_ci95"])]
+        recalls = [round(100 * block["per_class"][c]["recall"], 2) for c in ("glioma", "notumor")]
+        assert _percentages(glioma) + _percentages(no_tumour) == recalls
+    assert _percentages(_row("Testing |")[5]) == [round(100 * verdict[k], 2) for k in ("ok_share", "ok_accuracy")]
+    robustness = json.loads((ROOT / "assets/metrics/robustness.json").read_text())
+    inverted = _row("Testing, contrast inverted")[2]
+    assert _percentages(inverted) == [round(100 * robustness["contrast inversion (T2-like)"]["accuracy"], 2)]
