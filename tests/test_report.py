@@ -71,3 +71,17 @@ def test_the_held_out_columns_name_the_recipe_their_folds_ran_and_the_served_thr
     about = report.about_markdown(metrics, crossval, None, "en", min_confidence=0.9852, grid="10×10")
     assert "A model of recipe r21 trained without SARTAJ" in about and "below 98.5% confidence" in about
     assert "feature map is 10×10 cells" in about and "90 %" not in about and "7×7" not in about
+
+
+def test_the_plain_words_fall_back_to_the_held_out_institution_when_no_leave_out_figure_is_the_models():
+    """A model trained on TCGA-LGG has no "never seen" figure of its own: the opening says what a model of its recipe
+    did on the institution it never trained on, and that the page mostly says "uncertain" there."""
+    metrics = {"full": {"accuracy": 0.975}}
+    held = {"sites": ["DU"], "notumor": {"accuracy": 0.727}, "all": {"ok_share": 0.125}}
+    held["by_sequence"] = {s: {"glioma": {"accuracy": a}} for s, a in (("flair", 0.807), ("t1", 0.79), ("t1c", 0.828))}
+    plain = report.plain_summary(metrics, None, None, "en", held)
+    assert "(TCGA-LGG DU), finds about 81 in 100 lower-grade gliomas in FLAIR, 83 in 100 in T1 with contrast" in plain
+    assert 'calls 73 in 100 tumour-free slices "no tumour"; there it answers "ok" on 12 in 100' in plain
+    assert "Nobody has measured it" not in plain
+    assert "TCGA-LGG DU" in report.plain_summary(metrics, None, None, "fr", held)
+    assert "Nobody has measured it" in report.plain_summary(metrics, None, None, "en", None)

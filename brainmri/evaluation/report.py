@@ -304,9 +304,11 @@ def plain_summary(
     crossval: dict[str, Any] | None,
     lgg: dict[str, Any] | None = None,
     lang: str = "en",
+    heldout_institution: dict[str, Any] | None = None,
 ) -> str:
     """The Model tab's opening, in plain words: what the model does, how often it is right, where it fails (the
-    TCGA-LGG yardstick ``lgg``, when it was measured on these weights)."""
+    TCGA-LGG yardstick ``lgg``, when it was measured on these weights; else ``heldout_institution``, a model of its
+    recipe judged on a TCGA-LGG institution it never trained on)."""
     w = words(lang)
     line = text.fill(w["plain"], lang, testing=100 * metrics["full"]["accuracy"])
     heldout = [block["metrics"]["accuracy"] for block in ((crossval or {}).get("heldout") or {}).values()]
@@ -327,6 +329,17 @@ def plain_summary(
             flair=100 * sequences["flair"]["glioma"]["accuracy"],
             t1c=100 * sequences["t1c"]["glioma"]["accuracy"],
             free=100 * lgg["notumor"]["accuracy"],
+        )
+    held = heldout_institution or {}
+    if {"flair", "t1c"} <= set(held.get("by_sequence") or {}) and "notumor" in held:
+        return line + text.fill(
+            w["plain_elsewhere"],
+            lang,
+            sites=", ".join(held.get("sites") or []),
+            flair=100 * held["by_sequence"]["flair"]["glioma"]["accuracy"],
+            t1c=100 * held["by_sequence"]["t1c"]["glioma"]["accuracy"],
+            free=100 * held["notumor"]["accuracy"],
+            ok=100 * held["all"]["ok_share"],
         )
     return line + w["plain_nowhere"]
 

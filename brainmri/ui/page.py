@@ -327,7 +327,7 @@ def _model_tab(predictor, metrics_dir, metrics, crossval, verdict, robustness, l
         report.load_json(metrics_dir, name) for name in ("lgg-heldout-institution.json", "lgg-leave-out.json")
     )
     own = leave_out if leave_out and leave_out.get("weights_sha256") == predictor.config.get("weights_sha256") else None
-    text(lambda lang: report.plain_summary(metrics, crossval, own, lang))  # plain words first
+    text(lambda lang: report.plain_summary(metrics, crossval, own, lang, heldout))  # plain words first
     text(lambda lang: report.summary_line(predictor.config, metrics, crossval, verdict, lang))
     with gr.Row():
         image("confusion_normalized", I18N("confusion"))
