@@ -30,7 +30,10 @@ def test_config_labels_temperature_and_sha256():
     assert config["preprocessing"]["content_crop"] is True
     assert config["screening"]["feature_threshold"] > 0
     assert sum(f.stat().st_size for f in MODEL.iterdir()) < 60 * 2**20
-    assert (MODEL / "README.md").read_text().startswith("---")
+    card = (MODEL / "README.md").read_text()
+    assert card.startswith("---")
+    # one licence for the weights: the card's front matter and timm's pretrained_cfg (read by timm and the Hub)
+    assert card.split("\n")[1] == f"license: {config['pretrained_cfg']['license']}"
 
 
 def test_classifies_one_real_slice_of_each_class(predictor):

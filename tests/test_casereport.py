@@ -38,7 +38,10 @@ def test_report_is_one_page_with_the_answer_and_the_model(predictor, tiny_releas
     explanation = predictor.explain(source)
     metrics = {"full": {"accuracy": 0.9794}}
     crossval = {"heldout": {"sartaj": {"metrics": {"accuracy": 0.7999}, "run": "r21-sartaj-ft"}}}
-    facts = ModelFacts.from_release(predictor.config, metrics, crossval)
+    institution = {"sites": ["DU"], "by_sequence": {s: {"glioma": {"accuracy": a}} for s, a in (("flair", 0.8069),)}}
+    assert ModelFacts.from_release(predictor.config, metrics, crossval, institution).institution == {}  # no T1C
+    institution["by_sequence"]["t1c"] = {"glioma": {"accuracy": 0.8279}}
+    facts = ModelFacts.from_release(predictor.config, metrics, crossval, institution)
     out = write_case_report(
         tmp_path / "case.pdf", explanation, facts, lang, now=datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
     )
@@ -47,10 +50,12 @@ def test_report_is_one_page_with_the_answer_and_the_model(predictor, tiny_releas
     assert class_name(explanation.label, lang) in text  # the predicted class, in words
     assert all(class_name(label, lang) in text for label in CLASSES)  # the four bars
     assert predictor.config["weights_sha256"] in text.replace(" ", "")
-    figures = (0.9794, 0.7999, explanation.probabilities[explanation.label])
+    figures = (0.9794, 0.7999, 0.8069, 0.8279, explanation.probabilities[explanation.label])
     shown = [" ".join(percent(v, lang).split()) for v in figures]  # the narrow space read back as a space
     assert all(figure in text for figure in shown)  # Testing, held-out SARTAJ and the bar, as the language writes them
     assert ("a model of recipe r21" if lang == "en" else "un modèle de la recette r21") in " ".join(text.split())
+    said = "TCGA-LGG DU, by a model of this" if lang == "en" else "TCGA-LGG DU, par un modèle"
+    assert said in " ".join(text.split())  # the held-out institution, by a model of the served model's recipe
     assert "2026-11-26 09:30" in text
     assert metadata["/CreationDate"].startswith("D:20261126093000")  # the page's time, not the clock's
     assert ("not a medical device" if lang == "en" else "pas un dispositif médical") in text.lower()

@@ -108,6 +108,9 @@ def test_training_with_lgg_holds_an_institution_out_and_judges_it(dataset, cache
     with open(out / "epochs.csv") as handle:
         epoch = next(csv.DictReader(handle))
     assert 0 <= float(epoch["val_acc_kaggle"]) <= 1 and 0 <= float(epoch["val_acc_lgg"]) <= 1
+    # the weights carry TCGA-LGG's terms in the release itself (timm's pretrained_cfg), as the card says
+    pretrained_cfg = json.loads((out / "release" / "config.json").read_text())["pretrained_cfg"]
+    assert pretrained_cfg["license"] == "cc-by-nc-sa-4.0"
 
     from brainmri.data.folders import load_run_split  # calibrate and the other run readers see the same split
 

@@ -11,8 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # the start of a row of the README's trust table -> the evaluation it reports
 LGG_ROWS = {
     "TCGA-LGG, never seen": "assets/metrics/lgg-leave-out.json",
-    "TCGA-LGG institution DU, a model of the next recipe": "assets/yardsticks/r22a-du/lgg.json",
-    "TCGA-LGG institution DU, the candidate right on most": "assets/yardsticks/r22p-du/lgg.json",
+    "TCGA-LGG institution DU held out": "assets/metrics/lgg-heldout-institution.json",
 }
 
 
@@ -52,3 +51,20 @@ def test_testing_rows_match_the_bundled_evaluation():
     robustness = json.loads((ROOT / "assets/metrics/robustness.json").read_text())
     inverted = _row("Testing, contrast inverted")[2]
     assert _percentages(inverted) == [round(100 * robustness["contrast inversion (T2-like)"]["accuracy"], 2)]
+
+
+def test_the_verdict_and_heatmap_figures_are_the_bundled_releases():
+    """The "ok" threshold, the heatmap's grid and where Grad-CAM's peak falls, as the bundled release says them."""
+    readme = (ROOT / "README.md").read_text()
+    config = json.loads((ROOT / "assets/model/config.json").read_text())
+    localisation = json.loads((ROOT / "assets/metrics/localisation.json").read_text())
+    heldout = json.loads((ROOT / "assets/metrics/lgg-heldout-institution.json").read_text())
+    threshold = 100 * config["screening"]["min_confidence"]
+    assert f'"ok" only at {threshold:.1f} % confidence or more' in readme
+    pointing = 100 * localisation["methods"]["gradcam"]["all"]["pointing_game"]
+    images = localisation["images"]
+    assert f"tumour outline on {pointing:.1f} % of {images}\n  figshare Testing slices" in readme
+    assert f"FLAIR outline on {100 * heldout['pointing_game_glioma']:.1f} % of DU's glioma slices" in readme
+    grid = "×".join(map(str, localisation["cam_grid"]))
+    size = config["pretrained_cfg"]["input_size"][-1]
+    assert f"a {grid} map" in readme and f"convnext_atto_ols, {size} px" in readme and f"{size}-pixel" in readme

@@ -6,10 +6,17 @@ from pathlib import Path
 import pytest
 
 import train as cli
+from brainmri.evaluation.modelcard import kept_training_section
 from brainmri.training.recipes import RecipeError, check_rules, read_chain, read_stage, to_argv
 from helpers import TINY_ARCH, TINY_SIZE
 
 ROOT = Path(__file__).resolve().parents[1]
+AUDIT_SUMMARY = {
+    "testing_with_exact_dup_in_training": 7,
+    "testing_with_near_dup_in_training": 3,
+    "dedup_testing_size": 20,
+    "testing_images": 30,
+}
 
 FIRST = f"""
 args:
@@ -130,7 +137,12 @@ def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(
     met_only = SECOND.split("    - {name: an impossible")[0]
     (recipes / "second.yaml").write_text(met_only)
     trained = (whole / "second" / "last.pt").stat().st_mtime_ns
+    (assets / "metrics").mkdir(parents=True)  # a file the chain does not make: the card installed says it too
+    (assets / "metrics" / "audit.json").write_text(json.dumps({"summary": AUDIT_SUMMARY}))
     assert _release(recipes, dataset, cache_dir, whole, "--install", "--assets", str(assets)) == 0
+    card = (assets / "model" / "README.md").read_text()
+    assert "Duplicate audit: 7 Testing images" in card and "Duplicate audit" not in (release / "README.md").read_text()
+    assert kept_training_section(assets / "model") == kept_training_section(release)
     assert sha256_file(assets / "model" / "model.safetensors") == sha256_file(release / "model.safetensors")
     assert (assets / "metrics" / "metrics.json").read_bytes() == (whole / "metrics" / "metrics.json").read_bytes()
     assert (whole / "second" / "last.pt").stat().st_mtime_ns == trained  # a change of rules retrains nothing
@@ -269,3 +281,27 @@ def test_a_held_out_collection_yardstick_is_a_release_too(dataset, cache_dir, tm
         for row in csv.DictReader(open(origins))
         if row["origin"] == "sartaj" and row["file"].startswith("Training/")
     }
+
+
+def test_a_step_that_writes_into_the_release_config_stays_up_to_date(tmp_path):
+    """sequence-check and flair-check write their blocks into config.json: their own inputs leave those blocks out
+    (else the next run of the release would do them again), the later steps' inputs keep them."""
+    from brainmri.training.chain import folder_digest, written_from
+
+    steps = ["sequence-check", "flair-check", "export", "evaluate"]
+    assert written_from(steps, "sequence-check") == ("sequence_check", "flair_check")
+    assert written_from(steps, "flair-check") == ("flair_check",) and written_from(steps, "export") == ()
+    release = tmp_path / "release"
+    release.mkdir()
+    config = {"weights_sha256": "0" * 64}
+    (release / "config.json").write_text(json.dumps(config))
+    before = {s: folder_digest(release, leave_out=written_from(steps, s)) for s in steps}
+    for key in ("sequence_check", "flair_check"):  # what the two steps write, in order
+        config[key] = {"threshold": 0.5}
+        (release / "config.json").write_text(json.dumps(config))
+    after = {s: folder_digest(release, leave_out=written_from(steps, s)) for s in steps}
+    assert after["sequence-check"] == before["sequence-check"] and after["flair-check"] != before["flair-check"]
+    assert after["export"] != before["export"]
+    config["flair_check"] = {"threshold": 0.7}  # flair-check's own output again: its inputs have not changed
+    (release / "config.json").write_text(json.dumps(config))
+    assert folder_digest(release, leave_out=written_from(steps, "flair-check")) == after["flair-check"]

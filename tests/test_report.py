@@ -85,3 +85,29 @@ def test_the_plain_words_fall_back_to_the_held_out_institution_when_no_leave_out
     assert "Nobody has measured it" not in plain
     assert "TCGA-LGG DU" in report.plain_summary(metrics, None, None, "fr", held)
     assert "Nobody has measured it" in report.plain_summary(metrics, None, None, "en", None)
+
+
+def test_a_model_trained_on_tcga_lgg_is_told_apart_from_the_one_that_never_saw_it():
+    """The trust table's note, the name of the leave-out row's model in each language, and About's sentence on the
+    held-out institution, for a bundled model whose recipe trained on TCGA-LGG (r22) and for one that never saw it."""
+    held = {"sites": ["DU"], "patients": 45, "n": 3014, "notumor": {"accuracy": 0.727}}
+    held["all"] = {"ok_share": 0.125, "ok_accuracy": 0.989}
+    held["by_sequence"] = {s: {"glioma": {"accuracy": a}} for s, a in (("flair", 0.807), ("t1", 0.79), ("t1c", 0.828))}
+    never = {**held, "sites": ["CS", "DU", "EZ", "FG"], "patients": 76, "n": 4636, "weights_sha256": "a" * 64}
+    never["model"] = {"en": "r21, the model bundled before", "fr": "r21, le modèle fourni avant"}
+    trained = report.newsource_markdown(held, never, "en", weights_sha256="b" * 64)
+    assert "r21, the model bundled before, trained without TCGA-LGG" in trained
+    assert "This model trained on TCGA-LGG" in trained and "expect the last row" not in trained
+    french = report.newsource_markdown(held, never, "fr", weights_sha256="b" * 64)
+    assert "r21, le modèle fourni avant, entraîné sans" in french and "s'est entraîné sur TCGA-LGG" in french
+    own = report.newsource_markdown(None, never, "en", weights_sha256="a" * 64)  # the bundled model never saw it
+    assert "the bundled model, trained without" in own and "expect the last row" in own
+    assert "expect the last row" in report.newsource_markdown(held, never, "en", weights_sha256="a" * 64)
+    assert "sha256 `aaaaaaaaaaaa`" in report.newsource_markdown(held, {**never, "model": None}, "en", "b" * 64)
+    about = report.about_markdown({"full": {"accuracy": 0.973}}, None, None, "en", heldout_institution=held)
+    assert "(TCGA-LGG DU), finds 81 in 100 lower-grade gliomas in FLAIR and 83 in 100 in T1 with contrast" in about
+    assert 'calls 73 in 100 tumour-free slices "no tumour"' in about
+    assert "(TCGA-LGG DU), trouve 81 gliomes" in report.about_markdown(
+        {"full": {"accuracy": 0.973}}, None, None, "fr", heldout_institution=held
+    )
+    assert "TCGA-LGG DU" not in report.about_markdown({"full": {"accuracy": 0.973}}, None, None, "en")

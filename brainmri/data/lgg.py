@@ -26,6 +26,7 @@ from brainmri.data.folders import ImageSet, load_files
 from brainmri.inference.preprocess import Preprocess
 
 COLLECTION = "tcga-lgg"
+LICENCE = "cc-by-nc-sa-4.0"  # TCGA-LGG's terms (TCIA, Buda et al. 2019): weights trained on it inherit them
 SEQUENCES = ("flair", "t1", "t1c")
 SITES = ("CS", "DU", "EZ", "FG")
 SLICE_PIXELS = 256 * 256  # every slice of the source is 256 x 256 (checked on load)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from brainmri import text
+from brainmri.data.lgg import LICENCE
 from brainmri.evaluation.report import (
     COLLECTION_NAMES,
     headline_markdown,
@@ -106,7 +107,7 @@ def _selection_text(args: dict, lang: str = "en") -> str:
     return said
 
 
-LGG_LICENCE = "cc-by-nc-sa-4.0"  # weights trained on TCGA-LGG inherit its non-commercial terms
+LGG_LICENCE = LICENCE  # weights trained on TCGA-LGG inherit its non-commercial terms (brainmri.data.lgg)
 
 
 CARDS = {lang: "README.md" if lang == "en" else f"README.{lang}.md" for lang in text.LANGUAGES}
@@ -159,6 +160,24 @@ def write_model_card(
     return release / CARDS["en"]
 
 
+def _runs(run) -> list[Path]:
+    return [Path(r) for r in (run if isinstance(run, (list, tuple)) else [run] if run else [])]
+
+
+def training_licence(release: Path, run=None) -> str:
+    """The weights' licence: TCGA-LGG's non-commercial terms when a stage trained on it (the licence training saved
+    in ``pretrained_cfg``, its runs' args, or the TCGA-LGG validation accuracy the release recorded), else
+    apache-2.0 like the code."""
+    config = read_config(release)
+    stages = [_read_json(r / "args.json") or {} for r in _runs(run)]
+    with_lgg = (
+        config["pretrained_cfg"].get("license") == LGG_LICENCE
+        or any(args.get("lgg") for args in stages)
+        or config.get("brainmri", {}).get("val_acc_lgg") is not None
+    )
+    return LGG_LICENCE if with_lgg else "apache-2.0"
+
+
 def card_lines(
     release: Path, metrics_dir: Path, run, command, hardware, lang: str, kept: tuple[list[str], str] = ([], "en")
 ) -> list[str]:
@@ -168,7 +187,7 @@ def card_lines(
     meta = config.get("brainmri", {})
     metrics = load_metrics(metrics_dir)
     robustness = _read_json(metrics_dir / "robustness.json")
-    runs = [Path(r) for r in (run if isinstance(run, (list, tuple)) else [run] if run else [])]
+    runs = _runs(run)
     commands = [c for c in (command if isinstance(command, (list, tuple)) else [command]) if c]
     stages = [(_read_json(r / "args.json") or {}, _read_json(r / "summary.json") or {}) for r in runs]
     audit = _read_json(metrics_dir / "audit.json")
@@ -176,10 +195,10 @@ def card_lines(
     crop = config.get("preprocessing", {}).get("content_crop")
     onnx = config.get("onnx")
 
-    with_lgg = any(args.get("lgg") for args, _ in stages) or bool(meta.get("val_acc_lgg") is not None)
+    licence = training_licence(release, run)
     lines = [
         "---",
-        f"license: {LGG_LICENCE if with_lgg else 'apache-2.0'}",
+        f"license: {licence}",
         "library_name: timm",
         "pipeline_tag: image-classification",
         "tags: [medical-imaging, mri, brain-tumor, convnext, grad-cam, brainmri]",
@@ -230,7 +249,7 @@ def card_lines(
         w["data"],
         text.fill(w["kaggle"], lang, train=meta.get("train_images", "?"), val=meta.get("val_images", "?")),
     ]
-    if with_lgg:
+    if licence == LGG_LICENCE:  # trained on TCGA-LGG
         lines += ["", w["lgg"]]
     newsource = newsource_markdown(
         _read_json(metrics_dir / "lgg-heldout-institution.json"),

@@ -219,13 +219,17 @@ def trust_markdown(
     return "\n".join(rows)
 
 
-def _model_name(record: dict[str, Any], weights_sha256: str | None, w: dict) -> str:
+def _model_name(record: dict[str, Any], weights_sha256: str | None, w: dict, lang: str = "en") -> str:
     """How a record names the model it judged: "the bundled model" when its weights are the release's own, any
-    other by the name the evaluation gave it (``train.py lgg-eval --name``)."""
+    other by the name the evaluation gave it (``train.py lgg-eval --name``), or by its name in ``lang`` when the
+    record gives one per language (``{"en": ..., "fr": ...}``)."""
     sha = record.get("weights_sha256") or ""
     if sha and sha == weights_sha256:
         return w["newsource_bundled"]
-    return record.get("model") or f"sha256 `{sha[:12]}`"
+    name = record.get("model")
+    if isinstance(name, dict):
+        name = name.get(lang) or name.get("en")
+    return name or f"sha256 `{sha[:12]}`"
 
 
 def newsource_markdown(
@@ -265,7 +269,7 @@ def newsource_markdown(
                     lang,
                     patients=leave_out["patients"],
                     n=text.number(leave_out["n"], lang, ","),
-                    model=_model_name(leave_out, weights_sha256, w),
+                    model=_model_name(leave_out, weights_sha256, w, lang),
                 ),
                 leave_out,
             )
@@ -277,7 +281,9 @@ def newsource_markdown(
         cells = [pct(r["by_sequence"].get(s, {}).get("glioma", {}).get("accuracy")) for s in ("flair", "t1", "t1c")]
         cells += [pct(r["notumor"]["accuracy"]), pct(r["all"]["ok_share"]), pct(r["all"]["ok_accuracy"])]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n" + w["newsource_note"]
+    # a bundled model trained on TCGA-LGG: the leave-out row is another model's, the held-out row is its recipe's
+    trained = heldout is not None and (leave_out is None or leave_out.get("weights_sha256") != weights_sha256)
+    return "\n".join(lines) + "\n\n" + w["newsource_note_trained" if trained else "newsource_note"]
 
 
 def localisation_summary(result: dict[str, Any] | None, method: str = "gradcam", lang: str = "en") -> str:
@@ -392,11 +398,18 @@ def evaluation_for(config: dict[str, Any], folder: str | Path) -> dict[str, Any]
 
 
 def about_markdown(
-    metrics, crossval, robustness, lang: str = "en", min_confidence: float = 0.9, grid: str = "7×7"
+    metrics,
+    crossval,
+    robustness,
+    lang: str = "en",
+    min_confidence: float = 0.9,
+    grid: str = "7×7",
+    heldout_institution: dict[str, Any] | None = None,
 ) -> str:
-    """The About tab in ``lang``, its figures (Testing, held-out collections, inverted contrast) read from the served
-    release's saved evaluation; without one, a sentence that says so instead of another model's figures.
-    ``min_confidence``: the served release's "ok" threshold; ``grid``: its heatmap's cells ("10×10")."""
+    """The About tab in ``lang``, its figures (Testing, held-out collections, a held-out TCGA-LGG institution,
+    inverted contrast) read from the served release's saved evaluation; without one, a sentence that says so
+    instead of another model's figures. ``min_confidence``: the served release's "ok" threshold; ``grid``: its
+    heatmap's cells ("10×10"); ``heldout_institution``: ``lgg-heldout-institution.json`` of its recipe."""
     words = text.catalogue(lang)["about"]
     if not metrics:
         figures = [words["unknown"]]
@@ -413,6 +426,18 @@ def about_markdown(
                     name=COLLECTION_NAMES.get(name, name),
                     accuracy=100 * held["accuracy"],
                     glioma=100 * glioma,
+                )
+            )
+        held = heldout_institution or {}
+        if {"flair", "t1c"} <= set(held.get("by_sequence") or {}) and "notumor" in held:
+            figures.append(
+                text.fill(
+                    words["institution"],
+                    lang,
+                    sites=", ".join(held.get("sites") or []),
+                    flair=100 * held["by_sequence"]["flair"]["glioma"]["accuracy"],
+                    t1c=100 * held["by_sequence"]["t1c"]["glioma"]["accuracy"],
+                    free=100 * held["notumor"]["accuracy"],
                 )
             )
         inverted = (robustness or {}).get(INVERSION)

@@ -26,15 +26,27 @@ NEW_SOURCE_ANSWERS = "new-source-slices.csv"  # a gathered yardstick: answers on
 log = logging.getLogger(__name__)
 
 
-def folder_digest(folder: Path, names=("model.safetensors", "config.json")) -> str:
-    """The sha256 of a release's weights and settings (config.json without what the export adds)."""
+# release steps that write a block into the release's config.json, and its key
+CONFIG_WRITERS = {"sequence-check": "sequence_check", "flair-check": "flair_check"}
+
+
+def written_from(steps: list[str], step: str) -> tuple[str, ...]:
+    """The config.json keys that ``step`` and the steps after it write: left out of ``step``'s inputs, or its own
+    output would make its stamp stale and every later run of the release would do it again."""
+    return tuple(CONFIG_WRITERS[s] for s in steps[steps.index(step) :] if s in CONFIG_WRITERS)
+
+
+def folder_digest(folder: Path, names=("model.safetensors", "config.json"), leave_out: tuple[str, ...] = ()) -> str:
+    """The sha256 of a release's weights and settings (config.json without what the export adds, nor the blocks
+    named in ``leave_out``)."""
     digest = hashlib.sha256()
+    skip = set(EXPORT_KEYS) | set(leave_out)
     for name in names:
         path = folder / name
         data = path.read_bytes() if path.is_file() else b"-"
         if name == "config.json" and path.is_file():
             config = json.loads(data)
-            data = json.dumps({k: v for k, v in config.items() if k not in EXPORT_KEYS}, sort_keys=True).encode()
+            data = json.dumps({k: v for k, v in config.items() if k not in skip}, sort_keys=True).encode()
         digest.update(name.encode() + data)
     return digest.hexdigest()
 
@@ -246,7 +258,7 @@ class Release:
                 if not self._benchmark():
                     return False
                 continue
-            inputs = _sha(json.dumps(commands[step]), folder_digest(rel))
+            inputs = _sha(json.dumps(commands[step]), folder_digest(rel, leave_out=written_from(conf["steps"], step)))
             if not self._run(step, commands[step], inputs):
                 return False
         return True
@@ -308,14 +320,18 @@ class Release:
 
     def install(self, assets: Path) -> None:
         """Copy the release and its evaluation into ``assets/model`` and ``assets/metrics`` (files the chain
-        does not make, e.g. the audit or crossval.json, stay)."""
+        does not make, e.g. the audit or crossval.json, stay), then write its card again from ``assets/metrics``
+        so that it also says what those files say (its Training section is kept)."""
+        from brainmri.evaluation.modelcard import write_model_card
+
         model = assets / "model"
         staging = assets / ".model.new"
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(self.release_dir, staging)
+        shutil.copytree(self.out / "metrics", assets / "metrics", dirs_exist_ok=True)
+        write_model_card(staging, assets / "metrics")
         shutil.rmtree(model, ignore_errors=True)
         os.replace(staging, model)
-        shutil.copytree(self.out / "metrics", assets / "metrics", dirs_exist_ok=True)
 
 
 # ----------------------------------------------------------------------------- shipping rules

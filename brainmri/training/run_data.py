@@ -34,6 +34,10 @@ class RunData:
         torch.manual_seed(c.seed)
         self.model = self._build_model()
         c = self.cfg  # with --init, the release's architecture and input size
+        if c.lgg:  # the weights' licence, saved with the release (a later stage from it keeps it)
+            from brainmri.data.lgg import LICENCE
+
+            self.model.pretrained_cfg = {**self.model.pretrained_cfg, "license": LICENCE}
         check_classes(self.classes, self.label_names, allow_subset=False)
         self.preprocess = (
             Preprocess.from_release_config(self.init_config)

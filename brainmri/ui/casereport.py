@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from brainmri import __version__, text
 from brainmri.inference.explain import METHOD_NAMES
@@ -38,9 +39,13 @@ class ModelFacts:
     testing_accuracy: float | None = None
     heldout_accuracy: dict[str, float] = field(default_factory=dict)  # collection name → accuracy
     heldout_recipe: dict[str, str] = field(default_factory=dict)  # language → whose the held-out figures are
+    # a TCGA-LGG institution its recipe never trained on: its sites, glioma recall in FLAIR and in T1 with contrast
+    institution: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_release(cls, config: dict, metrics: dict | None, crossval: dict | None) -> "ModelFacts":
+    def from_release(
+        cls, config: dict, metrics: dict | None, crossval: dict | None, heldout_institution: dict | None = None
+    ) -> "ModelFacts":
         from brainmri.evaluation.report import COLLECTION_NAMES, heldout_recipe
 
         heldout = {
@@ -55,7 +60,17 @@ class ModelFacts:
             metrics["full"]["accuracy"] if metrics else None,
             heldout if metrics else {},
             {lang: heldout_recipe(crossval, lang) for lang in text.LANGUAGES},
+            _institution(heldout_institution) if metrics else {},
         )
+
+
+def _institution(record: dict | None) -> dict[str, Any]:
+    """The figures of ``lgg-heldout-institution.json`` the report shows, or none when it lacks them."""
+    sequences = (record or {}).get("by_sequence") or {}
+    if not {"flair", "t1c"} <= set(sequences):
+        return {}
+    recall = {s: sequences[s]["glioma"]["accuracy"] for s in ("flair", "t1c")}
+    return {"sites": ", ".join(record.get("sites") or []), **recall}
 
 
 def _figures_line(facts: ModelFacts, t: dict, lang: str) -> str:
@@ -64,6 +79,10 @@ def _figures_line(facts: ModelFacts, t: dict, lang: str) -> str:
     parts = [f"{t['testing']} {text.percent(facts.testing_accuracy, lang)}"]
     held = facts.heldout_accuracy.items()
     parts += [f"{t['heldout'].format(name=name)} {text.percent(accuracy, lang)}" for name, accuracy in held]
+    if facts.institution:
+        i = facts.institution
+        flair, t1c = (text.percent(i[s], lang) for s in ("flair", "t1c"))
+        parts.append(text.fill(t["institution"], lang, sites=i["sites"], flair=flair, t1c=t1c))
     line = text.fill(t["figures"], lang, figures="; ".join(parts))
     if not facts.heldout_accuracy:
         return line

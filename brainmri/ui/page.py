@@ -57,7 +57,8 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
     crossval = report.load_json(metrics_dir, "crossval.json") if metrics else None
     verdict = report.testing_verdict(metrics_dir) if metrics else None
     robustness = report.load_json(metrics_dir, "robustness.json") if metrics else None
-    handlers = Handlers(predictor, ModelFacts.from_release(predictor.config, metrics, crossval))
+    institution = report.load_json(metrics_dir, "lgg-heldout-institution.json") if metrics else None
+    handlers = Handlers(predictor, ModelFacts.from_release(predictor.config, metrics, crossval, institution))
     localised = []  # (component, function of the language giving its value): filled in on each page load
 
     def choices(lang):
@@ -257,6 +258,7 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
                 settings = {
                     "min_confidence": predictor.min_confidence,
                     "grid": "×".join(map(str, predictor.heatmap_grid)),
+                    "heldout_institution": report.load_json(metrics_dir, "lgg-heldout-institution.json"),
                 }
                 about = gr.Markdown(report.about_markdown(metrics, crossval, robustness, "en", **settings))
                 localised.append(
