@@ -73,7 +73,6 @@ def main() -> int:
 
     import app
     from brainmri import Predictor
-    from brainmri.evaluation import report
     from brainmri.ui import page
     from brainmri.ui.casereport import ModelFacts, write_case_report
     from helpers import free_port
@@ -81,8 +80,7 @@ def main() -> int:
     example = sorted(page.EXAMPLES_DIR.glob("glioma-*"))[0]
     predictor = Predictor.from_pretrained(page.DEFAULT_MODEL)
     metrics_dir = page.release_metrics_dir(predictor)
-    metrics = report.evaluation_for(predictor.config, metrics_dir)
-    facts = ModelFacts.from_release(predictor.config, metrics, report.load_json(metrics_dir, "crossval.json"))
+    facts = ModelFacts.from_metrics_dir(predictor.config, metrics_dir)
     with tempfile.TemporaryDirectory() as tmp:
         page_png = Path(tmp) / "report.png"
         write_case_report(page_png, predictor.explain(example), facts, "en")

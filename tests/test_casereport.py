@@ -93,6 +93,18 @@ def test_facts_from_the_bundled_evaluation():
     assert "SARTAJ" in facts.heldout_accuracy
 
 
+def test_facts_of_the_served_release_come_from_its_own_evaluation(bundled, tmp_path):
+    """The page's and the README picture's facts: the bundled release's figures with its held-out institution;
+    none for weights the saved evaluation was not measured on."""
+    facts = ModelFacts.from_metrics_dir(bundled.config, METRICS)
+    heldout = report.load_json(METRICS, "lgg-heldout-institution.json")
+    assert facts.testing_accuracy == report.load_metrics(METRICS)["full"]["accuracy"]
+    assert facts.institution["sites"] == ", ".join(heldout["sites"])
+    assert facts.institution["flair"] == heldout["by_sequence"]["flair"]["glioma"]["accuracy"]
+    other = ModelFacts.from_metrics_dir({**bundled.config, "weights_sha256": "0" * 64}, METRICS)
+    assert other.testing_accuracy is None and not other.heldout_accuracy and not other.institution
+
+
 @pytest.mark.parametrize("lang", ["en", "fr"])
 def test_report_on_an_image_that_is_not_an_mri_shows_no_class(predictor, tmp_path, lang):
     """As on the page: a colour photograph gets its verdict and reason, but no heatmap, no bars, no class."""

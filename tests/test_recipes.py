@@ -143,6 +143,8 @@ def test_release_runs_the_chain_resumes_after_a_kill_and_checks_its_rules(
     card = (assets / "model" / "README.md").read_text()
     assert "Duplicate audit: 7 Testing images" in card and "Duplicate audit" not in (release / "README.md").read_text()
     assert kept_training_section(assets / "model") == kept_training_section(release)
+    for name in ("epochs.csv", "curves.png", "args.json"):  # the last stage's training record beside its evaluation
+        assert (assets / "metrics" / name).read_bytes() == (whole / "second" / name).read_bytes(), name
     assert sha256_file(assets / "model" / "model.safetensors") == sha256_file(release / "model.safetensors")
     assert (assets / "metrics" / "metrics.json").read_bytes() == (whole / "metrics" / "metrics.json").read_bytes()
     assert (whole / "second" / "last.pt").stat().st_mtime_ns == trained  # a change of rules retrains nothing

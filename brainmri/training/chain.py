@@ -26,6 +26,9 @@ NEW_SOURCE_ANSWERS = "new-source-slices.csv"  # a gathered yardstick: answers on
 log = logging.getLogger(__name__)
 
 
+# what a training run writes beside its release that describes how it trained
+TRAINING_RECORD = ("args.json", "epochs.csv", "summary.json", "curves.png", "augmented_batch.png")
+
 # release steps that write a block into the release's config.json, and its key
 CONFIG_WRITERS = {"sequence-check": "sequence_check", "flair-check": "flair_check"}
 
@@ -320,8 +323,9 @@ class Release:
 
     def install(self, assets: Path) -> None:
         """Copy the release and its evaluation into ``assets/model`` and ``assets/metrics`` (files the chain
-        does not make, e.g. the audit or crossval.json, stay), then write its card again from ``assets/metrics``
-        so that it also says what those files say (its Training section is kept)."""
+        does not make, e.g. the audit or crossval.json, stay) with the last stage's training record
+        (:data:`TRAINING_RECORD`), then write its card again from ``assets/metrics`` so that it also says what
+        those files say (its Training section is kept)."""
         from brainmri.evaluation.modelcard import write_model_card
 
         model = assets / "model"
@@ -329,6 +333,10 @@ class Release:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(self.release_dir, staging)
         shutil.copytree(self.out / "metrics", assets / "metrics", dirs_exist_ok=True)
+        for name in TRAINING_RECORD:  # the last stage's, beside its evaluation (the Model tab shows the curves)
+            source = self.out / self.final.name / name
+            if source.is_file():
+                shutil.copyfile(source, assets / "metrics" / name)
         write_model_card(staging, assets / "metrics")
         shutil.rmtree(model, ignore_errors=True)
         os.replace(staging, model)

@@ -64,6 +64,21 @@ class ModelFacts:
         )
 
 
+    @classmethod
+    def from_metrics_dir(cls, config: dict, metrics_dir: str | Path) -> "ModelFacts":
+        """The facts of the release ``config`` describes, from its saved evaluation in ``metrics_dir`` (none when
+        that evaluation was measured on other weights): what the page and the README's report picture show."""
+        from brainmri.evaluation import report
+
+        metrics = report.evaluation_for(config, metrics_dir)
+        if not metrics:
+            return cls.from_release(config, None, None)
+        crossval, institution = (
+            report.load_json(metrics_dir, name) for name in ("crossval.json", "lgg-heldout-institution.json")
+        )
+        return cls.from_release(config, metrics, crossval, institution)
+
+
 def _institution(record: dict | None) -> dict[str, Any]:
     """The figures of ``lgg-heldout-institution.json`` the report shows, or none when it lacks them."""
     sequences = (record or {}).get("by_sequence") or {}

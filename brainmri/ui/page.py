@@ -57,8 +57,7 @@ def build_demo(predictor: Predictor, metrics_dir: Path | None = None, examples_d
     crossval = report.load_json(metrics_dir, "crossval.json") if metrics else None
     verdict = report.testing_verdict(metrics_dir) if metrics else None
     robustness = report.load_json(metrics_dir, "robustness.json") if metrics else None
-    institution = report.load_json(metrics_dir, "lgg-heldout-institution.json") if metrics else None
-    handlers = Handlers(predictor, ModelFacts.from_release(predictor.config, metrics, crossval, institution))
+    handlers = Handlers(predictor, ModelFacts.from_metrics_dir(predictor.config, metrics_dir))
     localised = []  # (component, function of the language giving its value): filled in on each page load
 
     def choices(lang):
