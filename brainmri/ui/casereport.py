@@ -63,7 +63,6 @@ class ModelFacts:
             _institution(heldout_institution) if metrics else {},
         )
 
-
     @classmethod
     def from_metrics_dir(cls, config: dict, metrics_dir: str | Path) -> "ModelFacts":
         """The facts of the release ``config`` describes, from its saved evaluation in ``metrics_dir`` (none when
