@@ -31,8 +31,8 @@ def test_among_alternatives_keeps_the_predicted_class_and_sets_the_others_agains
 
 def test_the_bundled_models_class_maps_differ_where_the_evidence_differs(bundled):
     """On real Testing slices the four class maps of the page's target barely correlate (issue 28: mean at most
-    0.6; 0.07 over all of Testing, 0.08 on these eight) while ReST's correlate far more (0.74 over Testing, 0.60
-    here), and the predicted class's map is ReST's either way."""
+    0.6; r22: 0.12 over all of Testing, 0.20 on these eight; r21: 0.07 and 0.08) while ReST's correlate far more
+    (r22: 0.57 here; r21: 0.60), and the predicted class's map is ReST's either way."""
     from brainmri.evaluation.localisation import class_map_similarity
     from brainmri.io.images import load_grayscale
     from helpers import REAL_DATA
@@ -44,7 +44,7 @@ def test_the_bundled_models_class_maps_differ_where_the_evidence_differs(bundled
     page = class_map_similarity(bundled, images, "gradcam")
     before = class_map_similarity(bundled, images, "gradcam", target_kind="rest")
     assert page["target"] == "alternatives" and page["images"] == len(files) == 8
-    assert page["mean_correlation"] <= 0.2 and before["mean_correlation"] >= page["mean_correlation"] + 0.3
+    assert page["mean_correlation"] <= 0.3 and before["mean_correlation"] >= page["mean_correlation"] + 0.3
     _, feature_map = bundled.backend(bundled._inputs(list(images)))
     ours = feature_maps_cams(bundled.model, feature_map, None, images.shape[1:3])
     rest = feature_maps_cams(bundled.model, feature_map, None, images.shape[1:3], target_kind="rest")
