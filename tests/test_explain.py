@@ -76,6 +76,18 @@ def test_the_maps_follow_the_target_kind_and_the_default_is_the_predicted_class(
         feature_maps_cams(model, feature_map, [0], (32, 32), target_kind="saliency")
 
 
+def test_a_network_in_training_mode_is_explained_in_eval_mode(features):
+    """Dropout and the like off while a map is drawn, as pytorch-grad-cam's own eval() did, and the same maps."""
+    model, feature_map = features
+    expected = feature_maps_cams(model, feature_map, None, (32, 32)).heatmaps
+    model.train()
+    try:
+        np.testing.assert_array_equal(feature_maps_cams(model, feature_map, None, (32, 32)).heatmaps, expected)
+        assert not model.training and not any(m.training for m in model.modules())
+    finally:
+        model.eval()
+
+
 def test_the_overlay_colours_only_where_the_heat_is():
     gray = np.full((4, 4), 100, np.uint8)
     heat = np.zeros((4, 4), np.float32)

@@ -80,9 +80,10 @@ def head_box(gray: np.ndarray, margin: float = 0.04) -> tuple[int, int, int, int
 
     height, width = gray.shape[:2]
     whole = (0, height, 0, width)
-    if gray.size == 0 or np.percentile(gray, 99) <= 0:
+    level = np.percentile(gray, 99) if gray.size else 0
+    if level <= 0:
         return whole
-    bright = np.ascontiguousarray(gray > 0.1 * np.percentile(gray, 99))
+    bright = np.ascontiguousarray(gray > 0.1 * level)
     radius = max(1, round(0.01 * max(height, width)))
     core, count = ndimage.label(_open_square(bright, 2 * radius + 1))
     if not count:
@@ -92,8 +93,10 @@ def head_box(gray: np.ndarray, margin: float = 0.04) -> tuple[int, int, int, int
     distance = cv2.distanceTransform((~core).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     near = distance <= REACH * max(height, width)
     bright = _open_square(bright, 3)  # noise bridges between regions cut
-    regions, count = ndimage.label(bright)
-    wanted = np.zeros(count + 1, bool)
+    # the same regions as ndimage.label's (4-connected) in a few times less time; only which pixels share a region
+    # matters here, not how the regions are numbered
+    count, regions = cv2.connectedComponents(bright.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    wanted = np.zeros(count, bool)
     wanted[regions[near & bright]] = True
     keep = wanted[regions]
     rows, cols = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
