@@ -111,7 +111,7 @@ class FeatureHead(torch.nn.Module):
 
     def train(self, mode: bool = True) -> "FeatureHead":
         """This module's flag only: pytorch-grad-cam calls ``eval()`` on it for every heatmap, which would walk the
-        whole network each time (about 2 ms on the bundled model); :func:`feature_maps_cams` sets the network's
+        whole network each time (about 0.5 ms on the bundled model); :func:`feature_maps_cams` sets the network's
         mode itself, once."""
         self.training = mode
         return self
