@@ -108,3 +108,22 @@ def test_the_bundled_figure_is_its_record_drawn():
     assert new["ok"]["ok_accuracy"] == pytest.approx(heldout["all"]["ok_accuracy"])  # the same answers
     assert testing["ok"]["ok_accuracy"] > 0.95 and new["ok"]["ok_share"] < testing["ok"]["ok_share"]
     assert report.figure(METRICS, "risk_coverage", "fr").endswith("risk_coverage.fr.png")
+
+
+def test_the_shared_axis_shows_every_panels_curve_whole():
+    """Testing's errors stay under 3 %, the new source's reach 23 %: the one y-axis must reach the highest of them
+    (it stopped at Testing's top, cutting the new source's line off)."""
+    import matplotlib.pyplot as plt
+
+    from brainmri.evaluation.plots import risk_coverage_panels_figure
+
+    record = json.loads((METRICS / tab_figures.RECORD).read_text())
+    highest = max(max(b["risk"]) for panel in record["panels"] for b in panel["curves"].values())
+    fig = risk_coverage_panels_figure(record["panels"])
+    try:
+        for ax in fig.axes[: len(record["panels"])]:
+            assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] >= highest
+    finally:
+        plt.close(fig)
+    testing = max(max(b["risk"]) for b in record["panels"][0]["curves"].values())
+    assert highest > 3 * testing  # the bundled record is such a case

@@ -191,6 +191,11 @@ def risk_coverage_curves(
 def risk_coverage_panels(panels: list[dict[str, Any]], path, lang: str = "en") -> Path:
     """Several sets side by side (``{"title", "curves", "ok"}`` each, the title a ``[figures]`` key), one y-axis
     for all so the sets compare at a glance: the Model tab's figure."""
+    return _save(risk_coverage_panels_figure(panels, lang), path)
+
+
+def risk_coverage_panels_figure(panels: list[dict[str, Any]], lang: str = "en"):
+    """:func:`risk_coverage_panels`' figure, unsaved; the shared y-axis reaches the highest error of every panel."""
     words = text.t("figures", lang)
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), sharey=True, squeeze=False)
     for ax, panel in zip(axes[0], panels):
@@ -198,7 +203,11 @@ def risk_coverage_panels(panels: list[dict[str, Any]], path, lang: str = "en") -
         named = panel.get("named")  # a new source's institutions, in records from 2026-12-07 on
         title = text.fill(words[panel["title"] + "_named"], lang, source=named) if named else words[panel["title"]]
         ax.set_title(title, fontsize=10)
+    # each panel's ylim=(0, None) froze the top at the first panel's data: the others' lines were cut off above it
+    errors = [max(block["risk"]) for panel in panels for block in panel["curves"].values() if len(block["risk"])]
+    errors += [1 - panel["ok"]["ok_accuracy"] for panel in panels if panel.get("ok")]
+    axes[0][0].set_ylim(0, 1.05 * max(errors, default=0) or 1)
     fig.supxlabel(words["coverage"])
     fig.supylabel(words["risk"])
     fig.suptitle(words["risk_title"])
-    return _save(fig, path)
+    return fig
