@@ -107,3 +107,17 @@ def test_cases_with_a_class_the_model_lacks_are_refused(tiny_release, tmp_path):
 
     with pytest.raises(ValueError, match="astrocytoma"):
         Teacher(predictor, [replace(odd[0], truth="astrocytoma")], tmp_path)
+
+
+def test_a_case_from_a_source_the_model_trained_on_says_so(teacher, bundled, tmp_path):
+    """The bundled model trained on TCGA-LGG: its answer on the TCGA-LGG cases is marked as no test of a new scan;
+    on the Kaggle Testing cases, and for a model that never saw TCGA-LGG (the tiny one), nothing is added."""
+    said = text.t("teach.seen_source")
+    trained = Teacher(bundled, teacher.cases, tmp_path)
+    assert trained.trained_on == {"tcga-lgg"} and teacher.trained_on == set()
+    for index, case in enumerate(teacher.cases):
+        results = [t.reveal(Progress(index=index), case.truth)[4] for t in (trained, teacher)]
+        assert (said in results[0]) == (case.source == "tcga-lgg") and said not in results[1]
+    index = [c.source for c in teacher.cases].index("tcga-lgg")
+    french = trained._view(Progress(index=index, picks={teacher.cases[index].id: "glioma"}), "fr")[4]
+    assert text.t("teach.seen_source", "fr") in french and said not in french

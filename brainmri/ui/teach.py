@@ -94,6 +94,11 @@ class Teacher:
         if unknown:
             raise ValueError(f"teaching cases with classes the model does not know: {sorted(unknown)}")
         self.predictor, self.cases, self.output_dir = predictor, cases, output_dir
+        from brainmri.data.lgg import COLLECTION, LICENCE
+        from brainmri.evaluation.modelcard import training_licence
+
+        # sources whose scans the served model trained on: its answer on their cases is no test of a new scan
+        self.trained_on = {COLLECTION} if training_licence(predictor.release.folder) == LICENCE else set()
         self._answers: dict[str, _Answer] = {}
         self._slices: dict[str, np.ndarray] = {}  # each case's slice as shown
         self._lock = threading.Lock()
@@ -195,6 +200,7 @@ class Teacher:
                     verdict=verdict,
                 ),
                 *([] if case.mask is not None else [text.t("teach.no_outline", lang)]),
+                *([text.t("teach.seen_source", lang)] if case.source in self.trained_on else []),
             ]
         )
         return (
