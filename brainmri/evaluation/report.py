@@ -327,27 +327,29 @@ def plain_summary(
             high=100 * max(heldout),
         )
     line += "."
-    sequences = (lgg or {}).get("by_sequence") or {}
-    if {"flair", "t1c"} <= set(sequences) and "notumor" in (lgg or {}):
-        return line + text.fill(
-            w["plain_fails"],
-            lang,
-            flair=100 * sequences["flair"]["glioma"]["accuracy"],
-            t1c=100 * sequences["t1c"]["glioma"]["accuracy"],
-            free=100 * lgg["notumor"]["accuracy"],
-        )
-    held = heldout_institution or {}
-    if {"flair", "t1c"} <= set(held.get("by_sequence") or {}) and "notumor" in held:
-        return line + text.fill(
-            w["plain_elsewhere"],
-            lang,
-            sites=", ".join(held.get("sites") or []),
-            flair=100 * held["by_sequence"]["flair"]["glioma"]["accuracy"],
-            t1c=100 * held["by_sequence"]["t1c"]["glioma"]["accuracy"],
-            free=100 * held["notumor"]["accuracy"],
-            ok=100 * held["all"]["ok_share"],
-        )
+    own, held = lgg_figures(lgg), lgg_figures(heldout_institution)
+    if own and own["free"] is not None:
+        return line + text.fill(w["plain_fails"], lang, **{k: 100 * own[k] for k in ("flair", "t1c", "free")})
+    if held and held["free"] is not None and held["ok"] is not None:
+        shares = {k: 100 * held[k] for k in ("flair", "t1c", "free", "ok")}
+        return line + text.fill(w["plain_elsewhere"], lang, sites=held["sites"], **shares)
     return line + w["plain_nowhere"]
+
+
+def lgg_figures(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the pages say of a TCGA-LGG record (``train.py lgg-eval``'s): its institutions (``sites``), glioma
+    recall in FLAIR and in T1 with contrast, the tumour-free slices called "no tumour" (``free``) and the share
+    answered "ok", as fractions (``free`` and ``ok`` None where the record lacks them); None without the two
+    recalls."""
+    sequences = (record or {}).get("by_sequence") or {}
+    if not {"flair", "t1c"} <= set(sequences):
+        return None
+    return {
+        "sites": ", ".join(record.get("sites") or []),
+        **{s: sequences[s]["glioma"]["accuracy"] for s in ("flair", "t1c")},
+        "free": (record.get("notumor") or {}).get("accuracy"),
+        "ok": (record.get("all") or {}).get("ok_share"),
+    }
 
 
 def summary_line(
@@ -428,18 +430,10 @@ def about_markdown(
                     glioma=100 * glioma,
                 )
             )
-        held = heldout_institution or {}
-        if {"flair", "t1c"} <= set(held.get("by_sequence") or {}) and "notumor" in held:
-            figures.append(
-                text.fill(
-                    words["institution"],
-                    lang,
-                    sites=", ".join(held.get("sites") or []),
-                    flair=100 * held["by_sequence"]["flair"]["glioma"]["accuracy"],
-                    t1c=100 * held["by_sequence"]["t1c"]["glioma"]["accuracy"],
-                    free=100 * held["notumor"]["accuracy"],
-                )
-            )
+        held = lgg_figures(heldout_institution)
+        if held and held["free"] is not None:
+            shares = {k: 100 * held[k] for k in ("flair", "t1c", "free")}
+            figures.append(text.fill(words["institution"], lang, sites=held["sites"], **shares))
         inverted = (robustness or {}).get(INVERSION)
         if inverted:
             figures.append(text.fill(words["inverted"], lang, accuracy=100 * inverted["accuracy"]))

@@ -80,11 +80,10 @@ class ModelFacts:
 
 def _institution(record: dict | None) -> dict[str, Any]:
     """The figures of ``lgg-heldout-institution.json`` the report shows, or none when it lacks them."""
-    sequences = (record or {}).get("by_sequence") or {}
-    if not {"flair", "t1c"} <= set(sequences):
-        return {}
-    recall = {s: sequences[s]["glioma"]["accuracy"] for s in ("flair", "t1c")}
-    return {"sites": ", ".join(record.get("sites") or []), **recall}
+    from brainmri.evaluation.report import lgg_figures
+
+    figures = lgg_figures(record)
+    return {k: figures[k] for k in ("sites", "flair", "t1c")} if figures else {}
 
 
 def _figures_line(facts: ModelFacts, t: dict, lang: str) -> str:
